@@ -1,0 +1,80 @@
+# Two commands on a fresh machine:  make run  |  make test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PIP_VERSION := 26.3
+
+# Settings for the checks that run outside pytest (pytest sets its own, see
+# rra/testing/pytest_plugin.py). ENV_FILE= keeps a developer's .env out of them.
+CHECK_ENV := ENV_FILE= DEBUG=true
+DEPLOY_ENV := ENV_FILE= DEBUG=false SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	ALLOWED_HOSTS=rra.example.com CSRF_TRUSTED_ORIGINS=https://rra.example.com \
+	REDIS_URL=redis://127.0.0.1:6379/0
+
+.PHONY: help setup run test lint format check-deploy worker db-stop clean
+
+help:
+	@echo "make run    set everything up and serve http://127.0.0.1:8000 (web + worker)"
+	@echo "make test   set everything up and run lint, checks and the whole test suite"
+	@echo "make format apply ruff's formatting and safe fixes"
+	@echo "make db-stop stop the embedded PostgreSQL"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "RRA needs Python 3.11, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
+
+# Reinstall only when requirements.txt changes.
+$(INSTALLED): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+# A first `make run` writes a development .env (DEBUG on, a random SECRET_KEY).
+.env:
+	@printf '# Written by `make run` for local development; see .env.example.\nDEBUG=true\nSECRET_KEY=%s\n' \
+		"$$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
+	@echo "wrote .env for development (DEBUG=true)"
+
+setup: $(INSTALLED) .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+
+run: setup
+	@echo
+	@echo "  RRA is starting on http://127.0.0.1:8000  (web + background worker; Ctrl-C stops both)"
+	@echo "  Create an admin account:  $(PY) manage.py createsuperuser"
+	@echo
+	@deploy/run-dev.sh
+
+worker: setup
+	$(PY) manage.py db_worker
+
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		if [ "$${CI:-}" = "true" ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
+		else echo "note: redis-server not found; tests that need Redis will be skipped"; fi; }
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(INSTALLED)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+check-deploy: $(INSTALLED)
+	$(CHECK_ENV) $(PY) manage.py makemigrations --check --dry-run
+	$(DEPLOY_ENV) $(PY) manage.py check --deploy --fail-level WARNING
+
+test: $(INSTALLED) redis-server lint check-deploy
+	$(PY) -m pytest
+
+db-stop: $(INSTALLED)
+	$(CHECK_ENV) $(PY) manage.py embedded_db stop
+
+clean:
+	rm -rf var/static .pytest_cache .ruff_cache

@@ -1,0 +1,88 @@
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import ApiToken
+
+pytestmark = pytest.mark.django_db
+
+
+def _bearer(raw):
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
+
+def test_it_creates_a_token_shown_once_and_stores_only_its_hash(owner_client, owner):
+    response = owner_client.post("/api/tokens", {"name": "laptop"}, content_type="application/json")
+    assert response.status_code == 201
+    raw = response.json()["token"]
+    assert raw.startswith("rra_") and len(raw) > 40
+    token = ApiToken.objects.get()
+    assert token.user == owner and token.name == "laptop"
+    assert raw not in token.key_hash
+    listing = owner_client.get("/api/tokens").json()["results"]
+    assert [t["name"] for t in listing] == ["laptop"]
+    assert "token" not in listing[0]
+
+
+def test_a_token_authenticates_api_calls_and_records_last_use(client, owner):
+    token, raw = ApiToken.issue(user=owner, name="ci")
+    response = client.get("/api/me", **_bearer(raw))
+    assert response.status_code == 200
+    assert response.json()["email"] == owner.email
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+
+
+def test_a_revoked_token_no_longer_works(client, owner):
+    token, raw = ApiToken.issue(user=owner, name="old")
+    assert client.delete(f"/api/tokens/{token.pk}", **_bearer(raw)).status_code == 204
+    response = client.get("/api/me", **_bearer(raw))
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "Invalid or revoked API token."
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_nobody_else_can_revoke_my_token(client, owner, outsider):
+    token, _ = ApiToken.issue(user=owner, name="mine")
+    client.force_login(outsider)
+    response = client.delete(f"/api/tokens/{token.pk}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    token.refresh_from_db()
+    assert token.is_active
+
+
+def test_errors_share_one_json_shape(owner_client):
+    anonymous = Client().get("/api/me")
+    assert anonymous.status_code in (401, 403)
+    assert anonymous.json()["error"]["code"] == "not_authenticated"
+    invalid = owner_client.post("/api/tokens", {"name": ""}, content_type="application/json")
+    assert invalid.status_code == 400
+    assert invalid.json()["error"]["fields"]["name"] == ["This field may not be blank."]
+    missing = owner_client.get("/api/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "error": {"status": 404, "code": "not_found", "message": "Not found."}
+    }
+    bad_header = Client().get("/api/me", HTTP_AUTHORIZATION="Bearer a b")
+    assert bad_header.status_code == 401
+
+
+def test_the_profile_page_creates_lists_and_revokes_tokens(owner_client, owner):
+    response = owner_client.post(reverse("accounts:profile"), {"name": "script"})
+    assert response.status_code == 201
+    raw = response.context["new_token"]
+    assert raw in response.content.decode()
+    token = ApiToken.objects.get(user=owner)
+    page = owner_client.get(reverse("accounts:profile")).content.decode()
+    assert "script" in page and raw not in page
+    owner_client.post(reverse("accounts:revoke_token", args=[token.pk]))
+    token.refresh_from_db()
+    assert not token.is_active
+    assert owner_client.get("/api/me", **_bearer(raw)).status_code == 401
+
+
+def test_the_profile_form_explains_a_missing_name(owner_client):
+    response = owner_client.post(reverse("accounts:profile"), {"name": ""})
+    assert response.status_code == 400
+    assert "This field is required." in response.content.decode()

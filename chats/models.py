@@ -1,0 +1,1 @@
+# Chat, Message, Citation and Vote arrive with the chat work.

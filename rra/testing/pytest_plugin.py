@@ -1,0 +1,106 @@
+"""Test-session set-up that must happen before Django reads its settings.
+
+Loaded with `-p rra.testing.pytest_plugin` (pyproject addopts), so it runs before
+pytest-django imports rra.settings:
+
+- a developer's .env is ignored and the suite gets fixed, production-like settings;
+- a private Redis (redis-server on a free port, nothing written to disk) is started for
+  the session and REDIS_URL points at it. Without redis-server on the PATH the tests
+  that need Redis skip with a reason; with CI=true that is an error instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+TEST_ENV = {
+    "ENV_FILE": "",
+    "DEBUG": "false",
+    "SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdef",
+    "SECURE_SSL_REDIRECT": "false",
+    "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
+    "LOG_LEVEL": "WARNING",
+}
+
+_redis: subprocess.Popen | None = None
+_redis_dir: str | None = None
+REDIS_MISSING_REASON = ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_redis() -> str:
+    global _redis, _redis_dir
+    port = free_port()
+    _redis_dir = tempfile.mkdtemp(prefix="rra-redis-")
+    _redis = subprocess.Popen(
+        [
+            shutil.which("redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            _redis_dir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    raise pytest.UsageError(f"private redis-server on port {port} did not start")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    global REDIS_MISSING_REASON
+    for name, value in TEST_ENV.items():
+        os.environ[name] = value
+    os.environ.pop("REDIS_URL", None)
+    if os.environ.get("RRA_TEST_REDIS_URL"):
+        os.environ["REDIS_URL"] = os.environ["RRA_TEST_REDIS_URL"]
+    elif shutil.which("redis-server"):
+        os.environ["REDIS_URL"] = _start_redis()
+    elif os.environ.get("CI", "").lower() == "true":
+        raise pytest.UsageError(
+            "CI=true but redis-server is not on the PATH: the Redis tests cannot run. "
+            "Install it (apt-get install redis-server) or set RRA_TEST_REDIS_URL."
+        )
+    else:
+        REDIS_MISSING_REASON = (
+            "redis-server is not on the PATH and RRA_TEST_REDIS_URL is unset; "
+            "install Redis to run this test"
+        )
+
+
+def pytest_unconfigure(config):
+    if _redis is not None:
+        _redis.terminate()
+        try:
+            _redis.wait(5)
+        except subprocess.TimeoutExpired:
+            _redis.kill()
+    if _redis_dir:
+        shutil.rmtree(_redis_dir, ignore_errors=True)

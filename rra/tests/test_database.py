@@ -1,0 +1,76 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_connections_come_from_a_pool_as_the_plan_sets_it():
+    options = settings.DATABASES["default"]["OPTIONS"]
+    assert options["pool"] == {"min_size": 2, "max_size": 20, "max_idle": 20.0, "timeout": 10.0}
+    assert options["connect_timeout"] == 10
+    assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
+    assert settings.DATABASES["default"]["ATOMIC_REQUESTS"] is False
+    connection.ensure_connection()
+    assert connection.pool is not None and connection.pool.max_size == 20
+    # No server-side prepared statements (PgBouncer in transaction mode).
+    assert connection.connection.prepare_threshold is None
+
+
+@pytest.mark.django_db
+def test_pgvector_is_installed_by_a_migration():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        (version,) = cursor.fetchone()
+        cursor.execute("SELECT '[1,2,3]'::vector <=> '[1,2,4]'::vector")
+        assert cursor.fetchone()[0] > 0
+    major, minor = (int(x) for x in version.split(".")[:2])
+    assert (major, minor) >= (0, 8)
+
+
+@pytest.mark.skipif(bool(settings.DATABASE_URL), reason="an external database is configured")
+def test_the_embedded_server_starts_once_when_many_processes_start_together(tmp_path):
+    pgdata = tmp_path / "pgdata"
+    code = (
+        "import django; django.setup(); from django.db import connection;"
+        "c = connection.cursor(); c.execute('select current_database()'); print(c.fetchone()[0])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "POSTGRES_URL")}
+    env.update(
+        {"ENV_FILE": "", "DJANGO_SETTINGS_MODULE": "rra.settings", "EMBEDDED_PG_DIR": str(pgdata)}
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        outputs = [p.communicate(timeout=180) for p in procs]
+        for proc, (out, err) in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, err
+            assert out.strip() == "rra"
+        postmasters = (pgdata / "postmaster.pid").read_text().splitlines()
+        assert postmasters and postmasters[0].isdigit()
+    finally:
+        stop = subprocess.run(
+            [sys.executable, "manage.py", "embedded_db", "stop"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert stop.returncode == 0, stop.stderr
+    assert not (pgdata / "postmaster.pid").exists()

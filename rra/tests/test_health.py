@@ -1,0 +1,77 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+DEAD_REDIS = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.2,
+            "SOCKET_TIMEOUT": 0.2,
+            "IGNORE_EXCEPTIONS": True,
+        },
+    },
+}
+
+
+def test_live_has_no_dependencies(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/api/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize("path", ["/api/health/ready", "/api/health"])
+def test_ready_reports_each_check_with_its_time(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "cache", "migrations"}
+    for check in body["checks"].values():
+        assert check["status"] == "ok"
+        assert isinstance(check["ms"], float)
+
+
+def test_ready_fails_when_redis_is_down(client, settings, redis_url):
+    settings.CACHES = {**settings.CACHES, **DEAD_REDIS}
+    response = client.get("/api/health/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "fail"
+    assert body["checks"]["cache"]["status"] == "fail"
+    assert "ConnectionError" in body["checks"]["cache"]["error"]
+    assert body["checks"]["database"]["status"] == "ok"
+
+
+def test_ready_answers_503_quickly_when_the_database_is_unreachable():
+    """A real process whose database URL points at a closed port."""
+    code = (
+        "import django, json; django.setup();"
+        "from django.test import Client;"
+        "r = Client().get('/api/health/ready');"
+        "print(r.status_code, json.dumps(r.json()))"
+    )
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "DJANGO_SETTINGS_MODULE": "rra.settings",
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing",
+        "DB_CONNECT_TIMEOUT": "2",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    status, _, body = result.stdout.strip().partition(" ")
+    assert status == "503"
+    assert '"database": {"status": "fail"' in body
+    assert '"status": "fail"' in body

@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from accounts import api as accounts_api
+from rra import health, views
+
+api_patterns = [
+    path("health", health.ready, name="health"),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("me", accounts_api.me, name="me"),
+    path("tokens", accounts_api.tokens, name="tokens"),
+    path("tokens/<int:token_id>", accounts_api.token_detail, name="token-detail"),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/", include("accounts.urls")),
+    path("admin/", admin.site.urls),
+    path("api/", include((api_patterns, "api"))),
+]
+
+handler400 = "rra.views.bad_request"
+handler403 = "rra.views.permission_denied"
+handler404 = "rra.views.not_found"
+handler500 = "rra.views.server_error"
