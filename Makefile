@@ -51,7 +51,7 @@ run: setup
 	@deploy/run-dev.sh
 
 worker: setup
-	$(PY) manage.py db_worker
+	$(PY) manage.py worker
 
 redis-server:
 	@command -v redis-server >/dev/null || { \

@@ -4,7 +4,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
-$PY manage.py db_worker &
+$PY manage.py worker &
 worker=$!
 .venv/bin/gunicorn --config deploy/gunicorn.conf.py &
 web=$!

@@ -1,1 +1,220 @@
-# Document, DocumentContent, Chunk and Embedding arrive with the ingestion work.
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from pgvector.django import VectorField
+
+MIME_EXTENSIONS = {
+    "application/pdf": ".pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "text/markdown": ".md",
+    "text/plain": ".txt",
+}
+
+
+def stored_file_name(instance: Document, filename: str) -> str:
+    """Files are stored under a UUID name; the user's file name is never a path."""
+    return f"documents/{uuid.uuid4().hex}{MIME_EXTENSIONS.get(instance.mime_type, '')}"
+
+
+class DocumentQuerySet(models.QuerySet):
+    def readable_by(self, user) -> DocumentQuerySet:
+        """What a user may read: their own documents and everything shared."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self
+        return self.filter(Q(owner=user) | Q(visibility=Document.Visibility.SHARED))
+
+    def changeable_by(self, user) -> DocumentQuerySet:
+        if not user.is_authenticated:
+            return self.none()
+        return self if user.is_staff else self.filter(owner=user)
+
+    def ready(self) -> DocumentQuerySet:
+        return self.filter(status=Document.Status.READY)
+
+    def in_progress(self) -> DocumentQuerySet:
+        return self.filter(status__in=Document.IN_PROGRESS)
+
+
+class Document(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        EXTRACTING = "extracting", "Extracting text"
+        CHUNKING = "chunking", "Splitting into passages"
+        EMBEDDING = "embedding", "Embedding"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Private"
+        SHARED = "shared", "Shared with everyone"
+
+    IN_PROGRESS = (Status.EXTRACTING, Status.CHUNKING, Status.EMBEDDING)
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="documents",
+        db_index=False,  # document_owner_idx below
+    )
+    name = models.CharField(max_length=255, help_text="Display name, from the uploaded file.")
+    file = models.FileField(upload_to=stored_file_name, max_length=255)
+    mime_type = models.CharField(max_length=100)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    failure_reason = models.TextField(blank=True)
+    pages_done = models.PositiveIntegerField(default=0)
+    pages_total = models.PositiveIntegerField(default=0)
+    chunks_embedded = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    # Processing bookkeeping: a worker claims the document with a fresh token and keeps
+    # heartbeat_at fresh; stale claims are re-queued (documents.services).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claim = models.UUIDField(null=True, blank=True, editable=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    # The embedding model that search uses for this document's chunks.
+    embedding_model = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DocumentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status"], name="document_status_idx"),
+            models.Index(fields=["owner"], name="document_owner_idx"),
+            models.Index(fields=["name"], name="document_name_idx"),
+            models.Index(fields=["created_at"], name="document_created_at_idx"),
+            models.Index(fields=["owner", "status"], name="document_owner_status_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "sha256"], name="document_owner_sha256_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def extension(self) -> str:
+        return PurePosixPath(self.name).suffix.lower()
+
+    @property
+    def is_processing(self) -> bool:
+        return self.status in (self.Status.QUEUED, *self.IN_PROGRESS)
+
+    @property
+    def progress(self) -> float:
+        """0..1 over the whole pipeline: extraction is ~30 %, embedding ~70 % of the work."""
+        if self.status == self.Status.READY:
+            return 1.0
+        extract = self.pages_done / self.pages_total if self.pages_total else 0.0
+        embed = self.chunks_embedded / self.chunks_total if self.chunks_total else 0.0
+        if self.status in (self.Status.QUEUED, self.Status.FAILED):
+            return 0.0
+        if self.status == self.Status.EXTRACTING:
+            return 0.3 * extract
+        return 0.3 + 0.7 * embed
+
+    def eta_seconds(self, now=None) -> float | None:
+        """Remaining time extrapolated from the progress so far (None when unknown)."""
+        if self.status not in self.IN_PROGRESS or not self.processing_started_at:
+            return None
+        progress = self.progress
+        if progress <= 0.02:
+            return None
+        elapsed = ((now or timezone.now()) - self.processing_started_at).total_seconds()
+        return round(max(0.0, elapsed * (1 - progress) / progress), 1)
+
+
+class DocumentContent(models.Model):
+    """The extracted text, one entry per page."""
+
+    document = models.OneToOneField(Document, on_delete=models.CASCADE, related_name="content")
+    pages = models.JSONField(default=list, help_text="Text of each page, in order.")
+    page_sizes = models.JSONField(default=list, help_text="[width, height] in points per page.")
+    page_count = models.PositiveIntegerField(default=0)
+    char_count = models.PositiveIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"content of {self.document_id} ({self.page_count} pages)"
+
+
+class ChunkQuerySet(models.QuerySet):
+    def readable_by(self, user) -> ChunkQuerySet:
+        return self.filter(document__in=Document.objects.readable_by(user).ready())
+
+
+class Chunk(models.Model):
+    document = models.ForeignKey(
+        Document, on_delete=models.CASCADE, related_name="chunks", db_index=False
+    )
+    index = models.PositiveIntegerField()
+    first_page = models.PositiveIntegerField()
+    last_page = models.PositiveIntegerField()
+    section = models.TextField(blank=True)
+    content = models.TextField()
+    token_count = models.PositiveIntegerField()
+    start_offset = models.PositiveIntegerField(help_text="Offset in the first page's text.")
+    end_offset = models.PositiveIntegerField(help_text="Offset in the last page's text.")
+    search_vector = models.GeneratedField(
+        expression=SearchVector("content", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    objects = ChunkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["document", "index"]
+        indexes = [
+            models.Index(fields=["document"], name="chunk_document_idx"),
+            models.Index(fields=["index"], name="chunk_index_idx"),
+            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "index"], name="chunk_document_index_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.index} p.{self.first_page}-{self.last_page}"
+
+
+class Embedding(models.Model):
+    """A chunk's vector for one model. Vectors of any dimension share this column; each
+    model gets its own partial HNSW index over `vector::vector(dims)` (see
+    documents.vector_index), so adding a model needs no migration."""
+
+    # (chunk, model) unique below serves lookups by chunk.
+    chunk = models.ForeignKey(
+        Chunk, on_delete=models.CASCADE, related_name="embeddings", db_index=False
+    )
+    model = models.CharField(max_length=100)
+    vector = VectorField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["model"], name="embedding_model_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["chunk", "model"], name="embedding_chunk_model_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} vector of chunk {self.chunk_id}"

@@ -13,8 +13,10 @@ class Page:
     """One page of extracted text.
 
     For PDFs `text` has exactly the length of pdfium's text for the page and the same
-    character positions (only "\\r" is replaced by " "), so an offset range in it is a
-    character range for pypdfium2's PdfTextPage (get_rect/count_rects) when highlighting.
+    character positions, so an offset range in it is a character range for pypdfium2's
+    PdfTextPage (get_rect/count_rects) when highlighting. Only same-length substitutions
+    are made: "\\r" becomes " ", NUL becomes U+FFFD (PostgreSQL cannot store NUL), and a
+    character outside the BMP (two positions in pdfium) is followed by U+2060.
     Non-paginated formats (DOCX, Markdown, text) have a single page 1; width and height
     are 0 there.
     """
@@ -34,7 +36,8 @@ class Block:
     text: str
     start: int  # offset of the block's first character in Page.text of `page`
     end: int  # offset just past its last character in that page (same page only)
-    headings: list[str] = field(default_factory=list)  # enclosing headings, outermost first
+    # Enclosing headings, outermost first (for a heading block: its parents only).
+    headings: list[str] = field(default_factory=list)
     level: int = 0  # heading level for kind="heading" (1 = top)
 
 

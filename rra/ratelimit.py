@@ -98,3 +98,30 @@ def retry_after_text(seconds: int) -> str:
     if seconds < 90:
         return f"{seconds} seconds"
     return f"{math.ceil(seconds / 60)} minutes"
+
+
+def limit_request(request: HttpRequest, *, group: str, rate: str) -> Usage | None:
+    """Count one hit for the signed-in user (else the client IP); return the usage when
+    the limit is exceeded, None otherwise. Fails open when the store is down."""
+    user = getattr(request, "user", None)
+    value = (
+        f"user:{user.pk}"
+        if user is not None and user.is_authenticated
+        else f"ip:{client_ip(request)}"
+    )
+    hit = usage(request, group=group, value=value, rate=rate, increment=True, fail_open=True)
+    if hit is not None and hit.count > hit.limit:
+        return hit
+    return None
+
+
+def too_many_requests_json(hit: Usage, what: str):
+    from rra.api import json_error
+
+    response = json_error(
+        429,
+        "rate_limited",
+        f"Too many {what}. Try again in {retry_after_text(hit.retry_after)}.",
+    )
+    response["Retry-After"] = str(hit.retry_after)
+    return response

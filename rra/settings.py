@@ -143,6 +143,7 @@ DATABASES = {
         "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": True,
         "ATOMIC_REQUESTS": False,
+        "TEST": {"NAME": env.str("TEST_DATABASE_NAME", "test_rra")},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -245,7 +246,26 @@ EMBEDDINGS_PROVIDER = env.str("EMBEDDINGS_PROVIDER", "local", choices=("local", 
 EMBEDDINGS_BASE_URL = env.url("EMBEDDINGS_BASE_URL")
 EMBEDDINGS_API_KEY = env.str("EMBEDDINGS_API_KEY")
 EMBEDDINGS_MODEL = env.str("EMBEDDINGS_MODEL")
+# Vector size for the remote providers (unset: the model's own, learned from its answer).
+EMBEDDINGS_DIMENSIONS = env.int("EMBEDDINGS_DIMENSIONS", None, min=1, max=16000)
+# Seconds an embeddings request may take (connecting: at most 10 of them).
+EMBEDDINGS_TIMEOUT = env.float("EMBEDDINGS_TIMEOUT", 30.0, min=0.1)
+# Texts per request or forward pass (unset: local 32, Cohere 96, OpenAI-compatible 128).
+EMBEDDINGS_BATCH_SIZE = env.int("EMBEDDINGS_BATCH_SIZE", None, min=1, max=2048)
+# torch threads for the local model (0: one per available core).
+EMBEDDINGS_THREADS = env.int("EMBEDDINGS_THREADS", 0, min=0, max=256)
 COHERE_API_KEY = env.str("COHERE_API_KEY")
+COHERE_BASE_URL = env.url("COHERE_BASE_URL", "https://api.cohere.com")
+COHERE_EMBED_MODEL = env.str("COHERE_EMBED_MODEL", "embed-v4.0")
+COHERE_RERANK_MODEL = env.str("COHERE_RERANK_MODEL", "rerank-v3.5")
+# Chunking: passage size and the overlap between neighbours of one section, in tokens.
+CHUNK_TARGET_TOKENS = env.int("CHUNK_TARGET_TOKENS", 200, min=32, max=8000)
+CHUNK_OVERLAP_TOKENS = env.int("CHUNK_OVERLAP_TOKENS", 30, min=0)
+if CHUNK_OVERLAP_TOKENS * 2 > CHUNK_TARGET_TOKENS:
+    raise ImproperlyConfigured(
+        "Environment variable CHUNK_OVERLAP_TOKENS must be at most half of "
+        f"CHUNK_TARGET_TOKENS ({CHUNK_TARGET_TOKENS}); got {CHUNK_OVERLAP_TOKENS}."
+    )
 XAI_API_KEY = env.str("XAI_API_KEY")
 XAI_MODEL = env.str("XAI_MODEL", "grok-4")
 LLM_BASE_URL = env.url("LLM_BASE_URL")
@@ -259,6 +279,27 @@ if EMBEDDINGS_PROVIDER == "openai" and not EMBEDDINGS_BASE_URL:
     raise ImproperlyConfigured(
         "Environment variable EMBEDDINGS_BASE_URL must be set when EMBEDDINGS_PROVIDER=openai."
     )
+if EMBEDDINGS_PROVIDER == "openai" and not EMBEDDINGS_MODEL:
+    raise ImproperlyConfigured(
+        "Environment variable EMBEDDINGS_MODEL must be set when EMBEDDINGS_PROVIDER=openai."
+    )
+
+# --- Documents and ingestion -------------------------------------------------------
+
+MAX_UPLOAD_SIZE_MB = env.int("MAX_UPLOAD_SIZE_MB", 50, min=1, max=2048)
+MAX_UPLOAD_FILES = env.int("MAX_UPLOAD_FILES", 20, min=1, max=200)
+UPLOAD_RATE = env.str("UPLOAD_RATE", "5/m")
+EXTRACTION_TIMEOUT_S = env.float("EXTRACTION_TIMEOUT_S", 120.0, min=1)
+EXTRACTION_MEMORY_MB = env.int("EXTRACTION_MEMORY_MB", 1024, min=128)
+EXTRACTION_MAX_PAGES = env.int("EXTRACTION_MAX_PAGES", 2000, min=1)
+DOCX_MAX_UNPACKED_MB = env.int("DOCX_MAX_UNPACKED_MB", 200, min=1)
+INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", 5, min=1, max=50)
+INGEST_RETRY_BASE_S = env.float("INGEST_RETRY_BASE_S", 10.0, min=0)
+# A document whose worker has not reported progress for this long is re-queued.
+INGEST_STALE_AFTER_S = env.int("INGEST_STALE_AFTER_S", 300, min=10)
+WORKER_SWEEP_INTERVAL_S = env.float("WORKER_SWEEP_INTERVAL_S", 60.0, min=1)
+# Largest upload Django keeps in memory before spooling to a temporary file.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Background tasks (django-tasks with the database backend) ---------------------
 

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import api as accounts_api
+from documents import api as documents_api
 from rra import health, views
 
 api_patterns = [
@@ -11,11 +12,23 @@ api_patterns = [
     path("me", accounts_api.me, name="me"),
     path("tokens", accounts_api.tokens, name="tokens"),
     path("tokens/<int:token_id>", accounts_api.token_detail, name="token-detail"),
+    path("documents", documents_api.DocumentListView.as_view(), name="documents"),
+    path(
+        "documents/<int:document_id>",
+        documents_api.DocumentDetailView.as_view(),
+        name="document-detail",
+    ),
+    path(
+        "documents/<int:document_id>/reprocess",
+        documents_api.DocumentReprocessView.as_view(),
+        name="document-reprocess",
+    ),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("accounts.urls")),
+    path("documents/", include("documents.urls")),
     path("admin/", admin.site.urls),
     path("api/", include((api_patterns, "api"))),
 ]

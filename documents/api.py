@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from documents import filetypes
+from documents.models import Document
+from documents.services import (
+    FileTooLarge,
+    document_create,
+    document_delete,
+    document_reprocess,
+    document_validate_upload,
+)
+from rra.api import json_error
+from rra.ratelimit import limit_request, too_many_requests_json
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    status_display = serializers.CharField(source="get_status_display", read_only=True)
+    is_owner = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    chunk_count = serializers.SerializerMethodField()
+    page_count = serializers.IntegerField(source="pages_total", read_only=True)
+
+    class Meta:
+        model = Document
+        fields = [
+            "id",
+            "name",
+            "mime_type",
+            "size",
+            "sha256",
+            "visibility",
+            "status",
+            "status_display",
+            "failure_reason",
+            "progress",
+            "page_count",
+            "chunk_count",
+            "is_owner",
+            "embedding_model",
+            "created_at",
+            "updated_at",
+            "ready_at",
+        ]
+        read_only_fields = [f for f in fields if f not in ("name", "visibility")]
+
+    def get_is_owner(self, document: Document) -> bool:
+        return document.owner_id == self.context["request"].user.pk
+
+    def get_chunk_count(self, document: Document) -> int:
+        annotated = getattr(document, "chunk_count", None)
+        return annotated if annotated is not None else document.chunks_total
+
+    def get_progress(self, document: Document) -> dict:
+        return {
+            "fraction": round(document.progress, 3),
+            "pages_done": document.pages_done,
+            "pages_total": document.pages_total,
+            "chunks_embedded": document.chunks_embedded,
+            "chunks_total": document.chunks_total,
+            "eta_seconds": document.eta_seconds(),
+        }
+
+    def validate_name(self, value: str) -> str:
+        from documents.services import display_name
+
+        return display_name(value)
+
+
+class NewestFirst(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+def _upload_limit_bytes() -> int:
+    return settings.MAX_UPLOAD_SIZE_MB * 1024 * 1024
+
+
+class DocumentListView(APIView):
+    def get(self, request: Request) -> Response:
+        documents = Document.objects.readable_by(request.user)
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in Document.Status.values:
+                return json_error(
+                    400,
+                    "invalid",
+                    "Unknown status filter.",
+                    {"status": [f"Use one of: {', '.join(Document.Status.values)}."]},
+                )
+            documents = documents.filter(status=wanted)
+        if request.query_params.get("mine") in ("1", "true"):
+            documents = documents.filter(owner=request.user)
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(documents, request, view=self)
+        data = DocumentSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    def post(self, request: Request) -> Response:
+        limited = limit_request(request, group="upload", rate=settings.UPLOAD_RATE)
+        if limited:
+            return too_many_requests_json(limited, "uploads")
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > _upload_limit_bytes() * settings.MAX_UPLOAD_FILES + 1024 * 1024:
+            return json_error(
+                413,
+                "too_large",
+                f"The upload is too large; each file may be at most {settings.MAX_UPLOAD_SIZE_MB} MB.",
+            )
+        uploads = request.FILES.getlist("files") + request.FILES.getlist("file")
+        if not uploads:
+            return json_error(
+                400,
+                "invalid",
+                "Attach one or more files in the “files” field (multipart/form-data).",
+                {"files": ["No file was submitted."]},
+            )
+        if len(uploads) > settings.MAX_UPLOAD_FILES:
+            return json_error(
+                400,
+                "invalid",
+                f"At most {settings.MAX_UPLOAD_FILES} files per upload.",
+                {"files": [f"{len(uploads)} files were sent."]},
+            )
+        visibility = request.data.get("visibility") or Document.Visibility.PRIVATE
+        if visibility not in Document.Visibility.values:
+            return json_error(
+                400, "invalid", "Unknown visibility.", {"visibility": ["Use private or shared."]}
+            )
+        # Check every file first: one bad file rejects the upload and nothing is stored.
+        checked = []
+        for upload in uploads:
+            try:
+                checked.append((upload, document_validate_upload(upload=upload)))
+            except FileTooLarge as exc:
+                return json_error(413, "too_large", exc.message)
+            except filetypes.EmptyFile as exc:
+                return json_error(400, "empty_file", f"“{upload.name}”: {exc.message}")
+            except filetypes.FileRejected as exc:
+                return json_error(415, "unsupported_type", f"“{upload.name}”: {exc.message}")
+        results = [
+            document_create(
+                owner=request.user, upload=upload, mime_type=mime, visibility=visibility
+            )
+            for upload, mime in checked
+        ]
+        body = {
+            "results": [
+                {
+                    **DocumentSerializer(r.document, context={"request": request}).data,
+                    "created": r.created,
+                }
+                for r in results
+            ]
+        }
+        created = any(r.created for r in results)
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _readable(request: Request, document_id: int) -> Document:
+    return get_object_or_404(
+        Document.objects.readable_by(request.user).annotate(chunk_count=Count("chunks")),
+        pk=document_id,
+    )
+
+
+def _changeable(request: Request, document_id: int) -> Document:
+    document = get_object_or_404(Document.objects.readable_by(request.user), pk=document_id)
+    if not Document.objects.changeable_by(request.user).filter(pk=document.pk).exists():
+        raise PermissionDenied("Only the owner can change this document.")
+    return document
+
+
+class DocumentDetailView(APIView):
+    def get(self, request: Request, document_id: int) -> Response:
+        document = _readable(request, document_id)
+        return Response(DocumentSerializer(document, context={"request": request}).data)
+
+    def patch(self, request: Request, document_id: int) -> Response:
+        document = _changeable(request, document_id)
+        serializer = DocumentSerializer(
+            document, data=request.data, partial=True, context={"request": request}
+        )
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
+
+    def delete(self, request: Request, document_id: int) -> Response:
+        document_delete(document=_changeable(request, document_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DocumentReprocessView(APIView):
+    def post(self, request: Request, document_id: int) -> Response:
+        document = document_reprocess(document=_changeable(request, document_id))
+        return Response(
+            DocumentSerializer(document, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from documents import filetypes
+from documents.models import Document
+from documents.services import (
+    FileTooLarge,
+    document_create,
+    document_delete,
+    document_reprocess,
+    document_validate_upload,
+)
+from rra.ratelimit import limit_request, retry_after_text
+
+
+@login_required
+def library(request: HttpRequest) -> HttpResponse:
+    documents = Document.objects.readable_by(request.user).select_related("owner")[:200]
+    processing = any(d.is_processing for d in documents)
+    return render(
+        request,
+        "documents/library.html",
+        {
+            "documents": documents,
+            "processing": processing,
+            "max_mb": settings.MAX_UPLOAD_SIZE_MB,
+            "accepted": filetypes.ACCEPTED_DESCRIPTION,
+            "Visibility": Document.Visibility,
+        },
+    )
+
+
+@login_required
+@require_POST
+def upload(request: HttpRequest) -> HttpResponse:
+    limited = limit_request(request, group="upload", rate=settings.UPLOAD_RATE)
+    if limited:
+        messages.error(
+            request,
+            f"Too many uploads. Try again in {retry_after_text(limited.retry_after)}.",
+        )
+        response = redirect("documents:library")
+        response.status_code = 303
+        return response
+    uploads = request.FILES.getlist("files")
+    if not uploads:
+        messages.error(request, "Choose one or more files to upload.")
+        return redirect("documents:library")
+    visibility = request.POST.get("visibility", Document.Visibility.PRIVATE)
+    if visibility not in Document.Visibility.values:
+        visibility = Document.Visibility.PRIVATE
+    for upload in uploads[: settings.MAX_UPLOAD_FILES]:
+        try:
+            mime = document_validate_upload(upload=upload)
+        except (FileTooLarge, filetypes.FileRejected) as exc:
+            messages.error(request, f"“{upload.name}” was not uploaded: {exc.message}")
+            continue
+        result = document_create(
+            owner=request.user, upload=upload, mime_type=mime, visibility=visibility
+        )
+        if result.created:
+            messages.success(
+                request, f"“{result.document.name}” was uploaded and is being processed."
+            )
+        else:
+            messages.info(request, f"“{result.document.name}” is already in your library.")
+    return redirect("documents:library")
+
+
+def _owned(request: HttpRequest, document_id: int) -> Document:
+    document = get_object_or_404(Document.objects.readable_by(request.user), pk=document_id)
+    if not Document.objects.changeable_by(request.user).filter(pk=document.pk).exists():
+        raise Http404
+    return document
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, document_id: int) -> HttpResponse:
+    document = _owned(request, document_id)
+    name = document.name
+    document_delete(document=document)
+    messages.success(request, f"“{name}” was deleted.")
+    return redirect("documents:library")
+
+
+@login_required
+@require_POST
+def reprocess(request: HttpRequest, document_id: int) -> HttpResponse:
+    document = document_reprocess(document=_owned(request, document_id))
+    messages.success(request, f"“{document.name}” will be processed again.")
+    return redirect("documents:library")
