@@ -53,16 +53,18 @@ def _create_database(*, host: str, user: str) -> None:
     from psycopg import errors, sql
 
     with psycopg.connect(host=host, user=user, dbname="postgres", autocommit=True) as conn:
+        # Processes starting together take turns: check and create under one lock.
+        conn.execute("SELECT pg_advisory_lock(hashtext('rra:create-database'))")
         found = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
         ).fetchone()
-        if found:
-            return
-        try:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
-            logger.info("created embedded database %s", DATABASE_NAME)
-        except errors.DuplicateDatabase:
-            pass  # another process created it first
+        if not found:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+                logger.info("created embedded database %s", DATABASE_NAME)
+            except (errors.DuplicateDatabase, errors.UniqueViolation):
+                pass  # created by a process that does not take the lock
+        conn.execute("SELECT pg_advisory_unlock(hashtext('rra:create-database'))")
 
 
 def stop(pgdata: Path) -> bool:

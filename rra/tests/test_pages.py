@@ -39,3 +39,12 @@ def test_static_files_are_hashed_and_precompressed(client):
     assert css, "collectstatic wrote no hashed app.css"
     assert css[0].with_name(css[0].name + ".gz").exists()
     assert css[0].with_name(css[0].name + ".br").exists()
+
+
+def test_hashed_static_files_are_served_compressed_and_immutable(client):
+    name = sorted(settings.STATIC_ROOT.glob("css/app.*.css"))[0].name
+    response = client.get(f"/static/css/{name}", HTTP_ACCEPT_ENCODING="br, gzip")
+    assert response.status_code == 200
+    assert "immutable" in response["Cache-Control"]
+    assert response["Content-Encoding"] == "br"
+    assert "Accept-Encoding" in response["Vary"]
