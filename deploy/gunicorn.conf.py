@@ -23,3 +23,19 @@ max_requests_jitter = max_requests // 10
 accesslog = "-"
 errorlog = "-"
 wsgi_app = "rra.wsgi:application"
+
+
+def post_worker_init(worker):
+    """Load the embedding model in the background so the first search does not wait
+    for it (requests are served meanwhile)."""
+    import threading
+
+    def warm():
+        try:
+            from documents.embeddings import get_provider
+
+            get_provider().warm_up()
+        except Exception as exc:  # the worker still serves; searches will retry the load
+            worker.log.warning("embedding warm-up failed: %s", exc)
+
+    threading.Thread(target=warm, name="warm-up", daemon=True).start()

@@ -87,5 +87,12 @@ class DocumentAdmin(admin.ModelAdmin):
             count += 1
         self.message_user(request, f"{count} document(s) deleted.", messages.SUCCESS)
 
+    def save_model(self, request, obj, form, change):
+        # Only the edited fields: the worker updates status and progress concurrently.
+        if change:
+            obj.save(update_fields=[*form.changed_data, "updated_at"])
+        else:
+            super().save_model(request, obj, form, change)
+
     def delete_model(self, request, obj):
         document_delete(document=obj)

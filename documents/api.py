@@ -70,6 +70,13 @@ class DocumentSerializer(serializers.ModelSerializer):
             "eta_seconds": document.eta_seconds(),
         }
 
+    def update(self, instance: Document, validated_data: dict) -> Document:
+        # Save only what changed: the worker updates status and progress concurrently.
+        for field, value in validated_data.items():
+            setattr(instance, field, value)
+        instance.save(update_fields=[*validated_data, "updated_at"])
+        return instance
+
     def validate_name(self, value: str) -> str:
         from documents.services import display_name
 
@@ -207,4 +214,82 @@ class DocumentReprocessView(APIView):
         return Response(
             DocumentSerializer(document, context={"request": request}).data,
             status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(trim_whitespace=True, allow_blank=True)
+    k = serializers.IntegerField(required=False, min_value=1)
+    documents = serializers.CharField(required=False, allow_blank=True)
+    mode = serializers.ChoiceField(choices=["hybrid", "vector", "text"], required=False)
+
+    def validate_q(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("Type something to search for.")
+        return value
+
+    def validate_k(self, value: int) -> int:
+        if value > settings.SEARCH_MAX_K:
+            raise serializers.ValidationError(f"Ask for at most {settings.SEARCH_MAX_K} results.")
+        return value
+
+    def validate_documents(self, value: str) -> list[int] | None:
+        if not value.strip():
+            return None
+        try:
+            ids = [int(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise serializers.ValidationError(
+                "Give document ids as comma-separated numbers, e.g. documents=3,7."
+            ) from None
+        if len(ids) > 100:
+            raise serializers.ValidationError("At most 100 documents per search.")
+        return ids
+
+
+def _hit_json(hit) -> dict:
+    return {
+        "chunk_id": hit.chunk_id,
+        "document": {"id": hit.document_id, "name": hit.document_name},
+        "pages": {"first": hit.first_page, "last": hit.last_page, "label": hit.pages},
+        "section": hit.section,
+        "snippet": hit.snippet,
+        "score": round(hit.score, 6),
+        "scores": {
+            "vector": None if hit.vector_score is None else round(hit.vector_score, 6),
+            "vector_rank": hit.vector_rank,
+            "text": None if hit.text_score is None else round(hit.text_score, 6),
+            "text_rank": hit.text_rank,
+            "rerank": None if hit.rerank_score is None else round(hit.rerank_score, 6),
+        },
+    }
+
+
+class SearchView(APIView):
+    def get(self, request: Request) -> Response:
+        from documents.search import clean_query, cached_search
+
+        params = SearchQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        limited = limit_request(request, group="search", rate=settings.SEARCH_RATE)
+        if limited:
+            return too_many_requests_json(limited, "searches")
+        query, truncated = clean_query(params.validated_data["q"])
+        result, cached = cached_search(
+            user=request.user,
+            query=query,
+            k=params.validated_data.get("k", settings.SEARCH_DEFAULT_K),
+            document_ids=params.validated_data.get("documents"),
+            mode=params.validated_data.get("mode", "hybrid"),
+        )
+        return Response(
+            {
+                "query": result.query,
+                "truncated": truncated,
+                "mode": result.mode,
+                "reranked": result.reranked,
+                "cached": cached,
+                "timings_ms": result.timings,
+                "results": [_hit_json(h) for h in result.hits],
+            }
         )

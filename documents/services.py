@@ -132,6 +132,8 @@ def document_reprocess(*, document: Document) -> Document:
             updated_at=timezone.now(),
         )
         _enqueue_on_commit(document.pk)
+        owner_id = document.owner_id
+        transaction.on_commit(lambda: _invalidate_search(owner_id))
     document.refresh_from_db()
     return document
 
@@ -143,6 +145,12 @@ def document_delete(*, document: Document) -> None:
     with transaction.atomic():
         document.delete()
         transaction.on_commit(lambda: storage.delete(file_name) if file_name else None)
+
+
+def _invalidate_search(owner_id: int) -> None:
+    from documents.search import invalidate_for
+
+    invalidate_for(owner_id=owner_id)
 
 
 # --- Ingestion pipeline ----------------------------------------------------------
@@ -306,6 +314,8 @@ def _store(document, run: _Run, extraction, drafts, vectors, provider) -> None:
             ],
             batch_size=500,
         )
+        owner_id = document.owner_id
+        transaction.on_commit(lambda: _invalidate_search(owner_id))
         run.update(
             status=Document.Status.READY,
             claim=None,
@@ -403,4 +413,6 @@ def document_reindex(*, document: Document, provider) -> int:
         Document.objects.filter(pk=current.pk).update(
             embedding_model=provider.model_id, updated_at=timezone.now()
         )
+        owner_id = current.owner_id
+        transaction.on_commit(lambda: _invalidate_search(owner_id))
     return len(chunks)

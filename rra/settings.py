@@ -111,7 +111,9 @@ if DATABASE_URL:
 else:
     from rra import embedded_db
 
-    _db_fields = embedded_db.ensure_running(EMBEDDED_PG_DIR)
+    _db_fields = embedded_db.ensure_running(
+        EMBEDDED_PG_DIR, env.str("EMBEDDED_DB_NAME", embedded_db.DATABASE_NAME)
+    )
     _db_options = {}
 
 DB_POOL = env.bool("DB_POOL", True)
@@ -268,9 +270,25 @@ if CHUNK_OVERLAP_TOKENS * 2 > CHUNK_TARGET_TOKENS:
     )
 XAI_API_KEY = env.str("XAI_API_KEY")
 XAI_MODEL = env.str("XAI_MODEL", "grok-4")
+XAI_BASE_URL = env.url("XAI_BASE_URL", "https://api.x.ai/v1")
 LLM_BASE_URL = env.url("LLM_BASE_URL")
 LLM_API_KEY = env.str("LLM_API_KEY")
 LLM_MODEL = env.str("LLM_MODEL")
+# Seconds to connect to the LLM service, and the longest wait for the next streamed chunk.
+LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", 10.0, min=0.1)
+LLM_READ_TIMEOUT = env.float("LLM_READ_TIMEOUT", 60.0, min=0.1)
+LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", 0.2, min=0.0, max=2.0)
+LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 1024, min=1, max=1_000_000)
+# Passages scoring below this are not given to the model (0.0: keep all; the default is
+# to be tuned on the retrieval scores).
+ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", 0.0)
+# Tokens of earlier turns sent with a question (the most recent whole turns that fit).
+HISTORY_TOKEN_BUDGET = env.int("HISTORY_TOKEN_BUDGET", 2000, min=0)
+if LLM_BASE_URL and not LLM_MODEL:
+    raise ImproperlyConfigured(
+        "Environment variable LLM_MODEL must be set when LLM_BASE_URL is set "
+        "(the model name on that server, e.g. llama3.1:8b)."
+    )
 if EMBEDDINGS_PROVIDER == "cohere" and not COHERE_API_KEY:
     raise ImproperlyConfigured(
         "Environment variable COHERE_API_KEY must be set when EMBEDDINGS_PROVIDER=cohere."
@@ -300,6 +318,28 @@ INGEST_STALE_AFTER_S = env.int("INGEST_STALE_AFTER_S", 300, min=10)
 WORKER_SWEEP_INTERVAL_S = env.float("WORKER_SWEEP_INTERVAL_S", 60.0, min=1)
 # Largest upload Django keeps in memory before spooling to a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Search ------------------------------------------------------------------------
+
+SEARCH_RATE = env.str("SEARCH_RATE", "30/m")
+SEARCH_DEFAULT_K = env.int("SEARCH_DEFAULT_K", 10, min=1, max=100)
+SEARCH_MAX_K = env.int("SEARCH_MAX_K", 50, min=1, max=200)
+# Longer queries are cut at the last word boundary before this many characters.
+SEARCH_MAX_QUERY_CHARS = env.int("SEARCH_MAX_QUERY_CHARS", 500, min=20, max=5000)
+# Text-search configuration for queries and snippets. The stored tsvector column is
+# built with 'english'; another value only makes sense after changing that column.
+SEARCH_TEXT_CONFIG = env.str("SEARCH_TEXT_CONFIG", "english")
+SEARCH_CANDIDATES = env.int("SEARCH_CANDIDATES", 50, min=5, max=1000)
+SEARCH_RRF_K = env.int("SEARCH_RRF_K", 60, min=1)
+SEARCH_VECTOR_WEIGHT = env.float("SEARCH_VECTOR_WEIGHT", 1.0, min=0)
+SEARCH_TEXT_WEIGHT = env.float("SEARCH_TEXT_WEIGHT", 1.0, min=0)
+SEARCH_EF_SEARCH = env.int("SEARCH_EF_SEARCH", 100, min=1, max=1000)
+SEARCH_ITERATIVE_SCAN = env.str(
+    "SEARCH_ITERATIVE_SCAN", "relaxed_order", choices=("off", "relaxed_order", "strict_order")
+)
+SEARCH_CACHE_TTL = env.int("SEARCH_CACHE_TTL", 60, min=0)
+RERANK_TOP_N = env.int("RERANK_TOP_N", 30, min=1, max=1000)
+RERANK_TIMEOUT = env.float("RERANK_TIMEOUT", 10.0, min=0.1)
 
 # --- Background tasks (django-tasks with the database backend) ---------------------
 

@@ -13,6 +13,7 @@ api_patterns = [
     path("tokens", accounts_api.tokens, name="tokens"),
     path("tokens/<int:token_id>", accounts_api.token_detail, name="token-detail"),
     path("documents", documents_api.DocumentListView.as_view(), name="documents"),
+    path("search", documents_api.SearchView.as_view(), name="search"),
     path(
         "documents/<int:document_id>",
         documents_api.DocumentDetailView.as_view(),

@@ -16,7 +16,8 @@ As a pytest fixture: ``with FakeOpenAI() as server: yield server`` (or start()/s
 
 A new endpoint is a method that takes a RecordedRequest and returns a Response (raise
 BadRequest for a malformed request), registered with ``route()``. ``Response.sse()``
-streams server-sent events, ready for a ``/v1/chat/completions`` handler.
+streams server-sent events; a streamed body may raise ``DropConnection`` to cut the
+connection in the middle of the answer (see FakeOpenAI's chat completions).
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ import base64
 import hashlib
 import json
 import math
+import re
 import struct
+import sys
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -95,6 +99,11 @@ class Response:
         )
 
 
+class DropConnection(Exception):
+    """Raised by a streamed body: close the connection now, without ending the response
+    (the client sees the body stop short, as when a server or proxy dies mid-answer)."""
+
+
 class BadRequest(Exception):
     """Raised by a handler: the request is malformed; answered with the API's 400."""
 
@@ -131,8 +140,7 @@ class FakeServer:
     # -- life cycle --------------------------------------------------------------------
 
     def start(self) -> Self:
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
-        httpd.daemon_threads = True
+        httpd = _HTTPServer(("127.0.0.1", 0), _RequestHandler)
         httpd.fake = self  # type: ignore[attr-defined]
         self._httpd = httpd
         self._stopping.clear()
@@ -252,6 +260,15 @@ class FakeServer:
         return request.json
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client hung up on a kept-alive connection: not worth a traceback
+        super().handle_error(request, client_address)
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # idle keep-alive connections are closed after this
@@ -298,6 +315,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(response)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (e.g. its timeout)
+        except DropConnection:
+            self.close_connection = True  # the socket is closed without the last chunk
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
@@ -419,15 +438,49 @@ class FakeCohere(FakeServer):
 # --- OpenAI-compatible ---------------------------------------------------------------------
 
 
+@dataclass
+class _StreamFault:
+    after_chunks: int  # content chunks sent before the fault
+    drop: bool = False  # close the connection
+    stall: float | None = None  # or pause this long (or until stop()), then go on
+    error: str | None = None  # or send OpenAI's in-stream error event and end
+
+
+ChatReply = str | Callable[[dict[str, Any]], str]
+
+
 class FakeOpenAI(FakeServer):
-    """An OpenAI-compatible server: POST /v1/embeddings (base URL: ``server.url + "/v1"``).
+    """An OpenAI-compatible server (base URL: ``server.base_url``, i.e. ``url + "/v1"``):
+
+    - POST /v1/embeddings;
+    - POST /v1/chat/completions, streamed (server-sent ``chat.completion.chunk`` events
+      as OpenAI sends them: a first chunk with the role, one chunk per word of the reply,
+      a last chunk with finish_reason, a usage chunk when ``stream_options.include_usage``
+      is true, then ``data: [DONE]``) or not (one ``chat.completion``).
 
     api_key=None accepts any or no key (like Ollama); models, when given, are the only
     model names it knows (others get OpenAI's 404 model_not_found).
+
+    The chat reply is ``reply``: a string, or a function of the request body (a dict)
+    returning one. Longer than max_tokens (counted as len/4 per word), it is cut there
+    with finish_reason "length". ``send_usage = False`` plays a server that never sends
+    usage. Streams can be broken, stalled or failed part-way (``break_stream_next``,
+    ``stall_stream_next``, ``error_stream_next``); ``chat_requests`` are the bodies of
+    the chat requests received, oldest first.
     """
 
     EMBEDDING_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
     MAX_INPUTS = 2048
+    CHAT_FIELDS = frozenset(
+        {"model", "messages", "stream", "stream_options", "temperature", "top_p", "n"}
+        | {"max_tokens", "max_completion_tokens", "stop", "user", "seed", "metadata"}
+        | {"presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs"}
+        | {"response_format", "tools", "tool_choice", "parallel_tool_calls", "store"}
+        | {"reasoning_effort", "service_tier", "prompt_cache_key", "safety_identifier"}
+    )
+    CHAT_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+    MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
+    DEFAULT_REPLY = "Calibrate the chuck every 500 operating hours [1]."
 
     def __init__(
         self,
@@ -435,12 +488,58 @@ class FakeOpenAI(FakeServer):
         api_key: str | None = "test-openai-key",
         dimensions: int = 1536,
         models: Iterable[str] | None = None,
+        reply: ChatReply = DEFAULT_REPLY,
     ) -> None:
         super().__init__()
         self.api_key = api_key
         self.dimensions = dimensions
         self.models = set(models) if models is not None else None
+        self.reply: ChatReply = reply
+        self.send_usage = True
+        self._stream_faults: deque[_StreamFault] = deque()
         self.route("POST", "/v1/embeddings", self.embeddings)
+        self.route("POST", "/v1/chat/completions", self.chat_completions)
+
+    # -- scripting the chat stream ---------------------------------------------------------
+
+    def break_stream_next(self, count: int = 1, *, after_chunks: int) -> None:
+        """The next count streamed answers stop after after_chunks words: the connection
+        is closed without the rest of the body (no finish_reason, no [DONE])."""
+        self._add_stream_faults(count, _StreamFault(after_chunks, drop=True))
+
+    def stall_stream_next(self, count: int = 1, *, after_chunks: int, seconds: float) -> None:
+        """The next count streamed answers pause for seconds (or until stop()) after
+        after_chunks words, then go on (a client with a shorter read timeout gives up)."""
+        self._add_stream_faults(count, _StreamFault(after_chunks, stall=seconds))
+
+    def error_stream_next(
+        self,
+        count: int = 1,
+        *,
+        after_chunks: int,
+        message: str = "The server had an error while processing your request. Sorry about that!",
+    ) -> None:
+        """The next count streamed answers send OpenAI's in-stream error event after
+        after_chunks words, then end."""
+        self._add_stream_faults(count, _StreamFault(after_chunks, error=message))
+
+    def _add_stream_faults(self, count: int, fault: _StreamFault) -> None:
+        with self._lock:
+            self._stream_faults.extend(fault for _ in range(count))
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self._stream_faults.clear()
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                r.json
+                for r in self.requests
+                if r.path == "/v1/chat/completions" and isinstance(r.json, dict)
+            ]
 
     @property
     def base_url(self) -> str:
@@ -557,3 +656,317 @@ class FakeOpenAI(FakeServer):
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+    # -- chat completions ---------------------------------------------------------------
+
+    def chat_completions(self, request: RecordedRequest) -> Response:
+        if (refusal := self.check_key(request)) is not None:
+            return refusal
+        body = self.json_object(request)
+        model, stream, include_usage, max_tokens = self._check_chat(body)
+        reply = self.reply(body) if callable(self.reply) else self.reply
+        if not isinstance(reply, str):
+            raise TypeError(f"FakeOpenAI.reply must give a string, got {reply!r}")
+        words = re.findall(r"\s*\S+|\s+$", reply)
+        finish_reason = "stop"
+        if max_tokens is not None and sum(_approx_tokens(w) for w in words) > max_tokens:
+            finish_reason = "length"
+            kept, total = [], 0
+            for word in words:
+                total += _approx_tokens(word)
+                if total > max_tokens:
+                    break
+                kept.append(word)
+            words = kept
+        usage = self._chat_usage(body["messages"], "".join(words))
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        if not stream:
+            message = {"role": "assistant", "content": "".join(words), "refusal": None}
+            return Response.json(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "system_fingerprint": "fp_fake",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": message,
+                            "logprobs": None,
+                            "finish_reason": finish_reason,
+                        }
+                    ],
+                    "usage": usage if self.send_usage else None,
+                }
+            )
+        with self._lock:
+            fault = self._stream_faults.popleft() if self._stream_faults else None
+        return Response.sse(
+            self._chat_chunks(
+                completion_id,
+                created,
+                model,
+                words,
+                finish_reason,
+                usage if include_usage and self.send_usage else None,
+                include_usage,
+                fault,
+            ),
+            done=False,  # _chat_chunks sends [DONE] itself, unless a fault ends it first
+        )
+
+    def _chat_chunks(
+        self,
+        completion_id: str,
+        created: int,
+        model: str,
+        words: list[str],
+        finish_reason: str,
+        usage: dict[str, Any] | None,
+        include_usage: bool,
+        fault: _StreamFault | None,
+    ) -> Iterator[Any]:
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            data = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+            if include_usage:
+                data["usage"] = None
+            return data
+
+        yield chunk({"role": "assistant", "content": "", "refusal": None})
+        for sent in range(len(words) + 1):
+            if fault is not None and sent == fault.after_chunks:
+                if fault.drop:
+                    raise DropConnection
+                if fault.error is not None:
+                    yield {
+                        "error": {
+                            "message": fault.error,
+                            "type": "server_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    }
+                    return
+                if fault.stall is not None:
+                    self._stopping.wait(fault.stall)
+            if sent < len(words):
+                yield chunk({"content": words[sent]})
+        yield chunk({}, finish_reason)
+        if usage is not None:
+            yield {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": [],
+                "usage": usage,
+            }
+        yield "[DONE]"
+
+    @staticmethod
+    def _chat_usage(messages: list[dict[str, Any]], completion: str) -> dict[str, Any]:
+        prompt = 0
+        for message in messages:
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(part.get("text", "") for part in content)
+            prompt += 4 + _approx_tokens(content or "")
+        completion_tokens = _approx_tokens(completion) if completion else 0
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def _check_chat(self, body: dict[str, Any]) -> tuple[str, bool, bool, int | None]:
+        """Checks a chat completions body as OpenAI does; returns (model, stream,
+        include_usage, max_tokens)."""
+        unknown = sorted(set(body) - self.CHAT_FIELDS)
+        if unknown:
+            raise BadRequest(f"Unrecognized request argument supplied: {unknown[0]}")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest("you must provide a model parameter", param="model")
+        if self.models is not None and model not in self.models:
+            raise BadRequest(
+                f"The model `{model}` does not exist or you do not have access to it.",
+                status=404,
+                code="model_not_found",
+            )
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise BadRequest(
+                f"Invalid type for 'messages': expected an array, but got {_json_type(messages)} "
+                "instead.",
+                param="messages",
+                code="invalid_type",
+            )
+        if not messages:
+            raise BadRequest("[] is too short - 'messages'", param="messages")
+        for index, message in enumerate(messages):
+            where = f"messages[{index}]"
+            if not isinstance(message, dict):
+                raise BadRequest(
+                    f"Invalid type for '{where}': expected an object, but got "
+                    f"{_json_type(message)} instead.",
+                    param=where,
+                    code="invalid_type",
+                )
+            extra = sorted(set(message) - self.MESSAGE_FIELDS)
+            if extra:
+                raise BadRequest(
+                    f"Additional properties are not allowed ('{extra[0]}' was unexpected) - "
+                    f"'messages.{index}'",
+                    param=where,
+                )
+            role = message.get("role")
+            if role not in self.CHAT_ROLES:
+                raise BadRequest(
+                    f"Invalid value: {role!r}. Supported values are: 'system', 'assistant', "
+                    "'user', 'function', 'tool', and 'developer'.",
+                    param=f"{where}.role",
+                    code="invalid_value",
+                )
+            content = message.get("content")
+            text_parts = isinstance(content, list) and all(
+                isinstance(part, dict)
+                and part.get("type") == "text"
+                and isinstance(part.get("text"), str)
+                for part in content
+            )
+            if not (isinstance(content, str) or text_parts):
+                if content is None and role == "assistant" and message.get("tool_calls"):
+                    continue
+                raise BadRequest(
+                    f"Invalid type for '{where}.content': expected one of a string or array "
+                    f"of objects, but got {_json_type(content)} instead.",
+                    param=f"{where}.content",
+                    code="invalid_type",
+                )
+        stream = body.get("stream")
+        if stream is not None and not isinstance(stream, bool):
+            raise BadRequest(
+                f"Invalid type for 'stream': expected a boolean, but got {_json_type(stream)} "
+                "instead.",
+                param="stream",
+                code="invalid_type",
+            )
+        include_usage = False
+        options = body.get("stream_options")
+        if options is not None:
+            if not stream:
+                raise BadRequest(
+                    "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                    param="stream_options",
+                )
+            if not isinstance(options, dict) or set(options) - {
+                "include_usage",
+                "include_obfuscation",
+            }:
+                raise BadRequest("Invalid 'stream_options'.", param="stream_options")
+            include_usage = options.get("include_usage", False)
+            if not isinstance(include_usage, bool):
+                raise BadRequest(
+                    "Invalid type for 'stream_options.include_usage': expected a boolean, "
+                    f"but got {_json_type(include_usage)} instead.",
+                    param="stream_options.include_usage",
+                    code="invalid_type",
+                )
+        _check_number(body, "temperature", 0, 2)
+        _check_number(body, "top_p", 0, 1)
+        _check_number(body, "presence_penalty", -2, 2)
+        _check_number(body, "frequency_penalty", -2, 2)
+        max_tokens = None
+        for name in ("max_tokens", "max_completion_tokens"):
+            if body.get(name) is not None:
+                max_tokens = _check_integer(body, name, 1)
+        if body.get("n") is not None and _check_integer(body, "n", 1) != 1:
+            raise BadRequest("This fake server only answers with n=1.", param="n")
+        stop = body.get("stop")
+        if stop is not None and not (
+            isinstance(stop, str)
+            or (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))
+        ):
+            raise BadRequest("'stop' must be a string or a list of up to 4 strings.", param="stop")
+        if body.get("user") is not None and not isinstance(body["user"], str):
+            raise BadRequest("'user' must be a string.", param="user")
+        return model, bool(stream), include_usage, max_tokens
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _check_number(body: dict[str, Any], name: str, low: float, high: float) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(
+            f"Invalid type for '{name}': expected a decimal, but got {_json_type(value)} instead.",
+            param=name,
+            code="invalid_type",
+        )
+    if value < low:
+        raise BadRequest(
+            f"Invalid '{name}': decimal below minimum value. Expected a value >= {low:g}, "
+            f"but got {value:g} instead.",
+            param=name,
+            code="decimal_below_min_value",
+        )
+    if value > high:
+        raise BadRequest(
+            f"Invalid '{name}': decimal above maximum value. Expected a value <= {high:g}, "
+            f"but got {value:g} instead.",
+            param=name,
+            code="decimal_above_max_value",
+        )
+
+
+def _check_integer(body: dict[str, Any], name: str, low: int) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(
+            f"Invalid type for '{name}': expected an integer, but got {_json_type(value)} instead.",
+            param=name,
+            code="invalid_type",
+        )
+    if value < low:
+        raise BadRequest(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, but "
+            f"got {value} instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    return value

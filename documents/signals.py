@@ -1,0 +1,15 @@
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from documents.models import Document
+
+
+@receiver([post_save, post_delete], sender=Document)
+def document_changed(sender, instance: Document, **kwargs) -> None:
+    """Saves and deletes can change what is readable: drop cached searches on commit.
+    (Bulk .update() calls in documents.services invalidate explicitly.)"""
+    from documents.search import invalidate_for
+
+    owner_id = instance.owner_id
+    transaction.on_commit(lambda: invalidate_for(owner_id=owner_id))

@@ -1,0 +1,243 @@
+"""Hybrid search: access in SQL, both legs, fusion, snippets, API rules and caching."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from documents.models import Document
+from documents.search import search
+from documents.services import document_ingest
+from documents.tests.conftest import make_document
+
+pytestmark = pytest.mark.django_db
+
+SECRET = b"""# Private maintenance notes
+
+## Hydraulic press
+
+The hydraulic press of line seven must be bled with ISO VG 46 oil every quarter,
+using the blue valve behind the left guard.
+"""
+
+CHUCKS = b"""# RoboRail calibration
+
+## Chuck rotation
+
+Put a spirit level on top of the front chuck and turn it until the chuck is level.
+Then select Done on the remote control.
+
+## Network
+
+When the PMAC controller has no communication, check the Ethernet cable to the switch.
+"""
+
+
+def _ready(owner, name, content, **fields):
+    document = make_document(owner, name=name, content=content, **fields)
+    assert document_ingest(document_id=document.pk) == "ready"
+    return document
+
+
+@pytest.fixture
+def corpus(owner, outsider, media):
+    return {
+        "secret": _ready(owner, "secret.md", SECRET),
+        "chucks": _ready(outsider, "chucks.md", CHUCKS, visibility=Document.Visibility.SHARED),
+    }
+
+
+def test_another_user_never_sees_private_chunks_even_with_the_exact_sentence(corpus, outsider):
+    sentence = "The hydraulic press of line seven must be bled with ISO VG 46 oil every quarter"
+    for mode in ("hybrid", "vector", "text"):
+        hits = search(user=outsider, query=sentence, k=20, mode=mode).hits
+        assert all(h.document_name != "secret.md" for h in hits), mode
+    client = Client()
+    client.force_login(outsider)
+    body = client.get("/api/search", {"q": sentence, "k": 50}).json()
+    assert "hydraulic" not in str(body).lower().replace(sentence.lower(), "")
+    assert all(r["document"]["name"] != "secret.md" for r in body["results"])
+
+
+def test_owners_find_their_own_and_shared_documents(corpus, owner):
+    names = {h.document_name for h in search(user=owner, query="hydraulic press oil", k=10).hits}
+    assert "secret.md" in names
+    shared = search(user=owner, query="spirit level on the chuck", k=3).hits
+    assert shared[0].document_name == "chucks.md"
+
+
+def test_the_vector_leg_finds_paraphrases_and_the_text_leg_finds_keywords(corpus, owner):
+    paraphrase = search(
+        user=owner, query="the controller lost its network connection", k=1, mode="vector"
+    )
+    assert paraphrase.hits[0].section.endswith("Network")
+    assert paraphrase.hits[0].vector_score > 0.3 and paraphrase.hits[0].text_rank is None
+    keyword = search(user=owner, query="PMAC", k=5, mode="text").hits
+    assert keyword and all("PMAC" in h.content for h in keyword)
+    assert keyword[0].vector_rank is None and keyword[0].text_score > 0
+
+
+def test_hybrid_fuses_both_ranks(corpus, owner, settings):
+    hit = search(user=owner, query="PMAC communication Ethernet", k=1).hits[0]
+    assert hit.vector_rank == 1 and hit.text_rank == 1
+    assert hit.score == pytest.approx(2 / (settings.SEARCH_RRF_K + 1))
+
+
+def test_a_document_filter_limits_the_search(corpus, owner):
+    only = corpus["secret"].pk
+    hits = search(user=owner, query="chuck spirit level", k=10, document_ids=[only]).hits
+    assert hits and {h.document_id for h in hits} == {only}
+
+
+def test_snippets_mark_terms_and_escape_html(owner, media):
+    _ready(
+        owner,
+        "html.md",
+        b"# Wiring\n\nConnect <script>alert(1)</script> the encoder cable when pressure < 5 & temperature > 40.\n",
+    )
+    hit = search(user=owner, query="encoder cable pressure", k=1, mode="text").hits[0]
+    assert "<script>" not in hit.snippet
+    assert "<mark>pressure</mark> &lt; 5 &amp;" in hit.snippet
+    assert "<mark>encoder</mark> <mark>cable</mark>" in hit.snippet
+
+
+def test_the_vector_leg_uses_the_models_hnsw_index(corpus, owner):
+    from documents.embeddings import get_provider
+    from documents.search import _access_sql, _sql
+    from documents.vector_index import index_name
+
+    provider = get_provider()
+    access, params = _access_sql(owner, None)
+    access = access.replace("%s", "%(access_0)s")
+    statement = _sql("vector", provider.dimensions, access)
+    with connection.cursor() as cursor:
+        # Tiny tables favour a sort; rule the alternatives out to see that the index
+        # expression and predicate match the query.
+        for knob in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            cursor.execute(f"SET LOCAL {knob} = off")
+        cursor.execute(
+            "EXPLAIN " + statement,
+            {
+                "access_0": params[0],
+                "qvec": str(provider.embed_query("chuck")),
+                "model": provider.model_id,
+                "query": "chuck",
+                "config": "english",
+                "candidates": 10,
+                "rrf_k": 60,
+                "w_vec": 1.0,
+                "w_txt": 1.0,
+                "limit": 5,
+                "headline": "",
+            },
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert index_name(provider.model_id) in plan
+
+
+class TestApi:
+    def test_it_answers_with_scores_pages_and_snippets(self, corpus, owner_client):
+        response = owner_client.get("/api/search", {"q": "spirit level", "k": 2})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["query"] == "spirit level" and body["mode"] == "hybrid"
+        top = body["results"][0]
+        assert top["document"]["name"] == "chucks.md"
+        assert top["pages"] == {"first": 1, "last": 1, "label": "p. 1"}
+        assert "<mark>spirit</mark>" in top["snippet"]
+        assert set(top["scores"]) == {"vector", "vector_rank", "text", "text_rank", "rerank"}
+        assert "embed" in body["timings_ms"] and "sql" in body["timings_ms"]
+
+    @pytest.mark.parametrize(
+        ("params", "field"),
+        [
+            ({"q": "   "}, "q"),
+            ({}, "q"),
+            ({"q": "x", "k": "0"}, "k"),
+            ({"q": "x", "k": "51"}, "k"),
+            ({"q": "x", "k": "ten"}, "k"),
+            ({"q": "x", "documents": "1,two"}, "documents"),
+            ({"q": "x", "mode": "magic"}, "mode"),
+        ],
+    )
+    def test_it_validates_parameters(self, owner_client, params, field):
+        response = owner_client.get("/api/search", params)
+        assert response.status_code == 400
+        assert field in response.json()["error"]["fields"]
+
+    def test_a_long_query_is_cut_at_a_word_boundary(self, corpus, owner_client, settings):
+        settings.SEARCH_MAX_QUERY_CHARS = 30
+        body = owner_client.get("/api/search", {"q": "spirit level " * 10}).json()
+        assert body["truncated"] is True
+        assert body["query"] == "spirit level spirit level"
+
+    def test_it_is_rate_limited(self, owner_client, media):
+        for _ in range(30):
+            assert owner_client.get("/api/search", {"q": "x", "mode": "text"}).status_code == 200
+        response = owner_client.get("/api/search", {"q": "x", "mode": "text"})
+        assert response.status_code == 429
+        assert int(response["Retry-After"]) > 0
+
+    def test_results_are_cached_until_the_readable_set_changes(
+        self, corpus, owner, outsider, django_capture_on_commit_callbacks
+    ):
+        client = Client()
+        client.force_login(outsider)
+        query = {"q": "hydraulic press oil", "mode": "text"}
+        assert client.get("/api/search", query).json()["cached"] is False
+        assert client.get("/api/search", query).json()["cached"] is True
+        secret = Document.objects.get(pk=corpus["secret"].pk)
+        with django_capture_on_commit_callbacks(execute=True):
+            secret.visibility = Document.Visibility.SHARED
+            secret.save()
+        body = client.get("/api/search", query).json()
+        assert body["cached"] is False
+        assert body["results"][0]["document"]["name"] == "secret.md"
+        with django_capture_on_commit_callbacks(execute=True):
+            secret.delete()
+        body = client.get("/api/search", query).json()
+        assert body["cached"] is False and body["results"] == []
+
+    def test_it_needs_sign_in(self, client):
+        assert client.get("/api/search", {"q": "x"}).status_code == 401
+
+
+def test_cohere_rerank_reorders_the_top_hits(corpus, owner, settings):
+    from rra.testing.fakes import FakeCohere, Response
+
+    with FakeCohere(api_key="k") as server:
+        seen = []
+
+        def rerank(request):
+            body = request.json
+            seen.append(body)
+            # Put the last candidate first: proves the order comes from the reranker.
+            n = len(body["documents"])
+            return Response.json(
+                {
+                    "id": "r",
+                    "results": [
+                        {"index": i, "relevance_score": 1 - (n - 1 - i) / n}
+                        for i in reversed(range(n))
+                    ],
+                    "meta": {},
+                }
+            )
+
+        server.route("POST", "/v2/rerank", rerank)
+        settings.COHERE_API_KEY = "k"
+        settings.COHERE_BASE_URL = server.url
+        plain = search(user=owner, query="chuck level", k=50, rerank=False).hits
+        reranked = search(user=owner, query="chuck level", k=50)
+    assert reranked.reranked is True
+    assert seen[0]["model"] == settings.COHERE_RERANK_MODEL and seen[0]["query"] == "chuck level"
+    assert [h.chunk_id for h in reranked.hits] == [h.chunk_id for h in reversed(plain)]
+    assert reranked.hits[0].rerank_score == pytest.approx(1.0)
+
+
+def test_a_failing_reranker_keeps_the_fused_order(corpus, owner, settings):
+    settings.COHERE_API_KEY = "k"
+    settings.COHERE_BASE_URL = "http://127.0.0.1:1"
+    result = search(user=owner, query="chuck level", k=3)
+    assert result.reranked is False and result.hits
