@@ -267,7 +267,7 @@ def _hit_json(hit) -> dict:
 
 class SearchView(APIView):
     def get(self, request: Request) -> Response:
-        from documents.search import clean_query, cached_search
+        from documents.search import cached_search, clean_query
 
         params = SearchQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)

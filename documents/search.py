@@ -110,6 +110,7 @@ def _access_sql(user, document_ids: list[int] | None) -> tuple[str, list]:
 
 
 def _sql(mode: Mode, dims: int, access: str) -> str:
+    # Only fixed SQL and integers are interpolated; every value is a bound parameter.
     vector_leg = f"""
     vec AS MATERIALIZED (
         SELECT e.chunk_id,
@@ -198,7 +199,7 @@ def search(
         timings["embed"] = (time.perf_counter() - started) * 1000
     access, access_params = _access_sql(user, document_ids)
     # psycopg named parameters throughout: number the access ones.
-    for i, value in enumerate(access_params):
+    for i in range(len(access_params)):
         access = access.replace("%s", f"%(access_{i})s", 1)
     params = {f"access_{i}": v for i, v in enumerate(access_params)}
     limit = max(k, settings.RERANK_TOP_N) if rerank else k
