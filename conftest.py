@@ -31,6 +31,13 @@ def _clean_caches():
 
 
 @pytest.fixture
+def media(settings, tmp_path):
+    """Uploaded files go to a temporary folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
 def redis_url() -> str:
     """The real Redis of this test session; skips (or fails under CI) without one."""
     url = os.environ.get("REDIS_URL")

@@ -432,11 +432,16 @@ def _sentences_of(passage: Passage) -> list[str]:
     return sentences
 
 
+_BRACKETED_NUMBERS = re.compile(r"\[([\d,\s]*\d[\d,\s]*)\]")
+
+
 def _quoted(sentence: str) -> str:
     words = sentence.split(" ")
     if len(words) > MAX_SENTENCE_WORDS:
-        return " ".join(words[:MAX_SENTENCE_WORDS]) + " …"
-    return sentence
+        sentence = " ".join(words[:MAX_SENTENCE_WORDS]) + " …"
+    # A "[4]" of the document itself must not read as a citation: escaped for Markdown,
+    # it still shows as [4].
+    return _BRACKETED_NUMBERS.sub(r"\\[\1\\]", sentence)
 
 
 def extractive_answer(question: str, passages: Sequence[Passage]) -> str:

@@ -1,1 +1,145 @@
-# Chat, Message, Citation and Vote arrive with the chat work.
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class ChatQuerySet(models.QuerySet):
+    def owned_by(self, user) -> ChatQuerySet:
+        return self.filter(owner=user) if user.is_authenticated else self.none()
+
+    def readable_by(self, user) -> ChatQuerySet:
+        """The owner's chats, and public chats for anyone who has the link."""
+        if not user.is_authenticated:
+            return self.filter(visibility=Chat.Visibility.PUBLIC)
+        return self.filter(Q(owner=user) | Q(visibility=Chat.Visibility.PUBLIC))
+
+
+class Chat(models.Model):
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Private"
+        PUBLIC = "public", "Anyone with the link"
+
+    # A random id: a public chat's link cannot be guessed from another's.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chats", db_index=False
+    )
+    title = models.CharField(max_length=200, default="New chat")
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ChatQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner"], name="chat_owner_idx"),
+            models.Index(fields=["created_at"], name="chat_created_at_idx"),
+            models.Index(fields=["visibility"], name="chat_visibility_idx"),
+            models.Index(fields=["owner", "visibility"], name="chat_owner_visibility_idx"),
+            # The chat list: a user's chats, newest first.
+            models.Index(fields=["owner", "-created_at"], name="chat_owner_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    class Status(models.TextChoices):
+        COMPLETE = "complete", "Complete"
+        PARTIAL = "partial", "Partial (stopped or interrupted)"
+        ERROR = "error", "Error"
+
+    chat = models.ForeignKey(
+        Chat, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True, help_text="Markdown.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    model = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["chat"], name="message_chat_idx"),
+            models.Index(fields=["role"], name="message_role_idx"),
+            models.Index(fields=["created_at"], name="message_created_at_idx"),
+            models.Index(fields=["chat", "created_at"], name="message_chat_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"
+
+
+class Citation(models.Model):
+    """A passage the answer cites. What the reader needs is copied here, so a citation
+    survives its chunk being replaced when the document is processed again."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="citations")
+    chunk = models.ForeignKey(
+        "documents.Chunk", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    document = models.ForeignKey(
+        "documents.Document", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    document_name = models.CharField(max_length=255)
+    first_page = models.PositiveIntegerField()
+    last_page = models.PositiveIntegerField()
+    section = models.TextField(blank=True)
+    quote = models.TextField(help_text="The passage text as it was given to the model.")
+    start_offset = models.PositiveIntegerField(default=0)
+    end_offset = models.PositiveIntegerField(default=0)
+    number = models.PositiveSmallIntegerField(help_text="As cited in the answer: [n].")
+    rank = models.PositiveSmallIntegerField(help_text="Position in the retrieval results.")
+    score = models.FloatField()
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "number"], name="citation_message_number_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.number}] {self.document_name}"
+
+
+class Vote(models.Model):
+    class Value(models.IntegerChoices):
+        UP = 1, "Helpful"
+        DOWN = -1, "Not helpful"
+
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="votes", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes"
+    )
+    value = models.SmallIntegerField(choices=Value.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="vote_message_user_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.get_value_display()} {self.message_id}"

@@ -341,6 +341,14 @@ SEARCH_CACHE_TTL = env.int("SEARCH_CACHE_TTL", 60, min=0)
 RERANK_TOP_N = env.int("RERANK_TOP_N", 30, min=1, max=1000)
 RERANK_TIMEOUT = env.float("RERANK_TIMEOUT", 10.0, min=0.1)
 
+# --- Chat ----------------------------------------------------------------------------
+
+CHAT_RATE = env.str("CHAT_RATE", "20/m")
+# Passages retrieved for each question (numbered [1]..[n] in the prompt).
+ANSWER_PASSAGES = env.int("ANSWER_PASSAGES", 6, min=1, max=30)
+LLM_RETRY_DELAY_S = env.float("LLM_RETRY_DELAY_S", 0.5, min=0)
+MAX_QUESTION_CHARS = env.int("MAX_QUESTION_CHARS", 4000, min=100)
+
 # --- Background tasks (django-tasks with the database backend) ---------------------
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

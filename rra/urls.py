@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import api as accounts_api
+from chats import api as chats_api
 from documents import api as documents_api
 from rra import health, views
 
@@ -14,6 +15,17 @@ api_patterns = [
     path("tokens/<int:token_id>", accounts_api.token_detail, name="token-detail"),
     path("documents", documents_api.DocumentListView.as_view(), name="documents"),
     path("search", documents_api.SearchView.as_view(), name="search"),
+    path("chats", chats_api.ChatListView.as_view(), name="chats"),
+    path("chats/<uuid:chat_id>", chats_api.ChatDetailView.as_view(), name="chat-detail"),
+    path("chats/<uuid:chat_id>/messages", chats_api.MessagesView.as_view(), name="chat-messages"),
+    path("chats/<uuid:chat_id>/stop", chats_api.StopView.as_view(), name="chat-stop"),
+    path(
+        "chats/<uuid:chat_id>/regenerate",
+        chats_api.RegenerateView.as_view(),
+        name="chat-regenerate",
+    ),
+    path("chats/<uuid:chat_id>/edit-last", chats_api.EditLastView.as_view(), name="chat-edit-last"),
+    path("messages/<int:message_id>/vote", chats_api.VoteView.as_view(), name="message-vote"),
     path(
         "documents/<int:document_id>",
         documents_api.DocumentDetailView.as_view(),

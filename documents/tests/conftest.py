@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 MANUAL_MD = b"""# RoboRail maintenance
@@ -15,12 +14,6 @@ reference bar and record the runout in the machine log.
 When the PMAC has no communication, check the internal network cable between the
 controller and the switch, then restart the measurement software.
 """
-
-
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 def upload_file(name: str, content: bytes, content_type: str = "application/octet-stream"):

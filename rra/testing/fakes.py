@@ -678,7 +678,7 @@ class FakeOpenAI(FakeServer):
                     break
                 kept.append(word)
             words = kept
-        usage = self._chat_usage(body["messages"], "".join(words))
+        usage = self.chat_usage(body["messages"], "".join(words))
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if not stream:
@@ -776,7 +776,7 @@ class FakeOpenAI(FakeServer):
         yield "[DONE]"
 
     @staticmethod
-    def _chat_usage(messages: list[dict[str, Any]], completion: str) -> dict[str, Any]:
+    def chat_usage(messages: list[dict[str, Any]], completion: str) -> dict[str, Any]:
         prompt = 0
         for message in messages:
             content = message.get("content")

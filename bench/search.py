@@ -1,0 +1,712 @@
+"""Search benchmark: SQL latency of documents.search.search() per mode and access case on
+synthetic corpora, HNSW recall@10 against exact search, the plans PostgreSQL picks, and
+the real local model's query-embedding latency.
+
+    .venv/bin/python bench/search.py [--sizes 10000,100000] [--queries 50] [--reload]
+
+Each size runs in a child process against its own database in the embedded server
+(rra_bench_<size>), so a rerun reuses the corpus loaded last time; --reload rebuilds it.
+With DATABASE_URL / POSTGRES_URL set, that one database is used for every size and the
+corpus is replaced whenever the size changes. Production-like settings (DEBUG off);
+SEARCH_* environment variables (e.g. SEARCH_EF_SEARCH=200) apply as in the app. Prints
+numbers; it is not a test. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MODEL_ID = "local/all-MiniLM-L6-v2"
+DIMS = 384
+CHUNKS_PER_DOC = 50
+A_EVERY = 50  # every 50th document belongs to user A: 2 % of the rows
+OTHER_USERS = 50
+CENTROIDS = 300
+CLUSTERS_PER_DOC = 4  # a manual covers a few topics
+NOISE = 1.0  # norm of the noise added to a (unit) centroid: cos(point, centroid) ~ 0.7
+VOCAB = 5000
+TOPIC_WORDS = 30  # words typical of each cluster
+TOPIC_SHARE = 0.25  # share of a chunk's words drawn from its cluster's topic words
+WORDS_PER_CHUNK = (110, 190)
+BLOCK_DOCS = 200  # documents generated and copied per block (10k chunks)
+# Bump when the generator changes: a stored corpus of another version is reloaded.
+CORPUS_VERSION = 1
+MARKER = "bench_corpus"
+WARMUP = 5
+EMBED_QUERIES = 20
+USING_URL = bool(os.environ.get("POSTGRES_URL") or os.environ.get("DATABASE_URL"))
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def setup_django(db_name: str) -> None:
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "rra.settings",
+            "ENV_FILE": "",
+            "DEBUG": "false",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
+            "LOG_LEVEL": "WARNING",
+            "EMBEDDINGS_PROVIDER": "local",
+        }
+    )
+    if not USING_URL:
+        os.environ["EMBEDDED_DB_NAME"] = db_name
+    import django
+
+    django.setup()
+
+
+def db_name(size: int) -> str:
+    return f"rra_bench_{size}"
+
+
+def pct(values: list[float], q: int) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+# --- Synthetic corpus -------------------------------------------------------------------
+
+
+class Corpus:
+    """Deterministic for a (size, seed): documents can be generated block by block, and
+    queries rebuilt later without reading the stored vectors back."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.n_docs = size // CHUNKS_PER_DOC
+        rng = np.random.default_rng([seed, 0])
+        self.vocab = self._vocabulary(rng)
+        weights = 1.0 / np.arange(1, VOCAB + 1) ** 1.05  # Zipf-like word frequencies
+        self.word_cdf = np.cumsum(weights / weights.sum())
+        self.centroids = normalize(rng.standard_normal((CENTROIDS, DIMS)))
+        self.topics = np.stack(
+            [rng.choice(VOCAB, TOPIC_WORDS, replace=False) for _ in range(CENTROIDS)]
+        )
+
+    @staticmethod
+    def _vocabulary(rng: np.random.Generator) -> np.ndarray:
+        onsets = [*"bcdfghklmnprstvz", "br", "tr", "st", "pl", "gr", "ch"]
+        vowels = [*"aeiou", "ai", "ou", "ea"]
+        codas = ["", "", "n", "r", "s", "l", "x", "t"]
+        words: set[str] = set()
+        while len(words) < VOCAB:
+            n = int(rng.integers(2, 4))
+            word = (
+                "".join(
+                    onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))]
+                    for _ in range(n)
+                )
+                + codas[rng.integers(len(codas))]
+            )
+            words.add(word)
+        return np.array(sorted(words), dtype=object)
+
+    def owner_slot(self, doc: int) -> int:
+        """-1 for user A, else the index of one of the other users."""
+        return -1 if doc % A_EVERY == 0 else doc % OTHER_USERS
+
+    def doc_clusters(self, doc: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, 1, doc]).choice(
+            CENTROIDS, CLUSTERS_PER_DOC, replace=False
+        )
+
+    def point_near(self, rng: np.random.Generator, clusters: np.ndarray) -> np.ndarray:
+        noise = rng.standard_normal((len(clusters), DIMS)) * (NOISE / np.sqrt(DIMS))
+        return normalize(self.centroids[clusters] + noise)
+
+    def document(self, doc: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(cluster per chunk, unit vectors (50, 384), texts) of one document."""
+        rng = np.random.default_rng([self.seed, 2, doc])
+        clusters = self.doc_clusters(doc)[rng.integers(CLUSTERS_PER_DOC, size=CHUNKS_PER_DOC)]
+        vectors = self.point_near(rng, clusters)
+        lengths = rng.integers(*WORDS_PER_CHUNK, size=CHUNKS_PER_DOC)
+        total = int(lengths.sum())
+        owner = np.repeat(clusters, lengths)
+        topical = rng.random(total) < TOPIC_SHARE
+        words = np.searchsorted(self.word_cdf, rng.random(total))
+        words = np.minimum(words, VOCAB - 1)
+        words[topical] = self.topics[owner[topical], rng.integers(TOPIC_WORDS, size=total)[topical]]
+        texts = [" ".join(part) for part in np.split(self.vocab[words], np.cumsum(lengths)[:-1])]
+        return clusters, vectors, texts
+
+    def queries(self, docs: list[int], n: int, salt: int) -> list[tuple[str, list[float]]]:
+        """Queries about what the user can read: a cluster of one of their documents; the
+        text is two of that cluster's topic words, the vector a point near its centroid."""
+        rng = np.random.default_rng([self.seed, 3, salt])
+        out = []
+        for _ in range(n):
+            doc = int(rng.choice(docs))
+            cluster = self.doc_clusters(doc)[rng.integers(CLUSTERS_PER_DOC)]
+            words = rng.choice(self.topics[cluster], 2, replace=False)
+            vector = self.point_near(rng, np.array([cluster]))[0]
+            out.append((" ".join(self.vocab[words]), vector.tolist()))
+        return out
+
+
+# --- Loading ------------------------------------------------------------------------------
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0" * 8
+_COPY_TRAILER = b"\xff\xff"
+_MODEL_BYTES = MODEL_ID.encode()
+# One row of COPY ... (FORMAT BINARY) for (id, chunk_id, model, vector, created_at).
+_EMBEDDING_ROW = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("id_len", ">i4"),
+        ("id", ">i8"),
+        ("chunk_len", ">i4"),
+        ("chunk", ">i8"),
+        ("model_len", ">i4"),
+        ("model", f"S{len(_MODEL_BYTES)}"),
+        ("vector_len", ">i4"),
+        ("dim", ">i2"),
+        ("unused", ">i2"),
+        ("vector", ">f4", (DIMS,)),
+        ("ts_len", ">i4"),
+        ("ts", ">i8"),  # timestamptz: microseconds since 2000-01-01 UTC
+    ]
+)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def embedding_copy_data(ids: np.ndarray, vectors: np.ndarray, now: datetime) -> bytes:
+    rows = np.zeros(len(ids), dtype=_EMBEDDING_ROW)
+    rows["nfields"] = 5
+    rows["id_len"] = rows["chunk_len"] = 8
+    rows["id"] = rows["chunk"] = ids
+    rows["model_len"] = len(_MODEL_BYTES)
+    rows["model"] = _MODEL_BYTES
+    rows["vector_len"] = 4 + 4 * DIMS
+    rows["dim"] = DIMS
+    rows["vector"] = vectors
+    rows["ts_len"] = 8
+    rows["ts"] = _micros(now)
+    return _COPY_SIGNATURE + rows.tobytes() + _COPY_TRAILER
+
+
+def _micros(now: datetime) -> int:
+    delta = now - _PG_EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def bench_users():
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    user_a, _ = User.objects.get_or_create(
+        email="bench-a@example.invalid", defaults={"password": "!", "type": User.Type.REGULAR}
+    )
+    staff, _ = User.objects.get_or_create(
+        email="bench-staff@example.invalid", defaults={"password": "!", "type": User.Type.ADMIN}
+    )
+    emails = [f"bench-other-{i}@example.invalid" for i in range(OTHER_USERS)]
+    User.objects.bulk_create(
+        [User(email=e, password="!") for e in emails],  # noqa: S106 - unusable password
+        ignore_conflicts=True,
+    )
+    by_email = dict(User.objects.filter(email__in=emails).values_list("email", "id"))
+    return user_a, staff, [by_email[e] for e in emails]
+
+
+def stored_corpus(corpus: Corpus) -> dict | None:
+    """The marker row when the database holds this corpus (size, seed, version), else None."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [MARKER])
+        if cursor.fetchone()[0] is None:
+            return None
+        cursor.execute(
+            "SELECT size, seed, version, loaded_at, load_s, analyze_s, index_s, index_mwm FROM bench_corpus"
+        )
+        row = cursor.fetchone()
+        if row is None or row[:3] != (corpus.size, corpus.seed, CORPUS_VERSION):
+            return None
+        cursor.execute("SELECT count(*) FROM documents_embedding WHERE model = %s", [MODEL_ID])
+        if cursor.fetchone()[0] != corpus.n_docs * CHUNKS_PER_DOC:
+            return None
+    keys = ("size", "seed", "version", "loaded_at", "load_s", "analyze_s", "index_s", "index_mwm")
+    return dict(zip(keys, row, strict=True))
+
+
+def index_valid() -> bool:
+    from django.db import connection
+
+    from documents.vector_index import index_name
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)",
+            [index_name(MODEL_ID)],
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def load_corpus(corpus: Corpus, user_a_id: int, other_ids: list[int]) -> float:
+    from django.db import connection, transaction
+
+    from documents.vector_index import index_name
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [MARKER])
+        has_marker = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM documents_document")
+        if cursor.fetchone()[0] and not has_marker:
+            sys.exit(
+                "refusing to load: this database holds documents that the benchmark did not "
+                "write (point DATABASE_URL at a scratch database)"
+            )
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS bench_corpus (size bigint, seed bigint, version int,"
+            " loaded_at timestamptz, load_s float8, analyze_s float8, index_s float8,"
+            " index_mwm text)"
+        )
+        cursor.execute("TRUNCATE bench_corpus")
+        cursor.execute(
+            "TRUNCATE documents_embedding, documents_chunk, documents_documentcontent,"
+            " documents_document RESTART IDENTITY CASCADE"
+        )
+        cursor.execute(f'DROP INDEX IF EXISTS "{index_name(MODEL_ID)}"')
+        with cursor.copy(
+            "COPY documents_document (id, owner_id, name, file, mime_type, size, sha256,"
+            " visibility, status, failure_reason, pages_done, pages_total, chunks_embedded,"
+            " chunks_total, attempts, processing_started_at, ready_at, embedding_model,"
+            " created_at, updated_at) FROM STDIN"
+        ) as copy:
+            for doc in range(corpus.n_docs):
+                slot = corpus.owner_slot(doc)
+                pages = CHUNKS_PER_DOC // 3 + 1
+                copy.write_row(
+                    (
+                        doc + 1,
+                        user_a_id if slot < 0 else other_ids[slot],
+                        f"manual-{doc + 1:07d}.pdf",
+                        f"documents/bench-{doc + 1:07d}.pdf",
+                        "application/pdf",
+                        1_000_000,
+                        hashlib.sha256(f"bench-{doc}".encode()).hexdigest(),
+                        "private",
+                        "ready",
+                        "",
+                        pages,
+                        pages,
+                        CHUNKS_PER_DOC,
+                        CHUNKS_PER_DOC,
+                        1,
+                        now,
+                        now,
+                        MODEL_ID,
+                        now,
+                        now,
+                    )
+                )
+        for block in range(0, corpus.n_docs, BLOCK_DOCS):
+            docs = range(block, min(block + BLOCK_DOCS, corpus.n_docs))
+            generated = [corpus.document(doc) for doc in docs]
+            with cursor.copy(
+                "COPY documents_chunk (id, document_id, index, first_page, last_page, section,"
+                " content, token_count, start_offset, end_offset) FROM STDIN"
+            ) as copy:
+                for doc, (clusters, _, texts) in zip(docs, generated, strict=True):
+                    for i, text in enumerate(texts):
+                        page = i // 3 + 1
+                        copy.write_row(
+                            (
+                                doc * CHUNKS_PER_DOC + i + 1,
+                                doc + 1,
+                                i,
+                                page,
+                                page + (i % 3 == 2),
+                                f"Topic {clusters[i]}",
+                                text,
+                                len(text) // 4,
+                                0,
+                                len(text),
+                            )
+                        )
+            ids = np.arange(docs.start * CHUNKS_PER_DOC, docs.stop * CHUNKS_PER_DOC) + 1
+            vectors = np.concatenate([g[1] for g in generated])
+            with cursor.copy(
+                "COPY documents_embedding (id, chunk_id, model, vector, created_at)"
+                " FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.write(embedding_copy_data(ids, vectors, now))
+            log(
+                f"  loaded {docs.stop * CHUNKS_PER_DOC:,} / {corpus.n_docs * CHUNKS_PER_DOC:,}"
+                f" chunks ({time.perf_counter() - started:.1f} s)"
+            )
+        for table in ("documents_document", "documents_chunk", "documents_embedding"):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608 - fixed names
+            )
+        cursor.execute(
+            "INSERT INTO bench_corpus (size, seed, version, loaded_at) VALUES (%s, %s, %s, %s)",
+            [corpus.size, corpus.seed, CORPUS_VERSION, now],
+        )
+    return time.perf_counter() - started  # includes the deferred FK checks at commit
+
+
+def ensure_corpus(corpus: Corpus, *, reload: bool, maintenance_work_mem: str | None) -> dict:
+    from django.db import connection
+
+    from documents.vector_index import ensure_index
+
+    user_a, staff, other_ids = bench_users()
+    info = None if reload else stored_corpus(corpus)
+    if info is None:
+        log(f"loading {corpus.n_docs * CHUNKS_PER_DOC:,} chunks ({corpus.n_docs:,} documents)")
+        load_s = load_corpus(corpus, user_a.pk, other_ids)
+        log(f"  VACUUM ANALYZE (load took {load_s:.1f} s)")
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "VACUUM ANALYZE documents_document, documents_chunk, documents_embedding"
+            )
+        analyze_s = time.perf_counter() - started
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE bench_corpus SET load_s = %s, analyze_s = %s",
+                [load_s, analyze_s],
+            )
+        info = stored_corpus(corpus)
+        info["reused"] = False
+    else:
+        info["reused"] = True
+    if not index_valid():
+        with connection.cursor() as cursor:
+            if maintenance_work_mem:
+                cursor.execute(
+                    "SELECT set_config('maintenance_work_mem', %s, false)", [maintenance_work_mem]
+                )
+            cursor.execute("SHOW maintenance_work_mem")
+            mwm = cursor.fetchone()[0]
+            from documents.vector_index import index_name
+
+            cursor.execute(f'DROP INDEX IF EXISTS "{index_name(MODEL_ID)}"')  # an invalid one
+        log(f"building the HNSW index (maintenance_work_mem {mwm})")
+        started = time.perf_counter()
+        ensure_index(MODEL_ID, DIMS)
+        index_s = time.perf_counter() - started
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE bench_corpus SET index_s = %s, index_mwm = %s", [index_s, mwm])
+            cursor.execute("ANALYZE documents_embedding")
+        info.update(index_s=index_s, index_mwm=mwm, index_built_now=True)
+    info.update(user_a=user_a, staff=staff)
+    return info
+
+
+# --- Measuring ------------------------------------------------------------------------------
+
+
+class FixedQueryVectors:
+    """Stands in for provider.embed_query: returns the vector set for the next call, so
+    the measured time is the SQL alone."""
+
+    def __init__(self) -> None:
+        self.vector: list[float] | None = None
+
+    def __call__(self, text: str) -> list[float]:
+        assert self.vector is not None
+        return self.vector
+
+
+def run_queries(search, fixed, user, queries, mode, exact) -> tuple[list[float], list[list[int]]]:
+    latencies, ids = [], []
+    for text, vector in queries:
+        fixed.vector = vector
+        result = search(user=user, query=text, k=10, mode=mode, rerank=False, exact=exact)
+        latencies.append(result.timings["sql"])
+        ids.append([h.chunk_id for h in result.hits])
+    return latencies, ids
+
+
+def explain_vector(search, fixed, user, query) -> list[str]:
+    """EXPLAIN ANALYZE of the search statement, run inside search()'s own transaction
+    (after its SET of the HNSW knobs), then the statement itself."""
+    from django.db import connection
+
+    plan: list[str] = []
+
+    def wrapper(execute, sql, params, many, context):
+        if "vec AS MATERIALIZED" in sql and not plan:
+            execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params, many, context)
+            plan.extend(row[0] for row in context["cursor"].fetchall())
+        return execute(sql, params, many, context)
+
+    fixed.vector = query[1]
+    with connection.execute_wrapper(wrapper):
+        search(user=user, query=query[0], k=10, mode="vector", rerank=False)
+    return plan
+
+
+def vector_cte(plan: list[str]) -> list[str]:
+    """The plan lines of the vector leg (the `CTE vec` subtree)."""
+    out: list[str] = []
+    indent = None
+    for line in plan:
+        stripped = line.lstrip()
+        if indent is None:
+            if stripped.startswith("CTE vec"):
+                indent = len(line) - len(stripped)
+                out.append(line)
+            continue
+        if stripped.startswith("CTE ") and len(line) - len(stripped) <= indent:
+            break
+        if line.strip() and len(line) - len(stripped) <= indent:
+            break
+        out.append(line)
+    return out
+
+
+def child(size: int, args: argparse.Namespace) -> None:
+    run_started = time.perf_counter()
+    setup_django(db_name(size))
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    from documents.embeddings import get_provider
+    from documents.search import search
+    from documents.vector_index import index_name
+
+    log(f"== {size:,} chunks: database {connection.settings_dict['NAME']}")
+    call_command("migrate", verbosity=0, interactive=False)
+    corpus = Corpus(size, args.seed)
+    info = ensure_corpus(corpus, reload=args.reload, maintenance_work_mem=args.maintenance_work_mem)
+    user_a, staff = info["user_a"], info["staff"]
+    a_docs = [d for d in range(corpus.n_docs) if corpus.owner_slot(d) < 0]
+
+    provider = get_provider()
+    assert provider.model_id == MODEL_ID and provider.dimensions == DIMS
+    fixed = FixedQueryVectors()
+    provider.embed_query = fixed  # instance attribute: shadows the real model
+    cases = [
+        ("filtered", user_a, len(a_docs) * CHUNKS_PER_DOC, a_docs, 1),
+        ("unfiltered", staff, corpus.n_docs * CHUNKS_PER_DOC, list(range(corpus.n_docs)), 2),
+    ]
+    rows = []
+    plans = {}
+    try:
+        for case, user, readable, docs, salt in cases:
+            queries = corpus.queries(docs, args.warmup + args.queries, salt)
+            warm, measured = queries[: args.warmup], queries[args.warmup :]
+            exact_ids: list[list[int]] = []
+            for mode, exact in (
+                ("vector", True),
+                ("vector", False),
+                ("text", False),
+                ("hybrid", False),
+            ):
+                label = f"{case} {mode}{' exact' if exact else ''}"
+                log(f"  {label}: {args.warmup} warm-up + {len(measured)} queries")
+                run_queries(search, fixed, user, warm, mode, exact)
+                latencies, ids = run_queries(search, fixed, user, measured, mode, exact)
+                if exact:
+                    exact_ids, exact_lat = ids, latencies
+                    continue
+                row = {
+                    "case": case,
+                    "readable": readable,
+                    "mode": mode,
+                    "p50": pct(latencies, 50),
+                    "p95": pct(latencies, 95),
+                    "hits": statistics.mean(len(i) for i in ids),
+                }
+                if mode == "vector":
+                    row["recall"] = statistics.mean(
+                        len(set(h) & set(e)) / len(e) if e else 1.0
+                        for h, e in zip(ids, exact_ids, strict=True)
+                    )
+                    row["exact_p50"] = pct(exact_lat, 50)
+                    row["exact_p95"] = pct(exact_lat, 95)
+                rows.append(row)
+            plans[case] = explain_vector(search, fixed, user, measured[0])
+    finally:
+        del provider.embed_query
+
+    # --- Report ---
+    print()
+    print(
+        f"=== {corpus.n_docs * CHUNKS_PER_DOC:,} chunks, {corpus.n_docs:,} documents,"
+        f" {DIMS}-dim {MODEL_ID}  (database {connection.settings_dict['NAME']})"
+    )
+    index_note = f"HNSW build {info['index_s']:.1f} s (maintenance_work_mem {info['index_mwm']})"
+    if info["reused"]:
+        print(
+            f"corpus: reused (loaded {info['loaded_at']:%Y-%m-%d %H:%M}: COPY {info['load_s']:.1f} s,"
+            f" VACUUM ANALYZE {info['analyze_s']:.1f} s, "
+            + (index_note + " now)" if info.get("index_built_now") else index_note + ")")
+        )
+    else:
+        print(
+            f"corpus: loaded by COPY in {info['load_s']:.1f} s, VACUUM ANALYZE {info['analyze_s']:.1f} s,"
+            f" {index_note}"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size('documents_embedding')),"
+            " pg_size_pretty(pg_relation_size(to_regclass(%s))),"
+            " pg_size_pretty(pg_total_relation_size('documents_chunk')),"
+            " current_setting('shared_buffers')",
+            [index_name(MODEL_ID)],
+        )
+        emb_size, hnsw_size, chunk_size, shared_buffers = cursor.fetchone()
+    print(
+        f"sizes: embeddings {emb_size} (HNSW index {hnsw_size}), chunks {chunk_size};"
+        f" shared_buffers {shared_buffers}"
+    )
+    print(
+        f"settings: SEARCH_EF_SEARCH={settings.SEARCH_EF_SEARCH}"
+        f" SEARCH_ITERATIVE_SCAN={settings.SEARCH_ITERATIVE_SCAN}"
+        f" SEARCH_CANDIDATES={settings.SEARCH_CANDIDATES}; k=10, rerank off;"
+        f" {args.queries} queries per row after {args.warmup} warm-up"
+    )
+    print(
+        "latency: search()'s timings['sql'] (the transaction: SET of the HNSW knobs, the"
+        " statement, fetch), query embedding excluded"
+    )
+    print()
+    header = f"{'case':<11}{'readable':>10}  {'mode':<7}{'p50_ms':>8}{'p95_ms':>8}{'hits':>6}{'recall@10':>11}{'exact_p50':>11}{'exact_p95':>11}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        extra = (
+            f"{r['recall']:>11.3f}{r['exact_p50']:>11.1f}{r['exact_p95']:>11.1f}"
+            if "recall" in r
+            else ""
+        )
+        print(
+            f"{r['case']:<11}{r['readable']:>10,}  {r['mode']:<7}{r['p50']:>8.1f}{r['p95']:>8.1f}{r['hits']:>6.1f}{extra}"
+        )
+    for case, plan in plans.items():
+        vec = vector_cte(plan)
+        used = any(index_name(MODEL_ID) in line for line in vec)
+        totals = "; ".join(
+            line.strip() for line in plan if line.startswith(("Planning Time", "Execution Time"))
+        )
+        print()
+        print(
+            f"EXPLAIN (ANALYZE, BUFFERS) of one {case} vector query: HNSW index used:"
+            f" {'yes' if used else 'NO'} ({totals}); the vector leg:"
+        )
+        for line in vec:
+            if not line.strip().startswith(("Storage:", "Index Searches:")):
+                print("  " + re.sub(r"'\[[^\]]*\]'", "'[…]'", line))
+    print()
+    print(f"({size:,}: {time.perf_counter() - run_started:.0f} s in all)")
+    sys.stdout.flush()
+
+
+def embedding_latency(first_db: str) -> None:
+    setup_django(first_db)
+    from documents.embeddings import get_provider
+
+    provider = get_provider()
+    log(f"query embedding latency: loading {provider.model_id}")
+    started = time.perf_counter()
+    provider.warm_up()
+    load_s = time.perf_counter() - started
+    texts = [
+        "how do I calibrate the spindle encoder",
+        "torque specification for the main drive bolts",
+        "replace the hydraulic filter",
+        "error E42 on startup",
+        "what is the maximum feed rate in millimetres per minute for aluminium",
+        "coolant pump does not start after maintenance",
+        "reset the tool changer after a power failure",
+        "lubrication interval",
+        "how to level the machine bed and check the alignment of the guide rails",
+        "safety interlock bypass procedure",
+    ]
+    for text in texts[:3]:
+        provider.embed_query(text)
+    latencies = []
+    for i in range(EMBED_QUERIES):
+        started = time.perf_counter()
+        provider.embed_query(texts[i % len(texts)] + (f" {i}" if i >= len(texts) else ""))
+        latencies.append((time.perf_counter() - started) * 1000)
+    import torch
+
+    print(
+        f"query embedding ({provider.model_id}, real model, {torch.get_num_threads()} torch"
+        f" threads, model load {load_s:.1f} s): p50 {pct(latencies, 50):.1f} ms,"
+        f" p95 {pct(latencies, 95):.1f} ms over {EMBED_QUERIES} queries"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="chunks per corpus, comma-separated"
+    )
+    parser.add_argument("--queries", type=int, default=50, help="measured queries per row")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="warm-up queries per row")
+    parser.add_argument("--reload", action="store_true", help="rebuild the corpora")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--maintenance-work-mem",
+        help="for the HNSW build (default: the server's setting), e.g. 1GB",
+    )
+    parser.add_argument("--no-embed", action="store_true", help="skip the real-model latency")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args)
+        return
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    for size in sizes:
+        if size < A_EVERY * CHUNKS_PER_DOC or size % CHUNKS_PER_DOC:
+            parser.error(
+                f"each size must be a multiple of {CHUNKS_PER_DOC} and at least"
+                f" {A_EVERY * CHUNKS_PER_DOC} (user A owns every {A_EVERY}th document)"
+            )
+    started = time.perf_counter()
+    passthrough = ["--queries", str(args.queries), "--warmup", str(args.warmup)]
+    passthrough += ["--seed", str(args.seed)]
+    if args.reload:
+        passthrough.append("--reload")
+    if args.maintenance_work_mem:
+        passthrough += ["--maintenance-work-mem", args.maintenance_work_mem]
+    for size in sizes:
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", str(size), *passthrough], check=False
+        )
+        if done.returncode:
+            sys.exit(f"size {size} failed (exit status {done.returncode})")
+    if not args.no_embed:
+        print()
+        embedding_latency(db_name(sizes[0]))
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Count, Q
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chats.models import Chat, Citation, Message, Vote
+from chats.services import (
+    answer_stream,
+    chat_edit_last,
+    chat_regenerate,
+    chat_request_stop,
+    last_exchange,
+    title_from,
+)
+from rra.api import json_error
+from rra.ratelimit import limit_request, too_many_requests_json
+
+
+class ChatSerializer(serializers.ModelSerializer):
+    is_owner = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Chat
+        fields = ["id", "title", "visibility", "is_owner", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def get_is_owner(self, chat: Chat) -> bool:
+        request = self.context.get("request")
+        return bool(request and request.user.is_authenticated and chat.owner_id == request.user.pk)
+
+    def validate_title(self, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise serializers.ValidationError("A chat needs a title.")
+        return value
+
+    def update(self, instance: Chat, validated_data: dict) -> Chat:
+        for field, value in validated_data.items():
+            setattr(instance, field, value)
+        instance.save(update_fields=[*validated_data, "updated_at"])
+        return instance
+
+
+class CitationSerializer(serializers.ModelSerializer):
+    pages = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Citation
+        fields = [
+            "number",
+            "document_id",
+            "document_name",
+            "chunk_id",
+            "first_page",
+            "last_page",
+            "pages",
+            "section",
+            "quote",
+            "score",
+        ]
+
+    def get_pages(self, citation: Citation) -> str:
+        if citation.first_page == citation.last_page:
+            return f"p. {citation.first_page}"
+        return f"pp. {citation.first_page}–{citation.last_page}"
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    citations = CitationSerializer(many=True, read_only=True)
+    votes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "role",
+            "content",
+            "status",
+            "error",
+            "prompt_tokens",
+            "completion_tokens",
+            "model",
+            "created_at",
+            "citations",
+            "votes",
+        ]
+
+    def get_votes(self, message: Message) -> dict:
+        return {
+            "up": getattr(message, "up_votes", 0),
+            "down": getattr(message, "down_votes", 0),
+            "mine": getattr(message, "my_vote", None),
+        }
+
+
+class NewestFirst(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 30
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class OldestFirst(CursorPagination):
+    ordering = ("created_at", "id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class QuestionSerializer(serializers.Serializer):
+    question = serializers.CharField(max_length=None, trim_whitespace=True)
+
+    def validate_question(self, value: str) -> str:
+        if len(value) > settings.MAX_QUESTION_CHARS:
+            raise serializers.ValidationError(
+                f"Keep the question under {settings.MAX_QUESTION_CHARS} characters."
+            )
+        return value
+
+
+def _stream(events) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache, no-transform"
+    response["X-Accel-Buffering"] = "no"  # no proxy buffering: tokens arrive as they come
+    return response
+
+
+def _chat_limit(request: Request):
+    limited = limit_request(request, group="chat", rate=settings.CHAT_RATE)
+    return too_many_requests_json(limited, "messages") if limited else None
+
+
+def _own_chat(request: Request, chat_id) -> Chat:
+    """A chat the requester owns; 404 for everything else (also public chats)."""
+    return get_object_or_404(Chat.objects.owned_by(request.user), pk=chat_id)
+
+
+class ChatListView(APIView):
+    def get(self, request: Request) -> Response:
+        chats = Chat.objects.owned_by(request.user)
+        if query := request.query_params.get("q", "").strip():
+            chats = chats.filter(title__icontains=query)
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(chats, request, view=self)
+        return paginator.get_paginated_response(
+            ChatSerializer(page, many=True, context={"request": request}).data
+        )
+
+    def post(self, request: Request):
+        question = (request.data.get("question") or "").strip()
+        if question:
+            serializer = QuestionSerializer(data={"question": question})
+            serializer.is_valid(raise_exception=True)
+            if limited := _chat_limit(request):
+                return limited
+        title = request.data.get("title") or (title_from(question) if question else "New chat")
+        meta = ChatSerializer(data={"title": title}, context={"request": request})
+        meta.is_valid(raise_exception=True)
+        chat = Chat.objects.create(owner=request.user, title=meta.validated_data["title"])
+        body = ChatSerializer(chat, context={"request": request}).data
+        if not question:
+            return Response(body, status=status.HTTP_201_CREATED)
+
+        def events():
+            from chats.services import sse
+
+            yield sse("chat", {k: str(v) if k == "id" else v for k, v in body.items()})
+            yield from answer_stream(chat=chat, user=request.user, question=question)
+
+        response = _stream(events())
+        response.status_code = 201
+        response["Location"] = f"/api/chats/{chat.pk}"
+        return response
+
+
+class ChatDetailView(APIView):
+    def get_permissions(self):
+        # A public chat is readable by anyone with its link.
+        return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
+
+    def get(self, request: Request, chat_id) -> Response:
+        chat = get_object_or_404(Chat.objects.readable_by(request.user), pk=chat_id)
+        user_id = request.user.pk if request.user.is_authenticated else None
+        messages = chat.messages.prefetch_related("citations").annotate(
+            up_votes=Count("votes", filter=Q(votes__value=1)),
+            down_votes=Count("votes", filter=Q(votes__value=-1)),
+        )
+        paginator = OldestFirst()
+        page = paginator.paginate_queryset(messages, request, view=self)
+        if user_id:
+            mine = dict(
+                Vote.objects.filter(user_id=user_id, message__in=[m.pk for m in page]).values_list(
+                    "message_id", "value"
+                )
+            )
+            for message in page:
+                message.my_vote = mine.get(message.pk)
+        data = ChatSerializer(chat, context={"request": request}).data
+        data["messages"] = MessageSerializer(page, many=True).data
+        data["next"] = paginator.get_next_link()
+        data["previous"] = paginator.get_previous_link()
+        return Response(data)
+
+    def patch(self, request: Request, chat_id) -> Response:
+        chat = _own_chat(request, chat_id)
+        serializer = ChatSerializer(
+            chat, data=request.data, partial=True, context={"request": request}
+        )
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
+
+    def delete(self, request: Request, chat_id) -> Response:
+        _own_chat(request, chat_id).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessagesView(APIView):
+    def post(self, request: Request, chat_id):
+        chat = _own_chat(request, chat_id)
+        serializer = QuestionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if limited := _chat_limit(request):
+            return limited
+        return _stream(
+            answer_stream(
+                chat=chat, user=request.user, question=serializer.validated_data["question"]
+            )
+        )
+
+
+class StopView(APIView):
+    def post(self, request: Request, chat_id) -> Response:
+        chat_request_stop(chat=_own_chat(request, chat_id))
+        return Response({"stopping": True}, status=status.HTTP_202_ACCEPTED)
+
+
+class RegenerateView(APIView):
+    def post(self, request: Request, chat_id):
+        chat = _own_chat(request, chat_id)
+        question, _ = last_exchange(chat)
+        if question is None:
+            return json_error(
+                409, "nothing_to_regenerate", "This chat has no question to answer again."
+            )
+        if limited := _chat_limit(request):
+            return limited
+        return _stream(chat_regenerate(chat=chat, user=request.user))
+
+
+class EditLastView(APIView):
+    def post(self, request: Request, chat_id):
+        chat = _own_chat(request, chat_id)
+        serializer = QuestionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        question, _ = last_exchange(chat)
+        if question is None:
+            return json_error(409, "nothing_to_edit", "This chat has no question to edit yet.")
+        if limited := _chat_limit(request):
+            return limited
+        return _stream(
+            chat_edit_last(
+                chat=chat, user=request.user, question=serializer.validated_data["question"]
+            )
+        )
+
+
+class VoteSerializer(serializers.Serializer):
+    value = serializers.ChoiceField(choices=["up", "down"])
+
+
+class VoteView(APIView):
+    def _message(self, request: Request, message_id: int) -> Message:
+        message = (
+            Message.objects.filter(pk=message_id, role=Message.Role.ASSISTANT)
+            .filter(chat__in=Chat.objects.readable_by(request.user))
+            .first()
+        )
+        if message is None:
+            raise NotFound()
+        return message
+
+    def put(self, request: Request, message_id: int) -> Response:
+        message = self._message(request, message_id)
+        serializer = VoteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        value = Vote.Value.UP if serializer.validated_data["value"] == "up" else Vote.Value.DOWN
+        Vote.objects.update_or_create(message=message, user=request.user, defaults={"value": value})
+        return Response({"message_id": message.pk, "value": serializer.validated_data["value"]})
+
+    def delete(self, request: Request, message_id: int) -> Response:
+        message = self._message(request, message_id)
+        Vote.objects.filter(message=message, user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

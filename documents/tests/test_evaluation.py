@@ -1,0 +1,86 @@
+"""The evaluation command on the small set shipped in documents/tests/eval."""
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from documents.services import document_ingest
+from documents.tests import files
+from documents.tests.conftest import make_document
+
+pytestmark = pytest.mark.django_db
+
+EVAL = Path(__file__).parent / "eval"
+SPINDLE_PAGES = [
+    [
+        "# Before you start",
+        "Check that the coolant tank is full, the chip tray is empty and the emergency stop is released before switching on the milling machine.",
+    ],
+    [
+        "# Spindle service",
+        "To replace the spindle bearing, remove the drawbar, pull the spindle cartridge forward and press the new angular contact bearing in with the mounting sleeve.",
+        "Tighten the spindle nut to 120 Nm with the special wrench and secure it with the lock screw.",
+    ],
+    [
+        "# Lubrication",
+        "Grease the linear guide rails every 40 hours with lithium grease through the nipples on each carriage.",
+    ],
+]
+
+
+@pytest.fixture
+def eval_corpus(owner, media, tmp_path):
+    for path in sorted(EVAL.glob("*.md")):
+        document = make_document(owner, name=path.name, content=path.read_bytes())
+        assert document_ingest(document_id=document.pk) == "ready"
+    pdf = files.make_pdf(tmp_path / "spindle-manual.pdf", SPINDLE_PAGES)
+    document = make_document(
+        owner, name="spindle-manual.pdf", content=pdf.read_bytes(), mime_type="application/pdf"
+    )
+    assert document_ingest(document_id=document.pk) == "ready"
+
+
+def test_it_reports_each_mode_and_hybrid_retrieves_well(eval_corpus, tmp_path):
+    out = StringIO()
+    report = tmp_path / "report.json"
+    call_command(
+        "evaluate_retrieval",
+        str(EVAL / "eval.jsonl"),
+        "--k",
+        "10",
+        "--json",
+        str(report),
+        stdout=out,
+    )
+    text = out.getvalue()
+    assert "18 questions, k=10" in text
+    data = json.loads(report.read_text())
+    modes = {m["mode"]: m for m in data["modes"]}
+    assert set(modes) == {"vector", "text", "hybrid"}
+    for mode in modes.values():
+        assert 0 <= mode["hit_at_1"] <= mode["hit_at_5"] <= 1
+        assert mode["hit_at_1"] <= mode["mrr"] <= mode["hit_at_5"]
+    # The shipped set is easy for hybrid search; a regression in any leg shows here.
+    assert modes["hybrid"]["hit_at_5"] >= 0.9
+    assert modes["hybrid"]["mrr"] >= 0.75
+    assert modes["vector"]["hit_at_5"] >= 0.8
+    # Misses name the question and what came back instead.
+    for miss in modes["text"]["misses"]:
+        assert miss["question"] and miss["expected"]
+
+
+def test_it_rejects_a_malformed_file_with_the_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"question": "ok?", "doc": "a.md", "pages": []}\n{"question": "", "doc": "a.md"}\n'
+    )
+    with pytest.raises(CommandError, match=r"bad.jsonl:2: 'question' must be a non-empty string"):
+        call_command("evaluate_retrieval", str(bad))
+    bad.write_text("not json\n")
+    with pytest.raises(CommandError, match=r"bad.jsonl:1: not JSON"):
+        call_command("evaluate_retrieval", str(bad))
+    with pytest.raises(CommandError, match="cannot read"):
+        call_command("evaluate_retrieval", str(tmp_path / "missing.jsonl"))
