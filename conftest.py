@@ -15,11 +15,11 @@ PASSWORD = "correct horse battery staple 42"
 
 @pytest.fixture(scope="session", autouse=True)
 def _static_manifest(django_db_blocker):
-    """Templates use {% static %} with the manifest storage: collect once per session."""
+    """Templates use {% static %} with the manifest storage: collect once per session
+    (into the session's own STATIC_ROOT, see rra/testing/pytest_plugin.py)."""
     from django.core.management import call_command
 
-    if not (settings.STATIC_ROOT / "staticfiles.json").exists():
-        call_command("collectstatic", "--noinput", verbosity=0)
+    call_command("collectstatic", "--noinput", verbosity=0)
 
 
 @pytest.fixture(autouse=True)

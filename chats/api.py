@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chats.models import Chat, Citation, Message, Vote
+from chats.rendering import render_answer
 from chats.services import (
     answer_stream,
     chat_edit_last,
@@ -77,6 +78,7 @@ class CitationSerializer(serializers.ModelSerializer):
 class MessageSerializer(serializers.ModelSerializer):
     citations = CitationSerializer(many=True, read_only=True)
     votes = serializers.SerializerMethodField()
+    html = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -84,6 +86,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "id",
             "role",
             "content",
+            "html",
             "status",
             "error",
             "prompt_tokens",
@@ -93,6 +96,12 @@ class MessageSerializer(serializers.ModelSerializer):
             "citations",
             "votes",
         ]
+
+    def get_html(self, message: Message) -> str:
+        """Sanitized HTML of the Markdown answer; questions are plain text."""
+        if message.role == Message.Role.ASSISTANT:
+            return render_answer(message.content)
+        return ""
 
     def get_votes(self, message: Message) -> dict:
         return {

@@ -23,6 +23,7 @@ from django.utils import timezone
 from chats.llm import LLMError, Passage, Token, TransientLLMError, Turn, Usage, get_llm
 from chats.models import Chat, Citation, Message
 from chats.prompts import cited_numbers, prune_history
+from chats.rendering import render_answer
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def answer_stream(
             {
                 "message_id": message.pk,
                 "status": message.status,
+                "html": render_answer(message.content),
                 "usage": {
                     "prompt_tokens": message.prompt_tokens,
                     "completion_tokens": message.completion_tokens,

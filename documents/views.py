@@ -21,14 +21,15 @@ from rra.ratelimit import limit_request, retry_after_text
 
 @login_required
 def library(request: HttpRequest) -> HttpResponse:
-    documents = Document.objects.readable_by(request.user).select_related("owner")[:200]
-    processing = any(d.is_processing for d in documents)
+    # The first page is rendered here (it works without JavaScript); library.js then
+    # loads the rest through the API into a virtual list and keeps statuses live.
+    documents = Document.objects.readable_by(request.user)[:100]
     return render(
         request,
         "documents/library.html",
         {
             "documents": documents,
-            "processing": processing,
+            "Status": Document.Status,
             "max_mb": settings.MAX_UPLOAD_SIZE_MB,
             "accepted": filetypes.ACCEPTED_DESCRIPTION,
             "Visibility": Document.Visibility,

@@ -3,7 +3,9 @@ from django.urls import include, path
 
 from accounts import api as accounts_api
 from chats import api as chats_api
+from chats import views as chats_views
 from documents import api as documents_api
+from documents import viewer_api
 from rra import health, views
 
 api_patterns = [
@@ -36,10 +38,13 @@ api_patterns = [
         documents_api.DocumentReprocessView.as_view(),
         name="document-reprocess",
     ),
+    path("documents/<int:document_id>/pages/<int:page>", viewer_api.PageView.as_view(), name="document-page"),
+    path("documents/<int:document_id>/pages/<int:page>/image", viewer_api.PageImageView.as_view(), name="document-page-image"),
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", chats_views.home, name="home"),
+    path("c/<uuid:chat_id>/", chats_views.chat_page, name="chat"),
     path("accounts/", include("accounts.urls")),
     path("documents/", include("documents.urls")),
     path("admin/", admin.site.urls),

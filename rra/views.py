@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -9,11 +8,6 @@ from rra.api import json_error
 
 def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
 
 
 def not_found(request: HttpRequest, exception=None) -> HttpResponse:

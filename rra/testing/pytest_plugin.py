@@ -31,6 +31,7 @@ TEST_ENV = {
 
 _redis: subprocess.Popen | None = None
 _redis_dir: str | None = None
+_static_dir: str | None = None
 REDIS_MISSING_REASON = ""
 
 
@@ -78,6 +79,11 @@ def pytest_load_initial_conftests(early_config, parser, args):
     global REDIS_MISSING_REASON
     for name, value in TEST_ENV.items():
         os.environ[name] = value
+    # Each session collects static files into its own folder (the manifest always
+    # matches the code under test; parallel sessions do not collide).
+    global _static_dir
+    _static_dir = tempfile.mkdtemp(prefix="rra-static-")
+    os.environ["STATIC_ROOT"] = _static_dir
     os.environ.pop("REDIS_URL", None)
     if os.environ.get("RRA_TEST_REDIS_URL"):
         os.environ["REDIS_URL"] = os.environ["RRA_TEST_REDIS_URL"]
@@ -102,5 +108,6 @@ def pytest_unconfigure(config):
             _redis.wait(5)
         except subprocess.TimeoutExpired:
             _redis.kill()
-    if _redis_dir:
-        shutil.rmtree(_redis_dir, ignore_errors=True)
+    for folder in (_redis_dir, _static_dir):
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)

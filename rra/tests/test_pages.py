@@ -20,10 +20,11 @@ def test_the_base_template_has_the_basics(client):
     assert 'href="#main"' in page and 'id="main"' in page
 
 
-def test_the_home_page_greets_a_signed_in_user(owner_client):
+def test_the_home_page_is_the_chat_for_a_signed_in_user(owner_client):
     response = owner_client.get(reverse("home"))
     assert response.status_code == 200
-    assert "Welcome, Olive Owner" in response.content.decode()
+    page = response.content.decode()
+    assert "Ask your manuals" in page and 'id="composer"' in page
 
 
 def test_missing_pages_get_a_friendly_404(owner_client):

@@ -1,0 +1,270 @@
+// The chat page: ask, stream the answer, citations, and chat/message actions.
+import { api, el, streamEvents } from "./api.js";
+
+const app = document.querySelector(".chat-app");
+const conversation = document.getElementById("conversation");
+const form = document.getElementById("composer");
+const question = document.getElementById("question");
+const sendButton = document.getElementById("send");
+const stopButton = document.getElementById("stop");
+const statusLine = document.getElementById("composer-status");
+let chatId = app?.dataset.chatId || "";
+let busy = false;
+
+const setStatus = (text) => { if (statusLine) statusLine.textContent = text; };
+
+function sourcesList(messageId, passages) {
+  if (!passages.length) return null;
+  const list = el("ol");
+  for (const p of passages) {
+    list.append(el("li", {
+      id: `src-${messageId}-${p.number}`, "data-number": p.number, "data-document-id": p.document_id ?? "",
+      "data-chunk-id": p.chunk_id ?? "", "data-page": p.first_page ?? "",
+    }, el("span", { class: "src-doc", text: p.document }), ", ", el("span", { class: "src-pages", text: p.pages }),
+    el("blockquote", { class: "src-quote", text: plainSnippet(p.snippet) })));
+  }
+  return el("details", { class: "sources" }, el("summary", { text: `Sources (${passages.length})` }), list);
+}
+
+// Search snippets come as escaped HTML with <mark>: read them as text for quoting.
+function plainSnippet(html) {
+  const doc = new DOMParser().parseFromString(html || "", "text/html");
+  return doc.body.textContent || "";
+}
+
+function tools(messageId, last) {
+  const box = el("div", { class: "msg-tools" },
+    el("button", { type: "button", "data-action": "copy", text: "Copy" }),
+    el("button", { type: "button", "data-action": "vote", "data-value": "up", "aria-label": "Helpful", text: "👍" }),
+    el("button", { type: "button", "data-action": "vote", "data-value": "down", "aria-label": "Not helpful", text: "👎" }));
+  if (last) box.append(el("button", { type: "button", "data-action": "regenerate", text: "Regenerate" }));
+  return box;
+}
+
+function clearRegenerate() {
+  conversation.querySelectorAll('[data-action="regenerate"]').forEach((b) => b.remove());
+}
+
+async function ask(text, { path, body } = {}) {
+  if (busy) return;
+  busy = true;
+  conversation.querySelector(".empty-chat")?.remove();
+  clearRegenerate();
+  if (!path) conversation.append(el("article", { class: "msg user" }, el("p", { text })));
+  const answer = el("div", { class: "answer streaming" });
+  const article = el("article", { class: "msg assistant" }, answer);
+  conversation.append(article);
+  article.scrollIntoView({ block: "end" });
+  conversation.setAttribute("aria-busy", "true");
+  sendButton.disabled = true;
+  stopButton.hidden = false;
+  setStatus("Answering…");
+  let passages = [];
+  let finished = false;
+  const target = path || (chatId ? `/api/chats/${chatId}/messages` : "/api/chats");
+  try {
+    await streamEvents(target, body || { question: text }, (name, data) => {
+      if (name === "chat") {
+        chatId = data.id;
+        app.dataset.chatId = chatId;
+        history.replaceState(null, "", `/c/${chatId}/`);
+        document.getElementById("chat-title").textContent = data.title;
+        addToSidebar(data);
+      } else if (name === "citations") {
+        passages = data.passages;
+      } else if (name === "token") {
+        answer.textContent += data.text;
+      } else if (name === "done" || name === "error") {
+        finished = true;
+        article.dataset.messageId = data.message_id;
+        if (name === "done") {
+          answer.innerHTML = data.html; // sanitized by the server (raw HTML disabled)
+          if (data.status === "partial") article.classList.add("partial");
+        } else {
+          article.classList.add(answer.textContent ? "partial" : "error");
+          article.append(el("p", { class: "msg-error", text: data.message }));
+        }
+        answer.classList.remove("streaming");
+        const sources = sourcesList(data.message_id, passages);
+        if (sources) article.append(sources);
+        article.append(tools(data.message_id, true));
+      }
+    });
+    setStatus(finished ? "" : "The answer was cut off. Try again.");
+  } catch (error) {
+    article.remove();
+    if (!navigator.onLine || error instanceof TypeError) {
+      await queueOffline(text);
+    } else {
+      setStatus(error.message);
+      if (!path) question.value = text;
+    }
+  } finally {
+    busy = false;
+    conversation.setAttribute("aria-busy", "false");
+    sendButton.disabled = false;
+    stopButton.hidden = true;
+  }
+}
+
+async function queueOffline(text) {
+  try {
+    const queue = await import("./offline-queue.js");
+    await queue.queueQuestion(chatId, text);
+    const note = el("p", { class: "queued", text: "Queued — it will be sent when you are back online." });
+    conversation.lastElementChild?.append(note);
+    setStatus("You are offline. Your question is queued.");
+  } catch {
+    setStatus("You are offline. Try again when the connection is back.");
+    question.value = text;
+  }
+}
+
+function addToSidebar(chat) {
+  const list = document.querySelector("#chat-list ul");
+  if (!list) return;
+  list.querySelector(".empty")?.remove();
+  list.querySelectorAll("[aria-current]").forEach((a) => a.removeAttribute("aria-current"));
+  list.prepend(el("li", {}, el("a", { href: `/c/${chat.id}/`, "aria-current": "page", text: chat.title })));
+}
+
+form?.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = question.value.trim();
+  if (!text) {
+    setStatus("Type a question first.");
+    question.focus();
+    return;
+  }
+  question.value = "";
+  ask(text);
+});
+
+question?.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    form.requestSubmit();
+  }
+});
+
+stopButton?.addEventListener("click", async () => {
+  stopButton.disabled = true;
+  try { await api(`/api/chats/${chatId}/stop`, { method: "POST" }); } catch (e) { setStatus(e.message); }
+  stopButton.disabled = false;
+});
+
+// Message tools and citation chips (event delegation: works for streamed messages too).
+conversation?.addEventListener("click", async (event) => {
+  const button = event.target.closest("button");
+  if (!button) return;
+  const article = button.closest(".msg");
+  const messageId = article?.dataset.messageId;
+  if (button.classList.contains("cite")) return showCitation(button, article);
+  const action = button.dataset.action;
+  try {
+    if (action === "copy") {
+      await navigator.clipboard.writeText(article.querySelector(".answer").innerText);
+      setStatus("Answer copied.");
+    } else if (action === "vote") {
+      const pressed = button.getAttribute("aria-pressed") === "true";
+      if (pressed) await api(`/api/messages/${messageId}/vote`, { method: "DELETE" });
+      else await api(`/api/messages/${messageId}/vote`, { method: "PUT", body: { value: button.dataset.value } });
+      article.querySelectorAll('[data-action="vote"]').forEach((b) => b.setAttribute("aria-pressed", "false"));
+      button.setAttribute("aria-pressed", String(!pressed));
+    } else if (action === "regenerate") {
+      article.remove();
+      await ask("", { path: `/api/chats/${chatId}/regenerate`, body: {} });
+    }
+  } catch (error) {
+    setStatus(error.message);
+  }
+});
+
+let popover;
+function showCitation(chip, article) {
+  const number = chip.dataset.cite;
+  const source = article.querySelector(`.sources li[data-number="${number}"]`);
+  popover?.remove();
+  if (!source) return;
+  const open = el("button", { type: "button", class: "primary", text: "Open page" });
+  popover = el("div", { class: "cite-popover", role: "dialog", "aria-label": `Source ${number}` },
+    el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), source.querySelector(".src-doc").cloneNode(true),
+      ", ", source.querySelector(".src-pages").cloneNode(true)),
+    el("blockquote", { text: source.querySelector(".src-quote").textContent }), open,
+    el("button", { type: "button", class: "link", "data-close": "", text: "Close" }));
+  chip.after(popover);
+  open.focus();
+  open.addEventListener("click", async () => {
+    const viewer = await import("./viewer.js");
+    viewer.openCitation({
+      documentId: source.dataset.documentId, page: Number(source.dataset.page),
+      chunkId: source.dataset.chunkId || null, quote: source.querySelector(".src-quote").textContent,
+      title: source.querySelector(".src-doc").textContent,
+    });
+  });
+  popover.querySelector("[data-close]").addEventListener("click", () => { popover.remove(); chip.focus(); });
+  popover.addEventListener("keydown", (e) => { if (e.key === "Escape") { popover.remove(); chip.focus(); } });
+}
+
+// Chat header: rename, share, delete.
+document.querySelector(".chat-actions")?.addEventListener("click", async (event) => {
+  const action = event.target.closest("button")?.dataset.action;
+  try {
+    if (action === "rename") {
+      const title = window.prompt("New name for this chat", document.getElementById("chat-title").textContent);
+      if (!title?.trim()) return;
+      const chat = await api(`/api/chats/${chatId}`, { method: "PATCH", body: { title } });
+      document.getElementById("chat-title").textContent = chat.title;
+      const link = document.querySelector(`#chat-list a[href="/c/${chatId}/"]`);
+      if (link) link.textContent = chat.title;
+    } else if (action === "share") {
+      const button = event.target.closest("button");
+      const shared = button.getAttribute("aria-pressed") === "true";
+      await api(`/api/chats/${chatId}`, { method: "PATCH", body: { visibility: shared ? "private" : "public" } });
+      button.setAttribute("aria-pressed", String(!shared));
+      button.textContent = shared ? "Share" : "Shared: anyone with the link";
+      if (!shared) {
+        await navigator.clipboard?.writeText(location.href).catch(() => {});
+        setStatus("Link copied: anyone with it can read this chat.");
+      }
+    } else if (action === "delete") {
+      if (!window.confirm("Delete this chat and all its messages?")) return;
+      await api(`/api/chats/${chatId}`, { method: "DELETE" });
+      location.assign("/");
+    }
+  } catch (error) {
+    setStatus(error.message);
+  }
+});
+
+// Sidebar search: filter what is shown, ask the server for the rest.
+const filter = document.getElementById("chat-filter");
+let filterTimer;
+filter?.addEventListener("input", () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(async () => {
+    const q = filter.value.trim();
+    const list = document.querySelector("#chat-list ul");
+    try {
+      const data = await api(`/api/chats?q=${encodeURIComponent(q)}&page_size=50`);
+      list.replaceChildren(...data.results.map((c) => el("li", {}, el("a", {
+        href: `/c/${c.id}/`, "aria-current": c.id === chatId ? "page" : null, text: c.title,
+      }))));
+      if (!data.results.length) list.append(el("li", { class: "muted empty", text: "No chats match." }));
+    } catch (error) {
+      setStatus(error.message);
+    }
+  }, 200);
+});
+
+// Questions queued while offline are sent when the connection is back.
+window.addEventListener("online", async () => {
+  try {
+    const queue = await import("./offline-queue.js");
+    await queue.flush(async (item) => {
+      if (item.chatId && item.chatId !== chatId) return false;
+      await ask(item.question);
+      return true;
+    });
+  } catch { /* nothing queued */ }
+});
