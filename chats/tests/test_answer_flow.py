@@ -47,7 +47,6 @@ def test_it_streams_citations_tokens_then_done_and_saves_the_answer(owner_client
 def test_it_says_plainly_when_the_documents_do_not_cover_the_question(
     owner_client, owner, manual, settings
 ):
-    settings.ANSWER_MIN_SCORE = 0.99
     chat = Chat.objects.create(owner=owner)
     stream = events(_ask(owner_client, chat, "What is the capital of Peru?"))
     assert stream[0] == ("citations", {"passages": []})
