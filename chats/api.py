@@ -5,7 +5,8 @@ from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotAcceptable, NotFound
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -136,6 +137,21 @@ class QuestionSerializer(serializers.Serializer):
         return value
 
 
+class StreamNegotiation(DefaultContentNegotiation):
+    """Answer endpoints stream text/event-stream; anything they answer as a document
+    (validation errors, 429) is JSON whatever the Accept header asked for."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type
+
+
+class StreamingView(APIView):
+    content_negotiation_class = StreamNegotiation
+
+
 def _stream(events) -> StreamingHttpResponse:
     response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache, no-transform"
@@ -153,7 +169,7 @@ def _own_chat(request: Request, chat_id) -> Chat:
     return get_object_or_404(Chat.objects.owned_by(request.user), pk=chat_id)
 
 
-class ChatListView(APIView):
+class ChatListView(StreamingView):
     def get(self, request: Request) -> Response:
         chats = Chat.objects.owned_by(request.user)
         if query := request.query_params.get("q", "").strip():
@@ -233,7 +249,7 @@ class ChatDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MessagesView(APIView):
+class MessagesView(StreamingView):
     def post(self, request: Request, chat_id):
         chat = _own_chat(request, chat_id)
         serializer = QuestionSerializer(data=request.data)
@@ -253,7 +269,7 @@ class StopView(APIView):
         return Response({"stopping": True}, status=status.HTTP_202_ACCEPTED)
 
 
-class RegenerateView(APIView):
+class RegenerateView(StreamingView):
     def post(self, request: Request, chat_id):
         chat = _own_chat(request, chat_id)
         question, _ = last_exchange(chat)
@@ -266,7 +282,7 @@ class RegenerateView(APIView):
         return _stream(chat_regenerate(chat=chat, user=request.user))
 
 
-class EditLastView(APIView):
+class EditLastView(StreamingView):
     def post(self, request: Request, chat_id):
         chat = _own_chat(request, chat_id)
         serializer = QuestionSerializer(data=request.data)

@@ -26,7 +26,7 @@ export async function streamEvents(path, body, onEvent, signal) {
     method: "POST",
     credentials: "same-origin",
     signal,
-    headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrf() },
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream, application/json;q=0.9", "X-CSRFToken": csrf() },
     body: JSON.stringify(body),
   });
   if (!response.ok || !response.headers.get("Content-Type")?.startsWith("text/event-stream")) {

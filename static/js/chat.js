@@ -45,7 +45,7 @@ function clearRegenerate() {
   conversation.querySelectorAll('[data-action="regenerate"]').forEach((b) => b.remove());
 }
 
-async function ask(text, { path, body } = {}) {
+async function ask(text, { path, body, fromQueue = false } = {}) {
   if (busy) return;
   busy = true;
   conversation.querySelector(".empty-chat")?.remove();
@@ -93,7 +93,12 @@ async function ask(text, { path, body } = {}) {
     setStatus(finished ? "" : "The answer was cut off. Try again.");
   } catch (error) {
     article.remove();
-    if (!navigator.onLine || error instanceof TypeError) {
+    const offline = !navigator.onLine || error instanceof TypeError;
+    if (fromQueue) {
+      article.previousElementSibling?.remove();
+      throw error; // stays queued
+    }
+    if (offline && !path) {
       await queueOffline(text);
     } else {
       setStatus(error.message);
@@ -111,8 +116,8 @@ async function queueOffline(text) {
   try {
     const queue = await import("./offline-queue.js");
     await queue.queueQuestion(chatId, text);
-    const note = el("p", { class: "queued", text: "Queued — it will be sent when you are back online." });
-    conversation.lastElementChild?.append(note);
+    conversation.append(el("article", { class: "msg user queued-question" },
+      el("p", { text }), el("p", { class: "queued", text: queue.QUEUED_TEXT })));
     setStatus("You are offline. Your question is queued.");
   } catch {
     setStatus("You are offline. Try again when the connection is back.");
@@ -257,14 +262,11 @@ filter?.addEventListener("input", () => {
   }, 200);
 });
 
-// Questions queued while offline are sent when the connection is back.
-window.addEventListener("online", async () => {
-  try {
-    const queue = await import("./offline-queue.js");
-    await queue.flush(async (item) => {
-      if (item.chatId && item.chatId !== chatId) return false;
-      await ask(item.question);
-      return true;
-    });
-  } catch { /* nothing queued */ }
-});
+// Questions queued while offline are sent when the connection is back (the "online"
+// event, or the service worker's Background Sync).
+import("./offline-queue.js").then((queue) => queue.autoFlush(async (item) => {
+  if (busy || (item.chatId && item.chatId !== chatId)) return false;
+  conversation.querySelector(".queued-question")?.remove();
+  await ask(item.question, { fromQueue: true });
+  return true;
+})).catch(() => { /* no IndexedDB: nothing can be queued either */ });

@@ -1,0 +1,63 @@
+"""The chat page in a real browser: ask, watch the answer stream, open a citation."""
+
+import pytest
+from django.test import Client
+
+from rra.testing.browser import screenshot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def sign_in(context, live_server, user):
+    client = Client()
+    client.force_login(user)
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+
+
+def test_ask_a_question_and_open_its_citation(live_server, context, page, page_errors, owner, manual):
+    sign_in(context, live_server, owner)
+    page.goto(live_server.url + "/")
+    assert page.title() == "Ask your manuals · RRA"
+    page.fill("#question", "How do I level the front chuck?")
+    page.keyboard.press("Enter")
+    answer = page.locator(".msg.assistant .answer:not(.streaming)")
+    try:
+        answer.wait_for(timeout=60_000)
+    except Exception:
+        screenshot(page, "chat-answer-timeout")
+        raise AssertionError(f"{page_errors} {page.locator('#composer-status').inner_text()} {page.content()[-3000:]}") from None
+    assert "spirit level" in answer.inner_text()
+    assert page.url.startswith(live_server.url + "/c/")
+    assert page.locator("#conversation").get_attribute("aria-live") == "polite"
+    assert page.locator("#chat-list a[aria-current=page]").inner_text() == "How do I level the front chuck?"
+    chip = page.locator(".msg.assistant button.cite").first
+    chip.click()
+    popover = page.locator(".cite-popover")
+    assert "roborail.md" in popover.inner_text()
+    screenshot(page, "chat-answer")
+    popover.get_by_role("button", name="Open page").click()
+    dialog = page.locator("dialog[open]")
+    dialog.locator("mark").first.wait_for()
+    assert "spirit level" in dialog.locator("mark").first.inner_text()
+    screenshot(page, "citation-viewer")
+    page.keyboard.press("Escape")
+    assert page.locator("dialog[open]").count() == 0
+    # The answer survives a reload: it was saved with its citations.
+    page.reload()
+    assert "spirit level" in page.locator(".msg.assistant .answer").first.inner_text()
+    assert page.locator(".sources li").count() >= 1
+    assert not page_errors
+
+
+def test_the_chat_page_fits_a_phone(live_server, context, page, owner, manual):
+    sign_in(context, live_server, owner)
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(live_server.url + "/")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.className")
+    assert "skip-link" in focused
+    screenshot(page, "chat-phone")
