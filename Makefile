@@ -15,7 +15,7 @@ DEPLOY_ENV := ENV_FILE= DEBUG=false SECRET_KEY=$$($(PY) -c 'import secrets; prin
 	ALLOWED_HOSTS=rra.example.com CSRF_TRUSTED_ORIGINS=https://rra.example.com \
 	REDIS_URL=redis://127.0.0.1:6379/0
 
-.PHONY: help setup run test lint format check-deploy worker db-stop clean
+.PHONY: help setup run test lint format check-deploy deploy-check worker db-stop clean redis-server chromium
 
 help:
 	@echo "make run    set everything up and serve http://127.0.0.1:8000 (web + worker)"
@@ -58,6 +58,12 @@ redis-server:
 		if [ "$${CI:-}" = "true" ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
 		else echo "note: redis-server not found; tests that need Redis will be skipped"; fi; }
 
+# Browser tests drive Debian's chromium (never a downloaded browser build).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		if [ "$${CI:-}" = "true" ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else echo "note: /usr/bin/chromium not found; browser tests will be skipped"; fi; }
+
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -70,7 +76,11 @@ check-deploy: $(INSTALLED)
 	$(CHECK_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(DEPLOY_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 
-test: $(INSTALLED) redis-server lint check-deploy
+# Dockerfile, docker-compose.yml, Prometheus and Grafana files, offline (deploy/check.sh).
+deploy-check: $(INSTALLED)
+	@deploy/check.sh
+
+test: $(INSTALLED) redis-server chromium lint check-deploy deploy-check
 	$(PY) -m pytest
 
 db-stop: $(INSTALLED)

@@ -10,6 +10,9 @@ from django.core.cache import caches
 
 from rra.testing import pytest_plugin
 
+# Browser fixtures (browser, context, page, page_errors, live_server): rra/testing/browser.py
+pytest_plugins = ["rra.testing.browser"]
+
 PASSWORD = "correct horse battery staple 42"
 
 

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.forms import ApiTokenForm, SignInForm, SignUpForm
@@ -120,6 +121,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return response
 
 
+@never_cache  # may show a new token's secret: never stored by the browser or the service worker
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST or None)

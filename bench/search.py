@@ -379,7 +379,7 @@ def load_corpus(corpus: Corpus, user_a_id: int, other_ids: list[int]) -> float:
 def ensure_corpus(corpus: Corpus, *, reload: bool, maintenance_work_mem: str | None) -> dict:
     from django.db import connection
 
-    from documents.vector_index import ensure_index
+    from documents.vector_index import ensure_index, index_name
 
     user_a, staff, other_ids = bench_users()
     info = None if reload else stored_corpus(corpus)
@@ -410,8 +410,6 @@ def ensure_corpus(corpus: Corpus, *, reload: bool, maintenance_work_mem: str | N
                 )
             cursor.execute("SHOW maintenance_work_mem")
             mwm = cursor.fetchone()[0]
-            from documents.vector_index import index_name
-
             cursor.execute(f'DROP INDEX IF EXISTS "{index_name(MODEL_ID)}"')  # an invalid one
         log(f"building the HNSW index (maintenance_work_mem {mwm})")
         started = time.perf_counter()
@@ -529,6 +527,7 @@ def child(size: int, args: argparse.Namespace) -> None:
     ]
     rows = []
     plans = {}
+    load_start = os.getloadavg()[0]
     try:
         for case, user, readable, docs, salt in cases:
             queries = corpus.queries(docs, args.warmup + args.queries, salt)
@@ -574,18 +573,17 @@ def child(size: int, args: argparse.Namespace) -> None:
         f"=== {corpus.n_docs * CHUNKS_PER_DOC:,} chunks, {corpus.n_docs:,} documents,"
         f" {DIMS}-dim {MODEL_ID}  (database {connection.settings_dict['NAME']})"
     )
-    index_note = f"HNSW build {info['index_s']:.1f} s (maintenance_work_mem {info['index_mwm']})"
-    if info["reused"]:
-        print(
-            f"corpus: reused (loaded {info['loaded_at']:%Y-%m-%d %H:%M}: COPY {info['load_s']:.1f} s,"
-            f" VACUUM ANALYZE {info['analyze_s']:.1f} s, "
-            + (index_note + " now)" if info.get("index_built_now") else index_note + ")")
-        )
+    load = (
+        f"COPY {info['load_s']:.1f} s (generation, tsvector, indexes and FK checks included),"
+        f" VACUUM ANALYZE {info['analyze_s']:.1f} s"
+    )
+    build = f"HNSW build {info['index_s']:.1f} s (maintenance_work_mem {info['index_mwm']})"
+    if not info["reused"]:
+        print(f"corpus: loaded now: {load}; {build}")
+    elif info.get("index_built_now"):
+        print(f"corpus: reused (loaded {info['loaded_at']:%Y-%m-%d %H:%M}: {load}); {build} now")
     else:
-        print(
-            f"corpus: loaded by COPY in {info['load_s']:.1f} s, VACUUM ANALYZE {info['analyze_s']:.1f} s,"
-            f" {index_note}"
-        )
+        print(f"corpus: reused, loaded {info['loaded_at']:%Y-%m-%d %H:%M}: {load}; {build}")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_size_pretty(pg_total_relation_size('documents_embedding')),"
@@ -604,6 +602,10 @@ def child(size: int, args: argparse.Namespace) -> None:
         f" SEARCH_ITERATIVE_SCAN={settings.SEARCH_ITERATIVE_SCAN}"
         f" SEARCH_CANDIDATES={settings.SEARCH_CANDIDATES}; k=10, rerank off;"
         f" {args.queries} queries per row after {args.warmup} warm-up"
+    )
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average (1 min) {load_start:.1f} at the start of"
+        f" the queries, {os.getloadavg()[0]:.1f} at the end"
     )
     print(
         "latency: search()'s timings['sql'] (the transaction: SET of the HNSW knobs, the"
@@ -677,7 +679,7 @@ def embedding_latency(first_db: str) -> None:
     import torch
 
     print(
-        f"query embedding ({provider.model_id}, real model, {torch.get_num_threads()} torch"
+        f"query embedding ({provider.model_id}, load average {os.getloadavg()[0]:.1f}, real model, {torch.get_num_threads()} torch"
         f" threads, model load {load_s:.1f} s): p50 {pct(latencies, 50):.1f} ms,"
         f" p95 {pct(latencies, 95):.1f} ms over {EMBED_QUERIES} queries"
     )

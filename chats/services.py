@@ -24,6 +24,7 @@ from chats.llm import LLMError, Passage, Token, TransientLLMError, Turn, Usage, 
 from chats.models import Chat, Citation, Message
 from chats.prompts import cited_numbers, prune_history
 from chats.rendering import render_answer
+from rra import telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +148,9 @@ def answer_stream(
             parts.append(NOT_COVERED)
             yield sse("token", {"text": NOT_COVERED})
         else:
-            for item in _stream_with_retry(
-                llm, question=question, passages=passages, history=history
+            for item in telemetry.llm_stream(
+                _stream_with_retry(llm, question=question, passages=passages, history=history),
+                provider=llm,
             ):
                 if isinstance(item, Usage):
                     usage = item

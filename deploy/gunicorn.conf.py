@@ -2,13 +2,32 @@
 
 Every value can be set from the environment: BIND, WEB_CONCURRENCY, GUNICORN_THREADS,
 GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE, GUNICORN_MAX_REQUESTS.
+
+Logging: gunicorn's own lines use RRA's formatter (LOG_LEVEL, LOG_FORMAT; read from the
+environment or .env like the settings do); its access log is off because the request
+middleware writes one access line per request, with the request id.
+
+Metrics: with more than one worker, prometheus_client's multiprocess mode needs a
+directory shared by the workers: PROMETHEUS_MULTIPROC_DIR, or a fresh temporary one.
+It is emptied of dead processes' files at start, and each worker that exits is marked
+dead (its live gauges disappear; its counters are kept).
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from dotenv import dotenv_values
 
 from rra.env import Env
 
+ROOT = Path(__file__).resolve().parent.parent
 env = Env(os.environ)
+_env_file = os.environ.get("ENV_FILE", str(ROOT / ".env"))
+# The observability settings also come from .env, as in rra/settings.py (the
+# environment wins); the web server's own knobs above come from the environment only.
+obs_env = Env({**(dotenv_values(_env_file) if _env_file else {}), **os.environ})
 
 bind = env.str("BIND", "127.0.0.1:8000")
 workers = env.int("WEB_CONCURRENCY", 2, min=1)
@@ -20,9 +39,81 @@ graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", 30, min=1)
 keepalive = env.int("GUNICORN_KEEPALIVE", 5, min=0)
 max_requests = env.int("GUNICORN_MAX_REQUESTS", 2000, min=0)
 max_requests_jitter = max_requests // 10
-accesslog = "-"
+accesslog = None  # the middleware writes the access lines
 errorlog = "-"
 wsgi_app = "rra.wsgi:application"
+
+_debug = obs_env.bool("DEBUG", False)
+loglevel = obs_env.str(
+    "LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+).lower()
+
+
+def _logconfig() -> dict:
+    from rra.logs import logging_config
+
+    return logging_config(
+        level=loglevel.upper(),
+        fmt=obs_env.str("LOG_FORMAT", "console" if _debug else "json", choices=("json", "console")),
+    )
+
+
+logconfig_dict = _logconfig()
+
+# Before any worker imports prometheus_client (workers inherit the environment).
+_multiproc_dir = obs_env.str("PROMETHEUS_MULTIPROC_DIR")
+_multiproc_dir_is_ours = False
+if _multiproc_dir:
+    _multiproc_dir = str(ROOT / _multiproc_dir)
+elif workers > 1:
+    _multiproc_dir = tempfile.mkdtemp(prefix="rra-prometheus-")
+    _multiproc_dir_is_ours = True
+if _multiproc_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _multiproc_dir
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_multiproc_dir(path: str) -> list[str]:
+    """Remove the metric files of processes that are gone (a previous run's); a worker
+    (manage.py worker) sharing the directory keeps its files. Returns the removed names."""
+    os.makedirs(path, exist_ok=True)
+    removed = []
+    for entry in os.scandir(path):
+        pid = entry.name.removesuffix(".db").rpartition("_")[2]
+        if not entry.name.endswith(".db") or not pid.isdigit():
+            continue
+        if not _pid_alive(int(pid)):
+            os.remove(entry.path)
+            removed.append(entry.name)
+    return removed
+
+
+def on_starting(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        removed = clean_multiproc_dir(path)
+        server.log.info("metrics: multiprocess dir %s (%d stale files removed)", path, len(removed))
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _multiproc_dir_is_ours:
+        shutil.rmtree(_multiproc_dir, ignore_errors=True)
 
 
 def post_worker_init(worker):

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from documents import filetypes
 from documents.models import Chunk, Document, DocumentContent, Embedding
+from rra import telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ class _Run:
             raise Superseded
 
 
+@telemetry.track_ingest
 def document_ingest(*, document_id: int) -> str:
     """Extract, chunk, embed and store one document. Idempotent: a re-run replaces the
     document's chunks and embeddings in one transaction. Returns what happened."""
@@ -200,7 +202,6 @@ def document_ingest(*, document_id: int) -> str:
     run = _Run(document_id, claim)
     log = logger.getChild("ingest")
     try:
-        started = timezone.now()
         extraction = extract_file(
             Path(document.file.path),
             document.mime_type,
@@ -212,13 +213,7 @@ def document_ingest(*, document_id: int) -> str:
             ),
             on_progress=lambda done, total: run.update(pages_done=done, pages_total=total),
         )
-        log.info(
-            "extracted document=%s pages=%s chars=%s in %.2fs",
-            document_id,
-            extraction.page_count,
-            extraction.char_count,
-            (timezone.now() - started).total_seconds(),
-        )
+        telemetry.ingest_step("extract", pages=extraction.page_count, chars=extraction.char_count)
         run.update(
             status=Document.Status.CHUNKING,
             pages_done=extraction.page_count,
@@ -232,6 +227,7 @@ def document_ingest(*, document_id: int) -> str:
             overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
             count_tokens=provider.count_tokens,
         )
+        telemetry.ingest_step("chunk", chunks=len(drafts))
         if not drafts:
             raise ExtractionFailed("No text found (scanned document?).")
         run.update(status=Document.Status.EMBEDDING, chunks_total=len(drafts))
@@ -239,13 +235,9 @@ def document_ingest(*, document_id: int) -> str:
         for batch in _batched(drafts, provider.batch_size):
             vectors.extend(provider.embed_documents([d.content for d in batch]))
             run.update(chunks_embedded=len(vectors))
+        telemetry.ingest_step("embed", chunks=len(vectors), model=provider.model_id)
         _store(document, run, extraction, drafts, vectors, provider)
-        log.info(
-            "document=%s ready chunks=%s in %.2fs",
-            document_id,
-            len(drafts),
-            (timezone.now() - started).total_seconds(),
-        )
+        telemetry.ingest_step("store", pages=extraction.page_count, chunks=len(drafts))
         return "ready"
     except Superseded:
         log.info("document=%s was changed or deleted while processing; stopped", document_id)

@@ -13,3 +13,12 @@ def document_changed(sender, instance: Document, **kwargs) -> None:
 
     owner_id = instance.owner_id
     transaction.on_commit(lambda: invalidate_for(owner_id=owner_id))
+
+
+@receiver(post_delete, sender=Document)
+def document_deleted(sender, instance: Document, **kwargs) -> None:
+    """Rendered page images go with the document."""
+    from documents.pages import clear_page_cache
+
+    document_id = instance.pk
+    transaction.on_commit(lambda: clear_page_cache(document_id))

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
+from rra import telemetry
+
 logger = logging.getLogger(__name__)
 
 
@@ -89,9 +91,13 @@ def usage(
         if fail_open:
             return None
         raise RateLimitUnavailable(group)
-    return Usage(
+    found = Usage(
         count=result["count"], limit=result["limit"], retry_after=max(1, result["time_left"])
     )
+    if not increment and found.exhausted:
+        # A check before acting (sign-in): the caller turns this request away.
+        telemetry.ratelimit_rejected(group)
+    return found
 
 
 def retry_after_text(seconds: int) -> str:
@@ -111,6 +117,7 @@ def limit_request(request: HttpRequest, *, group: str, rate: str) -> Usage | Non
     )
     hit = usage(request, group=group, value=value, rate=rate, increment=True, fail_open=True)
     if hit is not None and hit.count > hit.limit:
+        telemetry.ratelimit_rejected(group)
         return hit
     return None
 

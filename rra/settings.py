@@ -371,7 +371,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Hashed names, gzip + brotli copies written by collectstatic; served with
     # far-future immutable cache headers by whitenoise.
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "rra.storage.StaticStorage"},
 }
 MEDIA_ROOT = BASE_DIR / env.str("MEDIA_ROOT", "var/media")
 
@@ -417,7 +417,12 @@ PWA_APP_SPLASH_SCREEN = []
 # worker is served), besides the offline page. Add each page's core module here.
 PWA_PRECACHE_STATIC = [
     "css/app.css",
+    "css/viewer.css",
     "js/pwa.js",
+    "js/api.js",
+    "js/chat.js",
+    "js/library.js",
+    "js/viewer.js",
     "js/offline-queue.js",
     "js/vlist.js",
     "icons/icon-192.png",

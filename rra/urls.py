@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -6,7 +7,7 @@ from chats import api as chats_api
 from chats import views as chats_views
 from documents import api as documents_api
 from documents import viewer_api
-from rra import health, views
+from rra import health, metrics, pwa_views
 
 api_patterns = [
     path("health", health.ready, name="health"),
@@ -38,18 +39,35 @@ api_patterns = [
         documents_api.DocumentReprocessView.as_view(),
         name="document-reprocess",
     ),
-    path("documents/<int:document_id>/pages/<int:page>", viewer_api.PageView.as_view(), name="document-page"),
-    path("documents/<int:document_id>/pages/<int:page>/image", viewer_api.PageImageView.as_view(), name="document-page-image"),
+    path(
+        "documents/<int:document_id>/pages/<int:page>",
+        viewer_api.PageView.as_view(),
+        name="document-page",
+    ),
+    path(
+        "documents/<int:document_id>/pages/<int:page>/image",
+        viewer_api.PageImageView.as_view(),
+        name="document-page-image",
+    ),
 ]
 
 urlpatterns = [
     path("", chats_views.home, name="home"),
     path("c/<uuid:chat_id>/", chats_views.chat_page, name="chat"),
+    # The service worker and the offline page come before django-pwa's urls, which have
+    # defaults for both; from those we use /manifest.json (templates/manifest.json).
+    path("sw.js", pwa_views.service_worker, name="service-worker"),
+    path("offline/", pwa_views.offline, name="offline"),
+    path("", include("pwa.urls")),
     path("accounts/", include("accounts.urls")),
     path("documents/", include("documents.urls")),
     path("admin/", admin.site.urls),
     path("api/", include((api_patterns, "api"))),
+    path("metrics", metrics.metrics_view, name="metrics"),
 ]
+
+if settings.DEBUG:
+    urlpatterns.append(path("dev/vlist/", pwa_views.vlist_demo, name="dev-vlist"))
 
 handler400 = "rra.views.bad_request"
 handler403 = "rra.views.permission_denied"

@@ -157,12 +157,16 @@ def test_history_goes_into_the_next_prompt(owner_client, owner, manual, monkeypa
 def test_an_event_stream_accept_header_is_fine_and_errors_stay_json(owner_client, owner, manual):
     chat = Chat.objects.create(owner=owner)
     response = owner_client.post(
-        f"/api/chats/{chat.pk}/messages", {"question": "chuck?"}, content_type="application/json",
+        f"/api/chats/{chat.pk}/messages",
+        {"question": "chuck?"},
+        content_type="application/json",
         HTTP_ACCEPT="text/event-stream",
     )
     assert response.status_code == 200 and events(response)[-1][0] == "done"
     bad = owner_client.post(
-        f"/api/chats/{chat.pk}/messages", {"question": ""}, content_type="application/json",
+        f"/api/chats/{chat.pk}/messages",
+        {"question": ""},
+        content_type="application/json",
         HTTP_ACCEPT="text/event-stream",
     )
     assert bad.status_code == 400 and bad["Content-Type"] == "application/json"

@@ -16,7 +16,9 @@ def sign_in(context, live_server, user):
     )
 
 
-def test_ask_a_question_and_open_its_citation(live_server, context, page, page_errors, owner, manual):
+def test_ask_a_question_and_open_its_citation(
+    live_server, context, page, page_errors, owner, manual
+):
     sign_in(context, live_server, owner)
     page.goto(live_server.url + "/")
     assert page.title() == "Ask your manuals · RRA"
@@ -27,11 +29,16 @@ def test_ask_a_question_and_open_its_citation(live_server, context, page, page_e
         answer.wait_for(timeout=60_000)
     except Exception:
         screenshot(page, "chat-answer-timeout")
-        raise AssertionError(f"{page_errors} {page.locator('#composer-status').inner_text()} {page.content()[-3000:]}") from None
+        raise AssertionError(
+            f"{page_errors} {page.locator('#composer-status').inner_text()} {page.content()[-3000:]}"
+        ) from None
     assert "spirit level" in answer.inner_text()
     assert page.url.startswith(live_server.url + "/c/")
     assert page.locator("#conversation").get_attribute("aria-live") == "polite"
-    assert page.locator("#chat-list a[aria-current=page]").inner_text() == "How do I level the front chuck?"
+    assert (
+        page.locator("#chat-list a[aria-current=page]").inner_text()
+        == "How do I level the front chuck?"
+    )
     chip = page.locator(".msg.assistant button.cite").first
     chip.click()
     popover = page.locator(".cite-popover")

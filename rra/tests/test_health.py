@@ -31,11 +31,23 @@ def test_live_has_no_dependencies(client, django_assert_num_queries):
 
 @pytest.mark.parametrize("path", ["/api/health/ready", "/api/health"])
 def test_ready_reports_each_check_with_its_time(client, path):
+    from rra.health import heartbeat_beat
+
+    heartbeat_beat(worker="test-worker")
     response = client.get(path)
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "cache", "migrations"}
+    assert body["status"] == "ok", body
+    assert set(body["checks"]) == {
+        "database",
+        "migrations",
+        "worker",
+        "cache",
+        "disk",
+        "memory",
+        "embeddings",
+        "llm",
+    }
     for check in body["checks"].values():
         assert check["status"] == "ok"
         assert isinstance(check["ms"], float)

@@ -3,6 +3,11 @@
 Every WORKER_SWEEP_INTERVAL_S a thread re-queues documents whose worker died mid-way
 (documents.services.documents_requeue_stale), so nothing stays stuck. Run as many
 workers on as many machines as needed; claims make the work safe to share.
+
+Every WORKER_HEARTBEAT_INTERVAL_S another thread records this process's heartbeat
+(rra.models.WorkerHeartbeat), which /api/health/ready reads; the row is removed on a
+clean exit. Metrics: see rra/metrics.py (a shared PROMETHEUS_MULTIPROC_DIR, or the push
+to METRICS_ENDPOINT).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import threading
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 
 logger = logging.getLogger("rra.worker")
@@ -42,20 +48,58 @@ def warm_up() -> None:
         logger.warning("embedding provider warm-up failed: %s", exc)
 
 
+def heartbeat_forever(stop: threading.Event, interval: float) -> None:
+    from rra import health
+
+    worker = health.worker_id()
+    started_at = timezone.now()
+    try:
+        health.heartbeat_prune()
+    except Exception:
+        logger.exception("pruning old worker heartbeats failed")
+    while not stop.is_set():
+        try:
+            health.heartbeat_beat(worker=worker, started_at=started_at)
+        except Exception as exc:  # the database may be briefly away; try again later
+            logger.warning("worker heartbeat failed: %s", exc)
+        finally:
+            close_old_connections()
+        stop.wait(interval)
+    try:
+        health.heartbeat_forget(worker=worker)
+    except Exception as exc:
+        logger.warning("could not remove this worker's heartbeat: %s", exc)
+    finally:
+        close_old_connections()
+
+
 class Command(DbWorkerCommand):
     help = "Run the background worker (tasks + recovery of stale documents)."
 
     def handle(self, *args, **options):
-        warm_up()
+        from rra import metrics
+
+        metrics.start_background()
         stop = threading.Event()
-        thread = threading.Thread(
-            target=sweep_forever,
-            args=(stop, settings.WORKER_SWEEP_INTERVAL_S),
-            name="stale-sweep",
-            daemon=True,
-        )
-        thread.start()
+        threads = [
+            threading.Thread(
+                target=sweep_forever,
+                args=(stop, settings.WORKER_SWEEP_INTERVAL_S),
+                name="stale-sweep",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=heartbeat_forever,
+                args=(stop, settings.WORKER_HEARTBEAT_INTERVAL_S),
+                name="heartbeat",
+                daemon=True,
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        warm_up()
         try:
             return super().handle(*args, **options)
         finally:
             stop.set()
+            threads[1].join(timeout=5)  # removes the heartbeat row

@@ -1,0 +1,182 @@
+"""Cross-cutting request middleware."""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from django.conf import settings
+from django.db import connections
+from django.http import HttpRequest, HttpResponseBase, HttpResponseServerError
+from django.utils.functional import SimpleLazyObject, empty
+
+from rra import logs, metrics
+
+access_log = structlog.get_logger("rra.access")
+
+# What an incoming X-Request-ID may look like to be kept: UUIDs, hex, ULIDs and the
+# usual trace-id shapes. Anything else (spaces, quotes, CR/LF, > 128 characters) is
+# replaced with a fresh id.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# Probes and scrapes succeed every few seconds: their access lines are DEBUG.
+QUIET_PATHS = ("/api/health", "/metrics")
+
+
+@dataclass
+class _DbStats:
+    queries: int = 0
+    seconds: float = 0.0
+
+
+_db_stats: contextvars.ContextVar[_DbStats | None] = contextvars.ContextVar(
+    "rra_db_stats", default=None
+)
+
+
+def _count_query(execute, sql, params, many, context):
+    """execute_wrapper: time this thread's queries into the current request's stats."""
+    stats = _db_stats.get()
+    if stats is None:
+        return execute(sql, params, many, context)
+    started = time.perf_counter()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        stats.queries += 1
+        stats.seconds += time.perf_counter() - started
+
+
+def _install_query_counter() -> None:
+    # The wrapper stays on this thread's connection objects for good; it is put first
+    # so that a `with connection.execute_wrapper(...)` around a request (which pops the
+    # last wrapper on exit) still removes its own.
+    for connection in connections.all():
+        if _count_query not in connection.execute_wrappers:
+            connection.execute_wrappers.insert(0, _count_query)
+
+
+def _resolved_user_id(request: HttpRequest) -> int | None:
+    """The signed-in user's id when it is already known, without loading it."""
+    user = request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):
+        user = user._wrapped
+        if user is empty:
+            return None
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return user.pk
+
+
+def _view_label(request: HttpRequest) -> str:
+    match = getattr(request, "resolver_match", None)
+    if match is not None:
+        return match.view_name or match.route or "unnamed"
+    if settings.STATIC_URL and request.path.startswith(settings.STATIC_URL):
+        return "static"
+    return "unmatched"  # 404s, and redirects made before URL resolution
+
+
+class RequestObservabilityMiddleware:
+    """Request id, log context, one access line, metrics and the Sentry user.
+
+    - X-Request-ID: the incoming one when it is a sane token, else a new one; echoed in
+      the response and bound to every log line of the request (with method and path,
+      and user_id once the user is known).
+    - One "request" access line per request, written when the response is closed (so
+      a streamed answer is timed to its last byte), with status, duration_ms and the
+      request's database queries and time.
+    - Metrics: latency per view/method/status, 5xx and exceptions, DB queries and time.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        metrics.start_background()
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        logs.bind_request(request_id=request_id, method=request.method, path=request.path)
+        stats = _DbStats()
+        _db_stats.set(stats)
+        _install_query_counter()
+        metrics.REQUESTS_IN_PROGRESS.inc()
+        try:
+            response = self.get_response(request)
+        except BaseException as exc:
+            # Only when even the error page failed: the server answers 500 itself.
+            request._observed_exception = type(exc).__name__
+            self._finish(request, HttpResponseServerError(), started, stats)
+            raise
+        response["X-Request-ID"] = request_id
+        # An API token is only known after the view ran (DRF authenticates there).
+        self._bind_user(request)
+
+        def finish() -> None:
+            self._finish(request, response, started, stats)
+
+        closers = getattr(response, "_resource_closers", None)
+        if closers is not None:
+            closers.append(finish)  # called by response.close(), after the last byte
+        else:
+            finish()
+        return response
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        # With a session cookie the view will load the user anyway; load it now so that
+        # the view's own log lines carry user_id.
+        if settings.SESSION_COOKIE_NAME in request.COOKIES and hasattr(request, "user"):
+            request.user.is_authenticated  # noqa: B018 - evaluates the lazy user
+        self._bind_user(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        request._observed_exception = type(exception).__name__
+
+    @staticmethod
+    def _bind_user(request: HttpRequest) -> None:
+        user_id = _resolved_user_id(request)
+        if user_id is not None and logs.context().get("user_id") != user_id:
+            logs.bind(user_id=user_id)
+            from rra.sentry import set_user_id
+
+            set_user_id(user_id)
+
+    @staticmethod
+    def _finish(request, response, started: float, stats: _DbStats) -> None:
+        duration = time.perf_counter() - started
+        metrics.REQUESTS_IN_PROGRESS.dec()
+        _db_stats.set(None)
+        view = _view_label(request)
+        method = request.method if request.method in metrics.HTTP_METHODS else "other"
+        status = response.status_code
+        metrics.REQUEST_SECONDS.labels(view, method, str(status)).observe(duration)
+        metrics.DB_QUERIES.labels(view).observe(stats.queries)
+        metrics.DB_SECONDS.labels(view).observe(stats.seconds)
+        exception = getattr(request, "_observed_exception", None)
+        if exception:
+            metrics.EXCEPTIONS.labels(view, exception).inc()
+        if status >= 500:
+            metrics.SERVER_ERRORS.labels(view, str(status)).inc()
+        fields = {
+            "status": status,
+            "duration_ms": round(duration * 1000, 2),
+            "view": view,
+            "db_queries": stats.queries,
+            "db_ms": round(stats.seconds * 1000, 2),
+        }
+        if response.streaming:
+            fields["streamed"] = True
+        if exception:
+            fields["exception"] = exception
+        if status >= 500:
+            access_log.warning("request", **fields)
+        elif status < 400 and request.path.startswith(QUIET_PATHS):
+            access_log.debug("request", **fields)
+        else:
+            access_log.info("request", **fields)
+        structlog.contextvars.clear_contextvars()

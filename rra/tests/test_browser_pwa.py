@@ -1,0 +1,255 @@
+"""The service worker, the update banner and the offline question queue, in Chromium."""
+
+import pytest
+from django.templatetags.static import static
+
+from conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CACHED_URLS = """async (name) => {
+  const cache = await caches.open(name);
+  return (await cache.keys()).map((request) => new URL(request.url).pathname);
+}"""
+
+
+def open_controlled(page, url: str) -> None:
+    """Open url and wait until the service worker controls the page."""
+    page.goto(url)
+    page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+
+
+def shell_caches(page) -> list[str]:
+    return page.evaluate(
+        "() => caches.keys().then((names) => names.filter((n) => n.startsWith('rra-shell-')))"
+    )
+
+
+def uncaught(errors: list[str]) -> list[str]:
+    return [error for error in errors if error.startswith("page error")]
+
+
+def test_the_worker_precaches_the_app_shell(live_server, page, page_errors):
+    open_controlled(page, live_server.url + "/accounts/login/")
+    (shell,) = shell_caches(page)
+    cached = page.evaluate(CACHED_URLS, shell)
+    assert static("css/app.css") in cached
+    assert static("js/pwa.js") in cached
+    assert "/offline/" in cached
+    assert not page_errors
+
+
+def sign_in(page, user) -> None:
+    page.fill("input[type=email]", user.email)
+    page.fill("input[type=password]", PASSWORD)
+    with page.expect_navigation():
+        page.locator("main button[type=submit]").click()
+    assert "/accounts/login/" not in page.url
+
+
+def test_a_visited_page_renders_offline_and_others_show_the_offline_page(
+    live_server, context, page, owner, page_errors
+):
+    open_controlled(page, live_server.url + "/accounts/login/")
+    sign_in(page, owner)
+    page.goto(live_server.url + "/")
+    page.wait_for_function("() => caches.open('rra-pages').then((c) => c.match('/')).then(Boolean)")
+    online_title = page.title()
+    context.set_offline(True)
+    assert page.evaluate("navigator.onLine") is False
+
+    page.reload()
+    assert page.title() == online_title != "Offline · RRA"
+    # The hashed stylesheet came from the cache too.
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(247, 248, 250)"
+    assert page.evaluate("document.documentElement.classList.contains('offline')")
+
+    for never_kept in ("/documents/", "/accounts/login/"):  # not visited; no-store
+        page.goto(live_server.url + never_kept)
+        assert page.locator("h1").inner_text() == "You are offline"
+
+    # A module imported by its plain name ("./offline-queue.js") gets the hashed copy.
+    assert (
+        page.evaluate(
+            "() => import('/static/js/offline-queue.js').then((m) => typeof m.queueQuestion)"
+        )
+        == "function"
+    )
+
+    status, body = page.evaluate(
+        "() => fetch('/api/documents/987654').then(async (r) => [r.status, await r.json()])"
+    )
+    assert status == 503 and body["error"]["code"] == "offline"
+    assert not uncaught(page_errors)
+
+
+def test_api_answers_are_kept_for_offline_use_until_sign_out(
+    live_server, context, page, owner, page_errors
+):
+    open_controlled(page, live_server.url + "/accounts/login/")
+    sign_in(page, owner)
+    me = page.evaluate("() => fetch('/api/me').then((r) => r.json())")
+    assert me["email"] == owner.email
+    page.wait_for_function(
+        "() => caches.open('rra-data').then((c) => c.match('/api/me')).then(Boolean)"
+    )
+
+    context.set_offline(True)
+    assert page.evaluate("() => fetch('/api/me').then((r) => r.json())") == me
+    # Writes are never answered from a cache: offline they fail.
+    assert (
+        page.evaluate(
+            "() => fetch('/api/chats', {method: 'POST', body: '{}'}).then(() => 'sent', () => 'failed')"
+        )
+        == "failed"
+    )
+    context.set_offline(False)
+
+    with page.expect_navigation():
+        page.locator("form[action='/accounts/logout/'] button").click()
+    page.wait_for_function(
+        "() => caches.open('rra-data').then((c) => c.match('/api/me')).then((r) => !r)"
+    )
+    assert not uncaught(page_errors)
+
+
+def test_a_new_version_waits_until_the_person_reloads(live_server, settings, page, page_errors):
+    open_controlled(page, live_server.url + "/offline/")
+    (old_shell,) = shell_caches(page)
+    assert page.locator(".pwa-update").count() == 0
+
+    # A deploy: the app shell changes, so /sw.js changes and the browser finds a new worker.
+    settings.PWA_PRECACHE_STATIC = [*settings.PWA_PRECACHE_STATIC, "icons/icon-maskable-512.png"]
+    page.evaluate("() => navigator.serviceWorker.getRegistration().then((r) => r.update())")
+    banner = page.locator(".pwa-update")
+    banner.wait_for()
+    assert banner.get_attribute("role") == "status"
+    assert "A new version is available" in banner.inner_text()
+    assert page.evaluate("() => navigator.serviceWorker.getRegistration().then((r) => !!r.waiting)")
+
+    with page.expect_navigation():
+        banner.get_by_role("button", name="Reload").click()
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.wait_for_function(
+        "(old) => caches.keys().then((names) => !names.includes(old))", arg=old_shell
+    )
+    (new_shell,) = shell_caches(page)
+    assert new_shell != old_shell
+    assert page.locator(".pwa-update").count() == 0
+    assert not page_errors
+
+
+def with_queue(script: str) -> str:
+    """script, with QUEUE_MODULE standing for the import of static/js/offline-queue.js."""
+    return script.replace("QUEUE_MODULE", f"import({static('js/offline-queue.js')!r})")
+
+
+def test_the_offline_queue_keeps_questions_until_sent(live_server, context, page, page_errors):
+    page.goto(live_server.url + "/offline/")
+    result = page.evaluate(
+        with_queue(
+            """async () => {
+      const q = await QUEUE_MODULE;
+      const events = [];
+      window.addEventListener(q.QUEUE_EVENT, (e) => events.push(e.detail.pending));
+      const first = await q.queueQuestion("chat-a", "  How do I bleed the brakes?  ");
+      await q.queueQuestion("chat-b", "What torque for the wheel nuts?");
+      await q.queueQuestion("chat-a", "And the pad wear limit?");
+      const all = (await q.pendingQuestions()).map((i) => i.question);
+      const onlyA = (await q.pendingQuestions("chat-a")).length;
+      const sent = [];
+      const flushed = await q.flush(async (item) => {
+        if (item.chatId !== "chat-a") return false; // another chat's: keep it
+        sent.push(item.question);
+      });
+      const failing = await q.flush(async () => { throw new Error("server down"); });
+      const left = await q.pendingQuestions();
+      await q.discardQuestion(left[0].id);
+      return {
+        first, all, onlyA, sent, events,
+        flushed: { sent: flushed.sent.length, kept: flushed.kept.length, failed: flushed.failed },
+        failing: { kept: failing.kept.length, error: String(failing.failed.error) },
+        left: left.map((i) => i.question),
+        finally: (await q.pendingQuestions()).length,
+      };
+    }"""
+        )
+    )
+    assert result["first"]["chatId"] == "chat-a"
+    assert result["first"]["question"] == "How do I bleed the brakes?"
+    assert isinstance(result["first"]["id"], int) and result["first"]["queuedAt"]
+    assert result["all"] == [
+        "How do I bleed the brakes?",
+        "What torque for the wheel nuts?",
+        "And the pad wear limit?",
+    ]
+    assert result["onlyA"] == 2
+    assert result["sent"] == ["How do I bleed the brakes?", "And the pad wear limit?"]
+    assert result["flushed"] == {"sent": 2, "kept": 1, "failed": None}
+    assert result["failing"] == {"kept": 1, "error": "Error: server down"}
+    assert result["left"] == ["What torque for the wheel nuts?"]
+    assert result["finally"] == 0
+    assert result["events"] == [1, 2, 3, 2, 1, 0]
+    assert not page_errors
+
+
+def test_queued_questions_are_sent_when_back_online(live_server, context, page, page_errors):
+    page.goto(live_server.url + "/offline/")
+    page.evaluate(with_queue("async () => { window.q = await QUEUE_MODULE; }"))
+    context.set_offline(True)
+    page.evaluate(
+        """async () => {
+      const q = window.q;
+      window.sentQuestions = [];
+      q.autoFlush(async (item) => { window.sentQuestions.push(item.question); });
+      await q.queueQuestion("chat-a", "Queued while offline");
+      const result = await q.flush(() => { throw new Error("must not be called offline"); });
+      if (result.kept.length !== 1 || result.failed) throw new Error("flushed offline");
+    }"""
+    )
+    assert page.evaluate("window.sentQuestions") == []
+    context.set_offline(False)  # the "online" event flushes
+    page.wait_for_function("() => window.sentQuestions.length === 1")
+    assert page.evaluate("window.sentQuestions") == ["Queued while offline"]
+    assert not page_errors
+
+
+def test_background_sync_asks_the_page_to_send_queued_questions(
+    live_server, context, page, page_errors
+):
+    open_controlled(page, live_server.url + "/offline/")
+    cdp = context.new_cdp_session(page)
+    registrations = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(event["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    page.wait_for_timeout(200)
+    (registration,) = [r for r in registrations if not r["isDeleted"]]
+    page.evaluate(
+        with_queue(
+            """async () => {
+      const q = await QUEUE_MODULE;
+      window.sentQuestions = [];
+      await q.queueQuestion("chat-a", "Sent by background sync");
+      q.autoFlush(async (item) => {
+        if (navigator.onLine && window.syncDispatched) window.sentQuestions.push(item.question);
+        else return false;
+      });
+    }"""
+        )
+    )
+    page.evaluate("() => { window.syncDispatched = true; }")
+    cdp.send(
+        "ServiceWorker.dispatchSyncEvent",
+        {
+            "origin": live_server.url,
+            "registrationId": registration["registrationId"],
+            "tag": "rra-questions",
+            "lastChance": False,
+        },
+    )
+    page.wait_for_function("() => window.sentQuestions.length === 1")
+    assert not page_errors

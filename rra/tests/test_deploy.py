@@ -1,0 +1,314 @@
+"""The container's start-up, outside Docker: deploy/entrypoint.sh, deploy/migrate_locked.py,
+deploy/healthcheck.py and gunicorn with deploy/gunicorn.conf.py, against a fresh database
+on the test session's PostgreSQL (DATABASE_URL, as in a container)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from django.conf import settings
+from psycopg import sql
+
+from rra.testing.pytest_plugin import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRYPOINT = str(ROOT / "deploy/entrypoint.sh")
+GRACEFUL_TIMEOUT = 10
+MIGRATION_LOCK = 0x5252_415F_4D49_4752  # deploy/migrate_locked.py's LOCK_KEY
+
+
+def _admin_connection() -> psycopg.Connection:
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+def _database_url(name: str) -> str:
+    """A DATABASE_URL for `name` on the server of the test settings (for the embedded one:
+    its unix socket directory, percent-encoded as the host)."""
+    db = settings.DATABASES["default"]
+    auth = quote(db["USER"], safe="")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = quote(db["HOST"], safe="") if db["HOST"].startswith("/") else db["HOST"]
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgresql://{auth}@{host}{port}/{name}"
+
+
+@pytest.fixture(scope="module")
+def database_url():
+    """A database made for this module and dropped after it."""
+    name = f"rra_deploy_{uuid.uuid4().hex[:10]}"
+    with _admin_connection() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _database_url(name)
+    finally:
+        with _admin_connection() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The test session's environment (production-like settings, see
+    rra/testing/pytest_plugin.py) with the given variables."""
+    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_URL", "DATABASE_URL")}
+    env.update(PYTHON=sys.executable, PYTHONUNBUFFERED="1")
+    env.pop("BIND", None)
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# --- migrations --------------------------------------------------------------------------
+
+
+def test_replicas_starting_together_migrate_one_at_a_time(database_url):
+    env = _env(DATABASE_URL=database_url)
+    command = [sys.executable, "deploy/migrate_locked.py", "--wait", "30"]
+    procs = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, out + err
+
+    # One applied the migrations; the other waited for its lock and found nothing to do.
+    applied = [out for out, _ in outputs if "Applying " in out]
+    assert len(applied) == 1, outputs
+    assert any("No migrations to apply." in out for out, _ in outputs), outputs
+    assert any("waiting for it" in err for _, err in outputs), outputs
+
+    with psycopg.connect(database_url) as conn:
+        duplicates = conn.execute(
+            "SELECT app, name FROM django_migrations GROUP BY 1, 2 HAVING count(*) > 1"
+        ).fetchall()
+        apps = {row[0] for row in conn.execute("SELECT DISTINCT app FROM django_migrations")}
+    assert duplicates == []
+    assert {"accounts", "documents", "chats"} <= apps
+    # The lock is released: anyone may take it now.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        (free,) = conn.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATION_LOCK]).fetchone()
+    assert free
+
+
+def test_an_unreachable_database_is_waited_for_a_bounded_time():
+    url = f"postgresql://rra@127.0.0.1:{free_port()}/rra"
+    started = time.monotonic()
+    result = _run(
+        [sys.executable, "deploy/migrate_locked.py", "--wait", "2"],
+        _env(DATABASE_URL=url, DB_CONNECT_TIMEOUT="1"),
+    )
+    assert result.returncode == 1
+    assert "giving up: the database is unreachable after 2 s" in result.stderr
+    assert time.monotonic() - started < 30
+
+
+# --- the entry point's commands ----------------------------------------------------------
+
+
+def test_any_other_command_is_execd_as_is():
+    result = _run([ENTRYPOINT, "echo", "hi"], _env(SKIP_MIGRATE="1"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n"
+
+    # exec: the command replaces the entry point (same process), so signals reach it.
+    proc = subprocess.Popen(
+        [ENTRYPOINT, "sh", "-c", "echo $$"],
+        cwd=ROOT,
+        env=_env(SKIP_MIGRATE="1"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out, _ = proc.communicate(timeout=30)
+    assert int(out) == proc.pid
+
+
+@pytest.fixture
+def fake_python(tmp_path):
+    """A PYTHON that prints how it was called instead of running anything."""
+    script = tmp_path / "python"
+    script.write_text('#!/bin/sh\necho "BIND=${BIND:-} $*"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_web_and_worker_commands(fake_python):
+    env = _env(PYTHON=fake_python, SKIP_MIGRATE="1")
+    web = _run([ENTRYPOINT, "web", "--log-level", "debug"], env)
+    assert web.stdout == (
+        "BIND=0.0.0.0:8000 -m gunicorn --config deploy/gunicorn.conf.py --log-level debug\n"
+    )
+    assert _run([ENTRYPOINT], env).stdout.endswith("-m gunicorn --config deploy/gunicorn.conf.py\n")
+    assert _run([ENTRYPOINT, "web"], {**env, "BIND": "127.0.0.1:9000"}).stdout.startswith(
+        "BIND=127.0.0.1:9000 "
+    )
+    assert _run([ENTRYPOINT, "worker"], env).stdout.endswith(" manage.py worker\n")
+
+
+def test_the_database_comes_first_unless_skipped(fake_python):
+    env = _env(PYTHON=fake_python, DB_WAIT_TIMEOUT="45")
+    assert _run([ENTRYPOINT, "worker"], env).stdout.splitlines() == [
+        "BIND= deploy/migrate_locked.py --wait 45",
+        "BIND= manage.py worker",
+    ]
+    lines = _run([ENTRYPOINT, "echo", "hi"], {**env, "MIGRATE_ON_START": "false"}).stdout
+    assert lines.splitlines() == ["BIND= deploy/migrate_locked.py --wait 45 --no-migrate", "hi"]
+    assert _run([ENTRYPOINT, "migrate"], env).stdout.splitlines() == [
+        "BIND= deploy/migrate_locked.py --wait 45"
+    ]
+
+
+# --- gunicorn: serve, then stop gracefully ------------------------------------------------
+
+
+def _get(port: int, path: str) -> int | None:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def test_web_serves_and_finishes_in_flight_requests_on_sigterm(database_url, tmp_path):
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_12345.db").write_bytes(b"stale")  # from a previous run
+    env = _env(
+        DATABASE_URL=database_url,
+        BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="1",
+        GUNICORN_THREADS="2",
+        GUNICORN_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        # No model to load in the worker's warm-up thread (a remote provider's is a no-op).
+        EMBEDDINGS_PROVIDER="openai",
+        EMBEDDINGS_BASE_URL="http://127.0.0.1:9/v1",
+        EMBEDDINGS_MODEL="test-model",
+    )
+    log = (tmp_path / "gunicorn.log").open("w+")
+    proc = subprocess.Popen(
+        [ENTRYPOINT, "web"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while _get(port, "/api/health/live") != 200:
+            assert proc.poll() is None, f"gunicorn exited: {_read(log)}"
+            assert time.monotonic() < deadline, f"gunicorn did not answer: {_read(log)}"
+            time.sleep(0.2)
+        assert not (metrics_dir / "counter_12345.db").exists()
+        assert _get(port, "/api/health/ready") == 200, _read(log)
+
+        health = _run([sys.executable, "deploy/healthcheck.py"], env, timeout=10)
+        assert health.returncode == 0, health.stderr
+
+        # An in-flight request: a form POST whose body arrives slowly. The view's CSRF
+        # check reads the body, so the request is held in a worker thread until it is in.
+        token = "a" * 32
+        body = f"csrfmiddlewaretoken={token}".encode()
+        client = socket.create_connection(("127.0.0.1", port), timeout=GRACEFUL_TIMEOUT + 5)
+        client.sendall(
+            (
+                "POST /api/health/live HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{port}\r\n"
+                f"Cookie: csrftoken={token}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode()
+            + body[:10]
+        )
+        _wait_until_accepted(proc.pid, port, client.getsockname()[1])
+        time.sleep(0.5)  # the worker thread is now waiting for the rest of the body
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.5)
+        assert proc.poll() is None, "gunicorn quit before the request was finished"
+        client.sendall(body[10:])
+        response = b""
+        while chunk := client.recv(65536):
+            response += chunk
+        client.close()
+        assert response.startswith(b"HTTP/1.1 200 "), response[:300]
+        assert b'{"status": "ok"}' in response
+
+        assert proc.wait(timeout=GRACEFUL_TIMEOUT + 5) == 0, _read(log)
+        assert time.monotonic() - stopped_at < GRACEFUL_TIMEOUT
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+def _wait_until_accepted(master: int, port: int, client_port: int) -> None:
+    """Until a gunicorn worker holds the client's connection (accepted, not queued)."""
+    import psutil
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        for worker in psutil.Process(master).children():
+            try:
+                connections = worker.net_connections(kind="tcp")
+            except psutil.Error:
+                continue
+            if any(
+                c.laddr and c.laddr.port == port and c.raddr and c.raddr.port == client_port
+                for c in connections
+            ):
+                return
+        time.sleep(0.05)
+    raise AssertionError("no gunicorn worker accepted the request")
+
+
+def _read(log) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()[-3000:]
+
+
+def test_healthcheck_fails_when_nothing_answers():
+    result = _run(
+        [sys.executable, "deploy/healthcheck.py"], _env(BIND=f"0.0.0.0:{free_port()}"), timeout=10
+    )
+    assert result.returncode == 1
+    assert "unhealthy" in result.stderr
+
+
+# --- the deployment files -------------------------------------------------------------------
+
+
+def test_deployment_files_agree():
+    """deploy/check_config.py (also run by `make deploy-check`, with promtool and
+    docker-compose where available)."""
+    result = _run([sys.executable, "deploy/check_config.py"], _env(), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

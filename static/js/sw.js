@@ -1,0 +1,163 @@
+// RRA service worker. Served at /sw.js (scope /) by rra/pwa_views.py, which puts
+// `self.RRA_SW = {version, precache, offline, staticUrl, bypass, authPaths, debug};`
+// before this file: the hashed URLs of the app shell, known only to the server.
+//
+// - the app shell (CSS, core modules, icons, /offline/) is precached on install;
+// - /static/ files with a hashed name: cache first (they never change);
+// - other /static/ files, API GETs, images: network first, the cache when offline
+//   (a plain static name falls back to the precached hashed copy of that file);
+// - pages: stale-while-revalidate; network first right after a write (form POST, API
+//   call) and on reload; the cached page, else /offline/, when the network fails;
+// - POST, SSE, /api/health*, /metrics, /admin/ are never touched;
+// - signing in or out drops cached pages and API answers (they belong to one person);
+// - a new version waits until the page posts SKIP_WAITING (static/js/pwa.js);
+// - Background Sync `rra-questions` asks the open pages to send queued questions
+//   (static/js/offline-queue.js): the answer streams into a page, not into the worker.
+
+const CONFIG = self.RRA_SW || {
+  version: "unconfigured", precache: [], offline: "/offline/", staticUrl: "/static/",
+  bypass: [], authPaths: [], debug: true,
+};
+const SHELL = `rra-shell-${CONFIG.version}`;
+const STATIC = "rra-static";
+const DATA = "rra-data";
+const PAGES = "rra-pages";
+const LIMITS = { [STATIC]: 150, [DATA]: 400, [PAGES]: 60 };
+const HASHED = /\.[0-9a-f]{12}\.[A-Za-z0-9]+$/;
+const FRESH_AFTER_WRITE_MS = 10000;
+// Modules import each other by plain name ("./api.js"): offline, such a request gets the
+// precached hashed copy of that file.
+const PLAIN_TO_HASHED = new Map(CONFIG.precache.filter((url) => HASHED.test(url))
+  .map((url) => [url.replace(/\.[0-9a-f]{12}(\.[A-Za-z0-9]+)$/, "$1"), url]));
+let freshUntil = 0;
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    caches.open(SHELL).then((cache) =>
+      cache.addAll(CONFIG.precache.map((url) => new Request(url, { cache: "reload" })))));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil((async () => {
+    const stale = (await caches.keys()).filter((name) => name.startsWith("rra-shell-") && name !== SHELL);
+    await Promise.all(stale.map((name) => caches.delete(name)));
+    await self.clients.claim();
+  })());
+});
+
+self.addEventListener("message", (event) => {
+  if (event.data && event.data.type === "SKIP_WAITING") self.skipWaiting();
+});
+
+self.addEventListener("sync", (event) => {
+  if (event.tag === "rra-questions") event.waitUntil(askPagesToFlush());
+});
+
+async function askPagesToFlush() {
+  const pages = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  for (const page of pages) page.postMessage({ type: "rra-flush-questions" });
+}
+
+self.addEventListener("fetch", (event) => {
+  const { request } = event;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (request.method !== "GET") {
+    freshUntil = Date.now() + FRESH_AFTER_WRITE_MS;
+    if (CONFIG.authPaths.includes(url.pathname)) event.waitUntil(forgetPerson());
+    return;
+  }
+  if (CONFIG.bypass.some((prefix) => url.pathname.startsWith(prefix))) return;
+  if ((request.headers.get("Accept") || "").includes("text/event-stream")) return;
+  if (request.mode === "navigate") {
+    event.respondWith(page(event));
+  } else if (url.pathname.startsWith(CONFIG.staticUrl)) {
+    const immutable = HASHED.test(url.pathname) && !CONFIG.debug;
+    event.respondWith(immutable ? cacheFirst(event) : networkFirst(event, STATIC));
+  } else if (url.pathname.startsWith("/api/")) {
+    event.respondWith(networkFirst(event, DATA, offlineApiAnswer));
+  } else if (request.destination === "image") {
+    event.respondWith(networkFirst(event, DATA));
+  }
+});
+
+function cacheable(response) {
+  return response.status === 200 && response.type === "basic"
+    && !/no-store/i.test(response.headers.get("Cache-Control") || "")
+    && !(response.headers.get("Content-Type") || "").startsWith("text/event-stream");
+}
+
+async function put(name, request, response) {
+  const cache = await caches.open(name);
+  await cache.put(request, response);
+  const keys = await cache.keys();
+  // Oldest first: drop what is over the limit.
+  await Promise.all(keys.slice(0, Math.max(0, keys.length - LIMITS[name])).map((key) => cache.delete(key)));
+}
+
+async function cacheFirst(event) {
+  const cached = await caches.match(event.request, { ignoreVary: true });
+  if (cached) return cached;
+  const response = await fetch(event.request);
+  if (cacheable(response)) event.waitUntil(put(STATIC, event.request, response.clone()));
+  return response;
+}
+
+async function networkFirst(event, name, fallback) {
+  const { request } = event;
+  let response;
+  try {
+    response = await fetch(request);
+  } catch (error) {
+    const hashed = PLAIN_TO_HASHED.get(new URL(request.url).pathname);
+    const cached = (await caches.match(request, { ignoreVary: true }))
+      || (hashed && (await caches.match(hashed, { ignoreVary: true })));
+    if (cached) return cached;
+    if (fallback) return fallback();
+    throw error;
+  }
+  if (cacheable(response)) {
+    event.waitUntil(put(name, request, response.clone()));
+  } else if (response.status >= 502 && response.status <= 504) {
+    // The server is unreachable behind a proxy: as good as offline.
+    return (await caches.match(request, { ignoreVary: true })) || response;
+  }
+  return response;
+}
+
+function offlineApiAnswer() {
+  const error = {
+    status: 503, code: "offline",
+    message: "You are offline, and this was not saved for offline use.",
+  };
+  return new Response(JSON.stringify({ error }), {
+    status: 503, headers: { "Content-Type": "application/json", "X-RRA-Offline": "1" },
+  });
+}
+
+async function page(event) {
+  const { request } = event;
+  const cached = await caches.match(request, { ignoreVary: true, cacheName: PAGES });
+  const network = fetch(request).then((response) => {
+    if (cacheable(response)) event.waitUntil(put(PAGES, request, response.clone()));
+    return response;
+  });
+  const wantsFresh = CONFIG.debug || Date.now() < freshUntil
+    || request.cache === "reload" || request.cache === "no-cache";
+  if (cached && !wantsFresh) {
+    event.waitUntil(network.catch(() => undefined));
+    return cached;
+  }
+  try {
+    const response = await network;
+    if (cached && response.status >= 502 && response.status <= 504) return cached;
+    return response;
+  } catch {
+    return cached || (await caches.match(CONFIG.offline)) || Response.error();
+  }
+}
+
+// Someone signed in or out: what was cached belongs to the previous person.
+async function forgetPerson() {
+  await Promise.all([caches.delete(PAGES), caches.delete(DATA)]);
+}
