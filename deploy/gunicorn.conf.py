@@ -117,11 +117,18 @@ def on_exit(server):
 
 
 def post_worker_init(worker):
-    """Load the embedding model in the background so the first search does not wait
-    for it (requests are served meanwhile)."""
+    """Warm up in the background while requests are served: load the migration graph
+    (so the first readiness probe is fast too), then the embedding model (so the first
+    search does not wait for it)."""
     import threading
 
     def warm():
+        try:
+            from rra.health import check_migrations
+
+            check_migrations()
+        except Exception as exc:  # readiness reports it; nothing to do here
+            worker.log.warning("migration check warm-up failed: %s", exc)
         try:
             from documents.embeddings import get_provider
 

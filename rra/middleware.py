@@ -97,6 +97,11 @@ class RequestObservabilityMiddleware:
         metrics.start_background()
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if request.path == "/metrics":
+            # Answered here, before host validation: Prometheus scrapes each replica by
+            # its IP address, which is not in ALLOWED_HOSTS. Access is the token or the
+            # allowed networks (metrics.scrape_allowed).
+            return metrics.metrics_view(request)
         started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex

@@ -271,3 +271,19 @@ def test_gunicorn_start_removes_only_the_files_of_dead_processes(tmp_path, monke
 
 def _out() -> dict:
     return {"capture_output": True, "text": True, "timeout": 30, "check": True}
+
+
+def test_a_scrape_by_ip_address_is_not_refused_for_its_host_header(client, settings):
+    """Prometheus scrapes each replica at its IP; that Host is not in ALLOWED_HOSTS."""
+    settings.METRICS_TOKEN = TOKEN
+    response = client.get(
+        "/metrics",
+        REMOTE_ADDR="172.18.0.9",
+        HTTP_HOST="172.18.0.5:8000",
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+    )
+    assert response.status_code == 200
+    assert (
+        client.get("/metrics", REMOTE_ADDR="172.18.0.9", HTTP_HOST="172.18.0.5:8000").status_code
+        == 403
+    )
