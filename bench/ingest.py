@@ -46,6 +46,9 @@ def main() -> None:
 
     django.setup()
     from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model
     from django.core.files import File
 
