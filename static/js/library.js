@@ -16,6 +16,7 @@ const PROCESSING = new Set(["queued", "extracting", "chunking", "embedding"]);
 const LABELS = { queued: "Queued", extracting: "Extracting text", chunking: "Splitting into passages", embedding: "Embedding", ready: "Ready", failed: "Failed" };
 
 let documents = [];
+let currentRows = [];
 let pollTimer;
 let list;
 
@@ -120,17 +121,16 @@ function visible() {
 
 async function render() {
   const shown = visible();
+  currentRows = shown;
   countLine.textContent = `${shown.length} of ${documents.length} documents`;
   if (!list) {
     const { createVirtualList } = await import("./vlist.js");
     listBox.replaceChildren();
     list = createVirtualList({ container: listBox, count: shown.length, estimateHeight: 56, overscan: 8, renderRow: (i) => row(currentRows[i]) });
   }
-  currentRows = shown;
   list.setCount(shown.length);
   list.refresh();
 }
-let currentRows = [];
 
 async function refresh() {
   const all = [];
