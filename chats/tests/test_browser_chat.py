@@ -68,3 +68,24 @@ def test_the_chat_page_fits_a_phone(live_server, context, page, owner, manual):
     focused = page.evaluate("document.activeElement.className")
     assert "skip-link" in focused
     screenshot(page, "chat-phone")
+
+
+def test_the_sidebar_keeps_thousands_of_chats_in_a_virtual_list(live_server, context, page, page_errors, owner):
+    from chats.models import Chat
+
+    Chat.objects.bulk_create([Chat(owner=owner, title=f"Chat number {n}") for n in range(2000)])
+    sign_in(context, live_server, owner)
+    page.goto(live_server.url + "/")
+    links = page.locator("#chat-list a")
+    page.wait_for_function("document.querySelector('#chat-list').getAttribute('role') === 'list'")
+    page.wait_for_function("document.querySelector('#chat-list [aria-setsize]')?.getAttribute('aria-setsize') === '2000'")
+    assert links.count() < 100
+    page.locator("#chat-list").evaluate("el => el.scrollTop = el.scrollHeight")
+    page.wait_for_timeout(300)
+    texts = page.locator("#chat-list a").all_inner_texts()
+    assert len(texts) < 100 and any(t.startswith("Chat number") for t in texts)
+    page.fill("#chat-filter", "number 1999")
+    page.locator("#chat-list a", has_text="Chat number 1999").wait_for()
+    assert page.locator("#chat-list a").count() == 1
+    screenshot(page, "chat-sidebar")
+    assert not page_errors

@@ -125,12 +125,44 @@ async function queueOffline(text) {
   }
 }
 
+// Sidebar: all of my chats in a virtual list (thousands stay smooth); the server
+// rendered the newest ones so the page works before this runs.
+const sidebar = document.getElementById("chat-list");
+let sideChats = [];
+let sideList;
+
+function chatLink(chat) {
+  return el("a", { href: `/c/${chat.id}/`, "aria-current": chat.id === chatId ? "page" : null, text: chat.title });
+}
+
+async function loadSidebar(q = "") {
+  if (!sidebar) return;
+  const all = [];
+  let next = `/api/chats?page_size=100${q ? `&q=${encodeURIComponent(q)}` : ""}`;
+  while (next) {
+    const page = await api(next);
+    all.push(...page.results);
+    next = page.next;
+  }
+  sideChats = all;
+  if (!sideList) {
+    const { createVirtualList } = await import("./vlist.js");
+    sidebar.replaceChildren();
+    sideList = createVirtualList({
+      container: sidebar, count: 0, estimateHeight: 40, overscan: 10, renderRow: (i) => chatLink(sideChats[i]),
+    });
+  }
+  sideList.setCount(sideChats.length);
+  sideList.refresh();
+  sidebar.dataset.empty = sideChats.length ? "false" : "true";
+}
+
 function addToSidebar(chat) {
-  const list = document.querySelector("#chat-list ul");
-  if (!list) return;
-  list.querySelector(".empty")?.remove();
-  list.querySelectorAll("[aria-current]").forEach((a) => a.removeAttribute("aria-current"));
-  list.prepend(el("li", {}, el("a", { href: `/c/${chat.id}/`, "aria-current": "page", text: chat.title })));
+  sideChats.unshift({ id: chat.id, title: chat.title });
+  if (sideList) {
+    sideList.setCount(sideChats.length);
+    sideList.refresh();
+  }
 }
 
 form?.addEventListener("submit", (event) => {
@@ -220,8 +252,9 @@ document.querySelector(".chat-actions")?.addEventListener("click", async (event)
       if (!title?.trim()) return;
       const chat = await api(`/api/chats/${chatId}`, { method: "PATCH", body: { title } });
       document.getElementById("chat-title").textContent = chat.title;
-      const link = document.querySelector(`#chat-list a[href="/c/${chatId}/"]`);
-      if (link) link.textContent = chat.title;
+      const entry = sideChats.find((c) => c.id === chatId);
+      if (entry) entry.title = chat.title;
+      sideList?.refresh();
     } else if (action === "share") {
       const button = event.target.closest("button");
       const shared = button.getAttribute("aria-pressed") === "true";
@@ -242,25 +275,13 @@ document.querySelector(".chat-actions")?.addEventListener("click", async (event)
   }
 });
 
-// Sidebar search: filter what is shown, ask the server for the rest.
 const filter = document.getElementById("chat-filter");
 let filterTimer;
 filter?.addEventListener("input", () => {
   clearTimeout(filterTimer);
-  filterTimer = setTimeout(async () => {
-    const q = filter.value.trim();
-    const list = document.querySelector("#chat-list ul");
-    try {
-      const data = await api(`/api/chats?q=${encodeURIComponent(q)}&page_size=50`);
-      list.replaceChildren(...data.results.map((c) => el("li", {}, el("a", {
-        href: `/c/${c.id}/`, "aria-current": c.id === chatId ? "page" : null, text: c.title,
-      }))));
-      if (!data.results.length) list.append(el("li", { class: "muted empty", text: "No chats match." }));
-    } catch (error) {
-      setStatus(error.message);
-    }
-  }, 200);
+  filterTimer = setTimeout(() => loadSidebar(filter.value.trim()).catch((e) => setStatus(e.message)), 200);
 });
+loadSidebar().catch((error) => setStatus(error.message));
 
 // Questions queued while offline are sent when the connection is back (the "online"
 // event, or the service worker's Background Sync).
