@@ -70,7 +70,9 @@ def test_the_chat_page_fits_a_phone(live_server, context, page, owner, manual):
     screenshot(page, "chat-phone")
 
 
-def test_the_sidebar_keeps_thousands_of_chats_in_a_virtual_list(live_server, context, page, page_errors, owner):
+def test_the_sidebar_keeps_thousands_of_chats_in_a_virtual_list(
+    live_server, context, page, page_errors, owner
+):
     from chats.models import Chat
 
     Chat.objects.bulk_create([Chat(owner=owner, title=f"Chat number {n}") for n in range(2000)])
@@ -78,7 +80,9 @@ def test_the_sidebar_keeps_thousands_of_chats_in_a_virtual_list(live_server, con
     page.goto(live_server.url + "/")
     links = page.locator("#chat-list a")
     page.wait_for_function("document.querySelector('#chat-list').getAttribute('role') === 'list'")
-    page.wait_for_function("document.querySelector('#chat-list [aria-setsize]')?.getAttribute('aria-setsize') === '2000'")
+    page.wait_for_function(
+        "document.querySelector('#chat-list [aria-setsize]')?.getAttribute('aria-setsize') === '2000'"
+    )
     assert links.count() < 100
     page.locator("#chat-list").evaluate("el => el.scrollTop = el.scrollHeight")
     page.wait_for_timeout(300)

@@ -11,9 +11,17 @@ from rra.testing.browser import screenshot
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_upload_watch_processing_and_filter(live_server, context, page, page_errors, owner, media, tmp_path):
+def test_upload_watch_processing_and_filter(
+    live_server, context, page, page_errors, owner, media, tmp_path
+):
     make_document(owner, name="ready.md", content=b"ready", status="ready")
-    make_document(owner, name="broken.pdf", content=b"x", status="failed", failure_reason="The PDF is password protected.")
+    make_document(
+        owner,
+        name="broken.pdf",
+        content=b"x",
+        status="failed",
+        failure_reason="The PDF is password protected.",
+    )
     sign_in(context, live_server, owner)
     page.goto(live_server.url + "/documents/")
     rows = page.locator("#doc-list .doc-row")
@@ -31,7 +39,9 @@ def test_upload_watch_processing_and_filter(live_server, context, page, page_err
     assert document.owner == owner and document.status == "queued"
     # The worker finishes it; the page's polling shows the new status.
     assert document_ingest(document_id=document.pk) == "ready"
-    page.locator("#doc-list .doc-row", has_text="guide.md").locator(".status-ready").wait_for(timeout=15_000)
+    page.locator("#doc-list .doc-row", has_text="guide.md").locator(".status-ready").wait_for(
+        timeout=15_000
+    )
     page.select_option("#filter-status", "failed")
     assert page.locator("#doc-list .doc-row").count() == 1
     page.select_option("#filter-status", "")
