@@ -1,5 +1,5 @@
 // Small helpers shared by the page modules: JSON fetch with CSRF, SSE reading.
-const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+export const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
 
 export async function api(path, { method = "GET", body, headers = {} } = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin" };

@@ -1,5 +1,5 @@
 // Document library: drag-and-drop upload with per-file progress, live statuses, filters.
-import { api, el } from "./api.js";
+import { api, csrf, el } from "./api.js";
 
 const form = document.getElementById("upload-form");
 const input = document.getElementById("id_files");
@@ -11,7 +11,6 @@ const filterText = document.getElementById("filter-text");
 const filterStatus = document.getElementById("filter-status");
 const me = Number(listBox.dataset.userId);
 const staff = listBox.dataset.staff === "true";
-const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
 const PROCESSING = new Set(["queued", "extracting", "chunking", "embedding"]);
 const LABELS = { queued: "Queued", extracting: "Extracting text", chunking: "Splitting into passages", embedding: "Embedding", ready: "Ready", failed: "Failed" };
 
