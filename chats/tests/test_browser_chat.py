@@ -93,3 +93,46 @@ def test_the_sidebar_keeps_thousands_of_chats_in_a_virtual_list(
     assert page.locator("#chat-list a").count() == 1
     screenshot(page, "chat-sidebar")
     assert not page_errors
+
+
+def test_a_long_conversation_keeps_only_a_window_of_messages(
+    live_server, context, page, page_errors, owner, manual
+):
+    from chats.models import Chat, Message
+
+    chat = Chat.objects.create(owner=owner, title="Long")
+    Message.objects.bulk_create(
+        [
+            Message(
+                chat=chat,
+                role="user" if n % 2 == 0 else "assistant",
+                content=f"Message {n} " + "text " * (n % 40),
+            )
+            for n in range(1000)
+        ]
+    )
+    sign_in(context, live_server, owner)
+    page.goto(f"{live_server.url}/c/{chat.pk}/")
+    page.wait_for_function(
+        "document.querySelector('#conversation').getAttribute('role') === 'list'"
+    )
+    rows = page.locator("#conversation .msg-row")
+    assert rows.count() < 60
+    assert "Message 999" in page.locator("#conversation").inner_text()  # opened at the end
+    for _ in range(3):  # heights are estimated until measured: scroll until the top sticks
+        page.locator("#conversation").evaluate("el => el.scrollTop = 0")
+        page.wait_for_timeout(300)
+    info = page.locator("#conversation").evaluate(
+        "el => [el.scrollTop, el.scrollHeight, [...el.querySelectorAll('.msg-row')].map(r => r.getAttribute('aria-posinset')).join(',')]"
+    )
+    assert "Message 0\n" in page.locator("#conversation").inner_text(), info
+    assert rows.count() < 60
+    # Asking still streams into the list and ends at the bottom.
+    page.fill("#question", "How do I level the front chuck?")
+    page.keyboard.press("Enter")
+    page.locator(".msg.assistant .answer:not(.streaming)", has_text="spirit level").wait_for(
+        timeout=60_000
+    )
+    assert rows.count() < 60
+    screenshot(page, "chat-long")
+    assert not page_errors

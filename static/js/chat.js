@@ -1,5 +1,6 @@
 // The chat page: ask, stream the answer, citations, and chat/message actions.
 import { api, el, streamEvents } from "./api.js";
+import { createVirtualList } from "./vlist.js";
 
 const app = document.querySelector(".chat-app");
 const conversation = document.getElementById("conversation");
@@ -12,6 +13,34 @@ let chatId = app?.dataset.chatId || "";
 let busy = false;
 
 const setStatus = (text) => { if (statusLine) statusLine.textContent = text; };
+
+// The conversation is a virtual list: a long chat keeps only a window of messages in
+// the DOM. Each message sits in a row wrapper; everything goes through `thread`.
+const thread = (() => {
+  if (!conversation) return null;
+  const wrap = (node) => el("div", { class: "msg-row" }, node);
+  const rows = [...conversation.children].map(wrap);
+  conversation.replaceChildren();
+  const list = createVirtualList({
+    container: conversation, count: rows.length, estimateHeight: 140, overscan: 6, renderRow: (i) => rows[i],
+  });
+  const atEnd = () => conversation.scrollHeight - conversation.scrollTop - conversation.clientHeight < 120;
+  const toEnd = () => { if (rows.length) list.scrollToIndex(rows.length - 1, { align: "end" }); };
+  toEnd();
+  return {
+    append(node) { rows.push(wrap(node)); list.setCount(rows.length); toEnd(); },
+    remove(node) {
+      const i = rows.findIndex((row) => row.firstElementChild === node);
+      if (i < 0) return;
+      rows.splice(i, 1);
+      list.setCount(rows.length);
+      list.refresh();
+    },
+    removeWhere(test) { for (const node of this.all().filter(test)) this.remove(node); },
+    all: () => rows.map((row) => row.firstElementChild),
+    follow() { if (atEnd()) toEnd(); },
+  };
+})();
 
 function sourcesList(messageId, passages) {
   if (!passages.length) return null;
@@ -42,19 +71,19 @@ function tools(messageId, last) {
 }
 
 function clearRegenerate() {
-  conversation.querySelectorAll('[data-action="regenerate"]').forEach((b) => b.remove());
+  for (const node of thread.all()) node.querySelectorAll('[data-action="regenerate"]').forEach((b) => b.remove());
 }
 
 async function ask(text, { path, body, fromQueue = false } = {}) {
   if (busy) return;
   busy = true;
-  conversation.querySelector(".empty-chat")?.remove();
+  thread.removeWhere((node) => node.classList.contains("empty-chat"));
   clearRegenerate();
-  if (!path) conversation.append(el("article", { class: "msg user" }, el("p", { text })));
+  const asked = path ? null : el("article", { class: "msg user" }, el("p", { text }));
+  if (asked) thread.append(asked);
   const answer = el("div", { class: "answer streaming" });
   const article = el("article", { class: "msg assistant" }, answer);
-  conversation.append(article);
-  article.scrollIntoView({ block: "end" });
+  thread.append(article);
   conversation.setAttribute("aria-busy", "true");
   sendButton.disabled = true;
   stopButton.hidden = false;
@@ -74,6 +103,7 @@ async function ask(text, { path, body, fromQueue = false } = {}) {
         passages = data.passages;
       } else if (name === "token") {
         answer.textContent += data.text;
+        thread.follow();
       } else if (name === "done" || name === "error") {
         finished = true;
         article.dataset.messageId = data.message_id;
@@ -88,14 +118,15 @@ async function ask(text, { path, body, fromQueue = false } = {}) {
         const sources = sourcesList(data.message_id, passages);
         if (sources) article.append(sources);
         article.append(tools(data.message_id, true));
+        thread.follow();
       }
     });
     setStatus(finished ? "" : "The answer was cut off. Try again.");
   } catch (error) {
-    article.remove();
+    thread.remove(article);
     const offline = !navigator.onLine || error instanceof TypeError;
     if (fromQueue) {
-      article.previousElementSibling?.remove();
+      if (asked) thread.remove(asked);
       throw error; // stays queued
     }
     if (offline && !path) {
@@ -116,7 +147,7 @@ async function queueOffline(text) {
   try {
     const queue = await import("./offline-queue.js");
     await queue.queueQuestion(chatId, text);
-    conversation.append(el("article", { class: "msg user queued-question" },
+    thread.append(el("article", { class: "msg user queued-question" },
       el("p", { text }), el("p", { class: "queued", text: queue.QUEUED_TEXT })));
     setStatus("You are offline. Your question is queued.");
   } catch {
@@ -209,7 +240,7 @@ conversation?.addEventListener("click", async (event) => {
       article.querySelectorAll('[data-action="vote"]').forEach((b) => b.setAttribute("aria-pressed", "false"));
       button.setAttribute("aria-pressed", String(!pressed));
     } else if (action === "regenerate") {
-      article.remove();
+      thread.remove(article);
       await ask("", { path: `/api/chats/${chatId}/regenerate`, body: {} });
     }
   } catch (error) {
@@ -287,7 +318,7 @@ loadSidebar().catch((error) => setStatus(error.message));
 // event, or the service worker's Background Sync).
 import("./offline-queue.js").then((queue) => queue.autoFlush(async (item) => {
   if (busy || (item.chatId && item.chatId !== chatId)) return false;
-  conversation.querySelector(".queued-question")?.remove();
+  thread.removeWhere((node) => node.classList.contains("queued-question"));
   await ask(item.question, { fromQueue: true });
   return true;
 })).catch(() => { /* no IndexedDB: nothing can be queued either */ });
