@@ -136,3 +136,29 @@ def test_a_long_conversation_keeps_only_a_window_of_messages(
     assert rows.count() < 60
     screenshot(page, "chat-long")
     assert not page_errors
+
+
+def test_a_question_asked_offline_is_queued_and_sent_when_back_online(
+    live_server, context, page, page_errors, owner, manual
+):
+    sign_in(context, live_server, owner)
+    page.goto(live_server.url + "/")
+    page.evaluate("navigator.serviceWorker.ready")  # pages and modules are cached
+    context.set_offline(True)
+    page.fill("#question", "How do I level the front chuck?")
+    page.keyboard.press("Enter")
+    page.locator(".queued-question .queued").wait_for()
+    assert "Queued" in page.locator(".queued-question").inner_text()
+    screenshot(page, "chat-queued")
+    context.set_offline(False)
+    page.locator(".msg.assistant .answer:not(.streaming)", has_text="spirit level").wait_for(
+        timeout=60_000
+    )
+    assert page.locator(".queued-question").count() == 0
+    assert page.locator(".msg.user", has_text="How do I level the front chuck?").count() == 1
+    errors = [
+        e
+        for e in page_errors
+        if "net::ERR_INTERNET_DISCONNECTED" not in e and "Failed to fetch" not in e
+    ]
+    assert not errors, errors

@@ -123,12 +123,11 @@ async function ask(text, { path, body, fromQueue = false } = {}) {
     });
     setStatus(finished ? "" : "The answer was cut off. Try again.");
   } catch (error) {
+    // Nothing was answered: take the bubbles back (the text is queued or put back).
     thread.remove(article);
+    if (asked) thread.remove(asked);
     const offline = !navigator.onLine || error instanceof TypeError;
-    if (fromQueue) {
-      if (asked) thread.remove(asked);
-      throw error; // stays queued
-    }
+    if (fromQueue) throw error; // stays queued
     if (offline && !path) {
       await queueOffline(text);
     } else {
