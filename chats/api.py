@@ -53,7 +53,7 @@ class ChatSerializer(serializers.ModelSerializer):
 
 
 class CitationSerializer(serializers.ModelSerializer):
-    pages = serializers.SerializerMethodField()
+    pages = serializers.CharField(read_only=True)
 
     class Meta:
         model = Citation
@@ -69,11 +69,6 @@ class CitationSerializer(serializers.ModelSerializer):
             "quote",
             "score",
         ]
-
-    def get_pages(self, citation: Citation) -> str:
-        if citation.first_page == citation.last_page:
-            return f"p. {citation.first_page}"
-        return f"pp. {citation.first_page}–{citation.last_page}"
 
 
 class MessageSerializer(serializers.ModelSerializer):

@@ -121,6 +121,12 @@ class Citation(models.Model):
     def __str__(self) -> str:
         return f"[{self.number}] {self.document_name}"
 
+    @property
+    def pages(self) -> str:
+        from documents.models import pages_label
+
+        return pages_label(self.first_page, self.last_page)
+
 
 class Vote(models.Model):
     class Value(models.IntegerChoices):

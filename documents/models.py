@@ -19,6 +19,11 @@ MIME_EXTENSIONS = {
 }
 
 
+def pages_label(first: int, last: int) -> str:
+    """How a page span is shown: "p. 3" or "pp. 3–4"."""
+    return f"p. {first}" if first == last else f"pp. {first}–{last}"
+
+
 def stored_file_name(instance: Document, filename: str) -> str:
     """Files are stored under a UUID name; the user's file name is never a path."""
     return f"documents/{uuid.uuid4().hex}{MIME_EXTENSIONS.get(instance.mime_type, '')}"

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from documents.models import Document
+from documents.models import Document, pages_label
 from rra import telemetry
 
 logger = logging.getLogger(__name__)
@@ -71,9 +71,7 @@ class Hit:
 
     @property
     def pages(self) -> str:
-        if self.first_page == self.last_page:
-            return f"p. {self.first_page}"
-        return f"pp. {self.first_page}–{self.last_page}"
+        return pages_label(self.first_page, self.last_page)
 
 
 @dataclass

@@ -600,15 +600,7 @@ class FakeOpenAI(FakeServer):
         unknown = sorted(set(body) - self.EMBEDDING_FIELDS)
         if unknown:
             raise BadRequest(f"Unrecognized request argument supplied: {unknown[0]}")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise BadRequest("you must provide a model parameter", param="model")
-        if self.models is not None and model not in self.models:
-            raise BadRequest(
-                f"The model `{model}` does not exist or you do not have access to it.",
-                status=404,
-                code="model_not_found",
-            )
+        model = self._check_model(body)
         inputs = body.get("input")
         if isinstance(inputs, str):
             inputs = [inputs]
@@ -797,12 +789,8 @@ class FakeOpenAI(FakeServer):
             },
         }
 
-    def _check_chat(self, body: dict[str, Any]) -> tuple[str, bool, bool, int | None]:
-        """Checks a chat completions body as OpenAI does; returns (model, stream,
-        include_usage, max_tokens)."""
-        unknown = sorted(set(body) - self.CHAT_FIELDS)
-        if unknown:
-            raise BadRequest(f"Unrecognized request argument supplied: {unknown[0]}")
+    def _check_model(self, body: dict[str, Any]) -> str:
+        """The model field as OpenAI checks it: present, and one this server knows."""
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise BadRequest("you must provide a model parameter", param="model")
@@ -812,6 +800,15 @@ class FakeOpenAI(FakeServer):
                 status=404,
                 code="model_not_found",
             )
+        return model
+
+    def _check_chat(self, body: dict[str, Any]) -> tuple[str, bool, bool, int | None]:
+        """Checks a chat completions body as OpenAI does; returns (model, stream,
+        include_usage, max_tokens)."""
+        unknown = sorted(set(body) - self.CHAT_FIELDS)
+        if unknown:
+            raise BadRequest(f"Unrecognized request argument supplied: {unknown[0]}")
+        model = self._check_model(body)
         messages = body.get("messages")
         if not isinstance(messages, list):
             raise BadRequest(
