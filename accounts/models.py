@@ -8,8 +8,10 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.utils import timezone
 
+from rra.querycache import CacheScoped, InvalidatingQuerySet
 
-class UserManager(BaseUserManager):
+
+class UserManager(BaseUserManager.from_queryset(InvalidatingQuerySet)):
     use_in_migrations = True
 
     def _create_user(self, email: str, password: str | None, **fields) -> User:
@@ -36,7 +38,7 @@ class UserManager(BaseUserManager):
         return self.get(email__iexact=username)
 
 
-class User(AbstractBaseUser, PermissionsMixin):
+class User(CacheScoped, AbstractBaseUser, PermissionsMixin):
     """A person who signs in with an email address."""
 
     class Type(models.TextChoices):
@@ -79,6 +81,16 @@ class User(AbstractBaseUser, PermissionsMixin):
     def get_short_name(self) -> str:
         return self.name or self.email.split("@")[0]
 
+    # The query cache holds the signed-in user of sessions and API tokens.
+    cache_scope_fields = ("id",)
+
+    @classmethod
+    def cache_scopes_from(cls, values: dict) -> list[str]:
+        return [f"user:{values['id']}"]
+
+    def cache_scopes(self) -> list[str]:
+        return [f"user:{self.pk}"]
+
 
 TOKEN_PREFIX = "rra_"  # noqa: S105 - a public prefix, not a secret
 
@@ -87,7 +99,7 @@ def _hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-class ApiTokenQuerySet(models.QuerySet):
+class ApiTokenQuerySet(InvalidatingQuerySet):
     def active(self) -> ApiTokenQuerySet:
         return self.filter(revoked_at__isnull=True)
 
@@ -95,7 +107,7 @@ class ApiTokenQuerySet(models.QuerySet):
         return self.active().filter(key_hash=_hash_token(raw))
 
 
-class ApiToken(models.Model):
+class ApiToken(CacheScoped, models.Model):
     """A personal API token. Only its SHA-256 is stored; the secret is shown once."""
 
     user = models.ForeignKey(
@@ -129,3 +141,13 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    # The query cache maps a token's hash to its user (accounts.authentication).
+    cache_scope_fields = ("key_hash",)
+
+    @classmethod
+    def cache_scopes_from(cls, values: dict) -> list[str]:
+        return [f"token:{values['key_hash']}"]
+
+    def cache_scopes(self) -> list[str]:
+        return [f"token:{self.key_hash}"]

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.http import http_date
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAcceptable, NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +28,7 @@ from chats.services import (
     title_from,
 )
 from rra.api import json_error
+from rra.querycache import lookup
 from rra.ratelimit import limit_request, too_many_requests_json
 
 
@@ -164,16 +169,39 @@ def _own_chat(request: Request, chat_id) -> Chat:
     return get_object_or_404(Chat.objects.owned_by(request.user), pk=chat_id)
 
 
+def _cache_key(request: Request, name: str) -> list:
+    """What a cached API answer depends on besides its scopes: the user, the query string
+    and the host the pagination links are built with."""
+    params = sorted(request.query_params.lists())
+    return [name, request.user.pk, params, request.get_host(), request.scheme]
+
+
+def _cached_response(request: Request, namespace: str, scopes: list[str], compute) -> Response:
+    entry = lookup(
+        namespace,
+        scopes=scopes,
+        key=_cache_key(request, namespace),
+        compute=lambda: json.loads(JSONRenderer().render(compute())),
+    )
+    response = Response(entry.value)
+    if entry.changed_at is not None:
+        response["Last-Modified"] = http_date(entry.changed_at.timestamp())
+    return response
+
+
 class ChatListView(StreamingView):
     def get(self, request: Request) -> Response:
-        chats = Chat.objects.owned_by(request.user)
-        if query := request.query_params.get("q", "").strip():
-            chats = chats.filter(title__icontains=query)
-        paginator = NewestFirst()
-        page = paginator.paginate_queryset(chats, request, view=self)
-        return paginator.get_paginated_response(
-            ChatSerializer(page, many=True, context={"request": request}).data
-        )
+        def compute() -> dict:
+            chats = Chat.objects.owned_by(request.user)
+            if query := request.query_params.get("q", "").strip():
+                chats = chats.filter(title__icontains=query)
+            paginator = NewestFirst()
+            page = paginator.paginate_queryset(chats, request, view=self)
+            return paginator.get_paginated_response(
+                ChatSerializer(page, many=True, context={"request": request}).data
+            ).data
+
+        return _cached_response(request, "chats", [f"chats:user:{request.user.pk}"], compute)
 
     def post(self, request: Request):
         question = (request.data.get("question") or "").strip()
@@ -208,6 +236,11 @@ class ChatDetailView(APIView):
         return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
 
     def get(self, request: Request, chat_id) -> Response:
+        return _cached_response(
+            request, "messages", [f"chat:{chat_id}"], lambda: self._detail(request, chat_id)
+        )
+
+    def _detail(self, request: Request, chat_id) -> dict:
         chat = get_object_or_404(Chat.objects.readable_by(request.user), pk=chat_id)
         user_id = request.user.pk if request.user.is_authenticated else None
         messages = chat.messages.prefetch_related("citations").annotate(
@@ -228,7 +261,7 @@ class ChatDetailView(APIView):
         data["messages"] = MessageSerializer(page, many=True).data
         data["next"] = paginator.get_next_link()
         data["previous"] = paginator.get_previous_link()
-        return Response(data)
+        return data
 
     def patch(self, request: Request, chat_id) -> Response:
         chat = _own_chat(request, chat_id)

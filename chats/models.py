@@ -7,8 +7,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from rra.querycache import CacheScoped, InvalidatingQuerySet
 
-class ChatQuerySet(models.QuerySet):
+
+class ChatQuerySet(InvalidatingQuerySet):
     def owned_by(self, user) -> ChatQuerySet:
         return self.filter(owner=user) if user.is_authenticated else self.none()
 
@@ -19,7 +21,7 @@ class ChatQuerySet(models.QuerySet):
         return self.filter(Q(owner=user) | Q(visibility=Chat.Visibility.PUBLIC))
 
 
-class Chat(models.Model):
+class Chat(CacheScoped, models.Model):
     class Visibility(models.TextChoices):
         PRIVATE = "private", "Private"
         PUBLIC = "public", "Anyone with the link"
@@ -52,8 +54,18 @@ class Chat(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    # The query cache: a user's chat list, and this chat with its messages.
+    cache_scope_fields = ("id", "owner_id")
 
-class Message(models.Model):
+    @classmethod
+    def cache_scopes_from(cls, values: dict) -> list[str]:
+        return [f"chats:user:{values['owner_id']}", f"chat:{values['id']}"]
+
+    def cache_scopes(self) -> list[str]:
+        return self.cache_scopes_from({"id": self.pk, "owner_id": self.owner_id})
+
+
+class Message(CacheScoped, models.Model):
     class Role(models.TextChoices):
         USER = "user", "User"
         ASSISTANT = "assistant", "Assistant"
@@ -75,6 +87,8 @@ class Message(models.Model):
     model = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = InvalidatingQuerySet.as_manager()
+
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
@@ -87,8 +101,27 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
 
+    cache_scope_fields = ("chat_id",)
+    cache_cascade_covered = True  # deleted with its chat
 
-class Citation(models.Model):
+    @classmethod
+    def cache_scopes_from(cls, values: dict) -> list[str]:
+        return [f"chat:{values['chat_id']}"]
+
+    def cache_scopes(self) -> list[str]:
+        return [f"chat:{self.chat_id}"]
+
+
+def _chat_scope_of_message(message_id: int, message: Message | None) -> list[str]:
+    chat_id = (
+        message.chat_id
+        if message is not None
+        else Message.objects.filter(pk=message_id).values_list("chat_id", flat=True).first()
+    )
+    return [f"chat:{chat_id}"] if chat_id else []
+
+
+class Citation(CacheScoped, models.Model):
     """A passage the answer cites. What the reader needs is copied here, so a citation
     survives its chunk being replaced when the document is processed again."""
 
@@ -110,6 +143,8 @@ class Citation(models.Model):
     rank = models.PositiveSmallIntegerField(help_text="Position in the retrieval results.")
     score = models.FloatField()
 
+    objects = InvalidatingQuerySet.as_manager()
+
     class Meta:
         ordering = ["number"]
         constraints = [
@@ -127,8 +162,19 @@ class Citation(models.Model):
 
         return pages_label(self.first_page, self.last_page)
 
+    cache_scope_fields = ("message__chat_id",)
+    cache_cascade_covered = True  # deleted with its message
 
-class Vote(models.Model):
+    @classmethod
+    def cache_scopes_from(cls, values: dict) -> list[str]:
+        return [f"chat:{values['message__chat_id']}"]
+
+    def cache_scopes(self) -> list[str]:
+        cached = Citation.message.is_cached(self)
+        return _chat_scope_of_message(self.message_id, self.message if cached else None)
+
+
+class Vote(CacheScoped, models.Model):
     class Value(models.IntegerChoices):
         UP = 1, "Helpful"
         DOWN = -1, "Not helpful"
@@ -142,6 +188,8 @@ class Vote(models.Model):
     value = models.SmallIntegerField(choices=Value.choices)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = InvalidatingQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["message", "user"], name="vote_message_user_uniq")
@@ -149,3 +197,15 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.get_value_display()} {self.message_id}"
+
+    # Vote counts show in the chat. Not cascade_covered: a user's deletion takes their
+    # votes on other people's chats.
+    cache_scope_fields = ("message__chat_id",)
+
+    @classmethod
+    def cache_scopes_from(cls, values: dict) -> list[str]:
+        return [f"chat:{values['message__chat_id']}"]
+
+    def cache_scopes(self) -> list[str]:
+        cached = Vote.message.is_cached(self)
+        return _chat_scope_of_message(self.message_id, self.message if cached else None)

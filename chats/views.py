@@ -5,17 +5,45 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from accounts.backends import cached_user
 from chats.models import Chat, Citation, Message
+from rra.querycache import cached
 
 SIDEBAR_SIZE = 50
 
 
-def _sidebar(request: HttpRequest):
+def _sidebar(request: HttpRequest) -> list[Chat]:
     if not request.user.is_authenticated:
         return []
-    return list(
-        Chat.objects.owned_by(request.user).only("id", "title", "created_at")[:SIDEBAR_SIZE]
+    return cached(
+        "chats",
+        scopes=[f"chats:user:{request.user.pk}"],
+        key=["sidebar", request.user.pk, SIDEBAR_SIZE],
+        compute=lambda: list(
+            Chat.objects.owned_by(request.user).only("id", "title", "created_at")[:SIDEBAR_SIZE]
+        ),
     )
+
+
+def _chat_with_messages(request: HttpRequest, chat_id) -> tuple[Chat, list[Message]]:
+    """A chat the requester may read, with its messages and their citations (404 else)."""
+    user = request.user
+
+    def compute() -> tuple[Chat, list[Message]]:
+        chat = get_object_or_404(Chat.objects.readable_by(user), pk=chat_id)
+        messages = chat.messages.prefetch_related(
+            Prefetch("citations", queryset=Citation.objects.order_by("number"))
+        ).order_by("created_at", "id")
+        return chat, list(messages)
+
+    chat, messages = cached(
+        "messages", scopes=[f"chat:{chat_id}"], key=["page", chat_id, user.pk], compute=compute
+    )
+    # The owner's name ("Shared by …") comes from the users cache, which their own
+    # changes invalidate.
+    if (owner := cached_user(chat.owner_id)) is not None:
+        chat.owner = owner
+    return chat, messages
 
 
 @login_required
@@ -28,12 +56,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def chat_page(request: HttpRequest, chat_id) -> HttpResponse:
     """A chat; public chats are readable (read-only) by anyone with the link."""
-    chat = get_object_or_404(
-        Chat.objects.readable_by(request.user).select_related("owner"), pk=chat_id
-    )
-    messages = chat.messages.prefetch_related(
-        Prefetch("citations", queryset=Citation.objects.order_by("number"))
-    ).order_by("created_at", "id")
+    chat, messages = _chat_with_messages(request, chat_id)
     is_owner = request.user.is_authenticated and chat.owner_id == request.user.pk
     return render(
         request,

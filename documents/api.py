@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import hashlib
+import json
+
 from django.conf import settings
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
+from django.utils.http import http_date
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import CursorPagination
@@ -192,7 +196,10 @@ def _changeable(request: Request, document_id: int) -> Document:
 class DocumentDetailView(APIView):
     def get(self, request: Request, document_id: int) -> Response:
         document = _readable(request, document_id)
-        return Response(DocumentSerializer(document, context={"request": request}).data)
+        response = Response(DocumentSerializer(document, context={"request": request}).data)
+        # Every change to a document (worker progress included) moves updated_at.
+        response["Last-Modified"] = http_date(document.updated_at.timestamp())
+        return response
 
     def patch(self, request: Request, document_id: int) -> Response:
         document = _changeable(request, document_id)
@@ -282,14 +289,16 @@ class SearchView(APIView):
             document_ids=params.validated_data.get("documents"),
             mode=params.validated_data.get("mode", "hybrid"),
         )
-        return Response(
-            {
-                "query": result.query,
-                "truncated": truncated,
-                "mode": result.mode,
-                "reranked": result.reranked,
-                "cached": cached,
-                "timings_ms": result.timings,
-                "results": [_hit_json(h) for h in result.hits],
-            }
-        )
+        body = {
+            "query": result.query,
+            "truncated": truncated,
+            "mode": result.mode,
+            "reranked": result.reranked,
+            "timings_ms": result.timings,
+            "results": [_hit_json(h) for h in result.hits],
+        }
+        # The ETag leaves out "cached": the same results are the same representation.
+        etag = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+        response = Response({**body, "cached": cached})
+        response["ETag"] = f'"{etag}"'
+        return response

@@ -148,6 +148,20 @@ def document_delete(*, document: Document) -> None:
         transaction.on_commit(lambda: storage.delete(file_name) if file_name else None)
 
 
+def _invalidate_citing_chats(*, document_id: int, chunks_only: bool = False) -> None:
+    """Citations keep their text but lose the link (SET_NULL) when chunks or the
+    document go: the cached chats that show them must be read again."""
+    from chats.models import Citation
+    from rra.querycache import bump, scopes_of_rows
+
+    citing = (
+        Citation.objects.filter(chunk__document_id=document_id)
+        if chunks_only
+        else Citation.objects.filter(document_id=document_id)
+    )
+    bump(*scopes_of_rows(citing))
+
+
 def _invalidate_search(owner_id: int) -> None:
     from documents.search import invalidate_for
 
@@ -271,6 +285,7 @@ def _store(document, run: _Run, extraction, drafts, vectors, provider) -> None:
             .exists()
         ):
             raise Superseded
+        _invalidate_citing_chats(document_id=document.pk, chunks_only=True)
         Chunk.objects.filter(document=document).delete()
         DocumentContent.objects.update_or_create(
             document=document,

@@ -1,5 +1,5 @@
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
 from documents.models import Document
@@ -12,6 +12,9 @@ def document_changed(sender, instance: Document, **kwargs) -> None:
     from documents.search import invalidate_for
 
     owner_id = instance.owner_id
+    # Now (the writer's next search sees the change) and on commit (another process may
+    # have cached the old rows in between), as in rra/querycache.py.
+    invalidate_for(owner_id=owner_id)
     transaction.on_commit(lambda: invalidate_for(owner_id=owner_id))
 
 
@@ -22,3 +25,11 @@ def document_deleted(sender, instance: Document, **kwargs) -> None:
 
     document_id = instance.pk
     transaction.on_commit(lambda: clear_page_cache(document_id))
+
+
+@receiver(pre_delete, sender=Document)
+def document_deleting(sender, instance: Document, **kwargs) -> None:
+    """Chats citing the document show the citation unlinked from now on."""
+    from documents.services import _invalidate_citing_chats
+
+    _invalidate_citing_chats(document_id=instance.pk)

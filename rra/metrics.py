@@ -94,6 +94,11 @@ CACHE_REQUESTS = Counter(
     "Reads of application caches, by cache and result (hit, miss).",
     ["cache", "result"],
 )
+CONDITIONAL_GETS = Counter(
+    "rra_http_conditional_total",
+    "GETs of cacheable endpoints, by view and result: not_modified (304) or full (200).",
+    ["view", "result"],
+)
 RATELIMIT_REJECTIONS = Counter(
     "rra_ratelimit_rejections_total",
     "Requests turned away by a rate limit, by limit group.",

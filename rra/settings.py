@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # ETag / 304 / Cache-Control for the views in HTTP_CACHE_MAX_AGE.
+    "rra.conditional.ConditionalGetMiddleware",
 ]
 
 ROOT_URLCONF = "rra.urls"
@@ -198,9 +200,35 @@ else:
 
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
+# --- Query cache (rra/querycache.py) and HTTP caching (rra/conditional.py) ------------
+
+QUERY_CACHE_ENABLED = env.bool("QUERY_CACHE_ENABLED", True)
+# Seconds an entry lives; writes invalidate entries at once whatever these say.
+QUERY_CACHE_TTLS = {
+    "users": env.int("QUERY_CACHE_TTL_USERS", 300, min=0),
+    "chats": env.int("QUERY_CACHE_TTL_CHATS", 180, min=0),
+    "messages": env.int("QUERY_CACHE_TTL_MESSAGES", 120, min=0),
+}
+# Browser caching of per-user GETs, by view: Cache-Control "private, max-age=N"; 0 means
+# "no-cache" (revalidate every time; unchanged answers are a 304 thanks to the ETag).
+_PAGES_MAX_AGE = env.int("HTTP_CACHE_MAX_AGE_PAGES", 0, min=0)
+HTTP_CACHE_MAX_AGE = {
+    "home": _PAGES_MAX_AGE,
+    "chat": _PAGES_MAX_AGE,
+    "documents:library": _PAGES_MAX_AGE,
+    "api:chats": env.int("HTTP_CACHE_MAX_AGE_CHATS", 0, min=0),
+    "api:chat-detail": env.int("HTTP_CACHE_MAX_AGE_CHAT", 0, min=0),
+    "api:documents": env.int("HTTP_CACHE_MAX_AGE_DOCUMENTS", 0, min=0),
+    "api:document-detail": env.int("HTTP_CACHE_MAX_AGE_DOCUMENT", 0, min=0),
+    "api:search": env.int("HTTP_CACHE_MAX_AGE_SEARCH", 0, min=0),
+    "api:document-page": env.int("HTTP_CACHE_MAX_AGE_PAGE", 0, min=0),
+}
+
 # --- Auth --------------------------------------------------------------------------
 
 AUTH_USER_MODEL = "accounts.User"
+# ModelBackend with the session's user served from the query cache (rra/querycache.py).
+AUTHENTICATION_BACKENDS = ["accounts.backends.CachedModelBackend"]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"

@@ -48,6 +48,10 @@ def cache_lookup(cache: str, *, hit: bool) -> None:
     metrics.CACHE_REQUESTS.labels(cache, "hit" if hit else "miss").inc()
 
 
+def conditional_get(view: str, *, not_modified: bool) -> None:
+    metrics.CONDITIONAL_GETS.labels(view, "not_modified" if not_modified else "full").inc()
+
+
 def ratelimit_rejected(group: str) -> None:
     metrics.RATELIMIT_REJECTIONS.labels(group).inc()
     log.info("ratelimit.rejected", group=group)

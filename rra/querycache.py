@@ -1,0 +1,221 @@
+"""The query cache: read-through caching of per-user query results in Redis.
+
+What is cached, and for how long (QUERY_CACHE_TTLS, seconds):
+
+- ``users``: the signed-in user of a session or API token (5 min);
+- ``chats``: a user's chat list, as the API and the sidebar show it (3 min);
+- ``messages``: a chat with its messages, as the API and the chat page show it (2 min).
+
+Invalidation is by *scope generations*. Every entry is filed under the scopes whose
+data it holds (``user:12``, ``chats:user:12``, ``chat:<uuid>``, ``token:<hash>``), and
+its key contains each scope's current generation. A write bumps the generations of the
+scopes it touches, so the old entries can no longer be found, in any process; they
+expire on their own. Writes reach the bumps through signals (save, delete, cascades,
+admin) and through ``InvalidatingQuerySet`` (``update``, ``delete``, ``bulk_create``,
+``bulk_update``), see each model's ``cache_scopes``.
+
+A bump happens twice: at once (the writer's own next read sees its write) and again when
+the transaction commits (another process may have cached the old rows in between).
+Inside a real transaction nothing is read from or written to the cache, so rows that may
+still roll back are never cached. A generation is the time of the bump in microseconds
+plus a random suffix: unique without a counter, and it doubles as the scope's
+last-modified time for HTTP caching.
+
+With the cache store down, everything is computed from the database (the "default"
+cache swallows Redis errors); a bump lost to an outage is bounded by the TTLs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, models, transaction
+
+from rra import telemetry
+
+T = TypeVar("T")
+_MISSING = object()
+_SUFFIX = 1000  # generation = microseconds * _SUFFIX + random suffix
+
+
+def _gen_key(scope: str) -> str:
+    return f"qc:gen:{scope}"
+
+
+def _new_generation() -> int:
+    return time.time_ns() // 1000 * _SUFFIX + random.randrange(_SUFFIX)  # noqa: S311
+
+
+def generations(scopes: Iterable[str]) -> dict[str, int] | None:
+    """The current generation of each scope (created when missing); None when the cache
+    store cannot be reached."""
+    keys = {scope: _gen_key(scope) for scope in scopes}
+    found = cache.get_many(list(keys.values()))
+    missing = [key for key in keys.values() if key not in found]
+    if missing:
+        for key in missing:
+            cache.add(key, _new_generation(), None)  # another process may win: fine
+        found.update(cache.get_many(missing))
+        if any(key not in found for key in missing):
+            return None
+    return {scope: int(found[key]) for scope, key in keys.items()}
+
+
+def changed_at(gens: dict[str, int]) -> datetime | None:
+    """When the newest of these scopes was last written (or first seen by the cache)."""
+    if not gens:
+        return None
+    micros = max(gens.values()) // _SUFFIX
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+
+
+def bump(*scopes: str) -> None:
+    """Invalidate everything cached under these scopes: now, and again on commit."""
+    scopes = tuple(sorted({scope for scope in scopes if scope}))
+    if not scopes:
+        return
+
+    def apply() -> None:
+        generation = _new_generation()
+        cache.set_many({_gen_key(scope): generation for scope in scopes}, None)
+
+    apply()
+    if _in_transaction():
+        transaction.on_commit(apply)
+
+
+def _in_transaction() -> bool:
+    """True inside an atomic block of the code (not the one a TestCase wraps tests in)."""
+    return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    value: T
+    hit: bool
+    changed_at: datetime | None  # the newest write to the entry's scopes, if known
+
+
+def lookup(
+    namespace: str, *, scopes: Iterable[str], key: Iterable[Any], compute: Callable[[], T]
+) -> Entry[T]:
+    """The cached value for (namespace, key) under the current generations of scopes, or
+    compute() stored for the namespace's TTL. Counts hits and misses per namespace."""
+    ttl = settings.QUERY_CACHE_TTLS[namespace]
+    if not settings.QUERY_CACHE_ENABLED or not ttl or _in_transaction():
+        return Entry(compute(), hit=False, changed_at=None)
+    gens = generations(scopes)
+    if gens is None:  # the store is down: the database answers
+        return Entry(compute(), hit=False, changed_at=None)
+    digest = hashlib.sha256(
+        json.dumps([namespace, *key], default=str, separators=(",", ":")).encode()
+    ).hexdigest()[:32]
+    versions = ".".join(str(gens[scope]) for scope in sorted(gens))
+    cache_key = f"qc:{namespace}:{digest}:{hashlib.sha256(versions.encode()).hexdigest()[:16]}"
+    value = cache.get(cache_key, _MISSING)
+    hit = value is not _MISSING
+    telemetry.cache_lookup(namespace, hit=hit)
+    if not hit:
+        value = compute()
+        cache.set(cache_key, value, ttl)
+    return Entry(value, hit=hit, changed_at=changed_at(gens))
+
+
+def cached(
+    namespace: str, *, scopes: Iterable[str], key: Iterable[Any], compute: Callable[[], T]
+) -> T:
+    return lookup(namespace, scopes=scopes, key=key, compute=compute).value
+
+
+# --- Invalidation ---------------------------------------------------------------------
+
+
+class CacheScoped:
+    """Mixin for models whose rows feed the query cache.
+
+    ``cache_scope_fields`` are the values (``values()`` lookups) that
+    ``cache_scopes_from`` needs to name the scopes of a row; ``cache_scopes`` names the
+    scopes of an instance (signals).
+    """
+
+    cache_scope_fields: tuple[str, ...] = ()
+    # True when a cascade delete from the parent always bumps this row's scopes too
+    # (so the per-row signal, which may need a query, is skipped).
+    cache_cascade_covered: bool = False
+
+    @classmethod
+    def cache_scopes_from(cls, values: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+    def cache_scopes(self) -> list[str]:
+        raise NotImplementedError
+
+
+def scopes_of_rows(queryset: models.QuerySet) -> list[str]:
+    model = queryset.model
+    rows = queryset.order_by().values(*model.cache_scope_fields).distinct()
+    return [scope for row in rows for scope in model.cache_scopes_from(row)]
+
+
+def scopes_of_objects(objs: Iterable[models.Model]) -> list[str]:
+    return [scope for obj in objs for scope in obj.cache_scopes()]
+
+
+class InvalidatingQuerySet(models.QuerySet):
+    """Bulk writes bump the scopes of the rows they touch (save/delete send signals).
+
+    ``update`` and ``delete`` read the affected rows' scopes first: one small query.
+    """
+
+    def update(self, **kwargs) -> int:
+        scopes = scopes_of_rows(self)
+        fields = {name.split("__")[0].removesuffix("_id") for name in self.model.cache_scope_fields}
+        moved = any(name.removesuffix("_id") in fields for name in kwargs)
+        # Rows that move (a new owner, say) change their new scopes too.
+        pks = list(self.values_list("pk", flat=True)) if moved else []
+        count = super().update(**kwargs)
+        if pks:
+            scopes += scopes_of_rows(self.model._default_manager.filter(pk__in=pks))
+        bump(*scopes)
+        return count
+
+    def delete(self):
+        scopes = scopes_of_rows(self)
+        result = super().delete()
+        bump(*scopes)
+        return result
+
+    def bulk_create(self, objs, *args, **kwargs):
+        created = super().bulk_create(objs, *args, **kwargs)
+        bump(*scopes_of_objects(created))
+        return created
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs = list(objs)
+        count = super().bulk_update(objs, fields, *args, **kwargs)
+        bump(*scopes_of_objects(objs))
+        return count
+
+
+def on_instance_change(sender, instance, **kwargs) -> None:
+    """post_save / post_delete receiver for CacheScoped models (connected in rra.apps)."""
+    if kwargs.get("raw"):  # loaddata
+        return
+    origin = kwargs.get("origin")
+    if sender.cache_cascade_covered and origin is not None and not _same_model(origin, sender):
+        return  # deleted with its parent, whose own delete bumps the same scopes
+    bump(*instance.cache_scopes())
+
+
+def _same_model(origin, model) -> bool:
+    origin_model = origin.model if isinstance(origin, models.QuerySet) else type(origin)
+    return issubclass(origin_model, model)

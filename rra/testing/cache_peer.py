@@ -1,0 +1,48 @@
+"""A second Django process for the query-cache tests (rra/tests/test_query_cache.py).
+
+Reads one JSON command per line on stdin and answers one JSON line on stdout, so a test
+can interleave reads and writes of two processes that share the database and Redis:
+
+    {"op": "list", "token": "rra_…"}              -> {"status": 200, "body": {...}}
+    {"op": "detail", "token": "rra_…", "chat": id} -> {"status": 200, "body": {...}}
+    {"op": "rename", "chat": id, "title": "…"}    -> {"updated": 1}   (QuerySet.update)
+    {"op": "delete", "chat": id}                  -> {"deleted": 1}   (QuerySet.delete)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rra.settings")
+    import django
+
+    django.setup()
+    from django.test import Client
+
+    from chats.models import Chat
+
+    for line in sys.stdin:
+        command = json.loads(line)
+        op = command["op"]
+        if op in ("list", "detail"):
+            client = Client(HTTP_AUTHORIZATION=f"Bearer {command['token']}")
+            path = "/api/chats" if op == "list" else f"/api/chats/{command['chat']}"
+            response = client.get(path)
+            answer = {"status": response.status_code, "body": response.json()}
+        elif op == "rename":
+            answer = {
+                "updated": Chat.objects.filter(pk=command["chat"]).update(title=command["title"])
+            }
+        elif op == "delete":
+            answer = {"deleted": Chat.objects.filter(pk=command["chat"]).delete()[0]}
+        else:
+            answer = {"error": f"unknown op {op}"}
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""The query cache (rra/querycache.py): hits without database queries, and no stale read
+after any kind of write — API, ORM bulk operations, admin, cascades — in this process or
+another one sharing Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from accounts.models import ApiToken
+from chats.models import Chat, Citation, Message, Vote
+from rra import metrics, querycache
+
+pytestmark = pytest.mark.usefixtures("redis_url")
+
+
+def titles(response) -> list[str]:
+    assert response.status_code == 200, response.content
+    return [chat["title"] for chat in response.json()["results"]]
+
+
+def lookups(namespace: str, result: str) -> float:
+    return metrics.CACHE_REQUESTS.labels(namespace, result)._value.get()
+
+
+@pytest.fixture
+def api(client, owner):
+    _, raw = ApiToken.issue(user=owner, name="tests")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
+    return client
+
+
+@pytest.mark.django_db
+def test_it_answers_a_repeated_chat_list_without_touching_the_database(api, owner):
+    Chat.objects.create(owner=owner, title="Calibration")
+    # The token's first use writes its last_used_at (at most once a minute), which
+    # invalidates the token's entry: the next request reads it once more.
+    api.get("/api/me")
+    hits, misses = lookups("chats", "hit"), lookups("chats", "miss")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    with CaptureQueriesContext(connection) as queries:
+        assert titles(api.get("/api/chats")) == ["Calibration"]
+    # The token, its user and the list all come from Redis.
+    assert [q["sql"] for q in queries.captured_queries] == []
+    assert lookups("chats", "hit") == hits + 1
+    assert lookups("chats", "miss") == misses + 1
+
+
+@pytest.mark.django_db
+def test_it_keeps_the_cache_in_redis(api, owner, redis_url):
+    import redis
+
+    Chat.objects.create(owner=owner, title="Calibration")
+    api.get("/api/chats")
+    keys = [k.decode() for k in redis.Redis.from_url(redis_url).keys("*qc:*")]
+    assert any(":qc:chats:" in k for k in keys)
+    assert any(":qc:gen:chats:user:" in k for k in keys)
+
+
+@pytest.mark.django_db
+def test_it_uses_the_configured_ttls(api, owner, redis_url):
+    import redis
+
+    Chat.objects.create(owner=owner, title="Calibration")
+    api.get("/api/chats")
+    api.get(reverse("api:chat-detail", args=[Chat.objects.get().pk]))
+    raw = redis.Redis.from_url(redis_url)
+    ttls = {}
+    for key in raw.keys("*qc:*"):
+        name = key.decode().split(":qc:", 1)[1].split(":")[0]
+        ttls.setdefault(name, set()).add(raw.ttl(key))
+    assert settings.QUERY_CACHE_TTLS == {"users": 300, "chats": 180, "messages": 120}
+    assert max(ttls["users"]) <= 300 < max(ttls["users"]) + 5
+    assert max(ttls["chats"]) <= 180 < max(ttls["chats"]) + 5
+    assert max(ttls["messages"]) <= 120 < max(ttls["messages"]) + 5
+    assert ttls["gen"] == {-1}  # generations never expire on their own
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda c: c.save(), id="save"),
+        pytest.param(lambda c: Chat.objects.filter(pk=c.pk).update(title="Renamed"), id="update"),
+        pytest.param(lambda c: Chat.objects.bulk_update([c], ["title"]), id="bulk_update"),
+    ],
+)
+def test_it_sees_a_rename_by_any_write_path(api, owner, write):
+    chat = Chat.objects.create(owner=owner, title="Old title")
+    assert titles(api.get("/api/chats")) == ["Old title"]
+    chat.title = "Renamed"
+    write(chat)
+    assert titles(api.get("/api/chats")) == ["Renamed"]
+
+
+@pytest.mark.django_db
+def test_it_sees_creates_and_deletes_of_every_kind(api, owner, outsider):
+    first = Chat.objects.create(owner=owner, title="First")
+    assert titles(api.get("/api/chats")) == ["First"]
+    Chat.objects.bulk_create([Chat(owner=owner, title="Bulk")])
+    assert sorted(titles(api.get("/api/chats"))) == ["Bulk", "First"]
+    assert (
+        api.post("/api/chats", {"title": "Posted"}, content_type="application/json").status_code
+        == 201
+    )
+    assert sorted(titles(api.get("/api/chats"))) == ["Bulk", "First", "Posted"]
+    Chat.objects.filter(title="Bulk").delete()
+    assert sorted(titles(api.get("/api/chats"))) == ["First", "Posted"]
+    assert api.delete(f"/api/chats/{first.pk}").status_code == 204
+    assert titles(api.get("/api/chats")) == ["Posted"]
+    # A chat moved to another owner leaves this list (its new owner's list changes too).
+    Chat.objects.filter(title="Posted").update(owner=outsider)
+    assert titles(api.get("/api/chats")) == []
+
+
+@pytest.mark.django_db
+def test_it_sees_new_messages_citations_and_votes_in_the_chat(api, owner, member):
+    chat = Chat.objects.create(owner=owner, title="Chat", visibility=Chat.Visibility.PUBLIC)
+    url = reverse("api:chat-detail", args=[chat.pk])
+    assert api.get(url).json()["messages"] == []
+    answer = Message.objects.create(chat=chat, role=Message.Role.ASSISTANT, content="Hello")
+    assert [m["content"] for m in api.get(url).json()["messages"]] == ["Hello"]
+    Citation.objects.bulk_create(
+        [
+            Citation(
+                message=answer,
+                document_name="manual.pdf",
+                first_page=3,
+                last_page=3,
+                quote="q",
+                number=1,
+                rank=1,
+                score=0.9,
+            )
+        ]
+    )
+    assert api.get(url).json()["messages"][0]["citations"][0]["pages"] == "p. 3"
+    Message.objects.filter(pk=answer.pk).update(content="Hello again")
+    assert api.get(url).json()["messages"][0]["content"] == "Hello again"
+    Vote.objects.create(message=answer, user=member, value=Vote.Value.UP)
+    assert api.get(url).json()["messages"][0]["votes"]["up"] == 1
+    # The voter's account goes, and their vote with it.
+    member.delete()
+    assert api.get(url).json()["messages"][0]["votes"]["up"] == 0
+    Message.objects.filter(chat=chat).delete()
+    assert api.get(url).json()["messages"] == []
+
+
+@pytest.mark.django_db
+def test_it_turns_a_revoked_token_away_at_once(api, owner):
+    assert api.get("/api/chats").status_code == 200
+    ApiToken.objects.filter(user=owner).update(revoked_at="2026-01-01T00:00:00Z")
+    assert api.get("/api/chats").status_code == 401
+
+
+@pytest.mark.django_db
+def test_it_signs_out_a_deactivated_user_at_once(client, owner):
+    client.force_login(owner)
+    assert client.get(reverse("home")).status_code == 200
+    type(owner).objects.filter(pk=owner.pk).update(is_active=False)
+    assert client.get(reverse("home")).status_code == 302
+
+
+@pytest.mark.django_db
+def test_it_sees_changes_made_in_django_admin(client, admin_user, owner):
+    chat = Chat.objects.create(owner=owner, title="Before")
+    owner_client = type(client)()
+    owner_client.force_login(owner)
+    assert titles(owner_client.get("/api/chats")) == ["Before"]
+    client.force_login(admin_user)
+    change = reverse("admin:chats_chat_change", args=[chat.pk])
+    response = client.post(
+        change, {"title": "After", "visibility": "private", "owner": owner.pk, **_inline(chat)}
+    )
+    assert response.status_code == 302, response.content[:2000]
+    assert titles(owner_client.get("/api/chats")) == ["After"]
+    response = client.post(
+        reverse("admin:chats_chat_changelist"),
+        {"action": "delete_selected", "_selected_action": [chat.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert titles(owner_client.get("/api/chats")) == []
+
+
+def _inline(chat) -> dict:
+    """The management form of the (read-only) messages inline on the chat admin page."""
+    return {
+        "messages-TOTAL_FORMS": "0",
+        "messages-INITIAL_FORMS": "0",
+        "messages-MIN_NUM_FORMS": "0",
+        "messages-MAX_NUM_FORMS": "0",
+    }
+
+
+@pytest.mark.django_db
+def test_it_shows_the_sidebar_and_chat_page_fresh(client, owner):
+    chat = Chat.objects.create(owner=owner, title="Sidebar title")
+    client.force_login(owner)
+    assert b"Sidebar title" in client.get(reverse("home")).content
+    Chat.objects.filter(pk=chat.pk).update(title="New sidebar title")
+    assert b"New sidebar title" in client.get(reverse("home")).content
+    page = reverse("chat", args=[chat.pk])
+    assert b"First answer" not in client.get(page).content
+    Message.objects.create(chat=chat, role=Message.Role.ASSISTANT, content="First answer")
+    assert b"First answer" in client.get(page).content
+    owner.name = "Renamed Owner"
+    owner.save()
+    Chat.objects.filter(pk=chat.pk).update(visibility=Chat.Visibility.PUBLIC)
+    anonymous = type(client)()
+    assert b"Shared by Renamed Owner" in anonymous.get(page).content
+    Chat.objects.filter(pk=chat.pk).update(visibility=Chat.Visibility.PRIVATE)
+    assert anonymous.get(page).status_code == 404
+
+
+@pytest.mark.django_db
+def test_it_does_not_cache_inside_a_transaction(owner):
+    computed = []
+
+    def compute():
+        computed.append(1)
+        return "value"
+
+    with transaction.atomic():
+        querycache.cached("chats", scopes=["chats:user:x"], key=["k"], compute=compute)
+    querycache.cached("chats", scopes=["chats:user:x"], key=["k"], compute=compute)
+    querycache.cached("chats", scopes=["chats:user:x"], key=["k"], compute=compute)
+    # The read inside the transaction was not stored; the next one was, and was hit.
+    assert len(computed) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_bumps_again_when_the_transaction_commits(owner):
+    before = querycache.generations(["chats:user:t"])["chats:user:t"]
+    with transaction.atomic():
+        querycache.bump("chats:user:t")
+        during = querycache.generations(["chats:user:t"])["chats:user:t"]
+        assert during != before
+    assert querycache.generations(["chats:user:t"])["chats:user:t"] not in (before, during)
+
+
+@pytest.mark.django_db
+def test_it_can_be_switched_off(api, owner, settings):
+    settings.QUERY_CACHE_ENABLED = False
+    Chat.objects.create(owner=owner, title="Calibration")
+    api.get("/api/chats")
+    with CaptureQueriesContext(connection) as queries:
+        assert titles(api.get("/api/chats")) == ["Calibration"]
+    assert len(queries) > 0
+
+
+@pytest.mark.django_db
+def test_it_answers_from_the_database_when_redis_is_down(api, owner, settings):
+    from rra.tests.test_health import DEAD_REDIS
+
+    Chat.objects.create(owner=owner, title="Calibration")
+    settings.CACHES = {**settings.CACHES, **DEAD_REDIS}
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    Chat.objects.filter(owner=owner).update(title="Renamed")
+    assert titles(api.get("/api/chats")) == ["Renamed"]
+
+
+# --- Two processes ----------------------------------------------------------------------
+
+
+class Peer:
+    """rra/testing/cache_peer.py in a subprocess on the same database and Redis."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        name = connection.settings_dict["NAME"]
+        if settings.DATABASE_URL:
+            env["POSTGRES_URL"] = urlunsplit(
+                urlsplit(settings.DATABASE_URL)._replace(path=f"/{name}")
+            )
+        else:
+            env["EMBEDDED_DB_NAME"] = name
+        env["DB_POOL"] = "false"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rra.testing.cache_peer"],
+            cwd=Path(settings.BASE_DIR),
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def __call__(self, **command) -> dict:
+        self.process.stdin.write(json.dumps(command, default=str) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line, f"the peer process died (exit code {self.process.poll()})"
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def peer():
+    process = Peer()
+    yield process
+    process.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_never_serves_one_process_stale_data_after_another_writes(api, owner, peer):
+    token = ApiToken.issue(user=owner, name="peer")[1]
+    chat = Chat.objects.create(owner=owner, title="One")
+
+    assert [c["title"] for c in peer(op="list", token=token)["body"]["results"]] == ["One"]
+    assert titles(api.get("/api/chats")) == ["One"]
+
+    # This process writes; the other one reads the change.
+    assert (
+        api.patch(
+            f"/api/chats/{chat.pk}", {"title": "Two"}, content_type="application/json"
+        ).status_code
+        == 200
+    )
+    assert [c["title"] for c in peer(op="list", token=token)["body"]["results"]] == ["Two"]
+
+    # The other process writes (a bulk update); this one reads the change.
+    assert titles(api.get("/api/chats")) == ["Two"]
+    assert peer(op="rename", chat=chat.pk, title="Three") == {"updated": 1}
+    assert titles(api.get("/api/chats")) == ["Three"]
+
+    # Messages: cached here, added there... and deleted there.
+    detail = peer(op="detail", token=token, chat=chat.pk)
+    assert detail["status"] == 200 and detail["body"]["messages"] == []
+    Message.objects.create(chat=chat, role=Message.Role.USER, content="A question")
+    detail = peer(op="detail", token=token, chat=chat.pk)
+    assert [m["content"] for m in detail["body"]["messages"]] == ["A question"]
+
+    assert peer(op="delete", chat=chat.pk)["deleted"] >= 1
+    assert titles(api.get("/api/chats")) == []
+    assert api.get(f"/api/chats/{chat.pk}").status_code == 404
