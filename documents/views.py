@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from documents import filetypes
@@ -16,7 +17,7 @@ from documents.services import (
     document_reprocess,
     document_validate_upload,
 )
-from rra.ratelimit import limit_request, retry_after_text
+from rra.ratelimit import limit_request, too_many_requests_page
 
 
 @login_required
@@ -42,13 +43,13 @@ def library(request: HttpRequest) -> HttpResponse:
 def upload(request: HttpRequest) -> HttpResponse:
     limited = limit_request(request, group="upload", rate=settings.UPLOAD_RATE)
     if limited:
-        messages.error(
+        return too_many_requests_page(
             request,
-            f"Too many uploads. Try again in {retry_after_text(limited.retry_after)}.",
+            limited,
+            "uploads",
+            back_url=reverse("documents:library"),
+            back_label="Back to your library",
         )
-        response = redirect("documents:library")
-        response.status_code = 303
-        return response
     uploads = request.FILES.getlist("files")
     if not uploads:
         messages.error(request, "Choose one or more files to upload.")

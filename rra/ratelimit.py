@@ -132,3 +132,23 @@ def too_many_requests_json(hit: Usage, what: str):
     )
     response["Retry-After"] = str(hit.retry_after)
     return response
+
+
+def too_many_requests_page(
+    request: HttpRequest, hit: Usage, what: str, *, back_url: str, back_label: str
+):
+    """The friendly HTML answer to a form that hit its limit: 429, Retry-After."""
+    from django.shortcuts import render
+
+    response = render(
+        request,
+        "errors/429.html",
+        {
+            "message": f"Too many {what}. Try again in {retry_after_text(hit.retry_after)}.",
+            "back_url": back_url,
+            "back_label": back_label,
+        },
+        status=429,
+    )
+    response["Retry-After"] = str(hit.retry_after)
+    return response
