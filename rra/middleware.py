@@ -12,6 +12,7 @@ import structlog
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponseBase, HttpResponseServerError
+from django.middleware.security import SecurityMiddleware
 from django.utils.functional import SimpleLazyObject, empty
 
 from rra import logs, metrics
@@ -185,3 +186,29 @@ class RequestObservabilityMiddleware:
         else:
             access_log.info("request", **fields)
         structlog.contextvars.clear_contextvars()
+
+
+class SecurityHeadersMiddleware(SecurityMiddleware):
+    """The security headers on every response, listed first in MIDDLEWARE.
+
+    Django's SecurityMiddleware and XFrameOptionsMiddleware set them only on responses
+    that pass through them, and some are answered before: /metrics by
+    RequestObservabilityMiddleware, static files by whitenoise. This one reuses
+    SecurityMiddleware's response half (HSTS on HTTPS, nosniff, Referrer-Policy,
+    Cross-Origin-Opener-Policy) and adds what Django has no setting for. The HTTPS
+    redirect stays with SecurityMiddleware further down, where it is observed (logged
+    and counted). Headers a view set itself are kept.
+    """
+
+    def process_request(self, request: HttpRequest) -> None:
+        return None  # no redirect here: see the class docstring
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        response = super().process_response(request, response)
+        response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        response.headers.setdefault("X-DNS-Prefetch-Control", "off")
+        if not getattr(response, "xframe_options_exempt", False):
+            response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
+        return response

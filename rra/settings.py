@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
 from django.utils.functional import lazy
@@ -65,6 +66,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "csp",
     "django_ratelimit",
     "django_tasks",
     "django_tasks_db",
@@ -72,8 +74,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: request id, access line and metrics cover everything below.
+    # Outermost: the security headers and the CSP go on every response, including those
+    # answered before the view middleware (/metrics by the next one, /static/ by
+    # whitenoise, error pages). Both only add headers (rra/middleware.py).
+    "rra.middleware.SecurityHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Request id, access line and metrics cover everything below.
     "rra.middleware.RequestObservabilityMiddleware",
+    # The HTTPS redirect (its headers are SecurityHeadersMiddleware's too).
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -480,6 +488,50 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Browser features no page of RRA uses, turned off for the page and anything it embeds
+# (clipboard-write stays: the chat's Copy button uses it). Only names Chromium knows:
+# an unknown one is a console error on every page.
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "browsing-topics",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "idle-detection",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "publickey-credentials-get",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+)
+# Content-Security-Policy (django-csp): scripts only from this origin and only with the
+# per-response nonce (templates: nonce="{{ request.csp_nonce }}" on every <script>);
+# no inline styles (viewer.js and vlist.js set element.style through the CSSOM, which
+# CSP allows). Everything RRA loads is same-origin: no data:/blob: images, fonts or CDNs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],
+        "worker-src": [SELF],
+        "manifest-src": [SELF],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "object-src": [NONE],
+        "frame-ancestors": [NONE],
+    }
+}
 if TRUSTED_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Health probes come over plain HTTP from the orchestrator.

@@ -93,8 +93,11 @@ def test_pages_link_the_manifest_icons_and_the_pwa_module(client):
     assert '<link rel="manifest" href="/manifest.json">' in page
     assert re.search(r'<meta name="theme-color" content="#[0-9a-f]{6}"', page)
     assert f'<link rel="apple-touch-icon" href="{static("icons/apple-touch-icon.png")}">' in page
-    assert f'<script type="module" src="{static("js/pwa.js")}"></script>' in page
-    # The coming Content-Security-Policy: no inline scripts, handlers or styles.
+    assert re.search(
+        rf'<script type="module" nonce="[^"]+" src="{re.escape(static("js/pwa.js"))}"></script>',
+        page,
+    )
+    # The Content-Security-Policy allows no inline scripts, handlers or styles.
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page)
     assert not re.search(r"\son[a-z]+=|\sstyle=", page)
 

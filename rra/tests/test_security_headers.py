@@ -1,0 +1,198 @@
+"""Security headers and the Content-Security-Policy on every kind of response."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.conf import settings
+from django.templatetags.static import static
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],  # + the response's nonce when the page has scripts
+    "style-src": ["'self'"],
+    "img-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "worker-src": ["'self'"],
+    "manifest-src": ["'self'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "object-src": ["'none'"],
+    "frame-ancestors": ["'none'"],
+}
+DENIED_FEATURES = {"camera", "microphone", "geolocation", "payment", "usb", "serial", "hid"}
+HSTS = "max-age=31536000; includeSubDomains; preload"
+SCRIPT_TAG = re.compile(r"<script\b[^>]*>")
+NONCE_ATTR = re.compile(r'\snonce="([^"]*)"')
+
+
+def policy(response) -> dict[str, list[str]]:
+    directives = {}
+    for part in response["Content-Security-Policy"].split(";"):
+        name, *values = part.split()
+        directives[name] = values
+    return directives
+
+
+def header_nonce(response) -> str | None:
+    found = [v for v in policy(response)["script-src"] if v.startswith("'nonce-")]
+    assert len(found) <= 1
+    return found[0].removeprefix("'nonce-").removesuffix("'") if found else None
+
+
+def assert_security_headers(response, *, secure: bool = False) -> None:
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-DNS-Prefetch-Control"] == "off"
+    features = dict(item.split("=") for item in response["Permissions-Policy"].split(", "))
+    assert set(features) >= DENIED_FEATURES
+    assert set(features.values()) == {"()"}
+    assert "clipboard-write" not in features  # the chat's Copy button
+    directives = policy(response)
+    nonce = header_nonce(response)
+    if nonce:
+        directives["script-src"].remove(f"'nonce-{nonce}'")
+    assert directives == POLICY
+    if secure:
+        assert response["Strict-Transport-Security"] == HSTS
+    else:
+        assert "Strict-Transport-Security" not in response  # HSTS only over HTTPS
+
+
+def assert_scripts_carry_the_nonce(response) -> str:
+    """Every <script> of the page has the nonce of the response's policy."""
+    nonce = header_nonce(response)
+    tags = SCRIPT_TAG.findall(response.content.decode())
+    assert tags, "the page has no script"
+    assert nonce and len(nonce) >= 16
+    for tag in tags:
+        match = NONCE_ATTR.search(tag)
+        assert match and match.group(1) == nonce, tag
+    return nonce
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+def test_it_sends_the_headers_and_nonce_on_a_signed_out_page(client):
+    response = client.get("/accounts/login/", secure=True)
+    assert response.status_code == 200
+    assert_security_headers(response, secure=True)
+    assert_scripts_carry_the_nonce(response)
+
+
+def test_it_sends_the_headers_and_nonce_on_the_signed_in_pages(owner_client):
+    for url in ("/", "/documents/", "/accounts/profile/", "/offline/"):
+        response = owner_client.get(url, secure=True)
+        assert response.status_code == 200, url
+        assert_security_headers(response, secure=True)
+        assert_scripts_carry_the_nonce(response)
+
+
+def test_it_uses_a_new_nonce_for_every_response(owner_client):
+    nonces = {assert_scripts_carry_the_nonce(owner_client.get("/")) for _ in range(3)}
+    assert len(nonces) == 3
+
+
+def test_it_allows_no_inline_script_or_style_and_no_eval(client):
+    directives = policy(client.get("/accounts/login/"))
+    for name in ("script-src", "style-src", "default-src"):
+        assert "'unsafe-inline'" not in directives[name]
+        assert "'unsafe-eval'" not in directives[name]
+    assert "'unsafe-inline'" not in client.get("/accounts/login/")["Content-Security-Policy"]
+
+
+def test_it_leaves_no_inline_style_in_the_pages(owner_client):
+    for url in ("/", "/documents/", "/accounts/profile/"):
+        page = owner_client.get(url).content.decode()
+        assert not re.search(r"<style\b|\sstyle=", page), url
+
+
+# --- other responses ----------------------------------------------------------------------
+
+
+def test_it_sends_the_headers_on_api_json(owner_client):
+    response = owner_client.get("/api/me", secure=True)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert_security_headers(response, secure=True)
+    assert header_nonce(response) is None  # no page, no nonce
+
+
+def test_it_sends_the_headers_on_static_files_served_by_whitenoise(client):
+    response = client.get(static("js/chat.js"), HTTP_ACCEPT_ENCODING="br")
+    assert response.status_code == 200
+    assert response["Content-Encoding"] == "br"  # whitenoise answered, not a view
+    assert_security_headers(response)
+    response.close()
+
+
+def test_it_sends_the_headers_on_the_404_page_with_its_nonce(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "Page not found" in response.content.decode()
+    assert_security_headers(response)
+    assert_scripts_carry_the_nonce(response)
+
+
+def test_it_sends_the_headers_on_a_json_404_under_the_api(owner_client):
+    response = owner_client.get("/api/no/such/thing")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert_security_headers(response)
+
+
+@pytest.mark.urls("rra.tests.urls_failing")
+def test_it_sends_the_headers_on_the_500_page():
+    response = Client(raise_request_exception=False).get("/test/fail")
+    assert response.status_code == 500
+    assert_security_headers(response)
+    assert_scripts_carry_the_nonce(response)
+
+
+def test_it_sends_the_headers_on_metrics_and_health(client):
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert_security_headers(metrics)
+    health = client.get("/api/health/live")
+    assert health.status_code == 200
+    assert_security_headers(health)
+
+
+# --- the admin and the DEBUG pages still work under the policy -------------------------------
+
+
+def test_it_keeps_the_admin_scripts_external(client, admin_user):
+    client.force_login(admin_user)
+    for url in (
+        "/admin/",
+        "/admin/accounts/user/",
+        f"/admin/accounts/user/{admin_user.pk}/change/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert_security_headers(response)
+        page = response.content.decode()
+        for tag in SCRIPT_TAG.findall(page):
+            # External, or a JSON data block (never executed).
+            assert "src=" in tag or 'type="application/json"' in tag, (url, tag)
+        assert not re.search(r"<style\b|\sstyle=", page), url
+
+
+@pytest.mark.urls("rra.tests.dev_urls")
+def test_it_puts_the_nonce_on_the_debug_pages(owner_client, settings):
+    settings.DEBUG = True
+    response = owner_client.get("/dev/vlist/")
+    assert response.status_code == 200
+    assert len(SCRIPT_TAG.findall(response.content.decode())) == 2
+    assert_scripts_carry_the_nonce(response)
+
+
+def test_the_permissions_policy_is_the_settings_one(client):
+    assert client.get("/accounts/login/")["Permissions-Policy"] == settings.PERMISSIONS_POLICY
