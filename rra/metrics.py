@@ -86,6 +86,18 @@ DB_SECONDS = Histogram(
     ["view"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+COMPRESSION_RATIO = Histogram(
+    "rra_http_compression_ratio",
+    "Compressed size / original size of the response bodies rra/compression.py compressed, "
+    "by encoding (br, gzip).",
+    ["encoding"],
+    buckets=(0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1),
+)
+COMPRESSION_SAVED_BYTES = Counter(
+    "rra_http_compression_saved_bytes_total",
+    "Response body bytes not sent thanks to compression (original - compressed), by encoding.",
+    ["encoding"],
+)
 
 # --- Cache and rate limits ------------------------------------------------------------------
 

@@ -83,6 +83,9 @@ MIDDLEWARE = [
     "rra.middleware.RequestObservabilityMiddleware",
     # The HTTPS redirect (its headers are SecurityHeadersMiddleware's too).
     "django.middleware.security.SecurityMiddleware",
+    # Above everything that makes or changes a body; below the metrics, so its time
+    # counts. Streams (whitenoise's files, SSE answers) pass untouched.
+    "rra.compression.CompressionMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -536,6 +539,13 @@ if TRUSTED_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Health probes come over plain HTTP from the orchestrator.
 SECURE_REDIRECT_EXEMPT = [r"^api/health"]
+
+# --- Compression -------------------------------------------------------------------
+# rra/compression.py: brotli or gzip for text bodies; whitenoise pre-compresses static files.
+
+# Smaller bodies are sent as they are: below about 1 KB the saving does not pay for the
+# work (and the body fits in one or two packets anyway).
+COMPRESSION_MIN_BYTES = env.int("COMPRESSION_MIN_BYTES", 1024, min=0)
 
 # --- Logging and error tracking ----------------------------------------------------
 # rra/logs.py: structlog in front of logging; every line (Django's, gunicorn's and

@@ -15,6 +15,7 @@ logger and updating the matching Prometheus metrics:
 
     telemetry.cache_lookup("search", hit=True)
     telemetry.ratelimit_rejected("search")
+    telemetry.response_compressed("br", original=9000, compressed=2100)   # metrics only
 
 Search queries and questions are never logged, only their length.
 """
@@ -39,6 +40,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+def response_compressed(encoding: str, *, original: int, compressed: int) -> None:
+    """rra/compression.py compressed a body. Metrics only: a line per response would
+    repeat the access line."""
+    metrics.COMPRESSION_RATIO.labels(encoding).observe(compressed / original)
+    metrics.COMPRESSION_SAVED_BYTES.labels(encoding).inc(original - compressed)
 
 
 # --- Cache and rate limits ------------------------------------------------------------------
