@@ -1,4 +1,5 @@
-"""The Content-Security-Policy in Chromium: the pages work under it, nothing is refused."""
+"""The Content-Security-Policy in Chromium: the pages work under it, nothing is refused
+(and the compressed pages are read as they should be)."""
 
 import pytest
 from django.test import Client
@@ -40,6 +41,10 @@ def test_it_refuses_nothing_on_the_chat_answer_viewer_and_library(
         page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
 
     visit("/")
+    # The page came brotli-compressed (rra/compression.py) and Chromium read it.
+    assert page.evaluate("performance.getEntriesByType('navigation')[0].encodedBodySize") < (
+        page.evaluate("performance.getEntriesByType('navigation')[0].decodedBodySize")
+    )
     page.fill("#question", "How do I level the front chuck?")
     page.keyboard.press("Enter")
     answer = page.locator(".msg.assistant .answer:not(.streaming)")
