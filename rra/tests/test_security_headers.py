@@ -196,3 +196,16 @@ def test_it_puts_the_nonce_on_the_debug_pages(owner_client, settings):
 
 def test_the_permissions_policy_is_the_settings_one(client):
     assert client.get("/accounts/login/")["Permissions-Policy"] == settings.PERMISSIONS_POLICY
+
+
+def test_a_304_keeps_the_cached_policy_but_gets_the_other_headers(owner_client):
+    """rra/conditional.py answers 304 for an unchanged page: the browser keeps the page
+    and the policy it came with (whose nonce matches its scripts), so the 304 has none.
+    The compressed page's ETag is weak and still matches."""
+    page = owner_client.get("/", HTTP_ACCEPT_ENCODING="br")
+    assert page["Content-Encoding"] == "br" and page["ETag"].startswith('W/"')
+    again = owner_client.get("/", HTTP_ACCEPT_ENCODING="br", HTTP_IF_NONE_MATCH=page["ETag"])
+    assert again.status_code == 304
+    assert "Content-Security-Policy" not in again
+    assert again["X-Frame-Options"] == "DENY"
+    assert again["Permissions-Policy"] == settings.PERMISSIONS_POLICY
