@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from rra.testing.browser import screenshot
+from rra.testing.browser import screenshot, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,9 +79,10 @@ def test_the_sidebar_keeps_thousands_of_chats_in_a_virtual_list(
     sign_in(context, live_server, owner)
     page.goto(live_server.url + "/")
     links = page.locator("#chat-list a")
-    page.wait_for_function("document.querySelector('#chat-list').getAttribute('role') === 'list'")
-    page.wait_for_function(
-        "document.querySelector('#chat-list [aria-setsize]')?.getAttribute('aria-setsize') === '2000'"
+    wait_until(page, "document.querySelector('#chat-list').getAttribute('role') === 'list'")
+    wait_until(
+        page,
+        "document.querySelector('#chat-list [aria-setsize]')?.getAttribute('aria-setsize') === '2000'",
     )
     assert links.count() < 100
     page.locator("#chat-list").evaluate("el => el.scrollTop = el.scrollHeight")
@@ -113,9 +114,7 @@ def test_a_long_conversation_keeps_only_a_window_of_messages(
     )
     sign_in(context, live_server, owner)
     page.goto(f"{live_server.url}/c/{chat.pk}/")
-    page.wait_for_function(
-        "document.querySelector('#conversation').getAttribute('role') === 'list'"
-    )
+    wait_until(page, "document.querySelector('#conversation').getAttribute('role') === 'list'")
     rows = page.locator("#conversation .msg-row")
     assert rows.count() < 60
     assert "Message 999" in page.locator("#conversation").inner_text()  # opened at the end

@@ -119,3 +119,16 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def wait_until(page, expression: str, *, arg=None, timeout_ms: int = 10_000) -> None:
+    """page.wait_for_function() for pages under our CSP: Playwright compiles a string
+    predicate with eval in the page, which script-src without 'unsafe-eval' refuses;
+    page.evaluate() is not subject to the page's CSP. Polls every 50 ms."""
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_ms} ms waiting for: {expression}")
+        page.wait_for_timeout(50)

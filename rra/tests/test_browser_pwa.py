@@ -4,6 +4,7 @@ import pytest
 from django.templatetags.static import static
 
 from conftest import PASSWORD
+from rra.testing.browser import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,7 +18,7 @@ def open_controlled(page, url: str) -> None:
     """Open url and wait until the service worker controls the page."""
     page.goto(url)
     page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    wait_until(page, "() => navigator.serviceWorker.controller !== null")
 
 
 def shell_caches(page) -> list[str]:
@@ -54,7 +55,7 @@ def test_a_visited_page_renders_offline_and_others_show_the_offline_page(
     open_controlled(page, live_server.url + "/accounts/login/")
     sign_in(page, owner)
     page.goto(live_server.url + "/")
-    page.wait_for_function("() => caches.open('rra-pages').then((c) => c.match('/')).then(Boolean)")
+    wait_until(page, "() => caches.open('rra-pages').then((c) => c.match('/')).then(Boolean)")
     online_title = page.title()
     context.set_offline(True)
     assert page.evaluate("navigator.onLine") is False
@@ -91,9 +92,7 @@ def test_api_answers_are_kept_for_offline_use_until_sign_out(
     sign_in(page, owner)
     me = page.evaluate("() => fetch('/api/me').then((r) => r.json())")
     assert me["email"] == owner.email
-    page.wait_for_function(
-        "() => caches.open('rra-data').then((c) => c.match('/api/me')).then(Boolean)"
-    )
+    wait_until(page, "() => caches.open('rra-data').then((c) => c.match('/api/me')).then(Boolean)")
 
     context.set_offline(True)
     assert page.evaluate("() => fetch('/api/me').then((r) => r.json())") == me
@@ -108,8 +107,8 @@ def test_api_answers_are_kept_for_offline_use_until_sign_out(
 
     with page.expect_navigation():
         page.locator("form[action='/accounts/logout/'] button").click()
-    page.wait_for_function(
-        "() => caches.open('rra-data').then((c) => c.match('/api/me')).then((r) => !r)"
+    wait_until(
+        page, "() => caches.open('rra-data').then((c) => c.match('/api/me')).then((r) => !r)"
     )
     assert not uncaught(page_errors)
 
@@ -130,10 +129,8 @@ def test_a_new_version_waits_until_the_person_reloads(live_server, settings, pag
 
     with page.expect_navigation():
         banner.get_by_role("button", name="Reload").click()
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-    page.wait_for_function(
-        "(old) => caches.keys().then((names) => !names.includes(old))", arg=old_shell
-    )
+    wait_until(page, "() => navigator.serviceWorker.controller !== null")
+    wait_until(page, "(old) => caches.keys().then((names) => !names.includes(old))", arg=old_shell)
     (new_shell,) = shell_caches(page)
     assert new_shell != old_shell
     assert page.locator(".pwa-update").count() == 0
@@ -210,7 +207,7 @@ def test_queued_questions_are_sent_when_back_online(live_server, context, page, 
     )
     assert page.evaluate("window.sentQuestions") == []
     context.set_offline(False)  # the "online" event flushes
-    page.wait_for_function("() => window.sentQuestions.length === 1")
+    wait_until(page, "() => window.sentQuestions.length === 1")
     assert page.evaluate("window.sentQuestions") == ["Queued while offline"]
     assert not page_errors
 
@@ -251,5 +248,5 @@ def test_background_sync_asks_the_page_to_send_queued_questions(
             "lastChance": False,
         },
     )
-    page.wait_for_function("() => window.sentQuestions.length === 1")
+    wait_until(page, "() => window.sentQuestions.length === 1")
     assert not page_errors

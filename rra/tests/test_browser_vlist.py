@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from rra.testing.browser import screenshot
+from rra.testing.browser import screenshot, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,9 +44,7 @@ SETTLE = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationF
 def demo(live_server, settings, page):
     settings.ROOT_URLCONF = "rra.tests.dev_urls"
     page.goto(live_server.url + "/dev/vlist/")
-    page.wait_for_function(
-        "() => window.rraVlistDemo && document.querySelector('[data-vlist-index]')"
-    )
+    wait_until(page, "() => window.rraVlistDemo && document.querySelector('[data-vlist-index]')")
     page.evaluate(SETTLE)
     return page
 
