@@ -6,3 +6,9 @@ class RraConfig(AppConfig):
 
     name = "rra"
     verbose_name = "RRA platform"
+
+    def ready(self) -> None:
+        from rra import slow_queries
+
+        # Every database connection, in any process, times its queries.
+        slow_queries.connect()

@@ -87,6 +87,15 @@ DB_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
+# --- Database ------------------------------------------------------------------------------
+
+SLOW_QUERIES = Counter(
+    "rra_db_slow_queries_total",
+    "Database queries that took SLOW_QUERY_MS or longer (web, worker and commands), by "
+    "database alias.",
+    ["db_alias"],
+)
+
 # --- Cache and rate limits ------------------------------------------------------------------
 
 CACHE_REQUESTS = Counter(
