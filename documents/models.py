@@ -107,6 +107,9 @@ class Document(models.Model):
             models.Index(fields=["name"], name="document_name_idx"),
             models.Index(fields=["created_at"], name="document_created_at_idx"),
             models.Index(fields=["owner", "status"], name="document_owner_status_idx"),
+            # With the one above, what a user may read (own OR shared, and ready for
+            # search) is a BitmapOr of two index scans instead of a scan of the table.
+            models.Index(fields=["visibility", "status"], name="document_visibility_status_idx"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["owner", "sha256"], name="document_owner_sha256_uniq")

@@ -9,6 +9,7 @@ class RraConfig(AppConfig):
     verbose_name = "RRA platform"
 
     def ready(self) -> None:
+        from rra import slow_queries
         from rra.querycache import CacheScoped, on_instance_change
 
         # Saves and deletes (cascades and admin included) of the models that feed the
@@ -17,3 +18,6 @@ class RraConfig(AppConfig):
             if issubclass(model, CacheScoped):
                 post_save.connect(on_instance_change, sender=model, dispatch_uid=f"qc-{model}")
                 post_delete.connect(on_instance_change, sender=model, dispatch_uid=f"qc-{model}")
+
+        # Every database connection, in any process, times its queries.
+        slow_queries.connect()

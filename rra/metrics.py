@@ -99,6 +99,15 @@ COMPRESSION_SAVED_BYTES = Counter(
     ["encoding"],
 )
 
+# --- Database ------------------------------------------------------------------------------
+
+SLOW_QUERIES = Counter(
+    "rra_db_slow_queries_total",
+    "Database queries that took SLOW_QUERY_MS or longer (web, worker and commands), by "
+    "database alias.",
+    ["db_alias"],
+)
+
 # --- Cache and rate limits ------------------------------------------------------------------
 
 CACHE_REQUESTS = Counter(

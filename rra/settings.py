@@ -562,6 +562,10 @@ LOG_ENDPOINT_QUEUE_SIZE = env.int("LOG_ENDPOINT_QUEUE_SIZE", 10000, min=10)
 LOG_ENDPOINT_BATCH_SIZE = env.int("LOG_ENDPOINT_BATCH_SIZE", 500, min=1, max=10000)
 LOG_ENDPOINT_FLUSH_S = env.float("LOG_ENDPOINT_FLUSH_S", 2.0, min=0.05)
 LOG_ENDPOINT_TIMEOUT = env.float("LOG_ENDPOINT_TIMEOUT", 5.0, min=0.1)
+# Database queries taking this many milliseconds or more (web, worker and commands) are
+# logged on "rra.db.slow" with their normalized SQL, never their parameters, and
+# counted (rra_db_slow_queries_total); 0 turns it off. See rra/slow_queries.py.
+SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", 200, min=0)
 
 LOGGING_CONFIG = "rra.logs.configure"
 LOGGING = logs.logging_config(

@@ -17,7 +17,10 @@ logger and updating the matching Prometheus metrics:
     telemetry.ratelimit_rejected("search")
     telemetry.response_compressed("br", original=9000, compressed=2100)   # metrics only
 
-Search queries and questions are never logged, only their length.
+    telemetry.slow_query(db_alias=..., sql=..., duration_ms=...)  # on "rra.db.slow"
+
+Search queries and questions are never logged, only their length; nor are SQL
+parameters.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import structlog
 from rra import metrics
 
 log = structlog.get_logger("rra.perf")
+slow_log = structlog.get_logger("rra.db.slow")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,6 +70,23 @@ def conditional_get(view: str, *, not_modified: bool) -> None:
 def ratelimit_rejected(group: str) -> None:
     metrics.RATELIMIT_REJECTIONS.labels(group).inc()
     log.info("ratelimit.rejected", group=group)
+
+
+# --- Database ----------------------------------------------------------------------------
+
+
+def slow_query(
+    *, db_alias: str, sql: str, duration_ms: float, many: bool = False, error: str | None = None
+) -> None:
+    """A query took SLOW_QUERY_MS or longer (rra/slow_queries.py times them). sql is
+    already normalized; parameters never come here."""
+    metrics.SLOW_QUERIES.labels(db_alias).inc()
+    fields: dict[str, Any] = {"db_alias": db_alias, "duration_ms": round(duration_ms, 2)}
+    if many:
+        fields["many"] = True
+    if error:
+        fields["error"] = error
+    slow_log.warning("db.slow_query", sql=sql, **fields)
 
 
 # --- Ingestion ------------------------------------------------------------------------------
