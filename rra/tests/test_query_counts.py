@@ -51,7 +51,8 @@ CASES = {
     "api-search": ("owner", 6),
     "page-home": ("owner", 3),
     "page-chat": ("owner", 6),
-    "page-chat-public": ("member", 6),
+    # + the owner's name ("Shared by …"), read through the users cache (cold here).
+    "page-chat-public": ("member", 7),
     "page-library": ("owner", 3),
 }
 
