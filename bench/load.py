@@ -914,13 +914,14 @@ def measure(
     if args.warmup:
         log(f"{row.key}: warm-up {args.warmup} s")
         run_wrk(procs, server, args, script, data, args.warmup, path=path)
+        time.sleep(1)  # requests in flight when wrk stopped finish before the counting
     seconds = seconds or args.duration
     log(f"{row.key}: {row.title}, {seconds:.0f} s at {args.connections} connections")
     server.error_lines()  # skip what the warm-up logged
     boots = server.boots()
     before = scrape(server)
     row.result = run_wrk(procs, server, args, script, data, seconds, path=path, on_tick=on_tick)
-    time.sleep(0.5)  # requests in flight when wrk stopped finish
+    time.sleep(1)  # requests in flight when wrk stopped finish
     after = scrape(server)
     for labels, n in diff(before, after, "rra_cache_requests_total").items():
         d = dict(labels)
@@ -1333,8 +1334,10 @@ def run_soak(procs: Processes, server: Server, args, data: Path) -> Soak:
 
     row = Row("soak", "mixed, rate limits on", expected=frozenset({200, 201}))
     soak_args = argparse.Namespace(**{**vars(args), "warmup": 0})
+    boots = server.boots()
     measure(procs, server, soak_args, row, "mixed.lua", data, seconds=args.soak, on_tick=tick)
     tick(args.soak)
+    restarts = server.boots() - boots
     intended(row)
     r = row.result
     mb = [rss / 2**20 for _, rss in samples]
@@ -1355,6 +1358,12 @@ def run_soak(procs: Processes, server: Server, args, data: Path) -> Soak:
         f" {'flat' if flat else 'NOT flat'} (|slope| < {FLAT_MB_PER_MIN:g} MB/min);"
         f" {len(workers)} distinct worker pids seen ({args.workers} workers)",
     ]
+    if restarts:
+        lines.append(
+            f"  {restarts} worker restart(s) during the soak (GUNICORN_MAX_REQUESTS): a new worker"
+            " starts small and loads the model again, so the slope mixes old and new workers;"
+            " GUNICORN_MAX_REQUESTS=0 shows what one worker does over time"
+        )
     return Soak(row, lines, flat, slope)
 
 
