@@ -70,6 +70,7 @@ SCENARIOS = "a,b,c,d,e"
 SOAK_SAMPLE_S = 10
 FLAT_MB_PER_MIN = 2.0  # the soak's memory counts as flat below this slope
 UPLOAD_BOUNDARY = "rraLoadBoundary7MA4YWxkTrZu0gW"
+ACCEPT_ENCODING = "gzip, deflate, br"  # as bench/load/common.lua sends it
 
 
 def log(message: str) -> None:
@@ -568,7 +569,7 @@ class Server:
     log_path: Path
     prom_dir: Path
     log_offset: int = 0
-    booted: int = 0
+    restarted: int = 0
     errors: list[str] = field(default_factory=list)
 
     def get(
@@ -606,7 +607,7 @@ class Server:
         return total, pids
 
     def _scan(self) -> None:
-        """Read what the server logged since the last call: count worker boots, keep
+        """Read what the server logged since the last call: count worker restarts, keep
         the lines at level error or above (and tracebacks)."""
         with self.log_path.open("rb") as f:
             f.seek(self.log_offset)
@@ -614,18 +615,19 @@ class Server:
         end = chunk.rfind(b"\n") + 1  # a line still being written waits for next time
         self.log_offset += end
         for line in chunk[:end].decode(errors="replace").splitlines():
-            if "Booting worker" in line:
-                self.booted += 1
+            if "Autorestarting worker" in line:  # GUNICORN_MAX_REQUESTS reached
+                self.restarted += 1
             if line.startswith("{"):
                 if re.search(r'"level": "(error|critical|exception)"', line):
                     self.errors.append(line)
             elif re.search(r"\b(ERROR|CRITICAL)\b|Traceback", line):
                 self.errors.append(line)
 
-    def boots(self) -> int:
-        """Workers booted so far (gunicorn logs each)."""
+    def restarts(self) -> int:
+        """Workers recycled so far (GUNICORN_MAX_REQUESTS); crashes and timeouts are
+        logged as errors."""
         self._scan()
-        return self.booted
+        return self.restarted
 
     def error_lines(self) -> list[str]:
         """Error lines logged since the last call."""
@@ -918,7 +920,7 @@ def measure(
     seconds = seconds or args.duration
     log(f"{row.key}: {row.title}, {seconds:.0f} s at {args.connections} connections")
     server.error_lines()  # skip what the warm-up logged
-    boots = server.boots()
+    restarts = server.restarts()
     before = scrape(server)
     row.result = run_wrk(procs, server, args, script, data, seconds, path=path, on_tick=on_tick)
     time.sleep(1)  # requests in flight when wrk stopped finish
@@ -930,7 +932,7 @@ def measure(
     for labels, n in diff(before, after, "rra_http_request_duration_seconds_count").items():
         d = dict(labels)
         row.views[(d["view"], d["method"], d["status"])] = n
-    restarted = server.boots() - boots
+    restarted = server.restarts() - restarts
     if restarted:
         row.note = (
             f"{restarted} worker restart(s) during the run (GUNICORN_MAX_REQUESTS); a restart"
@@ -952,7 +954,8 @@ def measure(
 def fetch_etags(server: Server, tokens: list[str], data: Path) -> str | None:
     """Write etags.txt (token, ETag of that user's chat list); None when the list sends
     no ETag (the reason is returned instead)."""
-    status, headers, _ = server.get("/api/chats", {"Authorization": f"Bearer {tokens[0]}"})
+    headers = {"Authorization": f"Bearer {tokens[0]}", "Accept-Encoding": ACCEPT_ENCODING}
+    status, headers, _ = server.get("/api/chats", headers)
     etag = {k.lower(): v for k, v in headers.items()}.get("etag")
     if status != 200:
         return f"GET /api/chats answered {status}"
@@ -962,7 +965,11 @@ def fetch_etags(server: Server, tokens: list[str], data: Path) -> str | None:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         for token in tokens:
-            conn.request("GET", "/api/chats", headers={"Authorization": f"Bearer {token}"})
+            conn.request(
+                "GET",
+                "/api/chats",
+                headers={"Authorization": f"Bearer {token}", "Accept-Encoding": ACCEPT_ENCODING},
+            )
             response = conn.getresponse()
             response.read()
             etag = response.getheader("ETag")
@@ -1005,11 +1012,10 @@ def fmt_non2xx(row: Row) -> str:
 def print_table(rows: list[Row], ceiling: float | None) -> None:
     header = (
         f"{'scenario':<34}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-        f"  {'non-2xx by status':<28}{'sock err':>9}{'errors':>8}  {'cache hit':<22}"
-        f"{'/ceiling':>9}"
+        f"  {'non-2xx by status':<28}{'sock err':>9}{'errors':>8}{'/ceiling':>9}  cache hit"
     )
     print(header)
-    print("-" * len(header))
+    print("-" * (len(header) + 30))
     for row in rows:
         name = f"({row.key}) {row.title}"
         if row.result is None:
@@ -1020,8 +1026,7 @@ def print_table(rows: list[Row], ceiling: float | None) -> None:
         ratio = f"{r.rate / ceiling:.2f}" if ceiling else "-"
         print(
             f"{name:<34}{r.rate:>9,.1f}{r.p50:>9.1f}{r.p95:>9.1f}{r.p99:>9.1f}"
-            f"  {fmt_non2xx(row):<28}{sock:>9}{row.errors:>8}  {fmt_cache(row.cache):<22}"
-            f"{ratio:>9}"
+            f"  {fmt_non2xx(row):<28}{sock:>9}{row.errors:>8}{ratio:>9}  {fmt_cache(row.cache)}"
         )
     for row in rows:
         if row.result is None:
@@ -1176,7 +1181,7 @@ def run(args, wanted: set[str], procs: Processes, data: Path) -> None:
     server_notes: list[str] = []
 
     def finish(server: Server) -> None:
-        restarts = server.boots() - args.workers
+        restarts = server.restarts()
         server_notes.append(
             f"gunicorn ({server.label}): {restarts} worker restart(s)"
             f" (GUNICORN_MAX_REQUESTS={os.environ.get('GUNICORN_MAX_REQUESTS', '2000 (default)')}),"
@@ -1334,10 +1339,10 @@ def run_soak(procs: Processes, server: Server, args, data: Path) -> Soak:
 
     row = Row("soak", "mixed, rate limits on", expected=frozenset({200, 201}))
     soak_args = argparse.Namespace(**{**vars(args), "warmup": 0})
-    boots = server.boots()
+    restarts = server.restarts()
     measure(procs, server, soak_args, row, "mixed.lua", data, seconds=args.soak, on_tick=tick)
     tick(args.soak)
-    restarts = server.boots() - boots
+    restarts = server.restarts() - restarts
     intended(row)
     r = row.result
     mb = [rss / 2**20 for _, rss in samples]

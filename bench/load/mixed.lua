@@ -25,6 +25,7 @@ function init(args)
   end
   upload = wrk.format("POST", "/api/documents", {
     ["Accept"] = "application/json",
+    ["Accept-Encoding"] = common.ACCEPT_ENCODING,
     ["Authorization"] = "Bearer " .. common.lines("hammer.txt")[1],
     ["Content-Type"] = common.lines("upload.type")[1],
   }, common.read("upload.bin"))
