@@ -962,16 +962,27 @@ def fetch_etags(server: Server, tokens: list[str], data: Path) -> str | None:
     if not etag:
         return "GET /api/chats sends no ETag"
     lines = []
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         for token in tokens:
-            conn.request(
-                "GET",
-                "/api/chats",
-                headers={"Authorization": f"Bearer {token}", "Accept-Encoding": ACCEPT_ENCODING},
-            )
-            response = conn.getresponse()
-            response.read()
+            for attempt in range(3):
+                try:
+                    conn.request(
+                        "GET",
+                        "/api/chats",
+                        headers={
+                            "Authorization": f"Bearer {token}",
+                            "Accept-Encoding": ACCEPT_ENCODING,
+                        },
+                    )
+                    response = conn.getresponse()
+                    response.read()
+                    break
+                except (OSError, http.client.HTTPException):
+                    # A recycled worker closes its keep-alive connections: connect again.
+                    conn.close()
+                    if attempt == 2:
+                        raise
             etag = response.getheader("ETag")
             if response.status == 200 and etag:
                 lines.append(f"{token}\t{etag}\n")
