@@ -15,13 +15,14 @@ DEPLOY_ENV := ENV_FILE= DEBUG=false SECRET_KEY=$$($(PY) -c 'import secrets; prin
 	ALLOWED_HOSTS=rra.example.com CSRF_TRUSTED_ORIGINS=https://rra.example.com \
 	REDIS_URL=redis://127.0.0.1:6379/0
 
-.PHONY: help setup run test lint format check-deploy deploy-check worker db-stop clean redis-server chromium
+.PHONY: help setup run test lint format check-deploy deploy-check worker db-stop clean redis-server chromium bench-load
 
 help:
 	@echo "make run    set everything up and serve http://127.0.0.1:8000 (web + worker)"
 	@echo "make test   set everything up and run lint, checks and the whole test suite"
 	@echo "make format apply ruff's formatting and safe fixes"
 	@echo "make db-stop stop the embedded PostgreSQL"
+	@echo "make bench-load  HTTP load benchmark (bench/README.md; BENCH_LOAD_ARGS=\"--scale 0.05\")"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "RRA needs Python 3.11, found " + sys.version.split()[0]'
@@ -82,6 +83,14 @@ deploy-check: $(INSTALLED)
 
 test: $(INSTALLED) redis-server chromium lint check-deploy deploy-check
 	$(PY) -m pytest
+
+# HTTP load benchmark (bench/load.py, bench/README.md); not part of `make test`. Needs
+# wrk and redis-server (installed from Debian when missing). Options, e.g.:
+#   make bench-load BENCH_LOAD_ARGS="--scale 0.05 --duration 10 --soak 30"
+bench-load: $(INSTALLED)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+	$(PY) bench/load.py $(BENCH_LOAD_ARGS)
 
 db-stop: $(INSTALLED)
 	$(CHECK_ENV) $(PY) manage.py embedded_db stop

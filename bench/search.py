@@ -15,7 +15,6 @@ numbers; it is not a test. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 import secrets
@@ -27,26 +26,22 @@ from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-MODEL_ID = "local/all-MiniLM-L6-v2"
-DIMS = 384
-CHUNKS_PER_DOC = 50
+from bench.corpus import (  # noqa: E402 - after the path set-up
+    CHUNKS_PER_DOC,
+    CORPUS_VERSION,
+    DIMS,
+    MODEL_ID,
+    Corpus,
+    build_index,
+    copy_corpus,
+    index_valid,
+)
+
 A_EVERY = 50  # every 50th document belongs to user A: 2 % of the rows
 OTHER_USERS = 50
-CENTROIDS = 300
-CLUSTERS_PER_DOC = 4  # a manual covers a few topics
-NOISE = 1.0  # norm of the noise added to a (unit) centroid: cos(point, centroid) ~ 0.7
-VOCAB = 5000
-TOPIC_WORDS = 30  # words typical of each cluster
-TOPIC_SHARE = 0.25  # share of a chunk's words drawn from its cluster's topic words
-WORDS_PER_CHUNK = (110, 190)
-BLOCK_DOCS = 200  # documents generated and copied per block (10k chunks)
-# Bump when the generator changes: a stored corpus of another version is reloaded.
-CORPUS_VERSION = 1
 MARKER = "bench_corpus"
 WARMUP = 5
 EMBED_QUERIES = 20
@@ -85,136 +80,6 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def normalize(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-# --- Synthetic corpus -------------------------------------------------------------------
-
-
-class Corpus:
-    """Deterministic for a (size, seed): documents can be generated block by block, and
-    queries rebuilt later without reading the stored vectors back."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size = size
-        self.seed = seed
-        self.n_docs = size // CHUNKS_PER_DOC
-        rng = np.random.default_rng([seed, 0])
-        self.vocab = self._vocabulary(rng)
-        weights = 1.0 / np.arange(1, VOCAB + 1) ** 1.05  # Zipf-like word frequencies
-        self.word_cdf = np.cumsum(weights / weights.sum())
-        self.centroids = normalize(rng.standard_normal((CENTROIDS, DIMS)))
-        self.topics = np.stack(
-            [rng.choice(VOCAB, TOPIC_WORDS, replace=False) for _ in range(CENTROIDS)]
-        )
-
-    @staticmethod
-    def _vocabulary(rng: np.random.Generator) -> np.ndarray:
-        onsets = [*"bcdfghklmnprstvz", "br", "tr", "st", "pl", "gr", "ch"]
-        vowels = [*"aeiou", "ai", "ou", "ea"]
-        codas = ["", "", "n", "r", "s", "l", "x", "t"]
-        words: set[str] = set()
-        while len(words) < VOCAB:
-            n = int(rng.integers(2, 4))
-            word = (
-                "".join(
-                    onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))]
-                    for _ in range(n)
-                )
-                + codas[rng.integers(len(codas))]
-            )
-            words.add(word)
-        return np.array(sorted(words), dtype=object)
-
-    def owner_slot(self, doc: int) -> int:
-        """-1 for user A, else the index of one of the other users."""
-        return -1 if doc % A_EVERY == 0 else doc % OTHER_USERS
-
-    def doc_clusters(self, doc: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, 1, doc]).choice(
-            CENTROIDS, CLUSTERS_PER_DOC, replace=False
-        )
-
-    def point_near(self, rng: np.random.Generator, clusters: np.ndarray) -> np.ndarray:
-        noise = rng.standard_normal((len(clusters), DIMS)) * (NOISE / np.sqrt(DIMS))
-        return normalize(self.centroids[clusters] + noise)
-
-    def document(self, doc: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(cluster per chunk, unit vectors (50, 384), texts) of one document."""
-        rng = np.random.default_rng([self.seed, 2, doc])
-        clusters = self.doc_clusters(doc)[rng.integers(CLUSTERS_PER_DOC, size=CHUNKS_PER_DOC)]
-        vectors = self.point_near(rng, clusters)
-        lengths = rng.integers(*WORDS_PER_CHUNK, size=CHUNKS_PER_DOC)
-        total = int(lengths.sum())
-        owner = np.repeat(clusters, lengths)
-        topical = rng.random(total) < TOPIC_SHARE
-        words = np.searchsorted(self.word_cdf, rng.random(total))
-        words = np.minimum(words, VOCAB - 1)
-        words[topical] = self.topics[owner[topical], rng.integers(TOPIC_WORDS, size=total)[topical]]
-        texts = [" ".join(part) for part in np.split(self.vocab[words], np.cumsum(lengths)[:-1])]
-        return clusters, vectors, texts
-
-    def queries(self, docs: list[int], n: int, salt: int) -> list[tuple[str, list[float]]]:
-        """Queries about what the user can read: a cluster of one of their documents; the
-        text is two of that cluster's topic words, the vector a point near its centroid."""
-        rng = np.random.default_rng([self.seed, 3, salt])
-        out = []
-        for _ in range(n):
-            doc = int(rng.choice(docs))
-            cluster = self.doc_clusters(doc)[rng.integers(CLUSTERS_PER_DOC)]
-            words = rng.choice(self.topics[cluster], 2, replace=False)
-            vector = self.point_near(rng, np.array([cluster]))[0]
-            out.append((" ".join(self.vocab[words]), vector.tolist()))
-        return out
-
-
-# --- Loading ------------------------------------------------------------------------------
-
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0" * 8
-_COPY_TRAILER = b"\xff\xff"
-_MODEL_BYTES = MODEL_ID.encode()
-# One row of COPY ... (FORMAT BINARY) for (id, chunk_id, model, vector, created_at).
-_EMBEDDING_ROW = np.dtype(
-    [
-        ("nfields", ">i2"),
-        ("id_len", ">i4"),
-        ("id", ">i8"),
-        ("chunk_len", ">i4"),
-        ("chunk", ">i8"),
-        ("model_len", ">i4"),
-        ("model", f"S{len(_MODEL_BYTES)}"),
-        ("vector_len", ">i4"),
-        ("dim", ">i2"),
-        ("unused", ">i2"),
-        ("vector", ">f4", (DIMS,)),
-        ("ts_len", ">i4"),
-        ("ts", ">i8"),  # timestamptz: microseconds since 2000-01-01 UTC
-    ]
-)
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def embedding_copy_data(ids: np.ndarray, vectors: np.ndarray, now: datetime) -> bytes:
-    rows = np.zeros(len(ids), dtype=_EMBEDDING_ROW)
-    rows["nfields"] = 5
-    rows["id_len"] = rows["chunk_len"] = 8
-    rows["id"] = rows["chunk"] = ids
-    rows["model_len"] = len(_MODEL_BYTES)
-    rows["model"] = _MODEL_BYTES
-    rows["vector_len"] = 4 + 4 * DIMS
-    rows["dim"] = DIMS
-    rows["vector"] = vectors
-    rows["ts_len"] = 8
-    rows["ts"] = _micros(now)
-    return _COPY_SIGNATURE + rows.tobytes() + _COPY_TRAILER
-
-
-def _micros(now: datetime) -> int:
-    delta = now - _PG_EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def bench_users():
     from django.contrib.auth import get_user_model
 
@@ -232,6 +97,11 @@ def bench_users():
     )
     by_email = dict(User.objects.filter(email__in=emails).values_list("email", "id"))
     return user_a, staff, [by_email[e] for e in emails]
+
+
+def owner_slot(doc: int) -> int:
+    """-1 for user A, else the index of one of the other users."""
+    return -1 if doc % A_EVERY == 0 else doc % OTHER_USERS
 
 
 def stored_corpus(corpus: Corpus) -> dict | None:
@@ -255,20 +125,6 @@ def stored_corpus(corpus: Corpus) -> dict | None:
     return dict(zip(keys, row, strict=True))
 
 
-def index_valid() -> bool:
-    from django.db import connection
-
-    from documents.vector_index import index_name
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)",
-            [index_name(MODEL_ID)],
-        )
-        row = cursor.fetchone()
-    return bool(row and row[0])
-
-
 def load_corpus(corpus: Corpus, user_a_id: int, other_ids: list[int]) -> float:
     from django.db import connection, transaction
 
@@ -283,6 +139,11 @@ def load_corpus(corpus: Corpus, user_a_id: int, other_ids: list[int]) -> float:
                 "refusing to load: this database holds documents that the benchmark did not "
                 "write (point DATABASE_URL at a scratch database)"
             )
+
+    def owner_of(doc: int) -> int:
+        slot = owner_slot(doc)
+        return user_a_id if slot < 0 else other_ids[slot]
+
     started = time.perf_counter()
     now = datetime.now(UTC)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -297,78 +158,7 @@ def load_corpus(corpus: Corpus, user_a_id: int, other_ids: list[int]) -> float:
             " documents_document RESTART IDENTITY CASCADE"
         )
         cursor.execute(f'DROP INDEX IF EXISTS "{index_name(MODEL_ID)}"')
-        with cursor.copy(
-            "COPY documents_document (id, owner_id, name, file, mime_type, size, sha256,"
-            " visibility, status, failure_reason, pages_done, pages_total, chunks_embedded,"
-            " chunks_total, attempts, processing_started_at, ready_at, embedding_model,"
-            " created_at, updated_at) FROM STDIN"
-        ) as copy:
-            for doc in range(corpus.n_docs):
-                slot = corpus.owner_slot(doc)
-                pages = CHUNKS_PER_DOC // 3 + 1
-                copy.write_row(
-                    (
-                        doc + 1,
-                        user_a_id if slot < 0 else other_ids[slot],
-                        f"manual-{doc + 1:07d}.pdf",
-                        f"documents/bench-{doc + 1:07d}.pdf",
-                        "application/pdf",
-                        1_000_000,
-                        hashlib.sha256(f"bench-{doc}".encode()).hexdigest(),
-                        "private",
-                        "ready",
-                        "",
-                        pages,
-                        pages,
-                        CHUNKS_PER_DOC,
-                        CHUNKS_PER_DOC,
-                        1,
-                        now,
-                        now,
-                        MODEL_ID,
-                        now,
-                        now,
-                    )
-                )
-        for block in range(0, corpus.n_docs, BLOCK_DOCS):
-            docs = range(block, min(block + BLOCK_DOCS, corpus.n_docs))
-            generated = [corpus.document(doc) for doc in docs]
-            with cursor.copy(
-                "COPY documents_chunk (id, document_id, index, first_page, last_page, section,"
-                " content, token_count, start_offset, end_offset) FROM STDIN"
-            ) as copy:
-                for doc, (clusters, _, texts) in zip(docs, generated, strict=True):
-                    for i, text in enumerate(texts):
-                        page = i // 3 + 1
-                        copy.write_row(
-                            (
-                                doc * CHUNKS_PER_DOC + i + 1,
-                                doc + 1,
-                                i,
-                                page,
-                                page + (i % 3 == 2),
-                                f"Topic {clusters[i]}",
-                                text,
-                                len(text) // 4,
-                                0,
-                                len(text),
-                            )
-                        )
-            ids = np.arange(docs.start * CHUNKS_PER_DOC, docs.stop * CHUNKS_PER_DOC) + 1
-            vectors = np.concatenate([g[1] for g in generated])
-            with cursor.copy(
-                "COPY documents_embedding (id, chunk_id, model, vector, created_at)"
-                " FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.write(embedding_copy_data(ids, vectors, now))
-            log(
-                f"  loaded {docs.stop * CHUNKS_PER_DOC:,} / {corpus.n_docs * CHUNKS_PER_DOC:,}"
-                f" chunks ({time.perf_counter() - started:.1f} s)"
-            )
-        for table in ("documents_document", "documents_chunk", "documents_embedding"):
-            cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608 - fixed names
-            )
+        copy_corpus(cursor, corpus, owner_of=owner_of, now=now, log=log)
         cursor.execute(
             "INSERT INTO bench_corpus (size, seed, version, loaded_at) VALUES (%s, %s, %s, %s)",
             [corpus.size, corpus.seed, CORPUS_VERSION, now],
@@ -378,8 +168,6 @@ def load_corpus(corpus: Corpus, user_a_id: int, other_ids: list[int]) -> float:
 
 def ensure_corpus(corpus: Corpus, *, reload: bool, maintenance_work_mem: str | None) -> dict:
     from django.db import connection
-
-    from documents.vector_index import ensure_index, index_name
 
     user_a, staff, other_ids = bench_users()
     info = None if reload else stored_corpus(corpus)
@@ -403,18 +191,7 @@ def ensure_corpus(corpus: Corpus, *, reload: bool, maintenance_work_mem: str | N
     else:
         info["reused"] = True
     if not index_valid():
-        with connection.cursor() as cursor:
-            if maintenance_work_mem:
-                cursor.execute(
-                    "SELECT set_config('maintenance_work_mem', %s, false)", [maintenance_work_mem]
-                )
-            cursor.execute("SHOW maintenance_work_mem")
-            mwm = cursor.fetchone()[0]
-            cursor.execute(f'DROP INDEX IF EXISTS "{index_name(MODEL_ID)}"')  # an invalid one
-        log(f"building the HNSW index (maintenance_work_mem {mwm})")
-        started = time.perf_counter()
-        ensure_index(MODEL_ID, DIMS)
-        index_s = time.perf_counter() - started
+        index_s, mwm = build_index(maintenance_work_mem, log=log)
         with connection.cursor() as cursor:
             cursor.execute("UPDATE bench_corpus SET index_s = %s, index_mwm = %s", [index_s, mwm])
             cursor.execute("ANALYZE documents_embedding")
@@ -515,7 +292,7 @@ def child(size: int, args: argparse.Namespace) -> None:
     corpus = Corpus(size, args.seed)
     info = ensure_corpus(corpus, reload=args.reload, maintenance_work_mem=args.maintenance_work_mem)
     user_a, staff = info["user_a"], info["staff"]
-    a_docs = [d for d in range(corpus.n_docs) if corpus.owner_slot(d) < 0]
+    a_docs = [d for d in range(corpus.n_docs) if owner_slot(d) < 0]
 
     provider = get_provider()
     assert provider.model_id == MODEL_ID and provider.dimensions == DIMS
