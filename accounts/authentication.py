@@ -5,7 +5,6 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from accounts.backends import cached_user
 from accounts.models import ApiToken, _hash_token
 from rra.querycache import cached
 
@@ -31,7 +30,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         except UnicodeError:
             raise exceptions.AuthenticationFailed("Invalid API token.") from None
         token = _active_token(raw)
-        user = cached_user(token.user_id) if token is not None else None
+        user = token.user if token is not None else None
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
         now = timezone.now()
@@ -43,13 +42,38 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
+# Which user a token hash belongs to never changes: each process remembers it, so the
+# token and its user come from the query cache in one round trip.
+_OWNERS: dict[str, int] = {}
+_MAX_OWNERS = 10_000
+
+
 def _active_token(raw: str) -> ApiToken | None:
-    """The active token with this secret, through the query cache ("users"): issuing,
-    revoking or deleting a token invalidates its entry (scope token:<hash>)."""
+    """The active token with this secret and its user, through the query cache
+    ("users"): issuing, revoking or deleting the token, or any change to its user,
+    invalidates the entry (scopes token:<hash> and user:<id>)."""
     key_hash = _hash_token(raw)
+    owner_id = _OWNERS.get(key_hash)
+    if owner_id is None:
+        owner_id = cached(
+            "users",
+            scopes=[f"token:{key_hash}"],
+            key=["token-owner", key_hash],
+            compute=lambda: ApiToken.objects.filter(key_hash=key_hash)
+            .values_list("user_id", flat=True)
+            .first(),
+        )
+        if owner_id is None:
+            return None
+        if len(_OWNERS) >= _MAX_OWNERS:
+            _OWNERS.clear()
+        _OWNERS[key_hash] = owner_id
     return cached(
         "users",
-        scopes=[f"token:{key_hash}"],
+        scopes=[f"token:{key_hash}", f"user:{owner_id}"],
         key=["token", key_hash],
-        compute=lambda: ApiToken.objects.active().filter(key_hash=key_hash).first(),
+        compute=lambda: ApiToken.objects.active()
+        .filter(key_hash=key_hash)
+        .select_related("user")
+        .first(),
     )

@@ -7,10 +7,11 @@ What is cached, and for how long (QUERY_CACHE_TTLS, seconds):
 - ``messages``: a chat with its messages, as the API and the chat page show it (2 min).
 
 Invalidation is by *scope generations*. Every entry is filed under the scopes whose
-data it holds (``user:12``, ``chats:user:12``, ``chat:<uuid>``, ``token:<hash>``), and
-its key contains each scope's current generation. A write bumps the generations of the
-scopes it touches, so the old entries can no longer be found, in any process; they
-expire on their own. Writes reach the bumps through signals (save, delete, cascades,
+data it holds (``user:12``, ``chats:user:12``, ``chat:<uuid>``, ``token:<hash>``) and
+stores the generations those scopes had when it was computed. A write bumps the
+generations of the scopes it touches, so the entry no longer matches, in any process,
+and is computed again. A hit costs one Redis round trip: the entry and the generations
+come in one MGET. Writes reach the bumps through signals (save, delete, cascades,
 admin) and through ``InvalidatingQuerySet`` (``update``, ``delete``, ``bulk_create``,
 ``bulk_update``), see each model's ``cache_scopes``.
 
@@ -58,16 +59,21 @@ def _new_generation() -> int:
 def generations(scopes: Iterable[str]) -> dict[str, int] | None:
     """The current generation of each scope (created when missing); None when the cache
     store cannot be reached."""
-    keys = {scope: _gen_key(scope) for scope in scopes}
-    found = cache.get_many(list(keys.values()))
-    missing = [key for key in keys.values() if key not in found]
+    scopes = list(scopes)
+    return _generations(scopes, cache.get_many([_gen_key(scope) for scope in scopes]))
+
+
+def _generations(scopes: list[str], found: dict) -> dict[str, int] | None:
+    """Generations from an MGET's answer; the missing ones are created (another process
+    may create them first: fine, whichever value is stored is read back)."""
+    missing = [_gen_key(scope) for scope in scopes if _gen_key(scope) not in found]
     if missing:
         for key in missing:
-            cache.add(key, _new_generation(), None)  # another process may win: fine
-        found.update(cache.get_many(missing))
+            cache.add(key, _new_generation(), None)
+        found = {**found, **cache.get_many(missing)}
         if any(key not in found for key in missing):
             return None
-    return {scope: int(found[key]) for scope, key in keys.items()}
+    return {scope: int(found[_gen_key(scope)]) for scope in scopes}
 
 
 def changed_at(gens: dict[str, int]) -> datetime | None:
@@ -108,25 +114,32 @@ class Entry(Generic[T]):
 def lookup(
     namespace: str, *, scopes: Iterable[str], key: Iterable[Any], compute: Callable[[], T]
 ) -> Entry[T]:
-    """The cached value for (namespace, key) under the current generations of scopes, or
-    compute() stored for the namespace's TTL. Counts hits and misses per namespace."""
+    """The cached value for (namespace, key) if none of its scopes was written since it
+    was stored, else compute() stored for the namespace's TTL. One Redis round trip on a
+    hit (the entry and its scopes' generations in one MGET). Counts hits and misses."""
     ttl = settings.QUERY_CACHE_TTLS[namespace]
     if not settings.QUERY_CACHE_ENABLED or not ttl or _in_transaction():
         return Entry(compute(), hit=False, changed_at=None)
-    gens = generations(scopes)
-    if gens is None:  # the store is down: the database answers
-        return Entry(compute(), hit=False, changed_at=None)
+    scopes = sorted(set(scopes))
     digest = hashlib.sha256(
         json.dumps([namespace, *key], default=str, separators=(",", ":")).encode()
     ).hexdigest()[:32]
-    versions = ".".join(str(gens[scope]) for scope in sorted(gens))
-    cache_key = f"qc:{namespace}:{digest}:{hashlib.sha256(versions.encode()).hexdigest()[:16]}"
-    value = cache.get(cache_key, _MISSING)
-    hit = value is not _MISSING
+    entry_key = f"qc:{namespace}:{digest}"
+    found = cache.get_many([entry_key, *(_gen_key(scope) for scope in scopes)])
+    gens = _generations(scopes, found)
+    if gens is None:  # the store is down: the database answers
+        return Entry(compute(), hit=False, changed_at=None)
+    versions = [gens[scope] for scope in scopes]
+    stored = found.get(entry_key)
+    # An entry holds the generations read *before* its value was computed: a write
+    # during the computation leaves it out of date, never wrongly current.
+    hit = isinstance(stored, tuple) and len(stored) == 2 and stored[0] == versions
     telemetry.cache_lookup(namespace, hit=hit)
-    if not hit:
+    if hit:
+        value = stored[1]
+    else:
         value = compute()
-        cache.set(cache_key, value, ttl)
+        cache.set(entry_key, (versions, value), ttl)
     return Entry(value, hit=hit, changed_at=changed_at(gens))
 
 
