@@ -37,7 +37,10 @@ threads = env.int("GUNICORN_THREADS", 4, min=1)
 timeout = env.int("GUNICORN_TIMEOUT", 60, min=1)
 graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", 30, min=1)
 keepalive = env.int("GUNICORN_KEEPALIVE", 5, min=0)
-max_requests = env.int("GUNICORN_MAX_REQUESTS", 2000, min=0)
+# Off by default: a recycled worker loads the embedding model again (seconds of CPU),
+# and bench/load.py's soak shows the workers' memory flat without recycling. Set it to
+# recycle workers after that many requests (with 10 % jitter).
+max_requests = env.int("GUNICORN_MAX_REQUESTS", 0, min=0)
 max_requests_jitter = max_requests // 10
 accesslog = None  # the middleware writes the access lines
 errorlog = "-"
