@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 from rest_framework import authentication, exceptions
@@ -33,13 +33,29 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         user = token.user if token is not None else None
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        _note_use(token)
         return user, token
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+# When this process last wrote each token's last_used_at (the cached token keeps the
+# value it was read with, so it cannot tell).
+_WRITTEN: dict[int, datetime] = {}
+
+
+def _note_use(token: ApiToken) -> None:
+    """Write last_used_at at most once per LAST_USED_RESOLUTION per process. The write
+    goes through the base manager: it changes nothing authentication depends on, so it
+    does not invalidate the cached token."""
+    now = timezone.now()
+    last = max(filter(None, (token.last_used_at, _WRITTEN.get(token.pk))), default=None)
+    if last is None or now - last > LAST_USED_RESOLUTION:
+        if len(_WRITTEN) >= _MAX_OWNERS:
+            _WRITTEN.clear()
+        _WRITTEN[token.pk] = now
+        ApiToken._base_manager.filter(pk=token.pk).update(last_used_at=now)
 
 
 # Which user a token hash belongs to never changes: each process remembers it, so the

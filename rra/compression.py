@@ -37,6 +37,7 @@ the same compressed body byte by byte. What keeps that out of reach:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import brotli
@@ -96,9 +97,25 @@ def preferred_encoding(accept_encoding: str) -> str | None:
 
 
 def compress(body: bytes, encoding: str) -> bytes:
+    if len(body) <= MEMO_MAX_BYTES:
+        return _compress_memo(body, encoding)
+    return _compress(body, encoding)
+
+
+def _compress(body: bytes, encoding: str) -> bytes:
     if encoding == "br":
         return brotli.compress(body, quality=BROTLI_QUALITY, mode=brotli.MODE_TEXT)
     return compress_string(body, max_random_bytes=GZipMiddleware.max_random_bytes)
+
+
+# The same body is often sent again (a cached chat list, a JSON page): each process
+# remembers the compressed form of its last MEMO_SIZE small bodies (at most
+# MEMO_SIZE x MEMO_MAX_BYTES x 2 = 16 MB). Keyed by the whole body, so a body that
+# differs in one byte (reflected input, a CSRF token) is compressed afresh, with fresh
+# gzip padding.
+MEMO_SIZE = 512
+MEMO_MAX_BYTES = 16 * 1024
+_compress_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_compress)
 
 
 def _media_type(response: HttpResponseBase) -> str:
