@@ -63,6 +63,22 @@ def _logconfig() -> dict:
 
 logconfig_dict = _logconfig()
 
+
+def _logger_class():
+    from gunicorn.glogging import Logger
+
+    class NoAccessLogger(Logger):
+        """Gunicorn formats an access line for every request whenever a logging config is
+        set, even with accesslog off; RequestObservabilityMiddleware writes ours."""
+
+        def access(self, resp, req, environ, request_time) -> None:
+            return None
+
+    return NoAccessLogger
+
+
+logger_class = _logger_class()
+
 # Before any worker imports prometheus_client (workers inherit the environment).
 _multiproc_dir = obs_env.str("PROMETHEUS_MULTIPROC_DIR")
 _multiproc_dir_is_ours = False

@@ -30,12 +30,14 @@ with ``ceil(len(text) / 4)`` otherwise (see ``approximate_token_count``).
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import logging
 import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
+
+from rra import telemetry
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -78,6 +83,11 @@ class TransientEmbeddingError(EmbeddingError):
         self.retry_after = retry_after
 
 
+def _query_key(model_id: str, text: str) -> str:
+    digest = hashlib.sha256(f"{model_id}\0{text}".encode()).hexdigest()[:40]
+    return f"qemb:{digest}"
+
+
 class EmbeddingProvider(ABC):
     """What ingestion and search need from an embedding model."""
 
@@ -105,8 +115,24 @@ class EmbeddingProvider(ABC):
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
+        """The query's vector, remembered in the cache for QUERY_EMBEDDING_CACHE_TTL: the
+        same question (from any user) is embedded once, not on every search or answer."""
         _check_texts([text])
-        return self._checked(self._embed([text], "query"), 1)[0]
+        key = _query_key(self.model_id, text)
+        stored = cache.get(key) if settings.QUERY_EMBEDDING_CACHE_TTL else None
+        if isinstance(stored, bytes) and len(stored) % 4 == 0:
+            vector = array("f")
+            vector.frombytes(stored)
+            if self._dimensions in (None, len(vector)):
+                telemetry.cache_lookup("query_embeddings", hit=True)
+                self._dimensions = len(vector)
+                return vector.tolist()
+        telemetry.cache_lookup("query_embeddings", hit=False)
+        vector = self._checked(self._embed([text], "query"), 1)[0]
+        if settings.QUERY_EMBEDDING_CACHE_TTL:
+            # float32, as pgvector stores vectors: 1.5 KB for 384 dimensions.
+            cache.set(key, array("f", vector).tobytes(), settings.QUERY_EMBEDDING_CACHE_TTL)
+        return vector
 
     @abstractmethod
     def count_tokens(self, text: str) -> int: ...

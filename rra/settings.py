@@ -386,6 +386,8 @@ SEARCH_ITERATIVE_SCAN = env.str(
     "SEARCH_ITERATIVE_SCAN", "relaxed_order", choices=("off", "relaxed_order", "strict_order")
 )
 SEARCH_CACHE_TTL = env.int("SEARCH_CACHE_TTL", 60, min=0)
+# Query vectors by (model, text): a repeated question is not embedded again (0: off).
+QUERY_EMBEDDING_CACHE_TTL = env.int("QUERY_EMBEDDING_CACHE_TTL", 86400, min=0)
 RERANK_TOP_N = env.int("RERANK_TOP_N", 30, min=1, max=1000)
 RERANK_TIMEOUT = env.float("RERANK_TIMEOUT", 10.0, min=0.1)
 

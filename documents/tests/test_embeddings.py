@@ -501,3 +501,44 @@ def test_it_explains_a_missing_openai_configuration(settings):
     settings.EMBEDDINGS_BASE_URL = None
     with pytest.raises(ImproperlyConfigured, match="EMBEDDINGS_BASE_URL"):
         get_provider("openai")
+
+
+# --- Query vector cache ------------------------------------------------------------------
+
+
+def test_it_embeds_a_repeated_query_once(compatible, openai_server, redis_url):
+    first = compatible.embed_query("chuck calibration")
+    again = compatible.embed_query("chuck calibration")
+    assert len(openai_server.requests) == 1
+    # float32, as pgvector stores it
+    assert again == pytest.approx(first, rel=1e-6)
+    compatible.embed_query("belt tension")
+    assert len(openai_server.requests) == 2
+
+
+def test_a_new_provider_instance_reads_the_cached_query_and_learns_its_size(
+    openai_server, redis_url
+):
+    def provider():
+        return OpenAICompatibleProvider(
+            base_url=openai_server.base_url,
+            api_key=OPENAI_KEY,
+            model="nomic-embed-text",
+            timeout=2.0,
+        )
+
+    one, two = provider(), provider()
+    one.embed_query("chuck calibration")
+    assert two._dimensions is None
+    two.embed_query("chuck calibration")
+    assert two.dimensions == 768
+    assert len(openai_server.requests) == 1
+    one.close()
+    two.close()
+
+
+def test_the_query_cache_can_be_switched_off(compatible, openai_server, settings):
+    settings.QUERY_EMBEDDING_CACHE_TTL = 0
+    compatible.embed_query("chuck calibration")
+    compatible.embed_query("chuck calibration")
+    assert len(openai_server.requests) == 2
