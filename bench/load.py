@@ -1195,7 +1195,7 @@ def run(args, wanted: set[str], procs: Processes, data: Path) -> None:
         restarts = server.restarts()
         server_notes.append(
             f"gunicorn ({server.label}): {restarts} worker restart(s)"
-            f" (GUNICORN_MAX_REQUESTS={os.environ.get('GUNICORN_MAX_REQUESTS', '2000 (default)')}),"
+            f" (GUNICORN_MAX_REQUESTS={os.environ.get('GUNICORN_MAX_REQUESTS', '0 (default)')}),"
             f" log {server.log_path.relative_to(ROOT)}"
         )
         terminate(server.process, group=True, grace=35)
