@@ -24,7 +24,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,8 @@ from bench.corpus import (  # noqa: E402 - after the path set-up
     copy_corpus,
     index_valid,
 )
+from rra.testing import redis_server  # noqa: E402
+from rra.testing.redis_server import free_port  # noqa: E402
 
 LUA_DIR = ROOT / "bench" / "load"
 WORK_DIR = ROOT / "var" / "bench-load"  # logs, static files, uploads (var/ is ignored)
@@ -75,12 +76,6 @@ ACCEPT_ENCODING = "gzip, deflate, br"  # as bench/load/common.lua sends it
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- Processes this run starts (all stopped on exit) ------------------------------------------
@@ -126,41 +121,17 @@ def terminate(process: subprocess.Popen, *, group: bool = False, grace: float = 
 
 
 def start_redis(procs: Processes) -> str:
-    redis_server = shutil.which("redis-server")
-    if not redis_server:
-        sys.exit("redis-server is not on the PATH (apt-get install redis-server)")
-    port = free_port()
-    folder = tempfile.mkdtemp(prefix="rra-load-redis-")
-    process = subprocess.Popen(
-        [
-            redis_server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            folder,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C reaches this script, which stops it in order
+    try:
+        # Its own session: Ctrl-C reaches this script, which stops it in order.
+        server = redis_server.start(prefix="rra-load-redis-", new_session=True)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    procs.add(
+        "redis",
+        lambda: (terminate(server.process), shutil.rmtree(server.folder, ignore_errors=True)),
     )
-    procs.add("redis", lambda: (terminate(process), shutil.rmtree(folder, ignore_errors=True)))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    log(f"private redis-server on port {port} (pid {process.pid})")
-                    return f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"the private redis-server on port {port} did not start")
+    log(f"private redis-server at {server.url} (pid {server.process.pid})")
+    return server.url
 
 
 def embedded_pg_dir() -> Path:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 
 import pytest
+
+from rra.testing import redis_server
 
 TEST_ENV = {
     "ENV_FILE": "",
@@ -35,43 +35,14 @@ _static_dir: str | None = None
 REDIS_MISSING_REASON = ""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_redis() -> str:
     global _redis, _redis_dir
-    port = free_port()
-    _redis_dir = tempfile.mkdtemp(prefix="rra-redis-")
-    _redis = subprocess.Popen(
-        [
-            shutil.which("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            _redis_dir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    raise pytest.UsageError(f"private redis-server on port {port} did not start")
+    try:
+        server = redis_server.start()
+    except RuntimeError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    _redis, _redis_dir = server.process, server.folder
+    return server.url
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 from psycopg import sql
 
-from rra.testing.pytest_plugin import free_port
+from rra.testing.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = str(ROOT / "deploy/entrypoint.sh")

@@ -128,7 +128,7 @@ def test_remote_providers_are_checked_in_the_background_never_on_the_probe(
 
 
 def test_an_unreachable_provider_is_reported_by_the_background_check(settings):
-    from rra.testing.pytest_plugin import free_port
+    from rra.testing.redis_server import free_port
 
     settings.EMBEDDINGS_PROVIDER = "openai"
     settings.EMBEDDINGS_BASE_URL = f"http://127.0.0.1:{free_port()}/v1"

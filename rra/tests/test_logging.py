@@ -13,7 +13,7 @@ import structlog
 
 from rra import logs, metrics
 from rra.testing.fakes import FakeServer, Response
-from rra.testing.pytest_plugin import free_port
+from rra.testing.redis_server import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -25,15 +25,13 @@ from accounts.models import ApiToken
 from chats.models import Chat, Citation, Message, Vote
 from documents.models import Chunk, Document, DocumentContent, Embedding
 from documents.vector_index import ensure_index
-from rra.testing.fakes import FakeOpenAI, fake_vector
+from rra.testing.fakes import fake_vector
+from rra.tests.conftest import DIMS, MODEL_ID
 
 pytestmark = pytest.mark.django_db
 
 SMALL = 3
 LARGE = 10 * SMALL
-DIMS = 16
-MODEL = "text-embedding-3-small"
-MODEL_ID = f"openai/{MODEL}"
 
 # Endpoint -> who asks (owner, member: another signed-in user, anonymous) and the most
 # queries it may run, for any amount of data.
@@ -149,22 +147,6 @@ def world(owner, member) -> World:
     return World(owner=owner, member=member, chat=chat, document=document, content=content)
 
 
-@pytest.fixture
-def fake_embeddings(settings):
-    from documents.embeddings import reset_providers
-
-    server = FakeOpenAI(dimensions=DIMS).start()
-    settings.EMBEDDINGS_PROVIDER = "openai"
-    settings.EMBEDDINGS_BASE_URL = server.base_url
-    settings.EMBEDDINGS_API_KEY = server.api_key
-    settings.EMBEDDINGS_MODEL = MODEL
-    reset_providers()
-    ensure_index(MODEL_ID, DIMS)
-    yield server
-    server.stop()
-    reset_providers()
-
-
 def _url(name: str, world: World, client: Client) -> str:
     """The endpoint's URL; for the second page of messages, found through the first."""
     chat, document = world.chat, world.document
@@ -199,6 +181,7 @@ def _count(client: Client, url: str) -> tuple[int, list[str]]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_it_runs_the_same_queries_for_ten_times_the_data(name, world, fake_embeddings):
+    ensure_index(MODEL_ID, DIMS)
     who, bound = CASES[name]
     client = Client()
     if who != "anonymous":

@@ -24,14 +24,12 @@ from accounts.models import User
 from chats.models import Chat, Message, Vote
 from documents.models import Chunk, Document, Embedding
 from documents.vector_index import ensure_index, index_name
-from rra.testing.fakes import FakeOpenAI, fake_vector
+from rra.testing.fakes import fake_vector
+from rra.tests.conftest import DIMS, MODEL_ID
 
 pytestmark = pytest.mark.django_db
 
 USERS = 40
-DIMS = 16
-MODEL = "text-embedding-3-small"
-MODEL_ID = f"openai/{MODEL}"
 INDEX_SCANS = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
 
 
@@ -135,21 +133,6 @@ def _documents(users: list[User], count: int) -> list[Document]:
         )
         for n in range(count)
     )
-
-
-@pytest.fixture
-def fake_embeddings(settings):
-    from documents.embeddings import reset_providers
-
-    server = FakeOpenAI(dimensions=DIMS).start()
-    settings.EMBEDDINGS_PROVIDER = "openai"
-    settings.EMBEDDINGS_BASE_URL = server.base_url
-    settings.EMBEDDINGS_API_KEY = server.api_key
-    settings.EMBEDDINGS_MODEL = MODEL
-    reset_providers()
-    yield server
-    server.stop()
-    reset_providers()
 
 
 # --- Chats ---------------------------------------------------------------------------------
