@@ -69,6 +69,7 @@ MARKER = "bench_load"
 
 SCENARIOS = "a,b,c,d,e"
 SOAK_SAMPLE_S = 10
+UNEVEN_SHARE = 0.5  # a worker below half the CPU of the busiest: a note under the table
 FLAT_MB_PER_MIN = 2.0  # the soak's memory counts as flat below this slope
 UPLOAD_BOUNDARY = "rraLoadBoundary7MA4YWxkTrZu0gW"
 ACCEPT_ENCODING = "gzip, deflate, br"  # as bench/load/common.lua sends it
@@ -577,6 +578,19 @@ class Server:
                 pass
         return total, pids
 
+    def worker_cpu(self) -> dict[int, float]:
+        """CPU seconds (user + system) used so far by each worker, by pid."""
+        import psutil
+
+        used = {}
+        for proc in self.processes()[1:]:
+            try:
+                times = proc.cpu_times()
+                used[proc.pid] = times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return used
+
     def _scan(self) -> None:
         """Read what the server logged since the last call: count worker restarts, keep
         the lines at level error or above (and tracebacks)."""
@@ -893,9 +907,22 @@ def measure(
     server.error_lines()  # skip what the warm-up logged
     restarts = server.restarts()
     before = scrape(server)
+    cpu_before = server.worker_cpu()
     row.result = run_wrk(procs, server, args, script, data, seconds, path=path, on_tick=on_tick)
+    cpu = {
+        pid: (used - cpu_before.get(pid, 0.0)) / seconds
+        for pid, used in server.worker_cpu().items()
+    }
     time.sleep(1)  # requests in flight when wrk stopped finish
     after = scrape(server)
+    if len(cpu) > 1 and min(cpu.values()) < UNEVEN_SHARE * max(cpu.values()):
+        # gthread workers accept keep-alive connections as they race for them; a burst of
+        # connects can leave one with few or none for the whole run.
+        shares = ", ".join(f"{pid} {share:.0%}" for pid, share in sorted(cpu.items()))
+        row.note = (
+            f"connections spread unevenly over the workers (CPU per worker: {shares}):"
+            " req/s understates the machine"
+        )
     for labels, n in diff(before, after, "rra_cache_requests_total").items():
         d = dict(labels)
         hit, miss = row.cache.get(d["cache"], (0.0, 0.0))
@@ -905,7 +932,7 @@ def measure(
         row.views[(d["view"], d["method"], d["status"])] = n
     restarted = server.restarts() - restarts
     if restarted:
-        row.note = (
+        row.note = (row.note + "; " if row.note else "") + (
             f"{restarted} worker restart(s) during the run (GUNICORN_MAX_REQUESTS); a restart"
             " closes its keep-alive connections (wrk: read errors) and loads the model again"
         )
