@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from accounts.models import ApiToken, _hash_token
+from accounts.models import ApiToken, hash_token
 from rra.querycache import cached
 
 # last_used_at is a hint for the owner, not an audit log: write it at most this often.
@@ -68,7 +68,7 @@ def _active_token(raw: str) -> ApiToken | None:
     """The active token with this secret and its user, through the query cache
     ("users"): issuing, revoking or deleting the token, or any change to its user,
     invalidates the entry (scopes token:<hash> and user:<id>)."""
-    key_hash = _hash_token(raw)
+    key_hash = hash_token(raw)
     owner_id = _OWNERS.get(key_hash)
     if owner_id is None:
         owner_id = cached(

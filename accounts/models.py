@@ -88,23 +88,17 @@ class User(CacheScoped, AbstractBaseUser, PermissionsMixin):
     def cache_scopes_from(cls, values: dict) -> list[str]:
         return [f"user:{values['id']}"]
 
-    def cache_scopes(self) -> list[str]:
-        return [f"user:{self.pk}"]
-
 
 TOKEN_PREFIX = "rra_"  # noqa: S105 - a public prefix, not a secret
 
 
-def _hash_token(raw: str) -> str:
+def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class ApiTokenQuerySet(InvalidatingQuerySet):
     def active(self) -> ApiTokenQuerySet:
         return self.filter(revoked_at__isnull=True)
-
-    def for_raw(self, raw: str) -> ApiTokenQuerySet:
-        return self.active().filter(key_hash=_hash_token(raw))
 
 
 class ApiToken(CacheScoped, models.Model):
@@ -134,7 +128,7 @@ class ApiToken(CacheScoped, models.Model):
         """Create a token; return it with the raw secret (never stored)."""
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(
-            user=user, name=name, key_hash=_hash_token(raw), prefix=raw[: len(TOKEN_PREFIX) + 4]
+            user=user, name=name, key_hash=hash_token(raw), prefix=raw[: len(TOKEN_PREFIX) + 4]
         )
         return token, raw
 
@@ -148,6 +142,3 @@ class ApiToken(CacheScoped, models.Model):
     @classmethod
     def cache_scopes_from(cls, values: dict) -> list[str]:
         return [f"token:{values['key_hash']}"]
-
-    def cache_scopes(self) -> list[str]:
-        return [f"token:{self.key_hash}"]

@@ -61,9 +61,6 @@ class Chat(CacheScoped, models.Model):
     def cache_scopes_from(cls, values: dict) -> list[str]:
         return [f"chats:user:{values['owner_id']}", f"chat:{values['id']}"]
 
-    def cache_scopes(self) -> list[str]:
-        return self.cache_scopes_from({"id": self.pk, "owner_id": self.owner_id})
-
 
 class Message(CacheScoped, models.Model):
     class Role(models.TextChoices):
@@ -107,9 +104,6 @@ class Message(CacheScoped, models.Model):
     @classmethod
     def cache_scopes_from(cls, values: dict) -> list[str]:
         return [f"chat:{values['chat_id']}"]
-
-    def cache_scopes(self) -> list[str]:
-        return [f"chat:{self.chat_id}"]
 
 
 def _chat_scope_of_message(message_id: int, message: Message | None) -> list[str]:

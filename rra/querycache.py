@@ -44,7 +44,6 @@ from django.db import connection, models, transaction
 from rra import telemetry
 
 T = TypeVar("T")
-_MISSING = object()
 _SUFFIX = 1000  # generation = microseconds * _SUFFIX + random suffix
 
 
@@ -157,7 +156,8 @@ class CacheScoped:
 
     ``cache_scope_fields`` are the values (``values()`` lookups) that
     ``cache_scopes_from`` needs to name the scopes of a row; ``cache_scopes`` names the
-    scopes of an instance (signals).
+    scopes of an instance (signals), by default from the same fields read off it (a
+    model whose fields span a relation overrides it).
     """
 
     cache_scope_fields: tuple[str, ...] = ()
@@ -170,7 +170,9 @@ class CacheScoped:
         raise NotImplementedError
 
     def cache_scopes(self) -> list[str]:
-        raise NotImplementedError
+        return self.cache_scopes_from(
+            {name: getattr(self, name) for name in self.cache_scope_fields}
+        )
 
 
 def scopes_of_rows(queryset: models.QuerySet) -> list[str]:
