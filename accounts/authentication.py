@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from accounts.models import ApiToken, hash_token
-from rra.querycache import cached
+from accounts.models import ApiToken, User, hash_token
+from rra.querycache import EVERYONE, cached
 
 # last_used_at is a hint for the owner, not an audit log: write it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -73,8 +73,9 @@ def _active_token(raw: str) -> ApiToken | None:
     if owner_id is None:
         owner_id = cached(
             "users",
-            scopes=[f"token:{key_hash}"],
-            key=["token-owner", key_hash],
+            scopes=[ApiToken.cache_scope(key_hash)],
+            viewer=EVERYONE,
+            params=["owner"],
             compute=lambda: ApiToken.objects.filter(key_hash=key_hash)
             .values_list("user_id", flat=True)
             .first(),
@@ -86,8 +87,8 @@ def _active_token(raw: str) -> ApiToken | None:
         _OWNERS[key_hash] = owner_id
     return cached(
         "users",
-        scopes=[f"token:{key_hash}", f"user:{owner_id}"],
-        key=["token", key_hash],
+        scopes=[ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)],
+        viewer=EVERYONE,
         compute=lambda: ApiToken.objects.active()
         .filter(key_hash=key_hash)
         .select_related("user")

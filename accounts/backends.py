@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.backends import ModelBackend
 
 from accounts.models import User
-from rra.querycache import cached
+from rra.querycache import EVERYONE, cached
 
 
 def cached_user(user_id) -> User | None:
@@ -14,8 +14,8 @@ def cached_user(user_id) -> User | None:
         return None
     return cached(
         "users",
-        scopes=[f"user:{user_id}"],
-        key=["user", user_id],
+        scopes=[User.cache_scope(user_id)],
+        viewer=EVERYONE,
         compute=lambda: User._default_manager.filter(pk=user_id).first(),
     )
 

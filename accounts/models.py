@@ -84,9 +84,13 @@ class User(CacheScoped, AbstractBaseUser, PermissionsMixin):
     # The query cache holds the signed-in user of sessions and API tokens.
     cache_scope_fields = ("id",)
 
+    @staticmethod
+    def cache_scope(user_id) -> str:
+        return f"user:{user_id}"
+
     @classmethod
     def cache_scopes_from(cls, values: dict) -> list[str]:
-        return [f"user:{values['id']}"]
+        return [cls.cache_scope(values["id"])]
 
 
 TOKEN_PREFIX = "rra_"  # noqa: S105 - a public prefix, not a secret
@@ -139,6 +143,10 @@ class ApiToken(CacheScoped, models.Model):
     # The query cache maps a token's hash to its user (accounts.authentication).
     cache_scope_fields = ("key_hash",)
 
+    @staticmethod
+    def cache_scope(key_hash: str) -> str:
+        return f"token:{key_hash}"
+
     @classmethod
     def cache_scopes_from(cls, values: dict) -> list[str]:
-        return [f"token:{values['key_hash']}"]
+        return [cls.cache_scope(values["key_hash"])]

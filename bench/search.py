@@ -284,6 +284,7 @@ def child(size: int, args: argparse.Namespace) -> None:
     from django.db import connection
 
     from documents.embeddings import get_provider
+    from documents.models import EVERY_DOCUMENT
     from documents.search import search
     from documents.vector_index import index_name
 
@@ -291,7 +292,7 @@ def child(size: int, args: argparse.Namespace) -> None:
     call_command("migrate", verbosity=0, interactive=False)
     corpus = Corpus(size, args.seed)
     info = ensure_corpus(corpus, reload=args.reload, maintenance_work_mem=args.maintenance_work_mem)
-    user_a, staff = info["user_a"], info["staff"]
+    user_a = info["user_a"]
     a_docs = [d for d in range(corpus.n_docs) if owner_slot(d) < 0]
 
     provider = get_provider()
@@ -300,7 +301,13 @@ def child(size: int, args: argparse.Namespace) -> None:
     provider.embed_query = fixed  # instance attribute: shadows the real model
     cases = [
         ("filtered", user_a, len(a_docs) * CHUNKS_PER_DOC, a_docs, 1),
-        ("unfiltered", staff, corpus.n_docs * CHUNKS_PER_DOC, list(range(corpus.n_docs)), 2),
+        (
+            "unfiltered",
+            EVERY_DOCUMENT,
+            corpus.n_docs * CHUNKS_PER_DOC,
+            list(range(corpus.n_docs)),
+            2,
+        ),
     ]
     rows = []
     plans = {}

@@ -6,7 +6,6 @@ from django.conf import settings
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from django.utils.http import http_date
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAcceptable, NotFound
@@ -20,6 +19,7 @@ from rest_framework.views import APIView
 
 from chats.models import Chat, Citation, Message, Vote
 from chats.rendering import render_answer
+from chats.selectors import hide_unreadable_sources, own_chat, readable_chat
 from chats.services import (
     answer_stream,
     chat_edit_last,
@@ -59,7 +59,8 @@ class ChatSerializer(serializers.ModelSerializer):
 
 
 class CitationSerializer(serializers.ModelSerializer):
-    pages = serializers.CharField(read_only=True)
+    pages = serializers.SerializerMethodField()
+    private = serializers.SerializerMethodField()
 
     class Meta:
         model = Citation
@@ -74,7 +75,16 @@ class CitationSerializer(serializers.ModelSerializer):
             "section",
             "quote",
             "score",
+            "private",
         ]
+
+    def get_private(self, citation: Citation) -> bool:
+        """True when the viewer cannot read the cited document: only the number is
+        shown (chats.selectors.hide_unreadable_sources)."""
+        return getattr(citation, "private", False)
+
+    def get_pages(self, citation: Citation) -> str:
+        return "" if self.get_private(citation) else citation.pages
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -181,25 +191,27 @@ def _vote_count(value: int) -> Coalesce:
 
 def _own_chat(request: Request, chat_id) -> Chat:
     """A chat the requester owns; 404 for everything else (also public chats)."""
-    return get_object_or_404(Chat.objects.owned_by(request.user), pk=chat_id)
-
-
-def _cache_key(request: Request, name: str) -> list:
-    """What a cached API answer depends on besides its scopes: the user, the query string
-    and the host the pagination links are built with."""
-    params = sorted(request.query_params.lists())
-    return [name, request.user.pk, params, request.get_host(), request.scheme]
+    return own_chat(request.user, chat_id)
 
 
 def _cached_response(request: Request, namespace: str, scopes: list[str], compute) -> HttpResponse:
-    """compute()'s data as JSON, through the query cache. The entry holds the rendered
-    body and its ETag, so a hit costs neither serialization nor hashing."""
+    """compute()'s data as JSON, through the query cache, for the requesting user (the
+    caller has checked that they may read it). The entry holds the rendered body and its
+    ETag, so a hit costs neither serialization nor hashing. Besides its scopes and the
+    viewer, the body depends on the query string and on the host the pagination links
+    are built with."""
 
     def render() -> tuple[bytes, str]:
         body = JSONRenderer().render(compute())
         return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
-    entry = lookup(namespace, scopes=scopes, key=_cache_key(request, namespace), compute=render)
+    entry = lookup(
+        namespace,
+        scopes=scopes,
+        viewer=request.user,
+        params=[sorted(request.query_params.lists()), request.get_host(), request.scheme],
+        compute=render,
+    )
     body, etag = entry.value
     response = HttpResponse(body, content_type="application/json")
     response["ETag"] = etag
@@ -220,7 +232,7 @@ class ChatListView(StreamingView):
                 ChatSerializer(page, many=True, context={"request": request}).data
             ).data
 
-        return _cached_response(request, "chats", [f"chats:user:{request.user.pk}"], compute)
+        return _cached_response(request, "chats", [Chat.list_cache_scope(request.user.pk)], compute)
 
     def post(self, request: Request):
         question = (request.data.get("question") or "").strip()
@@ -255,18 +267,20 @@ class ChatDetailView(APIView):
         return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
 
     def get(self, request: Request, chat_id) -> HttpResponse:
+        # Access first, from the database; then the body, from the cache.
+        chat = readable_chat(request.user, chat_id)
         return _cached_response(
-            request, "messages", [f"chat:{chat_id}"], lambda: self._detail(request, chat_id)
+            request, "messages", [Chat.cache_scope(chat.pk)], lambda: self._detail(request, chat)
         )
 
-    def _detail(self, request: Request, chat_id) -> dict:
-        chat = get_object_or_404(Chat.objects.readable_by(request.user), pk=chat_id)
+    def _detail(self, request: Request, chat: Chat) -> dict:
         user_id = request.user.pk if request.user.is_authenticated else None
         messages = chat.messages.prefetch_related("citations").annotate(
             up_votes=_vote_count(Vote.Value.UP), down_votes=_vote_count(Vote.Value.DOWN)
         )
         paginator = OldestFirst()
         page = paginator.paginate_queryset(messages, request, view=self)
+        hide_unreadable_sources(page, request.user)
         if user_id:
             mine = dict(
                 Vote.objects.filter(user_id=user_id, message__in=[m.pk for m in page]).values_list(

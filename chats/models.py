@@ -57,9 +57,19 @@ class Chat(CacheScoped, models.Model):
     # The query cache: a user's chat list, and this chat with its messages.
     cache_scope_fields = ("id", "owner_id")
 
+    @staticmethod
+    def cache_scope(chat_id) -> str:
+        """The scope of one chat with its messages, citations and votes."""
+        return f"chat:{chat_id}"
+
+    @staticmethod
+    def list_cache_scope(owner_id) -> str:
+        """The scope of one user's list of chats."""
+        return f"chats:user:{owner_id}"
+
     @classmethod
     def cache_scopes_from(cls, values: dict) -> list[str]:
-        return [f"chats:user:{values['owner_id']}", f"chat:{values['id']}"]
+        return [cls.list_cache_scope(values["owner_id"]), cls.cache_scope(values["id"])]
 
 
 class Message(CacheScoped, models.Model):
@@ -103,7 +113,7 @@ class Message(CacheScoped, models.Model):
 
     @classmethod
     def cache_scopes_from(cls, values: dict) -> list[str]:
-        return [f"chat:{values['chat_id']}"]
+        return [Chat.cache_scope(values["chat_id"])]
 
 
 def _chat_scope_of_message(message_id: int, message: Message | None) -> list[str]:
@@ -112,7 +122,7 @@ def _chat_scope_of_message(message_id: int, message: Message | None) -> list[str
         if message is not None
         else Message.objects.filter(pk=message_id).values_list("chat_id", flat=True).first()
     )
-    return [f"chat:{chat_id}"] if chat_id else []
+    return [Chat.cache_scope(chat_id)] if chat_id else []
 
 
 class Citation(CacheScoped, models.Model):
@@ -161,7 +171,7 @@ class Citation(CacheScoped, models.Model):
 
     @classmethod
     def cache_scopes_from(cls, values: dict) -> list[str]:
-        return [f"chat:{values['message__chat_id']}"]
+        return [Chat.cache_scope(values["message__chat_id"])]
 
     def cache_scopes(self) -> list[str]:
         cached = Citation.message.is_cached(self)
@@ -198,7 +208,7 @@ class Vote(CacheScoped, models.Model):
 
     @classmethod
     def cache_scopes_from(cls, values: dict) -> list[str]:
-        return [f"chat:{values['message__chat_id']}"]
+        return [Chat.cache_scope(values["message__chat_id"])]
 
     def cache_scopes(self) -> list[str]:
         cached = Vote.message.is_cached(self)

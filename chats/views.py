@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
 from accounts.backends import cached_user
 from chats.models import Chat, Citation, Message
+from chats.selectors import hide_unreadable_sources, readable_chat
 from rra.querycache import cached
 
 SIDEBAR_SIZE = 50
@@ -17,8 +18,9 @@ def _sidebar(request: HttpRequest) -> list[Chat]:
         return []
     return cached(
         "chats",
-        scopes=[f"chats:user:{request.user.pk}"],
-        key=["sidebar", request.user.pk, SIDEBAR_SIZE],
+        scopes=[Chat.list_cache_scope(request.user.pk)],
+        viewer=request.user,
+        params=["sidebar", SIDEBAR_SIZE],
         compute=lambda: list(
             Chat.objects.owned_by(request.user).only("id", "title", "created_at")[:SIDEBAR_SIZE]
         ),
@@ -26,18 +28,26 @@ def _sidebar(request: HttpRequest) -> list[Chat]:
 
 
 def _chat_with_messages(request: HttpRequest, chat_id) -> tuple[Chat, list[Message]]:
-    """A chat the requester may read, with its messages and their citations (404 else)."""
+    """A chat the requester may read, with its messages and their citations (404 else).
+    Access is checked in the database first; the messages come from the query cache."""
     user = request.user
+    chat = readable_chat(user, chat_id)
 
-    def compute() -> tuple[Chat, list[Message]]:
-        chat = get_object_or_404(Chat.objects.readable_by(user), pk=chat_id)
-        messages = chat.messages.prefetch_related(
-            Prefetch("citations", queryset=Citation.objects.order_by("number"))
-        ).order_by("created_at", "id")
-        return chat, list(messages)
+    def compute() -> list[Message]:
+        messages = list(
+            chat.messages.prefetch_related(
+                Prefetch("citations", queryset=Citation.objects.order_by("number"))
+            ).order_by("created_at", "id")
+        )
+        hide_unreadable_sources(messages, user)
+        return messages
 
-    chat, messages = cached(
-        "messages", scopes=[f"chat:{chat_id}"], key=["page", chat_id, user.pk], compute=compute
+    messages = cached(
+        "messages",
+        scopes=[Chat.cache_scope(chat.pk)],
+        viewer=user,
+        params=["page"],
+        compute=compute,
     )
     # The owner's name ("Shared by …") comes from the users cache, which their own
     # changes invalidate.

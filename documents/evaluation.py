@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
+from documents.models import EVERY_DOCUMENT
 from documents.search import search
 
 
@@ -63,11 +63,8 @@ class ModeReport:
     misses: list[dict] = field(default_factory=list)
 
 
-EVERYONE = SimpleNamespace(pk=None, is_staff=True, is_authenticated=True)
-
-
 def evaluate(cases: list[Case], *, k: int = 10, modes: list[str], user=None) -> list[ModeReport]:
-    user = user or EVERYONE
+    user = user or EVERY_DOCUMENT
     reports = []
     for mode in modes:
         base, _, extra = mode.partition("+")

@@ -29,13 +29,30 @@ def stored_file_name(instance: Document, filename: str) -> str:
     return f"documents/{uuid.uuid4().hex}{MIME_EXTENSIONS.get(instance.mime_type, '')}"
 
 
+class _EveryDocument:
+    """The reader of operator tools (evaluation, benchmarks) that search every document.
+    Never a request's user: no user, admins included, reads another user's private
+    documents through search, answers or citations."""
+
+    pk = None
+    is_authenticated = True
+    is_staff = False
+
+    def __repr__(self) -> str:
+        return "EVERY_DOCUMENT"
+
+
+EVERY_DOCUMENT = _EveryDocument()
+
+
 class DocumentQuerySet(models.QuerySet):
     def readable_by(self, user) -> DocumentQuerySet:
-        """What a user may read: their own documents and everything shared."""
+        """What a user may read: their own documents and everything shared. The same for
+        admins (they manage other users' documents in Django admin)."""
+        if user is EVERY_DOCUMENT:
+            return self
         if not user.is_authenticated:
             return self.none()
-        if user.is_staff:
-            return self
         return self.filter(Q(owner=user) | Q(visibility=Document.Visibility.SHARED))
 
     def changeable_by(self, user) -> DocumentQuerySet:

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from documents.models import Document, pages_label
+from documents.models import EVERY_DOCUMENT, Document, pages_label
 from rra import telemetry
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,8 @@ def clean_query(raw: str) -> tuple[str, bool]:
 def _access_sql(user, document_ids: list[int] | None) -> tuple[str, list]:
     clauses = ["d.status = 'ready'"]
     params: list = []
-    if not user.is_staff:
+    # Everyone, admins included, searches their own and the shared documents.
+    if user is not EVERY_DOCUMENT:
         clauses.append("(d.owner_id = %s OR d.visibility = 'shared')")
         params.append(user.pk)
     if document_ids is not None:
@@ -276,8 +277,9 @@ def search(
 
 # --- Result cache -----------------------------------------------------------------
 # A user's readable set changes when one of their documents changes, or any shared
-# one does (staff read everything). Each is a generation counter in the cache; the
-# search cache key includes the generations that apply, so a bump invalidates.
+# one does (EVERY_DOCUMENT, the operator tools' reader, reads everything). Each is a
+# generation counter in the cache; the search cache key includes the generations that
+# apply, so a bump invalidates.
 
 
 def _generation(key: str) -> int:
@@ -310,7 +312,7 @@ def invalidate_for(
 def cache_key(user, **params) -> str:
     gens = (
         [_generation("search:gen:all")]
-        if user.is_staff
+        if user is EVERY_DOCUMENT
         else [
             _generation(f"search:gen:user:{user.pk}"),
             _generation("search:gen:shared"),

@@ -18,6 +18,17 @@ def document_changed(sender, instance: Document, **kwargs) -> None:
     transaction.on_commit(lambda: invalidate_for(owner_id=owner_id))
 
 
+@receiver(post_save, sender=Document)
+def document_saved(sender, instance: Document, created: bool, **kwargs) -> None:
+    """Who may read a document's passages can change with a save (visibility, owner):
+    chats citing it show or hide its passages per reader, so they are read again."""
+    if created or kwargs.get("raw"):
+        return
+    from documents.services import _invalidate_citing_chats
+
+    _invalidate_citing_chats(document_id=instance.pk)
+
+
 @receiver(post_delete, sender=Document)
 def document_deleted(sender, instance: Document, **kwargs) -> None:
     """Rendered page images go with the document."""

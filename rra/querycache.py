@@ -15,6 +15,14 @@ come in one MGET. Writes reach the bumps through signals (save, delete, cascades
 admin) and through ``InvalidatingQuerySet`` (``update``, ``delete``, ``bulk_create``,
 ``bulk_update``), see each model's ``cache_scopes``.
 
+One entry can only ever answer the question it was computed for: its key is built from
+the namespace, the scopes (which name the objects: ``chat:<uuid>``), the viewer (the
+user whose view of the data it is, or ``EVERYONE`` when it is the same for all) and the
+caller's parameters, and the entry stores the scopes and viewer it was computed for,
+which a hit must match. Two chats, or two users, cannot share an entry whatever their
+generations. The cache never decides access: a view checks that the viewer may read the
+object before it asks the cache for the object's body.
+
 A bump happens twice: at once (the writer's own next read sees its write) and again when
 the transaction commits (another process may have cached the old rows in between).
 Inside a real transaction nothing is read from or written to the cache, so rows that may
@@ -110,42 +118,88 @@ class Entry(Generic[T]):
     changed_at: datetime | None  # the newest write to the entry's scopes, if known
 
 
+class _Everyone:
+    """The viewer of an entry that is the same for every user (a user's own record, a
+    token's owner): passed explicitly, so that no call leaves the viewer out by mistake."""
+
+    def __repr__(self) -> str:
+        return "EVERYONE"
+
+
+EVERYONE = _Everyone()
+
+
+def _viewer_key(viewer: Any) -> str:
+    if viewer is EVERYONE:
+        return "*"
+    if viewer is None or not getattr(viewer, "is_authenticated", False):
+        return "anonymous"
+    if viewer.pk is None:
+        raise ValueError("the viewer of a cached entry must be saved (it has no pk)")
+    return f"user:{viewer.pk}"
+
+
 def lookup(
-    namespace: str, *, scopes: Iterable[str], key: Iterable[Any], compute: Callable[[], T]
+    namespace: str,
+    *,
+    scopes: Iterable[str],
+    viewer: Any,
+    params: Iterable[Any] = (),
+    compute: Callable[[], T],
 ) -> Entry[T]:
-    """The cached value for (namespace, key) if none of its scopes was written since it
-    was stored, else compute() stored for the namespace's TTL. One Redis round trip on a
-    hit (the entry and its scopes' generations in one MGET). Counts hits and misses."""
+    """The cached value of compute() for (namespace, scopes, viewer, params) if none of
+    its scopes was written since it was stored, else compute() stored for the
+    namespace's TTL. One Redis round trip on a hit (the entry and its scopes'
+    generations in one MGET). Counts hits and misses.
+
+    scopes: what the value is made of, naming the objects (``chat:<uuid>``); at least
+    one. viewer: the user (or anonymous user) whose view this is, or EVERYONE.
+    params: anything else the value depends on (query string, host, page size).
+    """
     ttl = settings.QUERY_CACHE_TTLS[namespace]
+    scopes = tuple(sorted(set(scopes)))
+    if not scopes or not all(isinstance(scope, str) and scope for scope in scopes):
+        raise ValueError(f"a cached {namespace} entry needs the scopes of what it holds")
+    identity = (namespace, scopes, _viewer_key(viewer))
     if not settings.QUERY_CACHE_ENABLED or not ttl or _in_transaction():
         return Entry(compute(), hit=False, changed_at=None)
-    scopes = sorted(set(scopes))
     digest = hashlib.sha256(
-        json.dumps([namespace, *key], default=str, separators=(",", ":")).encode()
-    ).hexdigest()[:32]
+        json.dumps([*identity, list(params)], default=str, separators=(",", ":")).encode()
+    ).hexdigest()[:40]
     entry_key = f"qc:{namespace}:{digest}"
     found = cache.get_many([entry_key, *(_gen_key(scope) for scope in scopes)])
-    gens = _generations(scopes, found)
+    gens = _generations(list(scopes), found)
     if gens is None:  # the store is down: the database answers
         return Entry(compute(), hit=False, changed_at=None)
     versions = [gens[scope] for scope in scopes]
     stored = found.get(entry_key)
     # An entry holds the generations read *before* its value was computed: a write
-    # during the computation leaves it out of date, never wrongly current.
-    hit = isinstance(stored, tuple) and len(stored) == 2 and stored[0] == versions
+    # during the computation leaves it out of date, never wrongly current. It also holds
+    # what it was computed for, which must be what is asked now.
+    hit = (
+        isinstance(stored, tuple)
+        and len(stored) == 3
+        and stored[0] == identity
+        and stored[1] == versions
+    )
     telemetry.cache_lookup(namespace, hit=hit)
     if hit:
-        value = stored[1]
+        value = stored[2]
     else:
         value = compute()
-        cache.set(entry_key, (versions, value), ttl)
+        cache.set(entry_key, (identity, versions, value), ttl)
     return Entry(value, hit=hit, changed_at=changed_at(gens))
 
 
 def cached(
-    namespace: str, *, scopes: Iterable[str], key: Iterable[Any], compute: Callable[[], T]
+    namespace: str,
+    *,
+    scopes: Iterable[str],
+    viewer: Any,
+    params: Iterable[Any] = (),
+    compute: Callable[[], T],
 ) -> T:
-    return lookup(namespace, scopes=scopes, key=key, compute=compute).value
+    return lookup(namespace, scopes=scopes, viewer=viewer, params=params, compute=compute).value
 
 
 # --- Invalidation ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 
 from chats.models import Chat, Citation, Message
+from rra.testing import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -16,6 +17,7 @@ def _chat(owner, **fields):
     )
     Citation.objects.create(
         message=answer,
+        document=factories.document(owner, "roborail.md", visibility="shared"),
         document_name="roborail.md",
         first_page=2,
         last_page=2,

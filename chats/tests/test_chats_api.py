@@ -7,6 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chats.models import Chat, Citation, Message, Vote
+from rra.testing import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -19,6 +20,7 @@ def _chat(owner, title="Chat", **fields):
     )
     Citation.objects.create(
         message=answer,
+        document=factories.document(owner, "roborail.md"),
         document_name="roborail.md",
         first_page=1,
         last_page=1,

@@ -20,6 +20,7 @@ from django.urls import reverse
 from accounts.models import ApiToken
 from chats.models import Chat, Citation, Message, Vote
 from rra import metrics, querycache
+from rra.testing import factories
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 
@@ -133,6 +134,7 @@ def test_it_sees_new_messages_citations_and_votes_in_the_chat(api, owner, member
         [
             Citation(
                 message=answer,
+                document=factories.document(owner, "manual.pdf", visibility="shared"),
                 document_name="manual.pdf",
                 first_page=3,
                 last_page=3,
@@ -240,9 +242,19 @@ def test_it_does_not_cache_inside_a_transaction(owner):
         return "value"
 
     with transaction.atomic():
-        querycache.cached("chats", scopes=["chats:user:x"], key=["k"], compute=compute)
-    querycache.cached("chats", scopes=["chats:user:x"], key=["k"], compute=compute)
-    querycache.cached("chats", scopes=["chats:user:x"], key=["k"], compute=compute)
+        querycache.cached(
+            "chats",
+            scopes=["chats:user:x"],
+            viewer=querycache.EVERYONE,
+            params=["k"],
+            compute=compute,
+        )
+    querycache.cached(
+        "chats", scopes=["chats:user:x"], viewer=querycache.EVERYONE, params=["k"], compute=compute
+    )
+    querycache.cached(
+        "chats", scopes=["chats:user:x"], viewer=querycache.EVERYONE, params=["k"], compute=compute
+    )
     # The read inside the transaction was not stored; the next one was, and was hit.
     assert len(computed) == 2
 
@@ -354,3 +366,25 @@ def test_it_never_serves_one_process_stale_data_after_another_writes(api, owner,
     assert peer(op="delete", chat=chat.pk)["deleted"] >= 1
     assert titles(api.get("/api/chats")) == []
     assert api.get(f"/api/chats/{chat.pk}").status_code == 404
+
+
+@pytest.mark.django_db
+def test_one_generation_never_lets_two_objects_or_two_viewers_share_an_entry(owner, member):
+    # One bump gives several scopes the same generation; entries still stay apart.
+    querycache.bump("chat:a", "chat:b")
+    assert len(set(querycache.generations(["chat:a", "chat:b"]).values())) == 1
+
+    def value(name):
+        return lambda: name
+
+    assert querycache.cached("chats", scopes=["chat:a"], viewer=owner, compute=value("A")) == "A"
+    assert querycache.cached("chats", scopes=["chat:b"], viewer=owner, compute=value("B")) == "B"
+    assert querycache.cached("chats", scopes=["chat:a"], viewer=member, compute=value("A2")) == "A2"
+    assert (
+        querycache.cached("chats", scopes=["chat:a"], viewer=None, compute=value("anon")) == "anon"
+    )
+    # Each is still its own entry, and hit.
+    assert querycache.cached("chats", scopes=["chat:a"], viewer=owner, compute=value("x")) == "A"
+    assert querycache.cached("chats", scopes=["chat:b"], viewer=owner, compute=value("x")) == "B"
+    with pytest.raises(ValueError):
+        querycache.cached("chats", scopes=[], viewer=owner, compute=value("x"))

@@ -253,23 +253,33 @@ function showCitation(chip, article) {
   const source = article.querySelector(`.sources li[data-number="${number}"]`);
   popover?.remove();
   if (!source) return;
-  const open = el("button", { type: "button", class: "primary", text: "Open page" });
-  popover = el("div", { class: "cite-popover", role: "dialog", "aria-label": `Source ${number}` },
-    el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), source.querySelector(".src-doc").cloneNode(true),
-      ", ", source.querySelector(".src-pages").cloneNode(true)),
-    el("blockquote", { text: source.querySelector(".src-quote").textContent }), open,
-    el("button", { type: "button", class: "link", "data-close": "", text: "Close" }));
-  chip.after(popover);
-  open.focus();
-  open.addEventListener("click", async () => {
-    const viewer = await import("./viewer.js");
-    viewer.openCitation({
-      documentId: source.dataset.documentId, page: Number(source.dataset.page),
-      chunkId: source.dataset.chunkId || null, quote: source.querySelector(".src-quote").textContent,
-      title: source.querySelector(".src-doc").textContent,
+  const close = el("button", { type: "button", class: "link", "data-close": "", text: "Close" });
+  if (source.dataset.private === "true") {
+    // A document the reader cannot open: no name, no page, no text.
+    popover = el("div", { class: "cite-popover", role: "dialog", "aria-label": `Source ${number}` },
+      el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), "Private document"),
+      el("p", { class: "muted", text: "This source is a document you cannot open, so its text is not shown." }),
+      close);
+    chip.after(popover);
+    close.focus();
+  } else {
+    const open = el("button", { type: "button", class: "primary", text: "Open page" });
+    popover = el("div", { class: "cite-popover", role: "dialog", "aria-label": `Source ${number}` },
+      el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), source.querySelector(".src-doc").cloneNode(true),
+        ", ", source.querySelector(".src-pages").cloneNode(true)),
+      el("blockquote", { text: source.querySelector(".src-quote").textContent }), open, close);
+    chip.after(popover);
+    open.focus();
+    open.addEventListener("click", async () => {
+      const viewer = await import("./viewer.js");
+      viewer.openCitation({
+        documentId: source.dataset.documentId, page: Number(source.dataset.page),
+        chunkId: source.dataset.chunkId || null, quote: source.querySelector(".src-quote").textContent,
+        title: source.querySelector(".src-doc").textContent,
+      });
     });
-  });
-  popover.querySelector("[data-close]").addEventListener("click", () => { popover.remove(); chip.focus(); });
+  }
+  close.addEventListener("click", () => { popover.remove(); chip.focus(); });
   popover.addEventListener("keydown", (e) => { if (e.key === "Escape") { popover.remove(); chip.focus(); } });
 }
 
@@ -286,15 +296,7 @@ document.querySelector(".chat-actions")?.addEventListener("click", async (event)
       if (entry) entry.title = chat.title;
       sideList?.refresh();
     } else if (action === "share") {
-      const button = event.target.closest("button");
-      const shared = button.getAttribute("aria-pressed") === "true";
-      await api(`/api/chats/${chatId}`, { method: "PATCH", body: { visibility: shared ? "private" : "public" } });
-      button.setAttribute("aria-pressed", String(!shared));
-      button.textContent = shared ? "Share" : "Shared: anyone with the link";
-      if (!shared) {
-        await navigator.clipboard?.writeText(location.href).catch(() => {});
-        setStatus("Link copied: anyone with it can read this chat.");
-      }
+      openShareDialog(event.target.closest("button"));
     } else if (action === "delete") {
       if (!window.confirm("Delete this chat and all its messages?")) return;
       await api(`/api/chats/${chatId}`, { method: "DELETE" });
@@ -304,6 +306,41 @@ document.querySelector(".chat-actions")?.addEventListener("click", async (event)
     setStatus(error.message);
   }
 });
+
+// The share dialog says what a link shares before anything is shared.
+function openShareDialog(button) {
+  const dialog = document.getElementById("share-dialog");
+  const shared = button.getAttribute("aria-pressed") === "true";
+  const render = (isShared) => {
+    dialog.querySelector("[data-state=private]").hidden = isShared;
+    dialog.querySelector("[data-state=public]").hidden = !isShared;
+    dialog.querySelector("#share-link").value = location.href;
+  };
+  render(shared);
+  dialog.onclick = async (event) => {
+    const choice = event.target.closest("button")?.dataset.share;
+    if (!choice) return;
+    if (choice === "close") return dialog.close();
+    try {
+      const visibility = choice === "on" ? "public" : "private";
+      await api(`/api/chats/${chatId}`, { method: "PATCH", body: { visibility } });
+      const isShared = visibility === "public";
+      button.setAttribute("aria-pressed", String(isShared));
+      button.textContent = isShared ? "Shared: anyone with the link" : "Share";
+      render(isShared);
+      if (isShared) {
+        await navigator.clipboard?.writeText(location.href).catch(() => {});
+        setStatus("Link copied: anyone with it can read this chat.");
+      } else {
+        setStatus("Sharing stopped: only you can read this chat.");
+        dialog.close();
+      }
+    } catch (error) {
+      setStatus(error.message);
+    }
+  };
+  dialog.showModal();
+}
 
 const filter = document.getElementById("chat-filter");
 let filterTimer;
