@@ -230,7 +230,7 @@ def _forbidden_markers(world: World, who: str, requested) -> dict[str, str]:
     """marker -> why it must not appear in this reader's answer to this request."""
     bad = {}
     own_chats = {k for k, c in world.chats.items() if world.can_read_chat(who, c)}
-    for key, chat in world.chats.items():
+    for key in world.chats:
         if key not in own_chats:
             bad[marker(key, "title")] = f"title of chat {key}, unreadable"
             bad[marker(key, "body")] = f"messages of chat {key}, unreadable"
