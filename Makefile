@@ -21,7 +21,7 @@ help:
 	@echo "make run    set everything up and serve http://127.0.0.1:8000 (web + worker)"
 	@echo "make test   set everything up and run lint, checks and the whole test suite"
 	@echo "make format apply ruff's formatting and safe fixes"
-	@echo "make db-stop stop the embedded PostgreSQL"
+	@echo "make db-stop stop the embedded PostgreSQL and the private Redis"
 	@echo "make bench-load  HTTP load benchmark (bench/README.md; BENCH_LOAD_ARGS=\"--scale 0.05\")"
 
 $(PY):
@@ -94,6 +94,7 @@ bench-load: $(INSTALLED)
 
 db-stop: $(INSTALLED)
 	$(CHECK_ENV) $(PY) manage.py embedded_db stop
+	$(CHECK_ENV) $(PY) manage.py embedded_redis stop
 
 clean:
 	rm -rf var/static .pytest_cache .ruff_cache

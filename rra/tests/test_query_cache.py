@@ -296,7 +296,8 @@ def test_it_answers_from_the_database_when_redis_is_down(api, owner, settings):
 class Peer:
     """rra/testing/cache_peer.py in a subprocess on the same database and Redis."""
 
-    def __init__(self) -> None:
+    def __init__(self, **env_overrides: str | None) -> None:
+        """env_overrides: variables to set, or to remove with None."""
         env = dict(os.environ)
         name = connection.settings_dict["NAME"]
         if settings.DATABASE_URL:
@@ -306,6 +307,11 @@ class Peer:
         else:
             env["EMBEDDED_DB_NAME"] = name
         env["DB_POOL"] = "false"
+        for name, value in env_overrides.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rra.testing.cache_peer"],
             cwd=Path(settings.BASE_DIR),

@@ -78,6 +78,10 @@ class Command(DbWorkerCommand):
 
     def handle(self, *args, **options):
         from rra import metrics
+        from rra.embedded_redis import refuse_local_memory_cache
+
+        # The worker writes (documents, answers) that the web processes must see.
+        refuse_local_memory_cache(settings.CACHES, why="a task worker runs beside the web")
 
         metrics.start_background()
         stop = threading.Event()
