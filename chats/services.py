@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from chats.llm import LLMError, Passage, Token, TransientLLMError, Turn, Usage, get_llm
@@ -106,17 +106,49 @@ def _stream_with_retry(llm, *, question, passages, history) -> Iterator[Token | 
             time.sleep(delay)
 
 
+def question_save(*, chat: Chat, question: str) -> Message:
+    """The user's message; a new chat takes its title from its first question."""
+    user_message = Message.objects.create(chat=chat, role=Message.Role.USER, content=question)
+    if chat.messages.count() == 1 and chat.title in ("", "New chat"):
+        Chat.objects.filter(pk=chat.pk).update(title=title_from(question))
+    return user_message
+
+
+def chat_clear_stop(*, chat: Chat) -> None:
+    cache.delete(_stop_key(chat.pk))
+
+
+def _release_db_connection() -> None:
+    """Give the pooled connection back before waiting on the model: a slow answer must not
+    hold one of the pool's few connections (not inside a transaction, e.g. in tests)."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def answer_stream(
     *, chat: Chat, user, question: str, user_message: Message | None = None
 ) -> Iterator[str]:
-    """SSE lines for one answer. Saves the user's message first (unless given, when
-    regenerating), then the assistant's message whatever happens: complete, partial
-    (stopped, disconnected or failed mid-stream) or error."""
+    """SSE lines for one answer, generated in this request (chats.answers runs it in the
+    worker instead). Saves the user's message first (unless given, when regenerating),
+    then the assistant's message whatever happens: complete, partial (stopped,
+    disconnected or failed mid-stream) or error."""
     if user_message is None:
-        user_message = Message.objects.create(chat=chat, role=Message.Role.USER, content=question)
-        if chat.messages.count() == 1 and chat.title in ("", "New chat"):
-            Chat.objects.filter(pk=chat.pk).update(title=title_from(question))
-    cache.delete(_stop_key(chat.pk))
+        user_message = question_save(chat=chat, question=question)
+    chat_clear_stop(chat=chat)
+    events = answer_events(chat=chat, user=user, question=question, user_message=user_message)
+    try:
+        for name, data in events:
+            yield sse(name, data)
+    finally:
+        events.close()  # a client gone mid-way: the partial answer is saved
+
+
+def answer_events(
+    *, chat: Chat, user, question: str, user_message: Message
+) -> Iterator[tuple[str, dict]]:
+    """The events of one answer to user_message, as (name, data); the assistant's message
+    is saved before the last event whatever happens. Closing the iterator early saves a
+    partial answer."""
     history = _history(chat, before=user_message)
     llm = get_llm()
     parts: list[str] = []
@@ -126,7 +158,8 @@ def answer_stream(
     hits: list = []
     try:
         passages, hits = retrieve(user=user, question=question)
-        yield sse(
+        _release_db_connection()
+        yield (
             "citations",
             {
                 "passages": [
@@ -146,7 +179,7 @@ def answer_stream(
         )
         if not passages:
             parts.append(NOT_COVERED)
-            yield sse("token", {"text": NOT_COVERED})
+            yield ("token", {"text": NOT_COVERED})
         else:
             for item in telemetry.llm_stream(
                 _stream_with_retry(llm, question=question, passages=passages, history=history),
@@ -156,7 +189,7 @@ def answer_stream(
                     usage = item
                     continue
                 parts.append(item.text)
-                yield sse("token", {"text": item.text})
+                yield ("token", {"text": item.text})
                 if cache.get(_stop_key(chat.pk)):
                     outcome["error"] = "Stopped."
                     break
@@ -165,7 +198,7 @@ def answer_stream(
         outcome["status"] = Message.Status.PARTIAL if parts else Message.Status.ERROR
         outcome["error"] = exc.message
     except GeneratorExit:
-        # The client went away: stop generating, keep what was said.
+        # The reader went away: stop generating, keep what was said.
         outcome["status"] = Message.Status.PARTIAL
         outcome["error"] = "The connection closed before the answer was complete."
         _save_answer(chat, parts, outcome, usage, llm, passages, hits)
@@ -178,9 +211,9 @@ def answer_stream(
     if outcome["status"] == Message.Status.ERROR or (
         outcome["status"] == Message.Status.PARTIAL and outcome["error"] != "Stopped."
     ):
-        yield sse("error", {"message": outcome["error"], "message_id": message.pk})
+        yield ("error", {"message": outcome["error"], "message_id": message.pk})
     else:
-        yield sse(
+        yield (
             "done",
             {
                 "message_id": message.pk,
@@ -248,20 +281,32 @@ def last_exchange(chat: Chat) -> tuple[Message | None, Message | None]:
     return last_user, answer
 
 
-def chat_regenerate(*, chat: Chat, user) -> Iterator[str]:
-    """Answer the last question again; the previous answer is replaced."""
+def regenerate_prepare(*, chat: Chat) -> Message:
+    """Remove the last answer; return the question to answer again (it must exist)."""
     question, answer = last_exchange(chat)
     if answer is not None:
         answer.delete()
-    return answer_stream(chat=chat, user=user, question=question.content, user_message=question)
+    return question
 
 
-def chat_edit_last(*, chat: Chat, user, question: str) -> Iterator[str]:
-    """Replace the last question (and its answer) with a new one, then answer it."""
+def edit_last_prepare(*, chat: Chat, question: str) -> Message:
+    """Replace the last question (and remove its answer); return it."""
     last, answer = last_exchange(chat)
     with transaction.atomic():
         if answer is not None:
             answer.delete()
         last.content = question
         last.save(update_fields=["content"])
+    return last
+
+
+def chat_regenerate(*, chat: Chat, user) -> Iterator[str]:
+    """Answer the last question again; the previous answer is replaced."""
+    question = regenerate_prepare(chat=chat)
+    return answer_stream(chat=chat, user=user, question=question.content, user_message=question)
+
+
+def chat_edit_last(*, chat: Chat, user, question: str) -> Iterator[str]:
+    """Replace the last question (and its answer) with a new one, then answer it."""
+    last = edit_last_prepare(chat=chat, question=question)
     return answer_stream(chat=chat, user=user, question=question, user_message=last)
