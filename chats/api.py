@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 
+import redis
 from django.conf import settings
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -17,15 +19,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chats import answers
 from chats.models import Chat, Citation, Message, Vote
 from chats.rendering import render_answer
 from chats.selectors import hide_unreadable_sources, own_chat, readable_chat
 from chats.services import (
     answer_stream,
-    chat_edit_last,
-    chat_regenerate,
     chat_request_stop,
+    edit_last_prepare,
     last_exchange,
+    question_save,
+    regenerate_prepare,
+    release_db_connection,
+    sse,
     title_from,
 )
 from rra.api import json_error
@@ -163,8 +169,17 @@ class StreamingView(APIView):
     content_negotiation_class = StreamNegotiation
 
 
+def _released(events):
+    """The events, read without a database connection: the first read (by the server,
+    after every middleware is done with the response) gives it back to the pool."""
+    release_db_connection()
+    yield from events
+
+
 def _stream(events) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    response = StreamingHttpResponse(
+        _released(events), content_type="text/event-stream; charset=utf-8"
+    )
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"  # no proxy buffering: tokens arrive as they come
     return response
@@ -173,6 +188,44 @@ def _stream(events) -> StreamingHttpResponse:
 def _chat_limit(request: Request):
     limited = limit_request(request, group="chat", rate=settings.CHAT_RATE)
     return too_many_requests_json(limited, "messages") if limited else None
+
+
+def _reserve_answer(request: Request) -> tuple[str | None, HttpResponse | None]:
+    """One of the user's answer slots when answers run in the worker: (answer id, None),
+    or (None, a 429/503 response). (None, None) when answers run in the request."""
+    if not answers.enabled():
+        return None, None
+    try:
+        return answers.reserve(user_id=request.user.pk), None
+    except answers.TooManyAnswers as exc:
+        response = json_error(429, "too_many_answers", str(exc))
+        response["Retry-After"] = str(exc.retry_after)
+        return None, response
+    except redis.RedisError:
+        return None, json_error(
+            503, "answers_unavailable", "Answers are unavailable right now. Try again soon."
+        )
+
+
+def _answer(request: Request, chat: Chat, answer_id: str | None, prepare, head=()):
+    """The answer to the question prepare() saves, as an event stream: read from Redis
+    when the worker writes it (answer_id), else generated here."""
+    try:
+        user_message = prepare()
+    except BaseException:
+        if answer_id:
+            answers.release(user_id=request.user.pk, answer_id=answer_id)
+        raise
+    if answer_id is None:
+        events = answer_stream(
+            chat=chat, user=request.user, question=user_message.content, user_message=user_message
+        )
+        return _stream(itertools.chain(head, events))
+    answers.start(answer_id=answer_id, chat=chat, user=request.user, user_message=user_message)
+    response = _stream(itertools.chain(head, answers.read_events(answer_id)))
+    response["X-Answer-Id"] = answer_id
+    response["Content-Location"] = f"/api/answers/{answer_id}/events"
+    return response
 
 
 def _vote_count(value: int) -> Coalesce:
@@ -236,6 +289,7 @@ class ChatListView(StreamingView):
 
     def post(self, request: Request):
         question = (request.data.get("question") or "").strip()
+        answer_id = None
         if question:
             serializer = QuestionSerializer(data={"question": question})
             serializer.is_valid(raise_exception=True)
@@ -244,18 +298,18 @@ class ChatListView(StreamingView):
         title = request.data.get("title") or (title_from(question) if question else "New chat")
         meta = ChatSerializer(data={"title": title}, context={"request": request})
         meta.is_valid(raise_exception=True)
+        if question:
+            answer_id, refused = _reserve_answer(request)
+            if refused:
+                return refused
         chat = Chat.objects.create(owner=request.user, title=meta.validated_data["title"])
         body = ChatSerializer(chat, context={"request": request}).data
         if not question:
             return Response(body, status=status.HTTP_201_CREATED)
-
-        def events():
-            from chats.services import sse
-
-            yield sse("chat", {k: str(v) if k == "id" else v for k, v in body.items()})
-            yield from answer_stream(chat=chat, user=request.user, question=question)
-
-        response = _stream(events())
+        head = [sse("chat", {k: str(v) if k == "id" else v for k, v in body.items()})]
+        response = _answer(
+            request, chat, answer_id, lambda: question_save(chat=chat, question=question), head
+        )
         response.status_code = 201
         response["Location"] = f"/api/chats/{chat.pk}"
         return response
@@ -316,11 +370,29 @@ class MessagesView(StreamingView):
         serializer.is_valid(raise_exception=True)
         if limited := _chat_limit(request):
             return limited
-        return _stream(
-            answer_stream(
-                chat=chat, user=request.user, question=serializer.validated_data["question"]
-            )
+        answer_id, refused = _reserve_answer(request)
+        if refused:
+            return refused
+        question = serializer.validated_data["question"]
+        return _answer(
+            request, chat, answer_id, lambda: question_save(chat=chat, question=question)
         )
+
+
+class AnswerEventsView(StreamingView):
+    """GET an answer's events (from the start, or after the Last-Event-ID header or the
+    last_event_id parameter): any process continues the same answer."""
+
+    def get(self, request: Request, answer_id: str):
+        if not answers.enabled():
+            raise NotFound()
+        info = answers.meta(answer_id)
+        if info is None or info["user"] != str(request.user.pk):
+            raise NotFound()
+        after = answers.valid_event_id(
+            request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id")
+        )
+        return _stream(answers.read_events(answer_id, after=after))
 
 
 class StopView(APIView):
@@ -339,7 +411,10 @@ class RegenerateView(StreamingView):
             )
         if limited := _chat_limit(request):
             return limited
-        return _stream(chat_regenerate(chat=chat, user=request.user))
+        answer_id, refused = _reserve_answer(request)
+        if refused:
+            return refused
+        return _answer(request, chat, answer_id, lambda: regenerate_prepare(chat=chat))
 
 
 class EditLastView(StreamingView):
@@ -352,10 +427,12 @@ class EditLastView(StreamingView):
             return json_error(409, "nothing_to_edit", "This chat has no question to edit yet.")
         if limited := _chat_limit(request):
             return limited
-        return _stream(
-            chat_edit_last(
-                chat=chat, user=request.user, question=serializer.validated_data["question"]
-            )
+        answer_id, refused = _reserve_answer(request)
+        if refused:
+            return refused
+        text = serializer.validated_data["question"]
+        return _answer(
+            request, chat, answer_id, lambda: edit_last_prepare(chat=chat, question=text)
         )
 
 

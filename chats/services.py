@@ -118,7 +118,7 @@ def chat_clear_stop(*, chat: Chat) -> None:
     cache.delete(_stop_key(chat.pk))
 
 
-def _release_db_connection() -> None:
+def release_db_connection() -> None:
     """Give the pooled connection back before waiting on the model: a slow answer must not
     hold one of the pool's few connections (not inside a transaction, e.g. in tests)."""
     if not connection.in_atomic_block:
@@ -158,7 +158,7 @@ def answer_events(
     hits: list = []
     try:
         passages, hits = retrieve(user=user, question=question)
-        _release_db_connection()
+        release_db_connection()
         yield (
             "citations",
             {
@@ -298,15 +298,3 @@ def edit_last_prepare(*, chat: Chat, question: str) -> Message:
         last.content = question
         last.save(update_fields=["content"])
     return last
-
-
-def chat_regenerate(*, chat: Chat, user) -> Iterator[str]:
-    """Answer the last question again; the previous answer is replaced."""
-    question = regenerate_prepare(chat=chat)
-    return answer_stream(chat=chat, user=user, question=question.content, user_message=question)
-
-
-def chat_edit_last(*, chat: Chat, user, question: str) -> Iterator[str]:
-    """Replace the last question (and its answer) with a new one, then answer it."""
-    last = edit_last_prepare(chat=chat, question=question)
-    return answer_stream(chat=chat, user=user, question=question, user_message=last)

@@ -420,6 +420,20 @@ CHAT_RATE = env.str("CHAT_RATE", "20/m")
 ANSWER_PASSAGES = env.int("ANSWER_PASSAGES", 6, min=1, max=30)
 LLM_RETRY_DELAY_S = env.float("LLM_RETRY_DELAY_S", 0.5, min=0)
 MAX_QUESTION_CHARS = env.int("MAX_QUESTION_CHARS", 4000, min=100)
+# Answers run in the worker and stream through Redis (chats/answers.py); false (or no
+# Redis): each answer is generated inside the request that asked for it.
+ANSWERS_IN_WORKER = env.bool("ANSWERS_IN_WORKER", True)
+# Answers one user may have running at once; more get a 429.
+ANSWER_MAX_CONCURRENT_PER_USER = env.int("ANSWER_MAX_CONCURRENT_PER_USER", 3, min=1)
+# An answer's slot is freed after this long even if its worker died (and its job ends).
+ANSWER_MAX_SECONDS = env.float("ANSWER_MAX_SECONDS", 600.0, min=10)
+# An answer's events stay readable (reload, reconnect) this long; at most this many.
+ANSWER_STREAM_TTL_S = env.int("ANSWER_STREAM_TTL_S", 3600, min=60)
+ANSWER_STREAM_MAXLEN = env.int("ANSWER_STREAM_MAXLEN", 20000, min=100)
+# A reader gives up (error event) when no worker has started the answer after this long.
+ANSWER_START_TIMEOUT_S = env.float("ANSWER_START_TIMEOUT_S", 60.0, min=1)
+# Answers one worker process generates at once (threads waiting on the model).
+ANSWER_WORKER_THREADS = env.int("ANSWER_WORKER_THREADS", 256, min=0, max=4096)
 
 # --- Background tasks (django-tasks with the database backend) ---------------------
 

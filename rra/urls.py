@@ -23,6 +23,11 @@ api_patterns = [
     path("chats/<uuid:chat_id>/messages", chats_api.MessagesView.as_view(), name="chat-messages"),
     path("chats/<uuid:chat_id>/stop", chats_api.StopView.as_view(), name="chat-stop"),
     path(
+        "answers/<str:answer_id>/events",
+        chats_api.AnswerEventsView.as_view(),
+        name="answer-events",
+    ),
+    path(
         "chats/<uuid:chat_id>/regenerate",
         chats_api.RegenerateView.as_view(),
         name="chat-regenerate",

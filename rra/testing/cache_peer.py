@@ -9,6 +9,9 @@ can interleave reads and writes of two processes that share the database and Red
     {"op": "delete", "chat": id}                  -> {"deleted": 1}   (QuerySet.delete)
     {"op": "revoke", "token": "rra_…"}             -> {"revoked": 1}   (as DELETE /api/tokens/x)
     {"op": "redis"}                               -> {"url": REDIS_URL, "backends": [...]}
+    {"op": "get", "token": "rra_…", "path": "/api/…", "max_events": n}
+                                     -> {"status": 200, "body": "…"} (a stream: until n tokens)
+    {"op": "post", "token": "rra_…", "path": "/api/…"} -> {"status": 202}
 """
 
 from __future__ import annotations
@@ -44,6 +47,23 @@ def main() -> None:
             }
         elif op == "delete":
             answer = {"deleted": Chat.objects.filter(pk=command["chat"]).delete()[0]}
+        elif op == "get":
+            client = Client(HTTP_AUTHORIZATION=f"Bearer {command['token']}")
+            response = client.get(command["path"])
+            if response.streaming:
+                chunks = []
+                for chunk in response.streaming_content:
+                    chunks.append(chunk.decode())
+                    if "".join(chunks).count("event: token") >= command.get("max_events", 1e9):
+                        break
+                response.close()
+                body = "".join(chunks)
+            else:
+                body = response.content.decode()
+            answer = {"status": response.status_code, "body": body}
+        elif op == "post":
+            client = Client(HTTP_AUTHORIZATION=f"Bearer {command['token']}")
+            answer = {"status": client.post(command["path"]).status_code}
         elif op == "revoke":
             token = ApiToken.objects.active().get(key_hash=hash_token(command["token"]))
             token.revoked_at = timezone.now()

@@ -496,6 +496,8 @@ class FakeOpenAI(FakeServer):
         self.models = set(models) if models is not None else None
         self.reply: ChatReply = reply
         self.send_usage = True
+        # Seconds between streamed words (a slow model: 0.05 is 20 tokens/s).
+        self.token_delay = 0.0
         self._stream_faults: deque[_StreamFault] = deque()
         self.route("POST", "/v1/embeddings", self.embeddings)
         self.route("POST", "/v1/chat/completions", self.chat_completions)
@@ -753,6 +755,8 @@ class FakeOpenAI(FakeServer):
                 if fault.stall is not None:
                     self._stopping.wait(fault.stall)
             if sent < len(words):
+                if self.token_delay and self._stopping.wait(self.token_delay):
+                    return  # the server is stopping
                 yield chunk({"content": words[sent]})
         yield chunk({}, finish_reason)
         if usage is not None:

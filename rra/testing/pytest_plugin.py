@@ -27,6 +27,9 @@ TEST_ENV = {
     "SECURE_SSL_REDIRECT": "false",
     "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
     "LOG_LEVEL": "WARNING",
+    # Answers are generated in the request (the worker path has its own tests, which
+    # turn this on and run the worker's answer threads).
+    "ANSWERS_IN_WORKER": "false",
 }
 
 _redis: subprocess.Popen | None = None

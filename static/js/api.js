@@ -20,8 +20,9 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
   return data;
 }
 
-// POST and read a Server-Sent Events answer; onEvent(name, data) for each event.
-export async function streamEvents(path, body, onEvent, signal) {
+// POST and read a Server-Sent Events answer; onEvent(name, data, id) for each event.
+// onOpen(response) sees the response first (its headers name the answer to resume).
+export async function streamEvents(path, body, onEvent, signal, onOpen) {
   const response = await fetch(path, {
     method: "POST",
     credentials: "same-origin",
@@ -29,6 +30,21 @@ export async function streamEvents(path, body, onEvent, signal) {
     headers: { "Content-Type": "application/json", Accept: "text/event-stream, application/json;q=0.9", "X-CSRFToken": csrf() },
     body: JSON.stringify(body),
   });
+  await checkStream(response);
+  onOpen?.(response);
+  await readEvents(response, onEvent);
+}
+
+// GET an answer's events, after lastEventId when given (a reload starts from the top).
+export async function followEvents(path, lastEventId, onEvent, signal) {
+  const headers = { Accept: "text/event-stream" };
+  if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+  const response = await fetch(path, { credentials: "same-origin", signal, headers });
+  await checkStream(response);
+  await readEvents(response, onEvent);
+}
+
+async function checkStream(response) {
   if (!response.ok || !response.headers.get("Content-Type")?.startsWith("text/event-stream")) {
     const data = await response.json().catch(() => ({}));
     const error = new Error(data?.error?.message || `Request failed (${response.status})`);
@@ -36,6 +52,9 @@ export async function streamEvents(path, body, onEvent, signal) {
     error.retryAfter = response.headers.get("Retry-After");
     throw error;
   }
+}
+
+async function readEvents(response, onEvent) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
@@ -48,11 +67,13 @@ export async function streamEvents(path, body, onEvent, signal) {
       buffer = buffer.slice(end + 2);
       let name = "message";
       let data = "";
+      let id = null;
       for (const line of block.split("\n")) {
         if (line.startsWith("event: ")) name = line.slice(7);
         else if (line.startsWith("data: ")) data += line.slice(6);
+        else if (line.startsWith("id: ")) id = line.slice(4);
       }
-      if (data) onEvent(name, JSON.parse(data));
+      if (data) onEvent(name, JSON.parse(data), id);
     }
   }
 }

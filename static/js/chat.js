@@ -1,5 +1,5 @@
 // The chat page: ask, stream the answer, citations, and chat/message actions.
-import { api, el, streamEvents } from "./api.js";
+import { api, el, followEvents, streamEvents } from "./api.js";
 import { createVirtualList } from "./vlist.js";
 
 const app = document.querySelector(".chat-app");
@@ -74,57 +74,99 @@ function clearRegenerate() {
   for (const node of thread.all()) node.querySelectorAll('[data-action="regenerate"]').forEach((b) => b.remove());
 }
 
+// An assistant bubble that renders an answer's events (streamed, followed or resumed).
+function answerBubble() {
+  const answer = el("div", { class: "answer streaming" });
+  const article = el("article", { class: "msg assistant" }, answer);
+  const state = { article, finished: false, lastId: null, passages: [] };
+  state.onEvent = (name, data, id) => {
+    if (id) state.lastId = id;
+    if (name === "citations") {
+      state.passages = data.passages;
+    } else if (name === "token") {
+      answer.textContent += data.text;
+      thread.follow();
+    } else if (name === "done" || name === "error") {
+      state.finished = true;
+      // The page may already show this answer (it was saved as the page loaded).
+      const shown = data.message_id && thread.all().find((node) => node !== article && node.dataset.messageId === String(data.message_id));
+      if (shown) { thread.remove(article); return; }
+      if (data.message_id) article.dataset.messageId = data.message_id;
+      if (name === "done") {
+        answer.innerHTML = data.html; // sanitized by the server (raw HTML disabled)
+        if (data.status === "partial") article.classList.add("partial");
+      } else {
+        article.classList.add(answer.textContent ? "partial" : "error");
+        article.append(el("p", { class: "msg-error", text: data.message }));
+      }
+      answer.classList.remove("streaming");
+      const sources = sourcesList(data.message_id, state.passages);
+      if (sources) article.append(sources);
+      if (data.message_id) article.append(tools(data.message_id, true));
+      thread.follow();
+    }
+  };
+  return state;
+}
+
+const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+// The answer goes on in the worker whatever happens to this connection: read it again
+// from the last event seen until it ends (a few tries, a growing pause between them).
+async function followAnswer(path, bubble) {
+  for (let tries = 0; !bubble.finished && tries < 6; tries++) {
+    try {
+      await followEvents(path, bubble.lastId, bubble.onEvent);
+    } catch (error) {
+      if (error.status === 404) return;
+      await pause(500 * (tries + 1));
+    }
+  }
+}
+
+function setBusy(on) {
+  busy = on;
+  conversation.setAttribute("aria-busy", String(on));
+  sendButton.disabled = on;
+  stopButton.hidden = !on;
+}
+
 async function ask(text, { path, body, fromQueue = false } = {}) {
   if (busy) return;
-  busy = true;
   thread.removeWhere((node) => node.classList.contains("empty-chat"));
   clearRegenerate();
   const asked = path ? null : el("article", { class: "msg user" }, el("p", { text }));
   if (asked) thread.append(asked);
-  const answer = el("div", { class: "answer streaming" });
-  const article = el("article", { class: "msg assistant" }, answer);
-  thread.append(article);
-  conversation.setAttribute("aria-busy", "true");
-  sendButton.disabled = true;
-  stopButton.hidden = false;
+  const bubble = answerBubble();
+  thread.append(bubble.article);
+  setBusy(true);
   setStatus("Answering…");
-  let passages = [];
-  let finished = false;
+  let answerPath = null;
   const target = path || (chatId ? `/api/chats/${chatId}/messages` : "/api/chats");
+  const onEvent = (name, data, id) => {
+    if (name === "chat") {
+      chatId = data.id;
+      app.dataset.chatId = chatId;
+      history.replaceState(null, "", `/c/${chatId}/`);
+      document.getElementById("chat-title").textContent = data.title;
+      addToSidebar(data);
+    } else {
+      bubble.onEvent(name, data, id);
+    }
+  };
   try {
-    await streamEvents(target, body || { question: text }, (name, data) => {
-      if (name === "chat") {
-        chatId = data.id;
-        app.dataset.chatId = chatId;
-        history.replaceState(null, "", `/c/${chatId}/`);
-        document.getElementById("chat-title").textContent = data.title;
-        addToSidebar(data);
-      } else if (name === "citations") {
-        passages = data.passages;
-      } else if (name === "token") {
-        answer.textContent += data.text;
-        thread.follow();
-      } else if (name === "done" || name === "error") {
-        finished = true;
-        article.dataset.messageId = data.message_id;
-        if (name === "done") {
-          answer.innerHTML = data.html; // sanitized by the server (raw HTML disabled)
-          if (data.status === "partial") article.classList.add("partial");
-        } else {
-          article.classList.add(answer.textContent ? "partial" : "error");
-          article.append(el("p", { class: "msg-error", text: data.message }));
-        }
-        answer.classList.remove("streaming");
-        const sources = sourcesList(data.message_id, passages);
-        if (sources) article.append(sources);
-        article.append(tools(data.message_id, true));
-        thread.follow();
-      }
-    });
-    setStatus(finished ? "" : "The answer was cut off. Try again.");
+    try {
+      await streamEvents(target, body || { question: text }, onEvent, undefined, (response) => {
+        answerPath = response.headers.get("Content-Location");
+      });
+    } catch (error) {
+      if (!answerPath) throw error; // nothing was started
+    }
+    if (!bubble.finished && answerPath) await followAnswer(answerPath, bubble);
+    setStatus(bubble.finished ? "" : "The answer was cut off. Try again.");
   } catch (error) {
     // Nothing was answered: take the bubbles back (the text is queued or put back).
-    thread.remove(article);
+    thread.remove(bubble.article);
     if (asked) thread.remove(asked);
     const offline = !navigator.onLine || error instanceof TypeError;
     if (fromQueue) throw error; // stays queued
@@ -135,10 +177,25 @@ async function ask(text, { path, body, fromQueue = false } = {}) {
       if (!path) question.value = text;
     }
   } finally {
-    busy = false;
-    conversation.setAttribute("aria-busy", "false");
-    sendButton.disabled = false;
-    stopButton.hidden = true;
+    setBusy(false);
+  }
+}
+
+// A reload (or another tab) while an answer is being written: show it from the start
+// and follow it to the end.
+async function resumeRunningAnswer(answerId) {
+  if (busy || !thread) return;
+  const bubble = answerBubble();
+  bubble.article.dataset.answerId = answerId;
+  thread.append(bubble.article);
+  setBusy(true);
+  setStatus("Answering…");
+  try {
+    await followAnswer(`/api/answers/${answerId}/events`, bubble);
+    if (!bubble.finished) thread.remove(bubble.article);
+    setStatus("");
+  } finally {
+    setBusy(false);
   }
 }
 
@@ -358,3 +415,5 @@ import("./offline-queue.js").then((queue) => queue.autoFlush(async (item) => {
   await ask(item.question, { fromQueue: true });
   return true;
 })).catch(() => { /* no IndexedDB: nothing can be queued either */ });
+
+if (app?.dataset.runningAnswer) resumeRunningAnswer(app.dataset.runningAnswer).catch((error) => setStatus(error.message));

@@ -1,4 +1,5 @@
-"""The background worker: django-tasks-db's db_worker plus a recovery sweep.
+"""The background worker: django-tasks-db's db_worker, the answer threads (chats/answers.py:
+ANSWER_WORKER_THREADS answers generated at once) and a recovery sweep.
 
 Every WORKER_SWEEP_INTERVAL_S a thread re-queues documents whose worker died mid-way
 (documents.services.documents_requeue_stale), so nothing stays stuck. Run as many
@@ -101,6 +102,11 @@ class Command(DbWorkerCommand):
         ]
         for thread in threads:
             thread.start()
+        from chats import answers
+
+        if answers.enabled() and settings.ANSWER_WORKER_THREADS:
+            # Answers stream through Redis: these threads generate them (chats/answers.py).
+            answers.AnswerRunner(threads=settings.ANSWER_WORKER_THREADS, stop=stop).start()
         warm_up()
         try:
             return super().handle(*args, **options)

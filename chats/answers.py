@@ -1,0 +1,352 @@
+"""Answers as durable, resumable streams (Redis), generated in the worker.
+
+A request that asks a question reserves one of the user's answer slots, saves the
+question and queues a job on the Redis stream JOBS; it then only reads the answer's own
+event stream. The worker (`manage.py worker`, AnswerRunner threads) takes the job, runs
+chats.services.answer_events and appends every event to the answer's stream:
+
+    rra:answer:<id>:events   XADD event=<name> data=<json>, MAXLEN ~ ANSWER_STREAM_MAXLEN,
+                             EXPIRE ANSWER_STREAM_TTL_S; ends with a done or error event
+    rra:answer:<id>:meta     user, chat and question ids (who may read the stream)
+    rra:chat:<id>:answer     the answer running in a chat (the page resumes it)
+    rra:user:<id>:answers    the user's running answers (ZSET, score = slot expiry)
+
+Any web process reads an answer from the start or from a Last-Event-ID (the stream
+entry id is the SSE id), so a reload, a second tab, another replica or a restarted one
+continues the same answer. Stop is a flag in the shared cache (chats.services), checked
+by the generator between tokens, so it works from any process. Readers hold no database
+connection while they wait.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+from django.db import close_old_connections
+
+logger = logging.getLogger(__name__)
+
+JOBS = "rra:answers:jobs"
+GROUP = "answer-runners"
+FINAL_EVENTS = ("done", "error")
+# A reader waits this long (ms) for the next events before a keep-alive comment.
+READ_BLOCK_MS = 15_000
+
+
+def enabled() -> bool:
+    """Answers go through the worker when Redis is there (else: in the request)."""
+    return bool(settings.REDIS_URL) and settings.ANSWERS_IN_WORKER
+
+
+def events_key(answer_id: str) -> str:
+    return f"rra:answer:{answer_id}:events"
+
+
+def meta_key(answer_id: str) -> str:
+    return f"rra:answer:{answer_id}:meta"
+
+
+def running_key(chat_id) -> str:
+    return f"rra:chat:{chat_id}:answer"
+
+
+def user_key(user_id) -> str:
+    return f"rra:user:{user_id}:answers"
+
+
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def client() -> redis.Redis:
+    """One client (connection pool) per process and URL. Its reads may block for
+    READ_BLOCK_MS, longer than the cache's socket timeout allows."""
+    url = settings.REDIS_URL
+    with _clients_lock:
+        if url not in _clients:
+            _clients[url] = redis.Redis.from_url(
+                url,
+                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                socket_timeout=READ_BLOCK_MS / 1000 + 10,
+                health_check_interval=30,
+                max_connections=None,
+            )
+        return _clients[url]
+
+
+# --- The per-user cap --------------------------------------------------------------
+
+# Drop expired slots; refuse when the user already has ARGV[2]; else take one.
+_RESERVE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, oldest[2]}
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return {1, ARGV[3]}
+"""
+
+
+class TooManyAnswers(Exception):
+    def __init__(self, limit: int, retry_after: int) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        plural = "answer" if limit == 1 else "answers"
+        super().__init__(
+            f"You already have {limit} {plural} being written. Wait for one to finish "
+            "(or stop it), then ask again."
+        )
+
+
+def reserve(*, user_id: int) -> str:
+    """A new answer id, holding one of the user's ANSWER_MAX_CONCURRENT_PER_USER slots
+    until the answer ends (or ANSWER_MAX_SECONDS pass); TooManyAnswers when all are
+    taken."""
+    answer_id = uuid.uuid4().hex
+    now = time.time()
+    limit = settings.ANSWER_MAX_CONCURRENT_PER_USER
+    took, until = client().eval(
+        _RESERVE,
+        1,
+        user_key(user_id),
+        now,
+        limit,
+        now + settings.ANSWER_MAX_SECONDS,
+        answer_id,
+        int(settings.ANSWER_MAX_SECONDS) + 60,
+    )
+    if not int(took):
+        raise TooManyAnswers(limit, max(1, int(float(until) - now)))
+    return answer_id
+
+
+def release(*, user_id: int, answer_id: str) -> None:
+    client().zrem(user_key(user_id), answer_id)
+
+
+# --- Starting, publishing and reading ----------------------------------------------
+
+
+def start(*, answer_id: str, chat, user, user_message) -> None:
+    """Queue the answer to user_message (after the question's transaction commits)."""
+    from chats.services import chat_clear_stop
+
+    chat_clear_stop(chat=chat)
+    ttl = settings.ANSWER_STREAM_TTL_S
+    r = client()
+    pipe = r.pipeline(transaction=False)
+    pipe.hset(
+        meta_key(answer_id),
+        mapping={"user": user.pk, "chat": str(chat.pk), "question": user_message.pk},
+    )
+    pipe.expire(meta_key(answer_id), ttl)
+    pipe.set(running_key(chat.pk), answer_id, ex=ttl)
+    pipe.xadd(
+        JOBS,
+        {"answer": answer_id, "queued_at": time.time()},
+        maxlen=100_000,
+        approximate=True,
+    )
+    pipe.execute()
+
+
+def meta(answer_id: str) -> dict[str, str] | None:
+    found = client().hgetall(meta_key(answer_id))
+    return {k.decode(): v.decode() for k, v in found.items()} if found else None
+
+
+def running_in(chat_id) -> str | None:
+    """The answer being written in this chat, if any (its stream has not ended)."""
+    value = client().get(running_key(chat_id))
+    return value.decode() if value else None
+
+
+def publish(answer_id: str, name: str, data: dict, *, first: bool = False) -> str:
+    key = events_key(answer_id)
+    r = client()
+    fields = {"event": name, "data": json.dumps(data, ensure_ascii=False)}
+    if first or name in FINAL_EVENTS:
+        pipe = r.pipeline(transaction=False)
+        pipe.xadd(key, fields, maxlen=settings.ANSWER_STREAM_MAXLEN, approximate=True)
+        pipe.expire(key, settings.ANSWER_STREAM_TTL_S)
+        entry_id = pipe.execute()[0]
+    else:
+        entry_id = r.xadd(key, fields, maxlen=settings.ANSWER_STREAM_MAXLEN, approximate=True)
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+def valid_event_id(value: str | None) -> str:
+    """A Last-Event-ID as a stream id ("0-0", the start, when missing or malformed)."""
+    if value:
+        ms, _, seq = value.strip().partition("-")
+        if ms.isdigit() and seq.isdigit():
+            return f"{ms}-{seq}"
+    return "0-0"
+
+
+def read_events(answer_id: str, *, after: str = "0-0") -> Iterator[str]:
+    """SSE text for the answer's events after `after`, as they come, until its done or
+    error event. Keep-alive comments while waiting; an error event when no worker takes
+    the answer within ANSWER_START_TIMEOUT_S."""
+    key = events_key(answer_id)
+    r = client()
+    last = after
+    waited_since = time.monotonic()
+    start_timeout_ms = int(settings.ANSWER_START_TIMEOUT_S * 1000)
+    while True:
+        block = READ_BLOCK_MS if last != "0-0" else min(READ_BLOCK_MS, start_timeout_ms)
+        found = r.xread({key: last}, count=500, block=block)
+        if not found:
+            if last == "0-0" and time.monotonic() - waited_since >= settings.ANSWER_START_TIMEOUT_S:
+                message = "No worker took the answer. Is the background worker running?"
+                yield f"event: error\ndata: {json.dumps({'message': message})}\n\n"
+                return
+            yield ": waiting\n\n"
+            continue
+        chunk = []
+        finished = False
+        for entry_id, fields in found[0][1]:
+            last = entry_id.decode()
+            name = fields[b"event"].decode()
+            chunk.append(f"id: {last}\nevent: {name}\ndata: {fields[b'data'].decode()}\n\n")
+            finished = finished or name in FINAL_EVENTS
+        yield "".join(chunk)
+        if finished:
+            return
+
+
+# --- The worker side ------------------------------------------------------------------
+
+
+def generate(answer_id: str) -> None:
+    """Run one answer and publish its events (in the worker, or in tests)."""
+    from accounts.models import User
+    from chats.models import Chat, Message
+    from chats.services import answer_events
+
+    info = meta(answer_id)
+    if info is None:
+        logger.warning("answer %s expired before it started", answer_id)
+        return
+    try:
+        chat = Chat.objects.filter(pk=info["chat"]).first()
+        user = User.objects.filter(pk=info["user"]).first()
+        question = Message.objects.filter(pk=info["question"]).first()
+        if chat is None or user is None or question is None:
+            publish(answer_id, "error", {"message": "The chat was deleted.", "message_id": None})
+            return
+        events = answer_events(
+            chat=chat, user=user, question=question.content, user_message=question
+        )
+        first = True
+        try:
+            for name, data in events:
+                publish(answer_id, name, data, first=first)
+                first = False
+        finally:
+            events.close()
+    except Exception:
+        logger.exception("answer %s failed", answer_id)
+        try:
+            message = "Something went wrong while answering. Please try again."
+            publish(answer_id, "error", {"message": message, "message_id": None})
+        except redis.RedisError:
+            pass
+    finally:
+        _finish(answer_id, info)
+        close_old_connections()
+
+
+def _finish(answer_id: str, info: dict[str, str]) -> None:
+    r = client()
+    release(user_id=int(info["user"]), answer_id=answer_id)
+    # Compare-and-delete: a newer answer in the same chat keeps its key.
+    if r.get(running_key(info["chat"])) == answer_id.encode():
+        r.delete(running_key(info["chat"]))
+
+
+@dataclass
+class AnswerRunner:
+    """Threads that take answer jobs from JOBS (a consumer group: each job goes to one
+    thread of one worker) and generate them. A job whose worker died is taken over after
+    ANSWER_MAX_SECONDS and ends with an error event (its partial events stay readable)."""
+
+    threads: int
+    stop: threading.Event
+
+    def start(self) -> list[threading.Thread]:
+        try:
+            client().xgroup_create(JOBS, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        name = f"{socket.gethostname()}-{os.getpid()}"
+        started = [
+            threading.Thread(
+                target=self._loop, args=(f"{name}-{n}",), name=f"answer-{n}", daemon=True
+            )
+            for n in range(self.threads)
+        ]
+        started.append(
+            threading.Thread(target=self._reclaim_loop, args=(name,), name="answer-reclaim")
+        )
+        started[-1].daemon = True
+        for thread in started:
+            thread.start()
+        return started
+
+    def _loop(self, consumer: str) -> None:
+        r = client()
+        while not self.stop.is_set():
+            try:
+                found = r.xreadgroup(GROUP, consumer, {JOBS: ">"}, count=1, block=2000)
+            except redis.RedisError as exc:
+                logger.warning("reading answer jobs failed: %s", exc)
+                self.stop.wait(1)
+                continue
+            for _, entries in found or []:
+                for entry_id, fields in entries:
+                    generate(fields[b"answer"].decode())
+                    r.xack(JOBS, GROUP, entry_id)
+                    r.xdel(JOBS, entry_id)
+
+    def _reclaim_loop(self, name: str) -> None:
+        idle_ms = int(settings.ANSWER_MAX_SECONDS * 1000)
+        while not self.stop.wait(30):
+            try:
+                reclaim_stale(consumer=f"{name}-reclaim", min_idle_ms=idle_ms)
+            except Exception:
+                logger.exception("reclaiming answer jobs failed")
+
+
+def reclaim_stale(*, consumer: str, min_idle_ms: int) -> int:
+    """End the answers whose worker died: an error event after what was published."""
+    r = client()
+    _, claimed, *_ = r.xautoclaim(JOBS, GROUP, consumer, min_idle_time=min_idle_ms, count=100)
+    for entry_id, fields in claimed:
+        if not fields:
+            continue
+        answer_id = fields[b"answer"].decode()
+        info = meta(answer_id)
+        last = r.xrevrange(events_key(answer_id), count=1)
+        ended = bool(last) and last[0][1][b"event"].decode() in FINAL_EVENTS
+        if not ended:
+            message = "The answer was interrupted (the worker stopped). Please ask again."
+            publish(answer_id, "error", {"message": message, "message_id": None})
+        if info:
+            _finish(answer_id, info)
+        r.xack(JOBS, GROUP, entry_id)
+        r.xdel(JOBS, entry_id)
+    return len(claimed)
