@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
+from chats import answers
 from documents.services import document_ingest
 from documents.tests.conftest import make_document
 
@@ -36,3 +38,20 @@ def manual(owner, media):
     document = make_document(owner, name="roborail.md", content=MANUAL)
     assert document_ingest(document_id=document.pk) == "ready"
     return document
+
+
+@pytest.fixture
+def in_worker(settings, redis_url):
+    settings.ANSWERS_IN_WORKER = True
+    settings.ANSWER_START_TIMEOUT_S = 30
+
+
+@pytest.fixture
+def runner(in_worker):
+    """The worker's answer threads, in this process (a separate DB connection each)."""
+    stop = threading.Event()
+    threads = answers.AnswerRunner(threads=2, stop=stop).start()
+    yield
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)  # lets an answer in progress end

@@ -21,23 +21,6 @@ from rra.tests.test_query_cache import Peer
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker threads see the rows
 
 
-@pytest.fixture
-def in_worker(settings, redis_url):
-    settings.ANSWERS_IN_WORKER = True
-    settings.ANSWER_START_TIMEOUT_S = 30
-
-
-@pytest.fixture
-def runner(in_worker):
-    """The worker's answer threads, in this process (a separate DB connection each)."""
-    stop = threading.Event()
-    threads = answers.AnswerRunner(threads=2, stop=stop).start()
-    yield
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=5)
-
-
 class SlowModel:
     """An LLM that says word0 word1 ... slowly, recording whether the generating thread
     held a database connection while it waited."""
