@@ -1,0 +1,392 @@
+"""Streamed answers at scale: many concurrent answers through one instance (gunicorn, 2
+workers) and one task worker, with a slow fake LLM, while the chat list and the liveness
+probe are timed.
+
+    .venv/bin/python bench/streams.py [--streams 200] [--rate 20] [--seconds 30]
+                                      [--threads 128] [--answer-threads 256]
+
+Starts a private Redis, the fake OpenAI-compatible server (its own process; --rate words
+per second for --seconds per answer), gunicorn with production settings and
+`manage.py worker`, on the embedded PostgreSQL (database rra_streams) or POSTGRES_URL.
+Seeds a few users with API tokens and one small manual (local embeddings), then opens
+--streams answers (POST /api/chats with a question, read to the done event) spread over
+the first seconds, and samples GET /api/chats and GET /api/health/live every 100 ms
+meanwhile. Prints: answers completed, tokens per answer, time to first token, and
+p50/p95/max of both probes, plus CPU used by the web workers and the task worker.
+Not a test; see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rra.testing import redis_server  # noqa: E402
+from rra.testing.redis_server import free_port  # noqa: E402
+
+DB_NAME = "rra_streams"
+USERS = 4
+MANUAL = """# RoboRail calibration
+
+## Chuck rotation
+
+Put a spirit level on top of the front chuck and turn it until the chuck is level.
+Then select Done on the remote control to save the home position.
+"""
+QUESTION = "How do I level the front chuck?"
+
+SEED = """
+import json
+from accounts.models import ApiToken, User
+from documents.models import Document
+from documents.services import document_ingest
+from documents.tests.conftest import make_document
+tokens = []
+for n in range({users}):
+    email = f"stream-bench-{{n}}@example.invalid"
+    user = User.objects.filter(email=email).first() or User.objects.create_user(email=email)
+    user.chats.all().delete()
+    tokens.append(ApiToken.issue(user=user, name="bench")[1])
+    if not Document.objects.filter(owner=user, status="ready").exists():
+        document = make_document(user, name="roborail.md", content={manual!r}.encode())
+        assert document_ingest(document_id=document.pk) == "ready"
+print("TOKENS=" + json.dumps(tokens))
+"""
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def fake_llm_main(rate: float, seconds: float) -> None:
+    """The fake LLM in its own process: --rate words/s for --seconds, citing [1]."""
+    from rra.testing.fakes import FakeOpenAI
+
+    server = FakeOpenAI(api_key="bench-key")
+    words = max(1, int(rate * seconds))
+    server.reply = " ".join(["Level", "the", "chuck", "[1]."] + ["word"] * (words - 4))
+    server.token_delay = 1 / rate
+    server.start()
+    print(server.base_url, flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    server.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def fmt_ms(values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (
+        f"n={len(ms):4d}  p50 {percentile(ms, 50):7.1f} ms  p95 {percentile(ms, 95):7.1f} ms"
+        f"  max {max(ms) if ms else float('nan'):7.1f} ms"
+    )
+
+
+class Probe(threading.Thread):
+    """GET a path every interval on one keep-alive connection; records each latency."""
+
+    def __init__(self, port: int, path: str, headers: dict, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.port, self.path, self.headers, self.stop = port, path, headers, stop
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        while not self.stop.wait(0.1):
+            started = time.perf_counter()
+            try:
+                conn.request("GET", self.path, headers=self.headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    self.failures.append(str(response.status))
+                    continue
+                self.latencies.append(time.perf_counter() - started)
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(type(exc).__name__)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+
+async def one_stream(port: int, token: str, delay: float, timeout: float) -> dict:
+    await asyncio.sleep(delay)
+    started = time.perf_counter()
+    result = {"ok": False, "tokens": 0, "ttft": None, "status": None, "error": ""}
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = json.dumps({"question": QUESTION}).encode()
+        writer.write(
+            b"POST /api/chats HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: Bearer {token}\r\n".encode()
+            + b"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout)
+        result["status"] = int(status_line.split()[1])
+        buffer = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = await asyncio.wait_for(reader.read(65536), deadline - time.monotonic())
+            if not chunk:
+                break
+            buffer += chunk
+            if result["ttft"] is None and b"event: token" in buffer:
+                result["ttft"] = time.perf_counter() - started
+            if b"event: done" in buffer or b"event: error" in buffer:
+                break
+        result["tokens"] = buffer.count(b"event: token")
+        result["ok"] = b"event: done" in buffer
+        if b"event: error" in buffer:
+            result["error"] = buffer[buffer.index(b"event: error") :][:200].decode(errors="replace")
+        writer.close()
+    except (OSError, TimeoutError, ValueError, IndexError) as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+async def all_streams(port: int, tokens: list[str], count: int, ramp: float, timeout: float):
+    tasks = [
+        one_stream(port, tokens[i % len(tokens)], ramp * i / max(1, count), timeout)
+        for i in range(count)
+    ]
+    return await asyncio.gather(*tasks)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            for p in [proc, *proc.children(recursive=True)]:
+                t = p.cpu_times()
+                total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=20.0, help="fake LLM words per second")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each answer")
+    parser.add_argument("--threads", type=int, default=None, help="GUNICORN_THREADS")
+    parser.add_argument("--answer-threads", type=int, default=256)
+    parser.add_argument("--ramp", type=float, default=5.0, help="seconds to open all streams")
+    parser.add_argument("--fake-llm", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fake_llm:
+        return fake_llm_main(args.rate, args.seconds)
+
+    stops: list = []
+    try:
+        run(args, stops)
+    finally:
+        for stop in reversed(stops):
+            try:
+                stop()
+            except Exception as exc:  # keep stopping the others
+                log(f"stopping failed: {exc}")
+
+
+def terminate(process: subprocess.Popen, *, group: bool = False) -> None:
+    if process.poll() is not None:
+        return
+    if group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.terminate()
+    try:
+        process.wait(40)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL) if group else process.kill()
+
+
+def run(args, stops: list) -> None:
+    work = ROOT / "var" / "bench-streams"
+    work.mkdir(parents=True, exist_ok=True)
+    redis = redis_server.start(prefix="rra-streams-redis-", new_session=True)
+    stops.append(lambda: (terminate(redis.process), shutil.rmtree(redis.folder, True)))
+    log(f"redis {redis.url}")
+
+    llm = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--fake-llm",
+            "--rate",
+            str(args.rate),
+            "--seconds",
+            str(args.seconds),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stops.append(lambda: terminate(llm))
+    llm_url = llm.stdout.readline().strip()
+    log(f"fake LLM {llm_url}: {args.rate:g} words/s for {args.seconds:g} s")
+
+    prom_dir = tempfile.mkdtemp(prefix="rra-streams-prometheus-")
+    stops.append(lambda: shutil.rmtree(prom_dir, True))
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "REDIS_URL": redis.url,
+        "LOG_LEVEL": "WARNING",
+        "STATIC_ROOT": str(work / "static"),
+        "MEDIA_ROOT": str(work / "media"),
+        "LLM_BASE_URL": llm_url,
+        "LLM_API_KEY": "bench-key",
+        "LLM_MODEL": "fake",
+        "LLM_MAX_TOKENS": "100000",
+        "RATELIMIT_ENABLE": "false",
+        "ANSWER_MAX_CONCURRENT_PER_USER": "100000",
+        "ANSWER_WORKER_THREADS": str(args.answer_threads),
+        "PROMETHEUS_MULTIPROC_DIR": prom_dir,
+        "DJANGO_SETTINGS_MODULE": "rra.settings",
+    }
+    if not (os.environ.get("POSTGRES_URL") or os.environ.get("DATABASE_URL")):
+        env["EMBEDDED_DB_NAME"] = DB_NAME
+    py = sys.executable
+
+    def manage(*argv: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [py, "manage.py", *argv], cwd=ROOT, env=env, check=True, text=True, **kw
+        )
+
+    log("migrate, collectstatic, seed")
+    manage("migrate", "--noinput", stdout=subprocess.DEVNULL)
+    manage("collectstatic", "--noinput", "--verbosity", "0")
+    seeded = manage(
+        "shell", "-c", SEED.format(users=USERS, manual=MANUAL), capture_output=True
+    ).stdout
+    tokens = json.loads(seeded.split("TOKENS=", 1)[1].splitlines()[0])
+
+    with (work / "worker.log").open("wb") as out:
+        worker = subprocess.Popen(
+            [py, "manage.py", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stops.append(lambda: terminate(worker, group=True))
+    port = free_port()
+    web_env = {**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"}
+    if args.threads:
+        web_env["GUNICORN_THREADS"] = str(args.threads)
+    with (work / "gunicorn.log").open("wb") as out:
+        web = subprocess.Popen(
+            [str(Path(py).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py"],
+            cwd=ROOT,
+            env=web_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stops.append(lambda: terminate(web, group=True))
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/health/live")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        if web.poll() is not None or time.monotonic() > deadline:
+            sys.exit("gunicorn did not start; see var/bench-streams/gunicorn.log")
+        time.sleep(0.5)
+    # Warm-up: one answer end to end (the worker loads the embedding model), then wait
+    # until the web workers' background warm-up is over too (CPU quiet for 2 s).
+    asyncio.run(all_streams(port, tokens, 1, 0, args.seconds * 3 + 60))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        before = cpu_seconds([web.pid, worker.pid])
+        time.sleep(2)
+        if cpu_seconds([web.pid, worker.pid]) - before < 0.2:
+            break
+    log(f"gunicorn on {port} (2 workers, threads {args.threads or 'default'}); worker up")
+
+    stop = threading.Event()
+    auth = {"Authorization": f"Bearer {tokens[0]}"}
+    probes = [
+        Probe(port, "/api/chats", auth, stop),
+        Probe(port, "/api/health/live", {}, stop),
+    ]
+    web_cpu, worker_cpu = cpu_seconds([web.pid]), cpu_seconds([worker.pid])
+    for probe in probes:
+        probe.start()
+    time.sleep(2)
+    idle = [list(p.latencies) for p in probes]
+    log(f"opening {args.streams} answers over {args.ramp:g} s")
+    started = time.perf_counter()
+    timeout = args.seconds * 3 + 60
+    results = asyncio.run(all_streams(port, tokens, args.streams, args.ramp, timeout))
+    elapsed = time.perf_counter() - started
+    stop.set()
+    for probe in probes:
+        probe.join()
+    web_cpu = cpu_seconds([web.pid]) - web_cpu
+    worker_cpu = cpu_seconds([worker.pid]) - worker_cpu
+
+    done = [r for r in results if r["ok"]]
+    expected = int(args.rate * args.seconds)
+    print()
+    print(
+        f"{args.streams} answers of {expected} tokens ({args.rate:g}/s for {args.seconds:g} s), "
+        f"gunicorn 2 workers x {args.threads or 'default'} threads, "
+        f"{args.answer_threads} answer threads; {elapsed:.1f} s"
+    )
+    print(
+        f"  completed {len(done)}/{args.streams}; tokens/answer min "
+        f"{min((r['tokens'] for r in results), default=0)} max "
+        f"{max((r['tokens'] for r in results), default=0)}; statuses "
+        f"{sorted({r['status'] for r in results}, key=str)}"
+    )
+    errors = [r["error"] for r in results if r["error"]]
+    if errors:
+        print(f"  errors: {len(errors)}, e.g. {errors[0]!r}")
+    print(f"  time to first token   {fmt_ms([r['ttft'] for r in results if r['ttft']])}")
+    for probe, before in zip(probes, idle, strict=True):
+        during = probe.latencies[len(before) :]
+        print(f"  GET {probe.path:<17} idle {fmt_ms(before)}")
+        print(f"  GET {probe.path:<17} load {fmt_ms(during)}  failures {len(probe.failures)}")
+    print(f"  CPU: web {web_cpu:.1f} s, worker {worker_cpu:.1f} s over {elapsed:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
