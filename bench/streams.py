@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each answer")
     parser.add_argument("--threads", type=int, default=None, help="GUNICORN_THREADS")
     parser.add_argument("--answer-threads", type=int, default=256)
+    parser.add_argument("--task-workers", type=int, default=1, help="manage.py worker processes")
     parser.add_argument("--ramp", type=float, default=5.0, help="seconds to open all streams")
     parser.add_argument("--fake-llm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -294,16 +295,20 @@ def run(args, stops: list) -> None:
     ).stdout
     tokens = json.loads(seeded.split("TOKENS=", 1)[1].splitlines()[0])
 
-    with (work / "worker.log").open("wb") as out:
-        worker = subprocess.Popen(
-            [py, "manage.py", "worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    stops.append(lambda: terminate(worker, group=True))
+    workers = []
+    for n in range(args.task_workers):
+        with (work / f"worker-{n}.log").open("wb") as out:
+            worker = subprocess.Popen(
+                [py, "manage.py", "worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        workers.append(worker)
+        stops.append(lambda worker=worker: terminate(worker, group=True))
+    worker_pids = [w.pid for w in workers]
     port = free_port()
     web_env = {**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"}
     if args.threads:
@@ -335,9 +340,9 @@ def run(args, stops: list) -> None:
     asyncio.run(all_streams(port, tokens, 1, 0, args.seconds * 3 + 60))
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        before = cpu_seconds([web.pid, worker.pid])
+        before = cpu_seconds([web.pid, *worker_pids])
         time.sleep(2)
-        if cpu_seconds([web.pid, worker.pid]) - before < 0.2:
+        if cpu_seconds([web.pid, *worker_pids]) - before < 0.2:
             break
     log(f"gunicorn on {port} (2 workers, threads {args.threads or 'default'}); worker up")
 
@@ -347,7 +352,7 @@ def run(args, stops: list) -> None:
         Probe(port, "/api/chats", auth, stop),
         Probe(port, "/api/health/live", {}, stop),
     ]
-    web_cpu, worker_cpu = cpu_seconds([web.pid]), cpu_seconds([worker.pid])
+    web_cpu, worker_cpu = cpu_seconds([web.pid]), cpu_seconds(worker_pids)
     for probe in probes:
         probe.start()
     time.sleep(2)
@@ -361,7 +366,7 @@ def run(args, stops: list) -> None:
     for probe in probes:
         probe.join()
     web_cpu = cpu_seconds([web.pid]) - web_cpu
-    worker_cpu = cpu_seconds([worker.pid]) - worker_cpu
+    worker_cpu = cpu_seconds(worker_pids) - worker_cpu
 
     done = [r for r in results if r["ok"]]
     expected = int(args.rate * args.seconds)
@@ -369,7 +374,8 @@ def run(args, stops: list) -> None:
     print(
         f"{args.streams} answers of {expected} tokens ({args.rate:g}/s for {args.seconds:g} s), "
         f"gunicorn 2 workers x {args.threads or 'default'} threads, "
-        f"{args.answer_threads} answer threads; {elapsed:.1f} s"
+        f"{args.task_workers} task worker(s) x {args.answer_threads} answer threads; "
+        f"{elapsed:.1f} s"
     )
     print(
         f"  completed {len(done)}/{args.streams}; tokens/answer min "
@@ -385,7 +391,8 @@ def run(args, stops: list) -> None:
         during = probe.latencies[len(before) :]
         print(f"  GET {probe.path:<17} idle {fmt_ms(before)}")
         print(f"  GET {probe.path:<17} load {fmt_ms(during)}  failures {len(probe.failures)}")
-    print(f"  CPU: web {web_cpu:.1f} s, worker {worker_cpu:.1f} s over {elapsed:.1f} s")
+    print(f"  CPU: web {web_cpu:.1f} s, task workers {worker_cpu:.1f} s over {elapsed:.1f} s")
+    print(f"  load average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

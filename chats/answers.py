@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 JOBS = "rra:answers:jobs"
 GROUP = "answer-runners"
 FINAL_EVENTS = ("done", "error")
+# The worker reads an answer's stop flag at most this often (seconds).
+STOP_CHECK_S = 0.2
 # A reader waits this long (ms) for the next events before a keep-alive comment.
 READ_BLOCK_MS = 15_000
 
@@ -79,7 +81,9 @@ def client() -> redis.Redis:
                 socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
                 socket_timeout=READ_BLOCK_MS / 1000 + 10,
                 health_check_interval=30,
-                max_connections=None,
+                # Each waiting reader and each idle answer thread holds one connection
+                # while it blocks (redis-py's default pool stops at 100).
+                max_connections=settings.REDIS_MAX_CONNECTIONS,
             )
         return _clients[url]
 
@@ -234,27 +238,37 @@ def generate(answer_id: str) -> None:
     """Run one answer and publish its events (in the worker, or in tests)."""
     from accounts.models import User
     from chats.models import Chat, Message
-    from chats.services import answer_events
+    from chats.services import answer_events, release_db_connection
 
     info = meta(answer_id)
     if info is None:
         logger.warning("answer %s expired before it started", answer_id)
         return
     try:
-        chat = Chat.objects.filter(pk=info["chat"]).first()
-        user = User.objects.filter(pk=info["user"]).first()
-        question = Message.objects.filter(pk=info["question"]).first()
+        with _prepare_slots():
+            chat = Chat.objects.filter(pk=info["chat"]).first()
+            user = User.objects.filter(pk=info["user"]).first()
+            question = Message.objects.filter(pk=info["question"]).first()
+            release_db_connection()
         if chat is None or user is None or question is None:
             publish(answer_id, "error", {"message": "The chat was deleted.", "message_id": None})
             return
         events = answer_events(
-            chat=chat, user=user, question=question.content, user_message=question
+            chat=chat,
+            user=user,
+            question=question.content,
+            user_message=question,
+            stop_check_s=STOP_CHECK_S,
         )
-        first = True
         try:
+            # The database part (history, retrieval) under a bounded number of slots:
+            # many answers starting at once queue here instead of timing out on the
+            # connection pool. answer_events gives its connection back before the model.
+            with _prepare_slots():
+                name, data = next(events)
+            publish(answer_id, name, data, first=True)
             for name, data in events:
-                publish(answer_id, name, data, first=first)
-                first = False
+                publish(answer_id, name, data)
         finally:
             events.close()
     except Exception:
@@ -267,6 +281,18 @@ def generate(answer_id: str) -> None:
     finally:
         _finish(answer_id, info)
         close_old_connections()
+
+
+_slots: threading.BoundedSemaphore | None = None
+
+
+def _prepare_slots() -> threading.BoundedSemaphore:
+    """As many slots as the connection pool has connections, less two for the rest."""
+    global _slots
+    if _slots is None:
+        pool = settings.DATABASES["default"]["OPTIONS"].get("pool") or {}
+        _slots = threading.BoundedSemaphore(max(1, pool.get("max_size", 10) - 2))
+    return _slots
 
 
 def _finish(answer_id: str, info: dict[str, str]) -> None:

@@ -144,11 +144,13 @@ def answer_stream(
 
 
 def answer_events(
-    *, chat: Chat, user, question: str, user_message: Message
+    *, chat: Chat, user, question: str, user_message: Message, stop_check_s: float = 0.0
 ) -> Iterator[tuple[str, dict]]:
     """The events of one answer to user_message, as (name, data); the assistant's message
     is saved before the last event whatever happens. Closing the iterator early saves a
-    partial answer."""
+    partial answer. The stop flag is read after each token, or at most every
+    stop_check_s seconds (the worker: one cache read per token for hundreds of answers
+    costs more than the wait)."""
     history = _history(chat, before=user_message)
     llm = get_llm()
     parts: list[str] = []
@@ -156,6 +158,7 @@ def answer_events(
     outcome = {"status": Message.Status.ERROR, "error": ""}
     passages: list[Passage] = []
     hits: list = []
+    next_stop_check = 0.0
     try:
         passages, hits = retrieve(user=user, question=question)
         release_db_connection()
@@ -190,9 +193,12 @@ def answer_events(
                     continue
                 parts.append(item.text)
                 yield ("token", {"text": item.text})
-                if cache.get(_stop_key(chat.pk)):
-                    outcome["error"] = "Stopped."
-                    break
+                now = time.monotonic()
+                if now >= next_stop_check:
+                    next_stop_check = now + stop_check_s
+                    if cache.get(_stop_key(chat.pk)):
+                        outcome["error"] = "Stopped."
+                        break
         outcome["status"] = Message.Status.PARTIAL if outcome["error"] else Message.Status.COMPLETE
     except LLMError as exc:
         outcome["status"] = Message.Status.PARTIAL if parts else Message.Status.ERROR

@@ -179,6 +179,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # memory, which is refused whenever more than one process serves the site.
 REDIS_URL = env.url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 0.5, min=0.01)
+# Connections per process and pool (redis-py stops at 100): every streamed answer being
+# read, and every answer thread of the worker, holds one while it waits.
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", 2000, min=10)
 EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", True)
 EMBEDDED_REDIS_DIR = BASE_DIR / env.str("EMBEDDED_REDIS_DIR", "var/redis")
 # How many processes serve the site: deploy/gunicorn.conf.py exports its worker count.
@@ -205,6 +208,7 @@ if REDIS_URL:
                 # Redis down must never give a 500: reads miss, writes are dropped,
                 # and the error is logged (DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS).
                 "IGNORE_EXCEPTIONS": ignore_exceptions,
+                "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS},
             },
         }
 
