@@ -34,7 +34,10 @@ workers = env.int("WEB_CONCURRENCY", 2, min=1)
 # The workers inherit it: settings refuse a per-process cache when more than one serves.
 os.environ["RRA_WEB_PROCESSES"] = str(workers)
 worker_class = "gthread"
-threads = env.int("GUNICORN_THREADS", 4, min=1)
+# Each open answer stream holds a thread while it waits on Redis (and no database
+# connection): 128 per worker serve 200+ streams on 2 workers with room for the other
+# routes, whose concurrency the pool (DB_POOL_MAX_SIZE) bounds (bench/README.md, streams).
+threads = env.int("GUNICORN_THREADS", 128, min=1)
 # With gthread the timeout is a worker heartbeat, not a limit on a streaming response.
 timeout = env.int("GUNICORN_TIMEOUT", 60, min=1)
 graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", 30, min=1)
