@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
     env.pop("REDIS_URL", None)
+    env.pop("RRA_WEB_PROCESSES", None)  # left by a test that loads gunicorn.conf.py
     env.update({"ENV_FILE": "", "DJANGO_SETTINGS_MODULE": "rra.settings", "EMBEDDED_REDIS": "true"})
     env.update(overrides)
     return env
