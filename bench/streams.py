@@ -200,6 +200,12 @@ def main() -> None:
     parser.add_argument("--answer-threads", type=int, default=256)
     parser.add_argument("--task-workers", type=int, default=1, help="manage.py worker processes")
     parser.add_argument("--ramp", type=float, default=5.0, help="seconds to open all streams")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="gunicorn on CPU 0, everything else (task workers, fake LLM, this client) on "
+        "CPU 1: the web instance's latency without the load generators beside it",
+    )
     parser.add_argument("--fake-llm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fake_llm:
@@ -230,6 +236,8 @@ def terminate(process: subprocess.Popen, *, group: bool = False) -> None:
 
 
 def run(args, stops: list) -> None:
+    if args.pin:
+        os.sched_setaffinity(0, {1})  # inherited by every child but gunicorn
     work = ROOT / "var" / "bench-streams"
     work.mkdir(parents=True, exist_ok=True)
     redis = redis_server.start(prefix="rra-streams-redis-", new_session=True)
@@ -323,6 +331,8 @@ def run(args, stops: list) -> None:
             start_new_session=True,
         )
     stops.append(lambda: terminate(web, group=True))
+    if args.pin:
+        os.sched_setaffinity(web.pid, {0})  # before it forks its workers
     deadline = time.monotonic() + 180
     while True:
         try:
@@ -373,7 +383,8 @@ def run(args, stops: list) -> None:
     print()
     print(
         f"{args.streams} answers of {expected} tokens ({args.rate:g}/s for {args.seconds:g} s), "
-        f"gunicorn 2 workers x {args.threads or 'default'} threads, "
+        f"gunicorn 2 workers x {args.threads or 'default'} threads"
+        f"{' on CPU 0, the rest on CPU 1' if args.pin else ''}, "
         f"{args.task_workers} task worker(s) x {args.answer_threads} answer threads; "
         f"{elapsed:.1f} s"
     )
