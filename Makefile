@@ -9,8 +9,9 @@ INSTALLED := $(VENV)/.installed
 PIP_VERSION := 26.3
 
 # Settings for the checks that run outside pytest (pytest sets its own, see
-# rra/testing/pytest_plugin.py). ENV_FILE= keeps a developer's .env out of them.
-CHECK_ENV := ENV_FILE= DEBUG=true
+# rra/testing/pytest_plugin.py). ENV_FILE= keeps a developer's .env out of them;
+# EMBEDDED_REDIS=false: they start no private Redis (db-stop stops it without one).
+CHECK_ENV := ENV_FILE= DEBUG=true EMBEDDED_REDIS=false
 DEPLOY_ENV := ENV_FILE= DEBUG=false SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	ALLOWED_HOSTS=rra.example.com CSRF_TRUSTED_ORIGINS=https://rra.example.com \
 	REDIS_URL=redis://127.0.0.1:6379/0
