@@ -248,3 +248,24 @@ def test_an_answer_whose_worker_died_ends_with_an_error_and_frees_its_slot(
     assert r.zcard(answers.user_key(owner.pk)) == 0
     assert answers.running_in(chat.pk) is None
     assert r.xpending(answers.JOBS, answers.GROUP)["pending"] == 0
+
+
+def test_regenerate_and_edit_last_run_in_the_worker_too(owner_client, owner, runner, monkeypatch):
+    SlowModel(words=3, delay=0).install(monkeypatch)
+    chat = Chat.objects.create(owner=owner)
+    first = events(_ask(owner_client, chat, "First question"))
+    again = owner_client.post(f"/api/chats/{chat.pk}/regenerate", {}, "application/json")
+    assert again["X-Answer-Id"]
+    stream = events(again)
+    assert stream[-1][0] == "done"
+    assert stream[-1][1]["message_id"] != first[-1][1]["message_id"]
+    assert list(chat.messages.values_list("role", flat=True)) == ["user", "assistant"]
+
+    edited = owner_client.post(
+        f"/api/chats/{chat.pk}/edit-last", {"question": "Second question"}, "application/json"
+    )
+    assert edited["X-Answer-Id"] and events(edited)[-1][0] == "done"
+    assert list(chat.messages.filter(role="user").values_list("content", flat=True)) == [
+        "Second question"
+    ]
+    assert chat.messages.filter(role="assistant").count() == 1
