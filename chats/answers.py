@@ -172,8 +172,13 @@ def meta(answer_id: str) -> dict[str, str] | None:
 
 
 def running_in(chat_id) -> str | None:
-    """The answer being written in this chat, if any (its stream has not ended)."""
-    value = client().get(running_key(chat_id))
+    """The answer being written in this chat, if any (its stream has not ended). None
+    when Redis does not answer: the page still renders."""
+    try:
+        value = client().get(running_key(chat_id))
+    except redis.RedisError as exc:
+        logger.warning("could not look up the running answer of chat %s: %s", chat_id, exc)
+        return None
     return value.decode() if value else None
 
 
@@ -345,8 +350,11 @@ class AnswerRunner:
             for _, entries in found or []:
                 for entry_id, fields in entries:
                     generate(fields[b"answer"].decode())
-                    r.xack(JOBS, GROUP, entry_id)
-                    r.xdel(JOBS, entry_id)
+                    try:
+                        r.xack(JOBS, GROUP, entry_id)
+                        r.xdel(JOBS, entry_id)
+                    except redis.RedisError as exc:  # the sweep ends it (already ended)
+                        logger.warning("could not acknowledge answer job %s: %s", entry_id, exc)
 
     def _reclaim_loop(self, name: str) -> None:
         idle_ms = int(settings.ANSWER_MAX_SECONDS * 1000)

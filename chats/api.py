@@ -190,6 +190,12 @@ def _chat_limit(request: Request):
     return too_many_requests_json(limited, "messages") if limited else None
 
 
+def _answers_unavailable() -> HttpResponse:
+    return json_error(
+        503, "answers_unavailable", "Answers are unavailable right now. Try again soon."
+    )
+
+
 def _reserve_answer(request: Request) -> tuple[str | None, HttpResponse | None]:
     """One of the user's answer slots when answers run in the worker: (answer id, None),
     or (None, a 429/503 response). (None, None) when answers run in the request."""
@@ -202,9 +208,7 @@ def _reserve_answer(request: Request) -> tuple[str | None, HttpResponse | None]:
         response["Retry-After"] = str(exc.retry_after)
         return None, response
     except redis.RedisError:
-        return None, json_error(
-            503, "answers_unavailable", "Answers are unavailable right now. Try again soon."
-        )
+        return None, _answers_unavailable()
 
 
 def _answer(request: Request, chat: Chat, answer_id: str | None, prepare, head=()):
@@ -221,7 +225,10 @@ def _answer(request: Request, chat: Chat, answer_id: str | None, prepare, head=(
             chat=chat, user=request.user, question=user_message.content, user_message=user_message
         )
         return _stream(itertools.chain(head, events))
-    answers.start(answer_id=answer_id, chat=chat, user=request.user, user_message=user_message)
+    try:
+        answers.start(answer_id=answer_id, chat=chat, user=request.user, user_message=user_message)
+    except redis.RedisError:
+        return _answers_unavailable()
     response = _stream(itertools.chain(head, answers.read_events(answer_id)))
     response["X-Answer-Id"] = answer_id
     response["Content-Location"] = f"/api/answers/{answer_id}/events"
@@ -386,7 +393,10 @@ class AnswerEventsView(StreamingView):
     def get(self, request: Request, answer_id: str):
         if not answers.enabled():
             raise NotFound()
-        info = answers.meta(answer_id)
+        try:
+            info = answers.meta(answer_id)
+        except redis.RedisError:
+            return _answers_unavailable()
         if info is None or info["user"] != str(request.user.pk):
             raise NotFound()
         after = answers.valid_event_id(

@@ -269,3 +269,16 @@ def test_regenerate_and_edit_last_run_in_the_worker_too(owner_client, owner, run
         "Second question"
     ]
     assert chat.messages.filter(role="assistant").count() == 1
+
+
+def test_without_redis_asking_is_a_clear_503_and_the_chat_page_still_renders(
+    owner_client, owner, in_worker, settings
+):
+    chat = Chat.objects.create(owner=owner)
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    refused = _ask(owner_client, chat)
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "answers_unavailable"
+    assert owner_client.get("/api/answers/abc/events").status_code == 503
+    page = owner_client.get(f"/c/{chat.pk}/")
+    assert page.status_code == 200 and "data-running-answer" not in page.content.decode()
