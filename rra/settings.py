@@ -621,6 +621,18 @@ ERROR_TRACKING_ENDPOINT = env.url(
 SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
 SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", 0.0, min=0, max=1)
 if ERROR_TRACKING_ENDPOINT:
+    from sentry_sdk.utils import BadDsn, Dsn
+
+    try:
+        Dsn(ERROR_TRACKING_ENDPOINT)
+    except BadDsn as exc:
+        _used = env.raw("ERROR_TRACKING_ENDPOINT", ["SENTRY_DSN"])[0]
+        raise ImproperlyConfigured(
+            f"Environment variable {_used} must be a Sentry DSN, "
+            "https://<public key>@<host>/<project id> (Sentry or GlitchTip: the project's "
+            f"client keys page), or be left unset to turn error tracking off ({exc})."
+        ) from None
+
     from rra import sentry
 
     sentry.init(
