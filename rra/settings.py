@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Clear-Site-Data when the person behind a browser goes or changes (accounts/middleware.py).
+    "accounts.middleware.SessionEndMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # ETag / 304 / Cache-Control for the views in HTTP_CACHE_MAX_AGE.
