@@ -63,6 +63,8 @@ def worker_config(source: str) -> dict:
         # Pages and API answers are cached per person: the opaque id in this cookie
         # (accounts/middleware.py); without it (signed out) or unreadable, per "anonymous".
         "viewerCookie": VIEWER_COOKIE,
+        # Background Sync sends queued questions with this cookie's CSRF token.
+        "csrfCookie": settings.CSRF_COOKIE_NAME,
         # Development: static names are not hashed and pages change all the time, so
         # nothing is served from the cache while the network answers.
         "debug": settings.DEBUG,

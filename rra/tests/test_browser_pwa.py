@@ -316,3 +316,90 @@ def test_each_person_has_their_own_caches(live_server, context, page, owner, mem
     names = page.evaluate("() => caches.keys()")
     assert owner_caches[0] not in names
     assert not uncaught(page_errors)
+
+
+def test_background_sync_sends_queued_questions_with_the_app_closed(
+    live_server, context, page, owner, member, page_errors
+):
+    import time
+
+    from chats.models import Chat, Message
+
+    chat = Chat.objects.create(owner=owner, title="Brakes")
+    open_controlled(page, live_server.url + "/accounts/login/")
+    sign_in(page, owner)
+    page.goto(live_server.url + f"/c/{chat.pk}/")
+    page.evaluate(
+        with_queue(
+            """async (chatId) => {
+      const q = await QUEUE_MODULE;
+      await q.queueQuestion(chatId, "How often are the brake pads replaced?");
+    }"""
+        ),
+        str(chat.pk),
+    )
+    # Every page of the site closes; only a blank tab is left to drive the browser.
+    blank = context.new_page()
+    page.close()
+    cdp = context.new_cdp_session(blank)
+    registrations = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(event["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    blank.wait_for_timeout(300)
+    (registration,) = [r for r in registrations if not r["isDeleted"]]
+    cdp.send(
+        "ServiceWorker.dispatchSyncEvent",
+        {
+            "origin": live_server.url,
+            "registrationId": registration["registrationId"],
+            "tag": "rra-questions",
+            "lastChance": False,
+        },
+    )
+    deadline = time.monotonic() + 20
+    question = Message.objects.filter(
+        chat=chat, role="user", content="How often are the brake pads replaced?"
+    )
+    while not question.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert question.count() == 1
+    # Sent as its author, into their chat, and gone from the queue.
+    again = context.new_page()
+    again.goto(live_server.url + f"/c/{chat.pk}/")
+    wait_until(
+        again,
+        with_queue("async () => (await (await QUEUE_MODULE).pendingQuestions()).length === 0"),
+    )
+    assert not uncaught(page_errors)
+
+
+def test_a_queued_question_is_never_sent_as_someone_else(
+    live_server, context, page, owner, member, page_errors
+):
+    from chats.models import Message
+
+    open_controlled(page, live_server.url + "/accounts/login/")
+    sign_in(page, owner)
+    page.goto(live_server.url + "/")
+    page.evaluate(
+        with_queue(
+            """async () => {
+      const q = await QUEUE_MODULE;
+      await q.queueQuestion(null, "Owner's private question");
+    }"""
+        )
+    )
+    # The owner's session ends without a sign-out; someone else signs in and opens a chat.
+    context.clear_cookies()
+    page.goto(live_server.url + "/accounts/login/")
+    sign_in(page, member)
+    page.goto(live_server.url + "/")
+    wait_until(
+        page,
+        with_queue("async () => (await (await QUEUE_MODULE).pendingQuestions()).length === 0"),
+    )
+    assert not Message.objects.filter(content="Owner's private question").exists()
+    assert not uncaught(page_errors)

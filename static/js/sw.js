@@ -16,8 +16,10 @@
 //   is cached (offline shows /offline/). Signing in or out (site or admin) drops them
 //   too, and the server's Clear-Site-Data on every session end drops everything;
 // - a new version waits until the page posts SKIP_WAITING (static/js/pwa.js);
-// - Background Sync `rra-questions` asks the open pages to send queued questions
-//   (static/js/offline-queue.js): the answer streams into a page, not into the worker.
+// - Background Sync `rra-questions`: with pages of the site open, they send the queued
+//   questions (static/js/offline-queue.js) and the answer streams into them; with none
+//   open (the app closed), the worker sends the signed-in person's questions itself and
+//   reads each answer to its end, so it is saved in the chat for the next visit.
 
 const CONFIG = self.RRA_SW || {
   version: "unconfigured", precache: [], offline: "/offline/", staticUrl: "/static/",
@@ -78,12 +80,66 @@ self.addEventListener("message", (event) => {
 });
 
 self.addEventListener("sync", (event) => {
-  if (event.tag === "rra-questions") event.waitUntil(askPagesToFlush());
+  if (event.tag === "rra-questions") event.waitUntil(flushQuestions());
 });
 
-async function askPagesToFlush() {
+async function flushQuestions() {
   const pages = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-  for (const page of pages) page.postMessage({ type: "rra-flush-questions" });
+  if (pages.length) {
+    for (const page of pages) page.postMessage({ type: "rra-flush-questions" });
+    return;
+  }
+  await sendQueuedQuestions();
+}
+
+// The queue of static/js/offline-queue.js: IndexedDB "rra", store "questions".
+function openQueue() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open("rra", 1);
+    request.onupgradeneeded = () => {
+      request.result.createObjectStore("questions", { keyPath: "id", autoIncrement: true });
+    };
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+function inQueue(db, mode, work) {
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction("questions", mode);
+    const request = work(tx.objectStore("questions"));
+    tx.oncomplete = () => resolve(request.result);
+    tx.onerror = tx.onabort = () => reject(tx.error);
+  });
+}
+
+// Sends only the questions the signed-in person queued, as that person. A failure the
+// server may get over (offline, 429, 5xx) rejects, and the browser retries the sync
+// later; a refusal (4xx) keeps the question for the chat page to show.
+async function sendQueuedQuestions() {
+  const who = await viewer();
+  if (!who || who === "anonymous") return;
+  const csrf = (await self.cookieStore.get(CONFIG.csrfCookie))?.value;
+  if (!csrf) return;
+  const db = await openQueue();
+  try {
+    const items = (await inQueue(db, "readonly", (store) => store.getAll())).sort((a, b) => a.id - b.id);
+    for (const item of items.filter((queued) => queued.viewer === who)) {
+      const target = item.chatId ? `/api/chats/${encodeURIComponent(item.chatId)}/messages` : "/api/chats";
+      const response = await fetch(target, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrf },
+        body: JSON.stringify({ question: item.question }),
+      });
+      if (response.status === 429 || response.status >= 500) throw new Error(`not sent (${response.status})`);
+      if (!response.ok) continue;
+      await response.text(); // the answer is saved as it streams: read it to its end
+      await inQueue(db, "readwrite", (store) => store.delete(item.id));
+    }
+  } finally {
+    db.close();
+  }
 }
 
 self.addEventListener("fetch", (event) => {
