@@ -89,7 +89,11 @@ async function flushQuestions() {
     for (const page of pages) page.postMessage({ type: "rra-flush-questions" });
     return;
   }
-  await sendQueuedQuestions();
+  // The pages' flush holds the same lock: a page opened meanwhile waits, then finds
+  // the questions sent and gone, instead of sending them a second time.
+  await (self.navigator.locks
+    ? self.navigator.locks.request("rra-questions-flush", sendQueuedQuestions)
+    : sendQueuedQuestions());
 }
 
 // The queue of static/js/offline-queue.js: IndexedDB "rra", store "questions".
