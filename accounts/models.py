@@ -7,12 +7,20 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from rra.querycache import CacheScoped, InvalidatingQuerySet
 
 
-class UserManager(BaseUserManager.from_queryset(InvalidatingQuerySet)):
+class UserQuerySet(InvalidatingQuerySet):
+    def with_email(self, email: str) -> UserQuerySet:
+        """The user with this address in any letter case, through the lower(email) index
+        (``email__iexact`` compiles to UPPER(...) LIKE UPPER(...), which no index serves)."""
+        return self.alias(email_lower=Lower("email")).filter(email_lower=email.lower())
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
     use_in_migrations = True
 
     def _create_user(self, email: str, password: str | None, **fields) -> User:
@@ -36,7 +44,7 @@ class UserManager(BaseUserManager.from_queryset(InvalidatingQuerySet)):
         return self._create_user(email, password, **fields)
 
     def get_by_natural_key(self, username: str) -> User:
-        return self.get(email__iexact=username)
+        return self.with_email(username).get()
 
 
 class User(CacheScoped, AbstractBaseUser, PermissionsMixin):
@@ -62,6 +70,11 @@ class User(CacheScoped, AbstractBaseUser, PermissionsMixin):
         indexes = [
             models.Index(fields=["type"], name="user_type_idx"),
             models.Index(fields=["created_at"], name="user_created_at_idx"),
+        ]
+        constraints = [
+            # Sign-in and sign-up look addresses up case-insensitively (with_email); this
+            # index serves that lookup and keeps two accounts from differing only in case.
+            models.UniqueConstraint(Lower("email"), name="user_email_lower_uniq"),
         ]
 
     def __str__(self) -> str:

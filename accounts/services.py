@@ -44,7 +44,7 @@ def start_sign_up(request, *, email: str, name: str) -> None:
     """Create the pending account (or find the existing one) and send the one email."""
     try:
         with transaction.atomic():
-            user = User.objects.select_for_update().filter(email__iexact=email).first()
+            user = User.objects.select_for_update().with_email(email).first()
             if user is None:
                 user = User(email=email, name=name, is_active=False)
                 user.set_unusable_password()
@@ -53,7 +53,7 @@ def start_sign_up(request, *, email: str, name: str) -> None:
                 user.name = name
                 user.save(update_fields=["name"])
     except IntegrityError:  # the same address signed up at the same moment
-        user = User.objects.get(email__iexact=email)
+        user = User.objects.with_email(email).get()
     if is_pending(user):
         link = reverse(
             "accounts:signup_confirm",
