@@ -24,7 +24,7 @@ from documents.services import (
     document_validate_upload,
 )
 from rra.api import json_error
-from rra.ratelimit import limit_request, too_many_requests_json
+from rra.ratelimit import limit_items, limit_request, too_many_files, too_many_requests_json
 
 
 class DocumentSerializer(serializers.ModelSerializer):
@@ -119,7 +119,9 @@ class DocumentListView(APIView):
         return paginator.get_paginated_response(data)
 
     def post(self, request: Request) -> Response:
-        limited = limit_request(request, group="upload", rate=settings.UPLOAD_RATE)
+        # UPLOAD_RATE counts files: refuse before reading the body when nothing is left,
+        # then charge every file of the request (below).
+        limited = limit_items(request, group="upload", rate=settings.UPLOAD_RATE, count=0)
         if limited:
             return too_many_requests_json(limited, "uploads")
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -144,6 +146,11 @@ class DocumentListView(APIView):
                 f"At most {settings.MAX_UPLOAD_FILES} files per upload.",
                 {"files": [f"{len(uploads)} files were sent."]},
             )
+        limited = limit_items(
+            request, group="upload", rate=settings.UPLOAD_RATE, count=len(uploads)
+        )
+        if limited:
+            return too_many_requests_json(limited, too_many_files(len(uploads), limited))
         visibility = request.data.get("visibility") or Document.Visibility.PRIVATE
         if visibility not in Document.Visibility.values:
             return json_error(
