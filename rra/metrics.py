@@ -176,6 +176,14 @@ LLM_TOKENS = Counter(
     ["provider", "kind"],
 )
 
+# --- Housekeeping (rra/housekeeping.py) -------------------------------------------------------
+
+HOUSEKEEPING_PRUNED = Counter(
+    "rra_housekeeping_pruned_total",
+    "Rows pruned by the worker's housekeeping, by kind (sessions, task_results).",
+    ["kind"],
+)
+
 # --- Observability itself ---------------------------------------------------------------------
 
 LOG_RECORDS_DROPPED = Counter(

@@ -398,6 +398,13 @@ INGEST_RETRY_BASE_S = env.float("INGEST_RETRY_BASE_S", 10.0, min=0)
 # A document whose worker has not reported progress for this long is re-queued.
 INGEST_STALE_AFTER_S = env.int("INGEST_STALE_AFTER_S", 300, min=10)
 WORKER_SWEEP_INTERVAL_S = env.float("WORKER_SWEEP_INTERVAL_S", 60.0, min=1)
+# Housekeeping (rra/housekeeping.py): the worker prunes expired sessions and old finished
+# task results every HOUSEKEEPING_INTERVAL_S (0: never).
+HOUSEKEEPING_INTERVAL_S = env.float("HOUSEKEEPING_INTERVAL_S", 3600.0, min=0)
+HOUSEKEEPING_TASK_RETENTION_DAYS = env.int("HOUSEKEEPING_TASK_RETENTION_DAYS", 7, min=0)
+HOUSEKEEPING_FAILED_TASK_RETENTION_DAYS = env.int(
+    "HOUSEKEEPING_FAILED_TASK_RETENTION_DAYS", 30, min=0
+)
 # Largest upload Django keeps in memory before spooling to a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
