@@ -342,6 +342,26 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress
 _PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 
 
+_token_file_cache: dict[str, str] = {}
+
+
+def _token_from_file(path: str) -> str:
+    """The token in METRICS_TOKEN_FILE, once it exists (Prometheus's side may write it
+    after this process started); "" while it does not."""
+    if not path:
+        return ""
+    token = _token_file_cache.get(path)
+    if token is None:
+        try:
+            with open(path) as f:
+                token = f.read().strip()
+        except OSError:
+            return ""
+        if token:
+            _token_file_cache[path] = token
+    return token
+
+
 def scrape_allowed(request) -> bool:
     """A valid METRICS_TOKEN bearer token, or a client address in
     METRICS_ALLOWED_NETWORKS. A request that came through a proxy RRA was not told
@@ -351,7 +371,7 @@ def scrape_allowed(request) -> bool:
 
     from rra.ratelimit import client_ip
 
-    token = settings.METRICS_TOKEN
+    token = settings.METRICS_TOKEN or _token_from_file(settings.METRICS_TOKEN_FILE)
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(
@@ -433,6 +453,9 @@ def _update_process_gauges_forever(interval: float) -> None:
         time.sleep(interval)
 
 
+_push_failing: dict[str, bool] = {}
+
+
 def push_once(*, endpoint: str, job: str, timeout: float = 5.0) -> bool:
     """Push everything a scrape would return to a Prometheus pushgateway (PUT: it
     replaces this instance's group)."""
@@ -446,10 +469,16 @@ def push_once(*, endpoint: str, job: str, timeout: float = 5.0) -> bool:
             grouping_key={"instance": socket.gethostname()},
             timeout=timeout,
         )
+        if _push_failing.pop(endpoint, False):
+            logger.info("metrics push to %s works again", endpoint)
         return True
     except Exception as exc:
         METRICS_PUSH_FAILURES.inc()
-        logger.warning("metrics push to %s failed: %s", endpoint, exc)
+        # A warning when pushing starts failing, then quiet until it works again (a
+        # compose stack without its monitoring profile has no pushgateway to reach).
+        level = logging.DEBUG if _push_failing.get(endpoint) else logging.WARNING
+        logger.log(level, "metrics push to %s failed: %s", endpoint, exc)
+        _push_failing[endpoint] = True
         return False
     finally:
         connection.close()  # this thread's connection goes back to the pool

@@ -663,6 +663,9 @@ if PROMETHEUS_MULTIPROC_DIR:
     os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 METRICS_TOKEN = env.str("METRICS_TOKEN")
+# Or a file holding the token, read when a scrape comes (docker-compose.yml: a token
+# generated on first start and shared with Prometheus through a volume).
+METRICS_TOKEN_FILE = env.str("METRICS_TOKEN_FILE")
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
 for _network in METRICS_ALLOWED_NETWORKS:
     try:
