@@ -17,6 +17,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import User
+from rra import telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def start_sign_up(request, *, email: str, name: str) -> None:
                 user = User(email=email, name=name, is_active=False)
                 user.set_unusable_password()
                 user.save()
+                telemetry.signup_requested(user)
             elif is_pending(user) and name and user.name != name:
                 user.name = name
                 user.save(update_fields=["name"])

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from accounts import limits, services
 from accounts.forms import ApiTokenForm, SignInForm, SignUpForm
 from accounts.models import ApiToken
+from rra import telemetry
 
 
 class SignInView(auth_views.LoginView):
@@ -84,6 +85,7 @@ class SignUpConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form):
         form.user.is_active = True
         response = super().form_valid(form)
+        telemetry.signup_confirmed(form.user)
         messages.success(self.request, "Welcome! Your account is ready.")
         return response
 

@@ -23,6 +23,7 @@ from documents.services import (
     document_reprocess,
     document_validate_upload,
 )
+from rra import telemetry
 from rra.api import json_error
 from rra.ratelimit import limit_items, limit_request, too_many_files, too_many_requests_json
 
@@ -210,11 +211,14 @@ class DocumentDetailView(APIView):
 
     def patch(self, request: Request, document_id: int) -> Response:
         document = _changeable(request, document_id)
+        was_shared = document.visibility == Document.Visibility.SHARED
         serializer = DocumentSerializer(
             document, data=request.data, partial=True, context={"request": request}
         )
         serializer.is_valid(raise_exception=True)
         serializer.save()
+        if not was_shared and document.visibility == Document.Visibility.SHARED:
+            telemetry.shared("document")
         return Response(serializer.data)
 
     def delete(self, request: Request, document_id: int) -> Response:

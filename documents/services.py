@@ -105,6 +105,7 @@ def document_create(
         # The same file arrived twice at once: keep the first, drop our copy.
         document.file.delete(save=False)
         return UploadResult(Document.objects.get(owner=owner, sha256=sha), created=False)
+    telemetry.document_uploaded(document)
     return UploadResult(document, created=True)
 
 

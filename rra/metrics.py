@@ -52,12 +52,25 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 
 # --- HTTP ------------------------------------------------------------------------------
 
+REQUESTS = Counter(
+    "rra_http_requests_total",
+    "Requests answered (event streams included), by view (URL name), method and status.",
+    ["view", "method", "status"],
+)
 REQUEST_SECONDS = Histogram(
     "rra_http_request_duration_seconds",
-    "Time from the request arriving to the last byte of the response (streams included), "
-    "by view (URL name), method and status.",
+    "Time from the request arriving to the last byte of the response, by view (URL "
+    "name), method and status. Server-Sent Events streams (answers) stay out of it, so "
+    "its percentiles are those of pages and API calls: rra_http_stream_duration_seconds.",
     ["view", "method", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+STREAM_SECONDS = Histogram(
+    "rra_http_stream_duration_seconds",
+    "Time from the request arriving to the last event of a Server-Sent Events stream "
+    "(an answer), by view and status.",
+    ["view", "status"],
+    buckets=(0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
 )
 REQUESTS_IN_PROGRESS = Gauge(
     "rra_http_requests_in_progress",
@@ -174,6 +187,22 @@ LLM_TOKENS = Counter(
     "rra_llm_tokens_total",
     "LLM tokens by provider and kind (prompt, completion).",
     ["provider", "kind"],
+)
+
+# --- Users: actions and conversions (rra/telemetry.py) ------------------------------------------
+
+USER_ACTIONS = Counter(
+    "rra_user_actions_total",
+    "What people do, by action: upload (one per new document), question, vote_up, "
+    "vote_down, share_chat (made public), share_document (shared).",
+    ["action"],
+)
+CONVERSIONS = Counter(
+    "rra_conversions_total",
+    "People reaching a step of the funnel, by step: signup_requested (a new address "
+    "asked for an account), signup (the account confirmed), first_upload and "
+    "first_question (the first of that person's, found in the database).",
+    ["step"],
 )
 
 # --- Housekeeping (rra/housekeeping.py) -------------------------------------------------------
