@@ -145,6 +145,8 @@ def limit_items(request: HttpRequest, *, group: str, rate: str, count: int) -> U
 
 def too_many_files(sent: int, hit: Usage) -> str:
     """The `what` of a 429 for an upload whose files do not fit in what is left."""
+    if sent > hit.limit:  # would never fit: waiting does not help
+        return f"files: {sent} sent, at most {hit.limit} fit in one window; send fewer at a time"
     left = max(0, hit.limit - hit.count)
     return f"files: {sent} sent, {left} of {hit.limit} left in this window"
 

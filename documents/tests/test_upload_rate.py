@@ -35,6 +35,16 @@ def test_it_counts_every_file_of_an_api_upload(owner_client, owner, settings):
     assert Document.objects.filter(owner=owner).count() == 5
 
 
+def test_more_files_than_the_whole_budget_are_told_to_come_in_smaller_batches(
+    owner_client, settings
+):
+    settings.UPLOAD_RATE = "5/m"
+    refused = _api_upload(owner_client, _files(6))
+    assert refused.status_code == 429
+    assert "6 sent, at most 5 fit in one window" in refused.json()["error"]["message"]
+    assert _api_upload(owner_client, _files(5)).status_code == 201
+
+
 def test_twenty_files_in_one_request_use_twenty_of_the_budget(owner_client, settings):
     settings.UPLOAD_RATE = "21/m"
     settings.MAX_UPLOAD_FILES = 20
