@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, _unicode_ci_compare
+from django.contrib.auth.forms import PasswordResetForm as BasePasswordResetForm
 
 User = get_user_model()
 
@@ -51,3 +52,14 @@ class ApiTokenForm(forms.Form):
         empty_value=None,
         required=False,
     )
+
+
+class PasswordResetForm(BasePasswordResetForm):
+    def get_users(self, email):
+        """Django's rule (active, a usable password, the same address once Unicode-
+        normalized), found through the lower(email) index rather than email__iexact."""
+        return (
+            user
+            for user in User.objects.with_email(email).filter(is_active=True)
+            if user.has_usable_password() and _unicode_ci_compare(email, user.email)
+        )

@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts import limits, services
-from accounts.forms import ApiTokenForm, SignInForm, SignUpForm
+from accounts.forms import ApiTokenForm, PasswordResetForm, SignInForm, SignUpForm
 from accounts.models import ApiToken
 from rra import telemetry
 
@@ -97,6 +97,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     need the server, so a different answer would tell which exist)."""
 
     template_name = "accounts/password_reset.html"
+    form_class = PasswordResetForm
     email_template_name = "accounts/email/password_reset.txt"
     subject_template_name = "accounts/email/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")

@@ -36,3 +36,25 @@ def test_two_accounts_cannot_differ_only_in_case(owner):
     with pytest.raises(IntegrityError), transaction.atomic():
         # Saved around the manager (which lowercases): the database still refuses it.
         User(email="OWNER@example.com").save()
+
+
+def _user_lookups(queries) -> list[str]:
+    return [q["sql"] for q in queries if 'FROM "accounts_user"' in q["sql"] and "email" in q["sql"]]
+
+
+@pytest.mark.parametrize("path", ["accounts:login", "accounts:password_reset"])
+def test_sign_in_and_password_reset_look_addresses_up_by_lower_email(client, owner, path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from conftest import PASSWORD
+
+    data = {"username": "Owner@Example.COM", "password": PASSWORD, "email": "Owner@Example.COM"}
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(reverse(path), data)
+    assert response.status_code == 302
+    lookups = _user_lookups(queries.captured_queries)
+    assert lookups, queries.captured_queries
+    assert all('LOWER("accounts_user"."email")' in sql for sql in lookups), lookups
+    assert not any("UPPER(" in sql for sql in lookups), lookups
