@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chats.models import Chat, Message
 from chats.tests.conftest import events
-from rra.testing.fakes import FakeOpenAI
+from rra.tests.test_metrics import fake_openai  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_url")]
 
@@ -50,28 +50,6 @@ class Scraped:
 
     def step(self, step: str) -> float:
         return self.delta("rra_conversions_total", step=step)
-
-
-@pytest.fixture
-def fake_ai(settings):
-    """Embeddings and answers from a fake OpenAI-compatible server (no model to load)."""
-    from chats.llm import reset_llm
-    from documents.embeddings import reset_providers
-
-    with FakeOpenAI(dimensions=16, reply="Level the chuck [1].") as server:
-        settings.EMBEDDINGS_PROVIDER = "openai"
-        settings.EMBEDDINGS_BASE_URL = server.base_url
-        settings.EMBEDDINGS_API_KEY = server.api_key
-        settings.EMBEDDINGS_MODEL = "text-embedding-3-small"
-        settings.LLM_BASE_URL = server.base_url
-        settings.LLM_API_KEY = server.api_key
-        settings.LLM_MODEL = "gpt-test"
-        settings.ANSWER_MIN_SCORE = -1.0
-        reset_providers()
-        reset_llm()
-        yield server
-    reset_providers()
-    reset_llm()
 
 
 def test_sign_ups_are_counted_when_requested_and_when_confirmed(client, owner):
@@ -111,7 +89,8 @@ def test_uploads_count_each_new_document_and_the_first_once(owner_client, member
     assert seen.action("share_document") == 1
 
 
-def test_questions_count_and_the_first_is_found_in_the_database(owner, owner_client, fake_ai):
+@pytest.mark.usefixtures("fake_openai")
+def test_questions_count_and_the_first_is_found_in_the_database(owner, owner_client):
     seen = Scraped()
     first, second = Chat.objects.create(owner=owner), Chat.objects.create(owner=owner)
     for chat in (first, second, first):
