@@ -117,3 +117,16 @@ def test_the_worker_thread_prunes_on_its_schedule():
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
+
+
+@pytest.mark.django_db
+def test_the_command_prunes_once_and_says_what_went():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _rows()
+    out = StringIO()
+    call_command("housekeeping", stdout=out)
+    assert out.getvalue().strip() == "sessions: 1 deleted, task_results: 2 deleted"
+    assert Session.objects.count() == 1 and DBTaskResult.objects.count() == 4
