@@ -371,24 +371,16 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress
 _PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 
 
-_token_file_cache: dict[str, str] = {}
-
-
 def _token_from_file(path: str) -> str:
-    """The token in METRICS_TOKEN_FILE, once it exists (Prometheus's side may write it
-    after this process started); "" while it does not."""
+    """The token in METRICS_TOKEN_FILE, read at each scrape (a small file, every 15 s or
+    so): it may be written after this process started, or replaced; "" while missing."""
     if not path:
         return ""
-    token = _token_file_cache.get(path)
-    if token is None:
-        try:
-            with open(path) as f:
-                token = f.read().strip()
-        except OSError:
-            return ""
-        if token:
-            _token_file_cache[path] = token
-    return token
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def scrape_allowed(request) -> bool:

@@ -229,6 +229,8 @@ def test_the_token_can_come_from_a_file_written_after_start(client, settings, tm
     token_file.write_text(TOKEN + "\n")
     assert client.get("/metrics", **auth).status_code == 200
     assert client.get("/metrics", REMOTE_ADDR="172.18.0.5").status_code == 403
+    token_file.write_text("a-new-token")  # replaced: the old one stops working
+    assert client.get("/metrics", **auth).status_code == 403
 
 
 # --- Several processes ----------------------------------------------------------------------------
