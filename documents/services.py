@@ -105,6 +105,9 @@ def document_create(
         # The same file arrived twice at once: keep the first, drop our copy.
         document.file.delete(save=False)
         return UploadResult(Document.objects.get(owner=owner, sha256=sha), created=False)
+    except BaseException:
+        document.file.delete(save=False)  # no row points at it: never leave an orphan
+        raise
     return UploadResult(document, created=True)
 
 
@@ -140,12 +143,10 @@ def document_reprocess(*, document: Document) -> Document:
 
 
 def document_delete(*, document: Document) -> None:
-    """Delete the document, its content, chunks and embeddings, then its file."""
-    file_name = document.file.name
-    storage = document.file.storage
+    """Delete the document, its content, chunks and embeddings; its file and page images
+    go when this commits (documents.signals.document_deleted)."""
     with transaction.atomic():
         document.delete()
-        transaction.on_commit(lambda: storage.delete(file_name) if file_name else None)
 
 
 def _invalidate_citing_chats(*, document_id: int, chunks_only: bool = False) -> None:
