@@ -69,7 +69,7 @@ def document_validate_upload(*, upload: UploadedFile) -> str:
             f"“{display_name(upload.name or '')}” is {upload.size / 1048576:.1f} MB; "
             f"the limit is {settings.MAX_UPLOAD_SIZE_MB} MB."
         )
-    return filetypes.detect(upload, name=upload.name or "")
+    return filetypes.detect(upload, name=upload.name or "", max_zip_entries=settings.DOCX_MAX_FILES)
 
 
 def document_create(
@@ -188,13 +188,27 @@ class _Run:
             raise Superseded
 
 
+def extraction_limits():
+    """The extraction limits of the settings (documents.extraction.Limits)."""
+    from documents.extraction import Limits
+
+    return Limits(
+        timeout_s=settings.EXTRACTION_TIMEOUT_S,
+        memory_mb=settings.EXTRACTION_MEMORY_MB,
+        max_pages=settings.EXTRACTION_MAX_PAGES,
+        max_unpacked_mb=settings.DOCX_MAX_UNPACKED_MB,
+        max_zip_entries=settings.DOCX_MAX_FILES,
+        max_chars=settings.EXTRACTION_MAX_CHARS,
+    )
+
+
 @telemetry.track_ingest
 def document_ingest(*, document_id: int) -> str:
     """Extract, chunk, embed and store one document. Idempotent: a re-run replaces the
     document's chunks and embeddings in one transaction. Returns what happened."""
     from documents.chunking import chunk_extraction
     from documents.embeddings import EmbeddingError, TransientEmbeddingError, get_provider
-    from documents.extraction import ExtractionFailed, Limits, extract_file
+    from documents.extraction import ExtractionFailed, extract_file
 
     claim = uuid.uuid4()
     now = timezone.now()
@@ -220,12 +234,7 @@ def document_ingest(*, document_id: int) -> str:
         extraction = extract_file(
             Path(document.file.path),
             document.mime_type,
-            limits=Limits(
-                timeout_s=settings.EXTRACTION_TIMEOUT_S,
-                memory_mb=settings.EXTRACTION_MEMORY_MB,
-                max_pages=settings.EXTRACTION_MAX_PAGES,
-                max_unpacked_mb=settings.DOCX_MAX_UNPACKED_MB,
-            ),
+            limits=extraction_limits(),
             on_progress=lambda done, total: run.update(pages_done=done, pages_total=total),
         )
         telemetry.ingest_step("extract", pages=extraction.page_count, chars=extraction.char_count)

@@ -148,7 +148,9 @@ def test_a_50_mb_single_line_text_file_is_ingested_in_bounded_pieces(
     path = files.make_single_line_text(tmp_path / "line.txt", size_mb=50)
     from documents.extraction import Limits, extract_file
 
-    extraction = extract_file(path, "text/plain", limits=Limits(memory_mb=1024, timeout_s=120))
+    extraction = extract_file(
+        path, "text/plain", limits=Limits(memory_mb=1024, timeout_s=120, max_chars=60 * 1024**2)
+    )
     assert extraction.char_count == path.stat().st_size
     assert max(len(b.text) for b in extraction.blocks) <= 2000
 
