@@ -441,6 +441,26 @@ def test_it_extracts_markdown_headings_but_not_from_fenced_code(tmp_path):
     assert extraction.metadata == {"title": "Operator manual"}
 
 
+def test_it_reads_atx_closing_sequences_and_long_runs_of_spaces(tmp_path):
+    text = (
+        "# Title ##\n\n##   Spaced\t#  \n\n### C# is # not closed#\n\n# ###\n\n"
+        + "## Wide"
+        + " " * 50_000
+        + "heading\n"
+    )
+    path = files.make_markdown(tmp_path / "a.md", text)
+    extraction = extract_in_process(path, MARKDOWN)
+    headings = [(b.level, b.text) for b in extraction.blocks if b.kind == "heading"]
+    assert headings == [
+        (1, "Title"),
+        (2, "Spaced"),
+        (3, "C# is # not closed#"),
+        (2, "Wide heading"),
+    ]
+    wide = extraction.blocks[-1]
+    assert text[wide.start : wide.end] == "Wide" + " " * 50_000 + "heading"
+
+
 def test_it_extracts_markdown_lists_tables_and_code(tmp_path):
     extraction = extract_in_process(files.make_markdown(tmp_path / "a.md"), MARKDOWN)
     kinds = [(b.kind, b.text) for b in extraction.blocks if b.kind != "heading"]
