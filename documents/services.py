@@ -172,6 +172,9 @@ def _invalidate_search(owner_id: int) -> None:
 # --- Ingestion pipeline ----------------------------------------------------------
 
 
+FILE_MISSING = "The uploaded file is no longer stored; upload it again."
+
+
 class Superseded(Exception):
     """Our claim on the document is gone (deleted, reprocessed or re-queued)."""
 
@@ -230,6 +233,9 @@ def document_ingest(*, document_id: int) -> str:
     document = Document.objects.get(pk=document_id)
     run = _Run(document_id, claim)
     log = logger.getChild("ingest")
+    if not document.file or not document.file.storage.exists(document.file.name):
+        log.error("document=%s has no stored file %r", document_id, document.file.name)
+        return _fail(run, FILE_MISSING)
     try:
         extraction = extract_file(
             Path(document.file.path),

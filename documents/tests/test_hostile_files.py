@@ -442,6 +442,13 @@ CORPUS: dict[str, Case] = {
         mime=MD,
         name="<img src=x onerror=alert(1)>.md",
     ),
+    "a PNG named ../../.env.png": Case(
+        "../../.env.png",
+        written(files.make_png),
+        "rejected",
+        "“env.png”: This looks like a PNG",
+        415,
+    ),
     "only ..": Case("..", markdown("dotdot"), "rejected", "Attach one or more files", 400),
 }
 

@@ -287,3 +287,13 @@ def test_a_document_deleted_while_processing_stops_cleanly(owner, media, monkeyp
     monkeypatch.setattr(services._Run, "update", update_then_vanish)
     assert document_ingest(document_id=document.pk) == "superseded"
     assert not Chunk.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_document_whose_file_is_gone_fails_without_showing_paths(owner, media):
+    document = make_document(owner, content=MANUAL_MD)
+    Path(document.file.path).unlink()
+    assert document_ingest(document_id=document.pk) == "failed"
+    document.refresh_from_db()
+    assert document.failure_reason == "The uploaded file is no longer stored; upload it again."
+    assert document.claim is None and not document.chunks.exists()
