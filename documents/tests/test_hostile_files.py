@@ -442,6 +442,19 @@ CORPUS: dict[str, Case] = {
         mime=MD,
         name="<img src=x onerror=alert(1)>.md",
     ),
+    "filename* in an unknown charset": Case(
+        "*=x-evil''name.md", markdown("charset"), "rejected", "Attach one or more files", 400
+    ),
+    "filename* with invalid UTF-8": Case(
+        "*=UTF-8''%ED%A0%80%FF.md", markdown("badutf8"), "ready", mime=MD, name="\ufffd" * 4 + ".md"
+    ),
+    "CR LF and headers in the name": Case(
+        "a\r\nContent-Type: text/html\r\n\r\n<b>.md",
+        markdown("crlf"),
+        "ready",
+        mime=MD,
+        name='"a',  # the part's header ends at the CR LF; the rest is file content
+    ),
     "a PNG named ../../.env.png": Case(
         "../../.env.png",
         written(files.make_png),
