@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import re
+import signal
 
 import pypdfium2 as pdfium
 import pytest
@@ -636,6 +638,31 @@ def test_it_stops_extraction_at_the_time_limit(big_text):
         big_text, TEXT, Limits(timeout_s=0.05, memory_mb=512, max_chars=BIG_TEXT)
     )
     assert reason == "Extraction took longer than 0.05 s and was stopped."
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "reason"),
+    [
+        (
+            signal.SIGSEGV,
+            "The file crashed the extraction (signal SIGSEGV); it is probably damaged.",
+        ),
+        (signal.SIGKILL, "Extraction needed more than 512 MB of memory and was stopped."),
+    ],
+)
+def test_it_names_the_signal_that_killed_the_child(big_text, sent, reason):
+    """A crash is not reported as a memory problem; SIGKILL is (the kernel's OOM killer)."""
+
+    def kill_child(done: int, total: int) -> None:
+        for child in multiprocessing.active_children():
+            if child.name == "rra-extraction":
+                os.kill(child.pid, sent)
+
+    limits = Limits(timeout_s=20, memory_mb=512, max_chars=BIG_TEXT)
+    with pytest.raises(ExtractionFailed) as info:
+        extract_file(big_text, TEXT, limits=limits, on_progress=kill_child)
+    assert info.value.reason == reason
     assert multiprocessing.active_children() == []
 
 
