@@ -148,8 +148,8 @@ def zip_directory(fileobj: BinaryIO) -> tuple[int, int] | None:
     tail_size = min(end, 22 + 65535)  # the record, then a comment of at most 64 KB
     fileobj.seek(end - tail_size)
     tail = fileobj.read(tail_size)
-    at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or len(tail) - at < 22:
+    at = tail.rfind(b"PK\x05\x06", 0, len(tail) - 18)  # the last one that fits: zipfile's
+    if at < 0:
         return None
     entries, directory_bytes = struct.unpack_from("<HI", tail, at + 10)
     return entries, directory_bytes
