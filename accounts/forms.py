@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
+from django.contrib.auth.forms import AuthenticationForm
 
 User = get_user_model()
 
@@ -18,20 +18,18 @@ class SignInForm(AuthenticationForm):
     }
 
 
-class SignUpForm(BaseUserCreationForm):
-    class Meta:
-        model = User
-        fields = ("email", "name")
-        widgets = {"email": forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})}
-        labels = {"name": "Name (optional)"}
+class SignUpForm(forms.Form):
+    """Sign-up asks only who you are; the password is set from the link we email, so the
+    answer to this form is the same whether or not the address has an account."""
+
+    email = forms.EmailField(
+        label="Email",
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+    name = forms.CharField(label="Name (optional)", max_length=150, required=False)
 
     def clean_email(self) -> str:
-        email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(
-                "An account with this email already exists. Sign in instead, or use another address."
-            )
-        return email
+        return User.objects.normalize_email(self.cleaned_data["email"]).lower()
 
 
 class ApiTokenForm(forms.Form):
@@ -39,4 +37,17 @@ class ApiTokenForm(forms.Form):
         max_length=100,
         help_text="What the token is for, e.g. “laptop script”.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires",
+        choices=[
+            ("", "Never"),
+            ("7", "In 7 days"),
+            ("30", "In 30 days"),
+            ("90", "In 90 days"),
+            ("365", "In a year"),
+        ],
+        coerce=int,
+        empty_value=None,
+        required=False,
     )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -75,6 +76,15 @@ class User(CacheScoped, AbstractBaseUser, PermissionsMixin):
         super().clean()
         self.email = type(self).objects.normalize_email(self.email).lower()
 
+    def save(self, *args, **kwargs) -> None:
+        # set_password() keeps the new raw password in _password until the save (a hash
+        # upgrade on sign-in clears it first): a real change revokes every API token, as
+        # it ends every other session.
+        password_changed = self._password is not None and not self._state.adding
+        super().save(*args, **kwargs)
+        if password_changed:
+            ApiToken.objects.active().filter(user=self).update(revoked_at=timezone.now())
+
     def get_full_name(self) -> str:
         return self.name or self.email
 
@@ -102,7 +112,10 @@ def hash_token(raw: str) -> str:
 
 class ApiTokenQuerySet(InvalidatingQuerySet):
     def active(self) -> ApiTokenQuerySet:
-        return self.filter(revoked_at__isnull=True)
+        """Not revoked and not expired."""
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        )
 
 
 class ApiToken(CacheScoped, models.Model):
@@ -117,6 +130,9 @@ class ApiToken(CacheScoped, models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Optional: the token stops working at this time."
+    )
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -128,17 +144,27 @@ class ApiToken(CacheScoped, models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @classmethod
-    def issue(cls, *, user: User, name: str) -> tuple[ApiToken, str]:
+    def issue(
+        cls, *, user: User, name: str, expires_at: datetime | None = None
+    ) -> tuple[ApiToken, str]:
         """Create a token; return it with the raw secret (never stored)."""
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(
-            user=user, name=name, key_hash=hash_token(raw), prefix=raw[: len(TOKEN_PREFIX) + 4]
+            user=user,
+            name=name,
+            key_hash=hash_token(raw),
+            prefix=raw[: len(TOKEN_PREFIX) + 4],
+            expires_at=expires_at,
         )
         return token, raw
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
     # The query cache maps a token's hash to its user (accounts.authentication).
     cache_scope_fields = ("key_hash",)
