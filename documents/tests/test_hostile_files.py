@@ -13,7 +13,7 @@ production. Each case ends in exactly one expected way:
 And for all of them: the worker never crashes (every task finishes SUCCESSFUL), stored
 files have UUID names inside MEDIA_ROOT and nothing is written anywhere else, no file is
 left without its row, display names are clean, and hostile names are escaped in pages.
-Run with -s to see the outcome table.
+Run with -v to see the outcome table.
 """
 
 from __future__ import annotations
@@ -474,6 +474,14 @@ def _quote(filename: str) -> bytes:
     return b'filename="' + escaped.encode() + b'"'
 
 
+def _print_table(rows: list[tuple[str, str, str]]) -> None:
+    print(f"\nhostile corpus: {len(rows)} files")
+    for outcome in ("rejected", "failed", "ready"):
+        print(f"  {outcome}: {sum(1 for r in rows if r[1] == outcome)}")
+    for label, outcome, detail in rows:
+        print(f"  {label[:44]:44} {outcome:8} {detail[:90]}")
+
+
 def _post_raw(client, filename: str, data: bytes):
     """POST one file with the file name exactly as given (the test client's own encoder
     would strip any path from it first)."""
@@ -506,7 +514,7 @@ def _stored_inside(document: Document, media: Path) -> bool:
     )
 
 
-def test_the_hostile_corpus_ends_cleanly(owner_client, media, tmp_path, settings, capsys):
+def test_the_hostile_corpus_ends_cleanly(owner_client, media, tmp_path, settings, capsys, request):
     from django_tasks_db.models import DBTaskResult
 
     assert len(CORPUS) >= 30
@@ -596,12 +604,9 @@ def test_the_hostile_corpus_ends_cleanly(owner_client, media, tmp_path, settings
                 except AssertionError as exc:
                     problems.append(f"{label}: {exc}")
 
-    with capsys.disabled():
-        print(f"\nhostile corpus: {len(CORPUS)} files")
-        for outcome in ("rejected", "failed", "ready"):
-            print(f"  {outcome}: {sum(1 for r in rows if r[1] == outcome)}")
-        for label, outcome, detail in rows:
-            print(f"  {label[:44]:44} {outcome:8} {detail[:90]}")
+    if request.config.getoption("verbose") > 0:  # the outcome table with -v
+        with capsys.disabled():
+            _print_table(rows)
 
     assert problems == []
 
