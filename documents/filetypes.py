@@ -213,6 +213,8 @@ _ENCRYPTED_OFFICE_STREAM = "EncryptedPackage".encode("utf-16-le")
 
 
 def _describe_binary(head: bytes) -> str:
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32 text (save it as UTF-8)"
     if head.startswith(_OLE) and _ENCRYPTED_OFFICE_STREAM in head:
         return "a password-protected Office document (remove the password and upload it again)"
     for magic, found in _MAGIC:

@@ -400,6 +400,36 @@ def make_text_flood_pdf(path: Path, *, words: int = 1_000_000) -> Path:
     return path
 
 
+def make_active_pdf(path: Path, text: bytes) -> Path:
+    """A readable page in a PDF that runs JavaScript when opened and carries an
+    embedded file (neither is ever run or unpacked by extraction)."""
+    script = b"app.alert('opened'); this.exportDataObject({cName: 'payload.exe', nLaunch: 2});"
+    payload = b"MZ not really a program"
+    data = _one_page_pdf(
+        _text_content(text),
+        extra=[
+            b"<< /S /JavaScript /JS (%s) >>" % script,
+            b"<< /Type /EmbeddedFile /Length %d >>\nstream\n" % len(payload)
+            + payload
+            + b"\nendstream",
+            b"<< /Type /Filespec /F (payload.exe) /EF << /F 7 0 R >> >>",
+        ],
+    )
+    catalog = b"<< /Type /Catalog /Pages 2 0 R >>"
+    active = (
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 6 0 R "
+        b"/Names << /EmbeddedFiles << /Names [(payload.exe) 8 0 R] >> >> >>"
+    )
+    path.write_bytes(_pdf_from_objects(_pdf_objects(data, catalog, active)))
+    return path
+
+
+def _pdf_objects(data: bytes, old: bytes, new: bytes) -> list[bytes]:
+    """The object bodies of a PDF made by _pdf_from_objects, with `old` replaced by `new`."""
+    bodies = re.findall(rb"\d+ 0 obj\n(.*?)\nendobj\n", data, re.DOTALL)
+    return [new if body == old else body for body in bodies]
+
+
 def make_pdf_zip_polyglot(path: Path, pdf: Path) -> Path:
     """The PDF `pdf` followed by a ZIP archive: both readers accept the file."""
     archive = io.BytesIO()

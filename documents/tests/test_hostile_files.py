@@ -92,6 +92,11 @@ def bounded_pieces(document: Document) -> None:
     assert max(len(c.content) for c in chunks) <= 2 * 2000
 
 
+def entity_not_resolved(document: Document) -> None:
+    text = content_of(document)
+    assert "&x; Lubricate the rails." in text and "root:" not in text
+
+
 def no_zip_slip(document: Document) -> None:
     assert "Service manual" in content_of(document)
     assert not ZIP_SLIP_TARGET.exists()
@@ -280,6 +285,21 @@ CORPUS: dict[str, Case] = {
         mime=MD,
         check=contains("Wide heading 2"),
     ),
+    "PDF with JavaScript and an embedded program": Case(
+        "active.pdf",
+        written(files.make_active_pdf, b"Scripts are never run"),
+        "ready",
+        mime=PDF,
+        check=contains("Scripts are never run"),
+    ),
+    "XML with an external entity in .md": Case(
+        "entity.md",
+        lambda p: b'<?xml version="1.0"?>\n<!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
+        b"<m>&x; Lubricate the rails.</m>\n",
+        "ready",
+        mime=MD,
+        check=entity_not_resolved,
+    ),
     "HTML with scripts in .md": Case(
         "page.md",
         lambda p: b"# Setup\n\n<script>alert('md')</script>\n\n<iframe src='x'></iframe> Press start.\n",
@@ -330,7 +350,7 @@ CORPUS: dict[str, Case] = {
         "not valid UTF-16 text (first bad byte at offset 140002)",
     ),
     "UTF-32": Case(
-        "utf32.txt", lambda p: "Manual text.\n".encode("utf-32"), "rejected", "not supported", 415
+        "utf32.txt", lambda p: "Manual text.\n".encode("utf-32"), "rejected", "UTF-32 text", 415
     ),
     "Latin-1": Case(
         "latin1.txt",
