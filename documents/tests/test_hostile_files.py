@@ -108,7 +108,13 @@ LATE = 70_000  # past the 64 KB sample the upload check reads
 CORPUS: dict[str, Case] = {
     # --- DOCX bombs --------------------------------------------------------------
     "deflate ratio bomb (1 GB part)": Case(
-        "bomb.docx", written(files.make_zip_bomb_docx), "failed", "zip bomb"
+        "bomb.docx", written(files.make_zip_bomb_docx), "failed", "expands to more than"
+    ),
+    "deflate ratio bomb under the size limit (150 MB)": Case(
+        "bomb150.docx",
+        written(files.make_zip_bomb_docx, unpacked_mb=150),
+        "failed",
+        "compressed suspiciously well (zip bomb?)",
     ),
     "huge XML (1.2 GB document.xml)": Case(
         "xml-bomb.docx", written(files.make_xml_bomb_docx), "failed", "expands to more than"
