@@ -18,6 +18,7 @@ from documents import filetypes
 from documents.models import Document
 from documents.services import (
     FileTooLarge,
+    display_name,
     document_create,
     document_delete,
     document_reprocess,
@@ -83,8 +84,6 @@ class DocumentSerializer(serializers.ModelSerializer):
         return instance
 
     def validate_name(self, value: str) -> str:
-        from documents.services import display_name
-
         return display_name(value)
 
 
@@ -165,9 +164,13 @@ class DocumentListView(APIView):
             except FileTooLarge as exc:
                 return json_error(413, "too_large", exc.message)
             except filetypes.EmptyFile as exc:
-                return json_error(400, "empty_file", f"“{upload.name}”: {exc.message}")
+                return json_error(
+                    400, "empty_file", f"“{display_name(upload.name or '')}”: {exc.message}"
+                )
             except filetypes.FileRejected as exc:
-                return json_error(415, "unsupported_type", f"“{upload.name}”: {exc.message}")
+                return json_error(
+                    415, "unsupported_type", f"“{display_name(upload.name or '')}”: {exc.message}"
+                )
         results = [
             document_create(
                 owner=request.user, upload=upload, mime_type=mime, visibility=visibility

@@ -12,6 +12,7 @@ from documents import filetypes
 from documents.models import Document
 from documents.services import (
     FileTooLarge,
+    display_name,
     document_create,
     document_delete,
     document_reprocess,
@@ -66,7 +67,9 @@ def upload(request: HttpRequest) -> HttpResponse:
         try:
             mime = document_validate_upload(upload=upload)
         except (FileTooLarge, filetypes.FileRejected) as exc:
-            messages.error(request, f"“{upload.name}” was not uploaded: {exc.message}")
+            messages.error(
+                request, f"“{display_name(upload.name or '')}” was not uploaded: {exc.message}"
+            )
             continue
         result = document_create(
             owner=request.user, upload=upload, mime_type=mime, visibility=visibility

@@ -392,7 +392,11 @@ UPLOAD_RATE = env.str("UPLOAD_RATE", "5/m")
 EXTRACTION_TIMEOUT_S = env.float("EXTRACTION_TIMEOUT_S", 120.0, min=1)
 EXTRACTION_MEMORY_MB = env.int("EXTRACTION_MEMORY_MB", 1024, min=128)
 EXTRACTION_MAX_PAGES = env.int("EXTRACTION_MAX_PAGES", 2000, min=1)
+# Characters of extracted text: every one is chunked and embedded (time on the worker).
+EXTRACTION_MAX_CHARS = env.int("EXTRACTION_MAX_CHARS", 10_000_000, min=1000)
 DOCX_MAX_UNPACKED_MB = env.int("DOCX_MAX_UNPACKED_MB", 200, min=1)
+# Files inside a DOCX (a ZIP): more are refused at upload, before the directory is read.
+DOCX_MAX_FILES = env.int("DOCX_MAX_FILES", 10_000, min=100)
 INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", 5, min=1, max=50)
 INGEST_RETRY_BASE_S = env.float("INGEST_RETRY_BASE_S", 10.0, min=0)
 # A document whose worker has not reported progress for this long is re-queued.
