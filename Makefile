@@ -10,7 +10,8 @@ PIP_VERSION := 26.3
 
 # Settings for the checks that run outside pytest (pytest sets its own, see
 # rra/testing/pytest_plugin.py). ENV_FILE= keeps a developer's .env out of them;
-# EMBEDDED_REDIS=false: they start no private Redis (db-stop stops it without one).
+# EMBEDDED_REDIS=false: they start no private Redis (db-stop stops it without one;
+# Redis first, since any manage.py command starts the embedded PostgreSQL).
 CHECK_ENV := ENV_FILE= DEBUG=true EMBEDDED_REDIS=false
 DEPLOY_ENV := ENV_FILE= DEBUG=false SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	ALLOWED_HOSTS=rra.example.com CSRF_TRUSTED_ORIGINS=https://rra.example.com \
@@ -94,8 +95,8 @@ bench-load: $(INSTALLED)
 	$(PY) bench/load.py $(BENCH_LOAD_ARGS)
 
 db-stop: $(INSTALLED)
-	$(CHECK_ENV) $(PY) manage.py embedded_db stop
 	$(CHECK_ENV) $(PY) manage.py embedded_redis stop
+	$(CHECK_ENV) $(PY) manage.py embedded_db stop
 
 clean:
 	rm -rf var/static .pytest_cache .ruff_cache
