@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
@@ -316,6 +316,7 @@ class AnswerRunner:
 
     threads: int
     stop: threading.Event
+    running: set[str] = field(default_factory=set)  # answer ids being generated
 
     def start(self) -> list[threading.Thread]:
         try:
@@ -349,12 +350,34 @@ class AnswerRunner:
                 continue
             for _, entries in found or []:
                 for entry_id, fields in entries:
-                    generate(fields[b"answer"].decode())
+                    answer_id = fields[b"answer"].decode()
+                    self.running.add(answer_id)
+                    try:
+                        generate(answer_id)
+                    finally:
+                        self.running.discard(answer_id)
                     try:
                         r.xack(JOBS, GROUP, entry_id)
                         r.xdel(JOBS, entry_id)
                     except redis.RedisError as exc:  # the sweep ends it (already ended)
                         logger.warning("could not acknowledge answer job %s: %s", entry_id, exc)
+
+    def abandon(self) -> list[str]:
+        """The worker is stopping: end each answer still being generated with an error
+        event (what was streamed stays readable) and free its slot, so its readers are
+        told now rather than after ANSWER_MAX_SECONDS. Returns their ids."""
+        ended = []
+        for answer_id in list(self.running):
+            info = meta(answer_id)
+            try:
+                message = "The answer was interrupted (the worker stopped). Please ask again."
+                publish(answer_id, "error", {"message": message, "message_id": None})
+                if info:
+                    _finish(answer_id, info)
+                ended.append(answer_id)
+            except redis.RedisError as exc:
+                logger.warning("could not end answer %s: %s", answer_id, exc)
+        return ended
 
     def _reclaim_loop(self, name: str) -> None:
         idle_ms = int(settings.ANSWER_MAX_SECONDS * 1000)

@@ -282,3 +282,28 @@ def test_without_redis_asking_is_a_clear_503_and_the_chat_page_still_renders(
     assert owner_client.get("/api/answers/abc/events").status_code == 503
     page = owner_client.get(f"/c/{chat.pk}/")
     assert page.status_code == 200 and "data-running-answer" not in page.content.decode()
+
+
+def test_a_worker_that_stops_mid_answer_tells_its_readers_at_once(
+    owner_client, owner, in_worker, monkeypatch
+):
+    SlowModel(words=1000, delay=0.01).install(monkeypatch)
+    chat = Chat.objects.create(owner=owner)
+    stop = threading.Event()
+    runner = answers.AnswerRunner(threads=1, stop=stop)
+    threads = runner.start()
+    try:
+        response = _ask(owner_client, chat)
+        answer_id = response["X-Answer-Id"]
+        _read_some(response, 2)
+        stop.set()
+        assert runner.abandon() == [answer_id]  # what the worker does on its way out
+        rest = events(response)
+        assert rest[-1][0] == "error" and "worker stopped" in rest[-1][1]["message"]
+        assert answers.client().zcard(answers.user_key(owner.pk)) == 0
+        assert answers.running_in(chat.pk) is None
+    finally:
+        chat_stop = f"/api/chats/{chat.pk}/stop"
+        owner_client.post(chat_stop)  # lets the generating thread end
+        for thread in threads:
+            thread.join(timeout=30)

@@ -129,12 +129,16 @@ class Command(DbWorkerCommand):
             thread.start()
         from chats import answers
 
+        runner = None
         if answers.enabled() and settings.ANSWER_WORKER_THREADS:
             # Answers stream through Redis: these threads generate them (chats/answers.py).
-            answers.AnswerRunner(threads=settings.ANSWER_WORKER_THREADS, stop=stop).start()
+            runner = answers.AnswerRunner(threads=settings.ANSWER_WORKER_THREADS, stop=stop)
+            runner.start()
         warm_up()
         try:
             return super().handle(*args, **options)
         finally:
             stop.set()
+            if runner is not None and (ended := runner.abandon()):
+                logger.warning("stopping: %d answers in progress ended with an error", len(ended))
             threads[1].join(timeout=5)  # removes the heartbeat row
