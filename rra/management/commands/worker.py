@@ -130,7 +130,8 @@ class Command(DbWorkerCommand):
         from chats import answers
 
         runner = None
-        if answers.enabled() and settings.ANSWER_WORKER_THREADS:
+        # Not for --batch (it exits once the task queue is empty).
+        if answers.enabled() and settings.ANSWER_WORKER_THREADS and not options.get("batch"):
             # Answers stream through Redis: these threads generate them (chats/answers.py).
             runner = answers.AnswerRunner(threads=settings.ANSWER_WORKER_THREADS, stop=stop)
             runner.start()
