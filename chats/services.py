@@ -29,8 +29,8 @@ from rra import telemetry
 logger = logging.getLogger(__name__)
 
 NOT_COVERED = (
-    "I could not find anything about this in your documents, so I can't answer it from "
-    "them. Try rephrasing the question, or upload the manual that covers it."
+    "The documents do not cover this. Try rephrasing the question, or upload the manual "
+    "that covers it."
 )
 
 
@@ -64,17 +64,22 @@ def _history(chat: Chat, *, before: Message | None) -> list[Turn]:
     return prune_history(turns, settings.HISTORY_TOKEN_BUDGET, count_tokens)
 
 
+def is_relevant(hit) -> bool:
+    """A passage addresses the question when it holds most of the question's terms (idf
+    weighted, so a word every manual uses counts little) or means nearly the same."""
+    return (hit.coverage or 0.0) >= settings.ANSWER_MIN_COVERAGE or (
+        hit.vector_score or 0.0
+    ) >= settings.ANSWER_MIN_SCORE
+
+
 def retrieve(*, user, question: str) -> tuple[list[Passage], list]:
-    """The numbered passages for the prompt, and the search hits behind them. Hits below
-    the relevance threshold are dropped: no passages means "not covered"."""
+    """The numbered passages for the prompt, and the search hits behind them. Only hits
+    that address the question are kept (is_relevant): none means "not covered", and
+    the model is not called."""
     from documents.search import search
 
     hits = search(user=user, query=question, k=settings.ANSWER_PASSAGES).hits
-    relevant = [
-        h
-        for h in hits
-        if h.text_rank is not None or (h.vector_score or 0.0) >= settings.ANSWER_MIN_SCORE
-    ]
+    relevant = [h for h in hits if is_relevant(h)]
     passages = [
         Passage(
             number=i,

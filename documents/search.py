@@ -4,7 +4,8 @@ Two legs inside PostgreSQL, fused by reciprocal rank fusion in the same statemen
 (a) vector: cosine distance on the active model's partial HNSW index (iterative scans,
     so a selective access filter does not starve the results; the planner may choose an
     exact scan of the filtered rows when that is cheaper);
-(b) full text: websearch_to_tsquery against the generated tsvector (GIN).
+(b) full text: BM25 over the chunks holding any of the question's terms (OR, GIN),
+    idf from per-document term counts summed over the documents the user may read.
 Access is decided in SQL before ranking. Optional Cohere rerank of the fused top N.
 One query embedding call plus one transaction with two statements (the per-transaction
 HNSW knobs, then the search).
@@ -40,6 +41,12 @@ SNIPPET_OPTIONS = (
 )
 
 
+# BM25 parameters (the usual ones) and the most terms of a question that are ranked.
+BM25_K1 = 1.2
+BM25_B = 0.75
+MAX_QUERY_TERMS = 32
+
+
 def _snippet_html(raw: str) -> str:
     return (
         html.escape(
@@ -66,8 +73,11 @@ class Hit:
     vector_rank: int | None = None
     vector_score: float | None = None  # cosine similarity, 1 = same direction
     text_rank: int | None = None
-    text_score: float | None = None  # ts_rank_cd
+    text_score: float | None = None  # BM25
     rerank_score: float | None = None
+    # Share of the question's terms (idf-weighted) that the chunk holds, 0..1; None for a
+    # question without any term. What the answer's relevance guard reads.
+    coverage: float | None = None
 
     @property
     def pages(self) -> str:
@@ -129,14 +139,28 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
         SELECT chunk_id, distance, row_number() OVER (ORDER BY distance, chunk_id) AS rank
         FROM vec
     ),"""
-    text_leg = """
-    txt AS MATERIALIZED (
-        SELECT c.id AS chunk_id, ts_rank_cd(c.search_vector, q.query) AS rank_score
+    # BM25 over the chunks that match any of the question's terms: idf from the
+    # readable documents' term counts (documents_documentterm), tf from the positions in
+    # the tsvector, length normalised by the matched chunks' average token count.
+    text_leg = f"""
+    txt_match AS MATERIALIZED (
+        SELECT c.id AS chunk_id, c.search_vector, c.token_count
         FROM documents_chunk c
         JOIN docs d ON d.id = c.document_id,
              q
-        WHERE c.search_vector @@ q.query
-        ORDER BY rank_score DESC, c.id
+        WHERE c.search_vector @@ q.match
+    ),
+    txt AS MATERIALIZED (
+        SELECT m.chunk_id,
+               sum(i.idf * (COALESCE(array_length(u.positions, 1), 1) * ({BM25_K1} + 1))
+                   / (COALESCE(array_length(u.positions, 1), 1)
+                      + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * m.token_count / a.avg_len))) AS rank_score
+        FROM txt_match m
+        CROSS JOIN (SELECT GREATEST(avg(token_count), 1)::float8 AS avg_len FROM txt_match) a
+        CROSS JOIN LATERAL unnest(m.search_vector) u
+        JOIN idf i ON i.term = u.lexeme
+        GROUP BY m.chunk_id
+        ORDER BY rank_score DESC, m.chunk_id
         LIMIT %(candidates)s
     ),
     txt_ranked AS (
@@ -146,13 +170,44 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
     empty_vec = """
     vec_ranked AS (SELECT NULL::bigint AS chunk_id, NULL::float8 AS distance, NULL::bigint AS rank WHERE false),"""
     empty_txt = """
-    txt_ranked AS (SELECT NULL::bigint AS chunk_id, NULL::float4 AS rank_score, NULL::bigint AS rank WHERE false),"""
+    txt_ranked AS (SELECT NULL::bigint AS chunk_id, NULL::float8 AS rank_score, NULL::bigint AS rank WHERE false),"""
     return f"""
     WITH
     docs AS MATERIALIZED (
-        SELECT d.id, d.name, d.embedding_model FROM documents_document d WHERE {access}
+        SELECT d.id, d.name, d.embedding_model, d.chunks_total
+        FROM documents_document d WHERE {access}
     ),
-    q AS (SELECT websearch_to_tsquery(%(config)s::regconfig, %(query)s) AS query),
+    -- The question's terms: its lexemes under the text config (stop words out, stemmed).
+    qterms AS MATERIALIZED (
+        SELECT t.lexeme AS term
+        FROM unnest(to_tsvector(%(config)s::regconfig, %(query)s)) t
+        WHERE position(chr(92) in t.lexeme) = 0  -- quote_literal would write E'..\\..'
+        LIMIT {MAX_QUERY_TERMS}
+    ),
+    -- BM25 idf of each over the readable chunks (a term no readable chunk holds has df 0).
+    idf AS MATERIALIZED (
+        SELECT qt.term, s.df, n.n,
+               ln(1 + (n.n - s.df + 0.5) / (s.df + 0.5)) AS idf
+        FROM qterms qt
+        CROSS JOIN (SELECT GREATEST(COALESCE(sum(chunks_total), 0), 1)::float8 AS n FROM docs) n
+        CROSS JOIN LATERAL (
+            SELECT COALESCE(sum(dt.chunks), 0)::float8 AS df
+            FROM documents_documentterm dt
+            WHERE dt.term = qt.term AND dt.document_id IN (SELECT id FROM docs)
+        ) s
+    ),
+    -- query: any term (OR), for the snippets. match: the text leg's candidates, which
+    -- leave out terms in over half the chunks when the question has rarer ones (they
+    -- still score); so a common word does not make every chunk a candidate.
+    q AS (
+        SELECT COALESCE((SELECT string_agg(quote_literal(term), ' | ') FROM idf WHERE df > 0),
+                        '')::tsquery AS query,
+               COALESCE((SELECT string_agg(quote_literal(term), ' | ') FROM idf
+                         WHERE df > 0 AND (df <= n / 2 OR NOT EXISTS (
+                             SELECT 1 FROM idf r WHERE r.df > 0 AND r.df <= r.n / 2))),
+                        '')::tsquery AS match,
+               (SELECT sum(idf) FROM idf) AS total_idf
+    ),
     {vector_leg if mode in ("hybrid", "vector") else empty_vec}
     {text_leg if mode in ("hybrid", "text") else empty_txt}
     fused AS (
@@ -167,7 +222,10 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
     )
     SELECT f.chunk_id, c.document_id, d.name, c.first_page, c.last_page, c.section,
            ts_headline(%(config)s::regconfig, c.content, q.query, %(headline)s) AS snippet,
-           c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score
+           c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score,
+           (SELECT COALESCE(sum(i.idf), 0) FROM idf i
+            WHERE i.df > 0 AND i.term = ANY(tsvector_to_array(c.search_vector)))
+             / NULLIF(q.total_idf, 0) AS coverage
     FROM fused f
     JOIN documents_chunk c ON c.id = f.chunk_id
     JOIN docs d ON d.id = c.document_id,
@@ -252,6 +310,7 @@ def search(
             vector_score=None if r[10] is None else float(r[10]),
             text_rank=r[11],
             text_score=None if r[12] is None else float(r[12]),
+            coverage=None if r[13] is None else float(r[13]),
         )
         for r in rows
     ]
