@@ -38,7 +38,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -372,6 +372,7 @@ _STOP_WORDS_TEXT = """
     using very via was we were what when where whether which while who whom whose why
     will with within without would yes yet you your yours yourself yourselves
     anything something tell explain show describe know want way ways thing things
+    mean means meaning happen happens find say says called
 """
 _STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -418,6 +419,7 @@ class _Candidate:
     number: int
     text: str
     terms: set[str]
+    context: set[str] = field(default_factory=set)  # terms of the passage's section
     score: float = 0.0
 
 
@@ -458,13 +460,16 @@ def extractive_answer(question: str, passages: Sequence[Passage]) -> str:
     candidates: list[_Candidate] = []
     seen: set[str] = set()
     for rank, (_, passage) in enumerate(ranked[:MAX_PASSAGES]):
+        context = content_terms(passage.section)
         for position, sentence in enumerate(_sentences_of(passage)):
             key = sentence.lower()
             if key in seen:  # overlapping chunks repeat sentences
                 continue
             seen.add(key)
             candidates.append(
-                _Candidate(rank, position, passage.number, sentence, content_terms(sentence))
+                _Candidate(
+                    rank, position, passage.number, sentence, content_terms(sentence), context
+                )
             )
     if not candidates:
         return NOT_COVERED
@@ -488,9 +493,10 @@ def extractive_answer(question: str, passages: Sequence[Passage]) -> str:
         (c for c in candidates if c.score >= best * RELATIVE_THRESHOLD),
         key=lambda c: (-c.score, c.passage_rank, c.position),
     )[:MAX_SENTENCES]
-    # Decline unless the quoted sentences address the question: together they must hold
-    # most of its weight, not a word or two that every passage shares.
-    covered = set().union(*(c.terms for c in chosen)) & question_terms
+    # Decline unless the quoted sentences (with their sections' headings) address the
+    # question: together they must hold most of its weight, not a word or two that every
+    # passage shares.
+    covered = set().union(*(c.terms | c.context for c in chosen)) & question_terms
     if sum(weight[t] for t in covered) < MIN_COVERAGE * sum(weight.values()):
         return NOT_COVERED
     chosen.sort(key=lambda c: (c.passage_rank, c.position))  # reading order
