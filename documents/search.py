@@ -41,6 +41,40 @@ SNIPPET_OPTIONS = (
 )
 
 
+# Words of how a question is asked, not of what it is about (lexemes of the english
+# config): left out of the ranking and of the coverage that the answer guard reads.
+QUESTION_WORDS = [
+    "use",
+    "need",
+    "make",
+    "get",
+    "want",
+    "mean",
+    "tell",
+    "may",
+    "must",
+    "shall",
+    "can",
+    "could",
+    "would",
+    "find",
+    "know",
+    "happen",
+    "say",
+    "call",
+    "way",
+    "thing",
+    "anyth",
+    "someth",
+    "explain",
+    "describ",
+    "show",
+    "help",
+    "pleas",
+    "look",
+    "like",
+]
+
 # BM25 parameters (the usual ones) and the most terms of a question that are ranked.
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -182,6 +216,7 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
         SELECT t.lexeme AS term
         FROM unnest(to_tsvector(%(config)s::regconfig, %(query)s)) t
         WHERE position(chr(92) in t.lexeme) = 0  -- quote_literal would write E'..\\..'
+          AND t.lexeme <> ALL(%(question_words)s)
         LIMIT {MAX_QUERY_TERMS}
     ),
     -- BM25 idf of each over the readable chunks (a term no readable chunk holds has df 0).
@@ -277,6 +312,7 @@ def search(
             "w_txt": settings.SEARCH_TEXT_WEIGHT,
             "limit": limit,
             "headline": SNIPPET_OPTIONS,
+            "question_words": QUESTION_WORDS,
         }
     )
     statement = _sql(mode, provider.dimensions, access)

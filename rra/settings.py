@@ -331,7 +331,7 @@ LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 1024, min=1, max=1_000_000)
 # chunks, or its cosine similarity to the question is at least ANSWER_MIN_SCORE (a
 # paraphrase). No such passage: "the documents do not cover this", no model call.
 # Chosen on bench/eval (see bench/README.md).
-ANSWER_MIN_COVERAGE = env.float("ANSWER_MIN_COVERAGE", 0.5, min=0.0, max=1.0)
+ANSWER_MIN_COVERAGE = env.float("ANSWER_MIN_COVERAGE", 0.55, min=0.0, max=1.0)
 ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", 0.55, min=-1.0, max=1.0)
 # Tokens of earlier turns sent with a question (the most recent whole turns that fit).
 HISTORY_TOKEN_BUDGET = env.int("HISTORY_TOKEN_BUDGET", 2000, min=0)
@@ -399,6 +399,9 @@ RERANK_TIMEOUT = env.float("RERANK_TIMEOUT", 10.0, min=0.1)
 CHAT_RATE = env.str("CHAT_RATE", "20/m")
 # Passages retrieved for each question (numbered [1]..[n] in the prompt).
 ANSWER_PASSAGES = env.int("ANSWER_PASSAGES", 6, min=1, max=30)
+# Each passage in the prompt also carries this many chunks before and after it from the
+# same section, so a fact cut at a chunk boundary reaches the model whole (0: off).
+ANSWER_CONTEXT_CHUNKS = env.int("ANSWER_CONTEXT_CHUNKS", 1, min=0, max=5)
 LLM_RETRY_DELAY_S = env.float("LLM_RETRY_DELAY_S", 0.5, min=0)
 MAX_QUESTION_CHARS = env.int("MAX_QUESTION_CHARS", 4000, min=100)
 
