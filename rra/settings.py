@@ -308,7 +308,7 @@ COHERE_BASE_URL = env.url("COHERE_BASE_URL", "https://api.cohere.com")
 COHERE_EMBED_MODEL = env.str("COHERE_EMBED_MODEL", "embed-v4.0")
 COHERE_RERANK_MODEL = env.str("COHERE_RERANK_MODEL", "rerank-v3.5")
 # Chunking: passage size and the overlap between neighbours of one section, in tokens.
-CHUNK_TARGET_TOKENS = env.int("CHUNK_TARGET_TOKENS", 200, min=32, max=8000)
+CHUNK_TARGET_TOKENS = env.int("CHUNK_TARGET_TOKENS", 254, min=32, max=8000)
 CHUNK_OVERLAP_TOKENS = env.int("CHUNK_OVERLAP_TOKENS", 0, min=0)
 if CHUNK_OVERLAP_TOKENS * 2 > CHUNK_TARGET_TOKENS:
     raise ImproperlyConfigured(
