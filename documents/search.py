@@ -43,37 +43,11 @@ SNIPPET_OPTIONS = (
 
 # Words of how a question is asked, not of what it is about (lexemes of the english
 # config): left out of the ranking and of the coverage that the answer guard reads.
-QUESTION_WORDS = [
-    "use",
-    "need",
-    "make",
-    "get",
-    "want",
-    "mean",
-    "tell",
-    "may",
-    "must",
-    "shall",
-    "can",
-    "could",
-    "would",
-    "find",
-    "know",
-    "happen",
-    "say",
-    "call",
-    "way",
-    "thing",
-    "anyth",
-    "someth",
-    "explain",
-    "describ",
-    "show",
-    "help",
-    "pleas",
-    "look",
-    "like",
-]
+_QUESTION_WORDS_TEXT = """
+    use need make get want mean tell may must shall can could would find know happen say
+    call way thing anyth someth explain describ show help pleas look like
+"""
+QUESTION_WORDS = _QUESTION_WORDS_TEXT.split()
 
 # BM25 parameters (the usual ones) and the most terms of a question that are ranked.
 BM25_K1 = 1.2
