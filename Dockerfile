@@ -1,7 +1,13 @@
 # syntax=docker/dockerfile:1
-# RRA: one image for the web server and the background worker.
+# RRA: one image for the web server and the background worker, in two build targets.
 #
-#   docker build -t rra .
+#   production (the last stage, so the default): runtime requirements only, the code
+#     copied in, static files collected, gunicorn
+#   development: every requirement (tests and lint included), manage.py runserver with
+#     its autoreload; docker-compose.yml mounts the source over /app
+#
+#   docker build -t rra .                                     # production
+#   docker build --target development -t rra:dev .
 #   docker run --rm -p 8000:8000 -e DATABASE_URL=... -e SECRET_KEY=... rra          # web
 #   docker run --rm -e DATABASE_URL=... -e SECRET_KEY=... rra worker                # worker
 #
@@ -41,12 +47,14 @@ RUN sed -e '/^# Test and lint/,$d' \
     && pip wheel --only-binary=:all: --wheel-dir /wheels --find-links /wheels \
         -r requirements-runtime.txt
 
-# --- runtime ------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+# --- builder-dev: wheels for the test and lint tools too ----------------------------------
+FROM builder AS builder-dev
+RUN sed -e 's/^torch==\([0-9][0-9.]*\)$/torch==\1+cpu/' requirements.txt > requirements-dev.txt \
+    && pip wheel --only-binary=:all: --wheel-dir /wheels --find-links /wheels \
+        -r requirements-dev.txt
 
-# The release Sentry and the logs report (the image has no .git to read it from), e.g.
-# docker build --build-arg RELEASE=rra@$(git rev-parse --short=12 HEAD) .
-ARG RELEASE=""
+# --- base: what both targets share ------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS base
 
 # tini is PID 1: it reaps zombies (extraction runs in child processes) and passes
 # SIGTERM on to the entrypoint, which has exec'd gunicorn or the worker by then.
@@ -73,8 +81,39 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     BIND=0.0.0.0:8000 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/rra-metrics \
     HF_HUB_OFFLINE=1 \
-    HF_HUB_DISABLE_TELEMETRY=1 \
-    RELEASE=${RELEASE}
+    HF_HUB_DISABLE_TELEMETRY=1
+
+WORKDIR /app
+ENTRYPOINT ["/usr/bin/tini", "--", "/app/deploy/entrypoint.sh"]
+EXPOSE 8000
+# Liveness only (no database): /api/health/ready is for the load balancer.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "/app/deploy/healthcheck.py"]
+
+# --- development ------------------------------------------------------------------------------
+FROM base AS development
+
+COPY --from=builder-dev /build/requirements-dev.txt /tmp/requirements-dev.txt
+RUN --mount=type=bind,from=builder-dev,source=/wheels,target=/wheels \
+    pip install --no-index --find-links /wheels -r /tmp/requirements-dev.txt \
+    && rm /tmp/requirements-dev.txt
+
+# The code is copied too, so the image runs on its own; docker-compose.yml mounts the
+# working tree over it. DEBUG serves static files from the source (no collectstatic).
+COPY . .
+RUN mkdir -p var/media && chown rra:rra var var/media
+ENV DEBUG=true
+USER 10001:10001
+# The entry point migrates first, then runs this (reloads when a .py file changes).
+CMD ["python", "manage.py", "runserver", "0.0.0.0:8000"]
+
+# --- production (last: the default target) ---------------------------------------------------
+FROM base AS production
+
+# The release Sentry and the logs report (the image has no .git to read it from), e.g.
+# docker build --build-arg RELEASE=rra@$(git rev-parse --short=12 HEAD) .
+ARG RELEASE=""
+ENV RELEASE=${RELEASE}
 
 # The wheels are bind-mounted from the builder, so they never become a layer.
 COPY --from=builder /build/requirements-runtime.txt /tmp/requirements-runtime.txt
@@ -82,7 +121,6 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links /wheels -r /tmp/requirements-runtime.txt \
     && rm /tmp/requirements-runtime.txt
 
-WORKDIR /app
 # The code belongs to root and is read-only for the app user.
 COPY . .
 
@@ -97,11 +135,5 @@ RUN DEBUG=true DATABASE_URL=postgres://build@127.0.0.1:1/build PROMETHEUS_MULTIP
     && chown rra:rra var var/media var/pgdata
 
 USER 10001:10001
-EXPOSE 8000
 
-# Liveness only (no database): /api/health/ready is for the load balancer.
-HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "/app/deploy/healthcheck.py"]
-
-ENTRYPOINT ["/usr/bin/tini", "--", "/app/deploy/entrypoint.sh"]
 CMD ["web"]

@@ -1,20 +1,42 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import ApiToken
 
+MAX_TOKEN_DAYS = 3650
+
 
 class ApiTokenSerializer(serializers.ModelSerializer):
+    expires_in_days = serializers.IntegerField(
+        write_only=True,
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_TOKEN_DAYS,
+        help_text="Optional: the token stops working after this many days.",
+    )
+
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "last_used_at"]
-        read_only_fields = ["id", "prefix", "created_at", "last_used_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "expires_in_days",
+        ]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "expires_at"]
 
 
 class MeSerializer(serializers.Serializer):
@@ -33,9 +55,19 @@ def me(request: Request) -> Response:
 @api_view(["GET", "POST"])
 def tokens(request: Request) -> Response:
     if request.method == "POST":
+        if isinstance(request.auth, ApiToken):
+            # A leaked token must not be able to outlive its revocation through heirs.
+            raise PermissionDenied(
+                "API tokens cannot create tokens. Sign in to the site to create one."
+            )
         serializer = ApiTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        token, raw = ApiToken.issue(user=request.user, name=serializer.validated_data["name"])
+        days = serializer.validated_data.get("expires_in_days")
+        token, raw = ApiToken.issue(
+            user=request.user,
+            name=serializer.validated_data["name"],
+            expires_at=timezone.now() + timedelta(days=days) if days else None,
+        )
         # The secret is returned this once; only its hash is stored.
         return Response(
             {**ApiTokenSerializer(token).data, "token": raw}, status=status.HTTP_201_CREATED

@@ -33,6 +33,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         user = token.user if token is not None else None
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+        if token.is_expired:  # the cached token is checked against the clock on each use
+            raise exceptions.AuthenticationFailed("This API token has expired.")
         _note_use(token)
         return user, token
 

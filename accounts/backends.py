@@ -24,6 +24,20 @@ class CachedModelBackend(ModelBackend):
     """Django's ModelBackend, with the per-request user lookup of a session served from
     the query cache (every save or bulk update of the user invalidates it)."""
 
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        """Refuses while a sign-in limit for this account or address is exhausted, or
+        the limit store is down (accounts/limits.py): every sign-in path is limited."""
+        if request is not None:
+            from accounts import limits
+            from rra.ratelimit import RateLimitUnavailable
+
+            try:
+                if limits.sign_in_blocked(request, username or "") is not None:
+                    return None
+            except RateLimitUnavailable:
+                return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
     def get_user(self, user_id):
         user = cached_user(user_id)
         return user if user is not None and self.user_can_authenticate(user) else None

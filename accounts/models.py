@@ -2,16 +2,25 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from rra.querycache import CacheScoped, InvalidatingQuerySet
 
 
-class UserManager(BaseUserManager.from_queryset(InvalidatingQuerySet)):
+class UserQuerySet(InvalidatingQuerySet):
+    def with_email(self, email: str) -> UserQuerySet:
+        """The user with this address in any letter case, through the lower(email) index
+        (``email__iexact`` compiles to UPPER(...) LIKE UPPER(...), which no index serves)."""
+        return self.alias(email_lower=Lower("email")).filter(email_lower=email.lower())
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
     use_in_migrations = True
 
     def _create_user(self, email: str, password: str | None, **fields) -> User:
@@ -35,7 +44,7 @@ class UserManager(BaseUserManager.from_queryset(InvalidatingQuerySet)):
         return self._create_user(email, password, **fields)
 
     def get_by_natural_key(self, username: str) -> User:
-        return self.get(email__iexact=username)
+        return self.with_email(username).get()
 
 
 class User(CacheScoped, AbstractBaseUser, PermissionsMixin):
@@ -62,6 +71,11 @@ class User(CacheScoped, AbstractBaseUser, PermissionsMixin):
             models.Index(fields=["type"], name="user_type_idx"),
             models.Index(fields=["created_at"], name="user_created_at_idx"),
         ]
+        constraints = [
+            # Sign-in and sign-up look addresses up case-insensitively (with_email); this
+            # index serves that lookup and keeps two accounts from differing only in case.
+            models.UniqueConstraint(Lower("email"), name="user_email_lower_uniq"),
+        ]
 
     def __str__(self) -> str:
         return self.email
@@ -74,6 +88,15 @@ class User(CacheScoped, AbstractBaseUser, PermissionsMixin):
     def clean(self) -> None:
         super().clean()
         self.email = type(self).objects.normalize_email(self.email).lower()
+
+    def save(self, *args, **kwargs) -> None:
+        # set_password() keeps the new raw password in _password until the save (a hash
+        # upgrade on sign-in clears it first): a real change revokes every API token, as
+        # it ends every other session.
+        password_changed = self._password is not None and not self._state.adding
+        super().save(*args, **kwargs)
+        if password_changed:
+            ApiToken.objects.active().filter(user=self).update(revoked_at=timezone.now())
 
     def get_full_name(self) -> str:
         return self.name or self.email
@@ -102,7 +125,10 @@ def hash_token(raw: str) -> str:
 
 class ApiTokenQuerySet(InvalidatingQuerySet):
     def active(self) -> ApiTokenQuerySet:
-        return self.filter(revoked_at__isnull=True)
+        """Not revoked and not expired."""
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        )
 
 
 class ApiToken(CacheScoped, models.Model):
@@ -117,6 +143,9 @@ class ApiToken(CacheScoped, models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Optional: the token stops working at this time."
+    )
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -128,17 +157,27 @@ class ApiToken(CacheScoped, models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @classmethod
-    def issue(cls, *, user: User, name: str) -> tuple[ApiToken, str]:
+    def issue(
+        cls, *, user: User, name: str, expires_at: datetime | None = None
+    ) -> tuple[ApiToken, str]:
         """Create a token; return it with the raw secret (never stored)."""
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(
-            user=user, name=name, key_hash=hash_token(raw), prefix=raw[: len(TOKEN_PREFIX) + 4]
+            user=user,
+            name=name,
+            key_hash=hash_token(raw),
+            prefix=raw[: len(TOKEN_PREFIX) + 4],
+            expires_at=expires_at,
         )
         return token, raw
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
     # The query cache maps a token's hash to its user (accounts.authentication).
     cache_scope_fields = ("key_hash",)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -12,34 +13,17 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts.forms import ApiTokenForm, SignInForm, SignUpForm
+from accounts import limits, services
+from accounts.forms import ApiTokenForm, PasswordResetForm, SignInForm, SignUpForm
 from accounts.models import ApiToken
-from rra.ratelimit import RateLimitUnavailable, client_ip, retry_after_text, usage
-
-
-def _login_limits(request: HttpRequest, email: str, *, increment: bool):
-    """Failed-sign-in counters: one per client IP and one per account (across IPs)."""
-    keys = [("login:ip", client_ip(request))]
-    if email:
-        keys.append(("login:account", email.strip().lower()))
-    return [
-        usage(
-            request,
-            group=group,
-            value=value,
-            rate=settings.LOGIN_RATE,
-            increment=increment,
-            fail_open=False,
-        )
-        for group, value in keys
-    ]
+from rra import telemetry
 
 
 class SignInView(auth_views.LoginView):
-    """Sign-in, limited to LOGIN_RATE failed attempts per account and per client IP.
+    """Sign-in, limited as accounts/limits.py describes (429 with Retry-After).
 
-    A limit only ever lasts until its window ends (Retry-After says when); nothing locks
-    an account for good, and a successful sign-in clears nothing an attacker could use.
+    A limit only ever lasts until its window ends; nothing locks an account for good,
+    and a successful sign-in clears nothing an attacker could use.
     """
 
     form_class = SignInForm
@@ -47,73 +31,145 @@ class SignInView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):
-        email = request.POST.get("username", "")
-        try:
-            limits = [u for u in _login_limits(request, email, increment=False) if u]
-        except RateLimitUnavailable:
-            return self._unavailable(request)
-        exhausted = [u for u in limits if u.exhausted]
-        if exhausted:
-            return self._limited(request, max(u.retry_after for u in exhausted))
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form):
-        email = self.request.POST.get("username", "")
-        try:
-            _login_limits(self.request, email, increment=True)
-        except RateLimitUnavailable:
-            return self._unavailable(self.request)
-        return super().form_invalid(form)
-
-    def _limited(self, request, retry_after: int) -> HttpResponse:
-        response = render(
-            request,
-            "accounts/login.html",
-            {
-                "form": self.get_form_class()(request),
-                "limited_message": (
-                    "Too many failed sign-in attempts. For your security, sign-in is paused; "
-                    f"try again in {retry_after_text(retry_after)}."
-                ),
-            },
-            status=429,
-        )
-        response["Retry-After"] = str(retry_after)
-        return response
-
-    def _unavailable(self, request) -> HttpResponse:
-        response = render(
-            request,
-            "accounts/login.html",
-            {
-                "form": self.get_form_class()(request),
-                "limited_message": (
-                    "Sign-in is temporarily unavailable. Please try again in a minute."
-                ),
-            },
-            status=503,
-        )
-        response["Retry-After"] = "60"
-        return response
+        limited = limits.check_sign_in(request, self.get_form_class()(request))
+        return limited or super().post(request, *args, **kwargs)
 
 
 def signup(request: HttpRequest) -> HttpResponse:
+    """Sign-up answers the same for every address (see accounts/services.py)."""
     if not settings.SIGNUP_ENABLED:
         return render(request, "accounts/signup_closed.html", status=404)
     if request.user.is_authenticated:
         return redirect(settings.LOGIN_REDIRECT_URL)
     form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="accounts.backends.CachedModelBackend")
-        messages.success(request, "Welcome! Your account is ready.")
-        return redirect(settings.LOGIN_REDIRECT_URL)
+    if request.method == "POST":
+        counters = [limits.ip_value(request)]
+        if request.POST.get("email"):
+            counters.append(limits.email_value(request.POST["email"]))
+        wait = limits.action_blocked(request, "signup", counters, settings.SIGNUP_RATE)
+        if wait:
+            return limits.too_many(
+                request, "accounts/signup.html", {"form": form}, wait, "sign-up attempts"
+            )
+        if form.is_valid():
+            email = form.cleaned_data["email"]
+            try:
+                services.start_sign_up(request, email=email, name=form.cleaned_data["name"])
+            except services.EmailNotSent:
+                form.add_error(
+                    None,
+                    "We could not send the email that finishes signing up. "
+                    "Please try again in a few minutes.",
+                )
+                return render(request, "accounts/signup.html", {"form": form}, status=503)
+            return render(request, "accounts/signup_sent.html", {"email": email})
+        return render(request, "accounts/signup.html", {"form": form}, status=400)
     return render(request, "accounts/signup.html", {"form": form})
 
 
+class SignUpConfirmView(auth_views.PasswordResetConfirmView):
+    """The emailed sign-up link: choose a password, and the account is active and
+    signed in. The link is spent once a password is set."""
+
+    template_name = "accounts/signup_confirm.html"
+    token_generator = services.sign_up_tokens
+    post_reset_login = True
+    post_reset_login_backend = "accounts.backends.CachedModelBackend"
+    success_url = reverse_lazy("home")
+    reset_url_token = "set-password"  # noqa: S105 - Django's placeholder, not a secret
+
+    def get_user(self, uidb64):
+        user = super().get_user(uidb64)
+        return user if user is not None and services.is_pending(user) else None
+
+    def form_valid(self, form):
+        form.user.is_active = True
+        response = super().form_valid(form)
+        telemetry.signup_confirmed(form.user)
+        messages.success(self.request, "Welcome! Your account is ready.")
+        return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Asks for an address and always answers the same; the email goes only to an
+    active account's address. Limited per client address and per email address. A mail
+    server failure is logged by Django and answered the same too (only known addresses
+    need the server, so a different answer would tell which exist)."""
+
+    template_name = "accounts/password_reset.html"
+    form_class = PasswordResetForm
+    email_template_name = "accounts/email/password_reset.txt"
+    subject_template_name = "accounts/email/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+    def post(self, request, *args, **kwargs):
+        counters = [limits.ip_value(request)]
+        if request.POST.get("email"):
+            counters.append(limits.email_value(request.POST["email"]))
+        wait = limits.action_blocked(
+            request, "password-reset", counters, settings.PASSWORD_RESET_RATE
+        )
+        if wait:
+            return limits.too_many(
+                request,
+                self.template_name,
+                {"form": self.get_form()},
+                wait,
+                "password-reset requests",
+            )
+        return super().post(request, *args, **kwargs)
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "accounts/password_reset_done.html"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    post_reset_login = True
+    post_reset_login_backend = "accounts.backends.CachedModelBackend"
+    success_url = reverse_lazy("home")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password was changed.")
+        return response
+
+
 class PasswordChangeView(auth_views.PasswordChangeView):
+    """Changing the password needs the current one: wrong guesses are limited per
+    account (PASSWORD_CHANGE_RATE), so a borrowed session cannot try many."""
+
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:profile")
+
+    def _counter(self) -> list[str]:
+        return [f"user:{self.request.user.pk}"]
+
+    def post(self, request, *args, **kwargs):
+        wait = limits.action_blocked(
+            request,
+            "password-change",
+            self._counter(),
+            settings.PASSWORD_CHANGE_RATE,
+            increment=False,
+        )
+        if wait:
+            return limits.too_many(
+                request,
+                self.template_name,
+                {"form": self.get_form()},
+                wait,
+                "wrong current passwords",
+            )
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        if "old_password" in form.errors:
+            limits.action_blocked(
+                self.request, "password-change", self._counter(), settings.PASSWORD_CHANGE_RATE
+            )
+        return super().form_invalid(form)
 
     def form_valid(self, form):
         response = super().form_valid(form)
@@ -129,7 +185,12 @@ def profile(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            _token, new_token = ApiToken.issue(user=request.user, name=form.cleaned_data["name"])
+            days = form.cleaned_data["expires_in_days"]
+            _token, new_token = ApiToken.issue(
+                user=request.user,
+                name=form.cleaned_data["name"],
+                expires_at=timezone.now() + timedelta(days=days) if days else None,
+            )
             form = ApiTokenForm()
             status = 201
         else:

@@ -54,21 +54,21 @@ def main() -> None:
 
     from documents.chunking import chunk_extraction
     from documents.embeddings import get_provider
-    from documents.extraction import Limits, extract_file
+    from documents.extraction import extract_file
     from documents.models import Document
-    from documents.services import document_create, document_delete, document_validate_upload
+    from documents.services import (
+        document_create,
+        document_delete,
+        document_validate_upload,
+        extraction_limits,
+    )
 
     files = sorted(
         p for f in folders for p in f.rglob("*") if p.is_file() and not p.name.startswith(".")
     )
     if not files:
         sys.exit(f"no files under {', '.join(map(str, folders))}")
-    limits = Limits(
-        timeout_s=settings.EXTRACTION_TIMEOUT_S,
-        memory_mb=settings.EXTRACTION_MEMORY_MB,
-        max_pages=settings.EXTRACTION_MAX_PAGES,
-        max_unpacked_mb=settings.DOCX_MAX_UNPACKED_MB,
-    )
+    limits = extraction_limits()
     mimes = {}
     for path in files:
         with path.open("rb") as fh:

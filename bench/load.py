@@ -733,7 +733,7 @@ def scrape(server: Server) -> dict[tuple[str, tuple], float]:
     status, _, body = server.get("/metrics", timeout=120)  # behind queued requests
     if status != 200:
         raise RuntimeError(f"/metrics answered {status}")
-    wanted = ("rra_cache_requests_total", "rra_http_request_duration_seconds_count")
+    wanted = ("rra_cache_requests_total", "rra_http_requests_total")
     out = {}
     for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:
@@ -927,7 +927,7 @@ def measure(
         d = dict(labels)
         hit, miss = row.cache.get(d["cache"], (0.0, 0.0))
         row.cache[d["cache"]] = (hit + n, miss) if d["result"] == "hit" else (hit, miss + n)
-    for labels, n in diff(before, after, "rra_http_request_duration_seconds_count").items():
+    for labels, n in diff(before, after, "rra_http_requests_total").items():
         d = dict(labels)
         row.views[(d["view"], d["method"], d["status"])] = n
     restarted = server.restarts() - restarts

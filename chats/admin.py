@@ -1,5 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count
+from django.utils.translation import ngettext
 
 from chats.models import Chat, Citation, Message, Vote
 
@@ -21,9 +22,24 @@ class ChatAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     readonly_fields = ["id", "created_at", "updated_at"]
     inlines = [MessageInline]
+    actions = ["make_private"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(message_count=Count("messages"))
+
+    @admin.action(description="Make private (closes their public links)")
+    def make_private(self, request, queryset) -> None:
+        # update() invalidates the cached chats: the public link stops working at once.
+        count = (
+            Chat.objects.filter(pk__in=queryset.values("pk"))
+            .exclude(visibility=Chat.Visibility.PRIVATE)
+            .update(visibility=Chat.Visibility.PRIVATE)
+        )
+        self.message_user(
+            request,
+            ngettext("%d chat made private.", "%d chats made private.", count) % count,
+            messages.SUCCESS,
+        )
 
     @admin.display(ordering="message_count", description="messages")
     def message_count(self, obj) -> int:

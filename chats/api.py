@@ -28,6 +28,7 @@ from chats.services import (
     last_exchange,
     title_from,
 )
+from rra import telemetry
 from rra.api import json_error
 from rra.querycache import lookup
 from rra.ratelimit import limit_request, too_many_requests_json
@@ -297,11 +298,14 @@ class ChatDetailView(APIView):
 
     def patch(self, request: Request, chat_id) -> Response:
         chat = _own_chat(request, chat_id)
+        was_public = chat.visibility == Chat.Visibility.PUBLIC
         serializer = ChatSerializer(
             chat, data=request.data, partial=True, context={"request": request}
         )
         serializer.is_valid(raise_exception=True)
         serializer.save()
+        if not was_public and chat.visibility == Chat.Visibility.PUBLIC:
+            telemetry.shared("chat")
         return Response(serializer.data)
 
     def delete(self, request: Request, chat_id) -> Response:
@@ -379,7 +383,11 @@ class VoteView(APIView):
         serializer = VoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         value = Vote.Value.UP if serializer.validated_data["value"] == "up" else Vote.Value.DOWN
+        mine = Vote.objects.filter(message=message, user=request.user)
+        before = mine.values_list("value", flat=True).first()
         Vote.objects.update_or_create(message=message, user=request.user, defaults={"value": value})
+        if before != value:  # a new vote or a changed mind, not the same one again
+            telemetry.voted(serializer.validated_data["value"])
         return Response({"message_id": message.pk, "value": serializer.validated_data["value"]})
 
     def delete(self, request: Request, message_id: int) -> Response:

@@ -3,8 +3,8 @@
 #
 #   1. deploy/check_config.py: compose, Prometheus and Grafana files agree with each other
 #      and with rra/metrics.py; the dashboard's queries parse (with promtool)
-#   2. docker-compose config: the compose file for no profile, for `local`, and for
-#      `production` + `monitoring`
+#   2. docker-compose config: the compose file for no profile and for each of `local`,
+#      `production` and `monitoring`
 #   3. hadolint: the Dockerfile (warnings and errors fail; the ignored rules are commented
 #      where they are ignored)
 #   4. bash -n: the entry point's syntax
@@ -55,7 +55,7 @@ if command -v docker-compose >/dev/null; then
   # An empty env file: the defaults of docker-compose.yml, not a developer's .env.
   empty_env=$(mktemp)
   trap 'rm -f "$empty_env"' EXIT
-  for profiles in "" "--profile local" "--profile production --profile monitoring"; do
+  for profiles in "" "--profile local" "--profile production" "--profile monitoring"; do
     echo "deploy-check: docker-compose ${profiles:-(no profile)} config"
     # shellcheck disable=SC2086 # the profile flags are meant to split
     docker-compose --env-file "$empty_env" -f docker-compose.yml $profiles config -q

@@ -2,12 +2,15 @@
 """Offline checks of the deployment files (part of `make deploy-check`).
 
 - docker-compose.yml: services, profiles, dependencies, volumes and bind mounts agree;
-  the production profile has replicas, limits, restart policies and DEBUG off.
+  the production profile has replicas, limits, restart policies and DEBUG off; the
+  documented commands (COMMANDS) start what they promise, and wherever Prometheus runs
+  it can scrape the web servers (their name, the shared token) and the workers push.
 - deploy/prometheus/prometheus.yml: structure; with --promtool, `promtool check config`.
 - Grafana: the provisioned datasource and dashboard provider, and the dashboard JSON:
   every panel uses the provisioned datasource, every metric it queries is defined in
   rra/metrics.py; with --promtool every query is parsed by `promtool check rules`.
-- Dockerfile: the entrypoint and health check it names exist and are executable.
+- Dockerfile: the entrypoint and health check it names exist and are executable; the
+  build targets development and production exist (production last) and compose uses them.
 
     python deploy/check_config.py [--promtool PATH]
 
@@ -113,6 +116,8 @@ def check_compose() -> dict:
     for name, svc in services.items():
         command = svc.get("command") or []
         role = command[0] if isinstance(command, list) and command else None
+        if "runserver" in command:
+            role = "web"
         if role not in ("web", "worker"):
             continue
         here = f"{where}: services.{name}"
@@ -137,6 +142,128 @@ def check_compose() -> dict:
             if str(env.get("DEBUG", "")).lower() != "false":
                 problems.append(f"{here}: production must set DEBUG=false")
     return data
+
+
+# --- The documented commands ---------------------------------------------------------------
+
+# (command, enabled profiles, services named on the command line, must start, must not)
+COMMANDS = [
+    (
+        "docker compose up app",
+        [],
+        ["app"],
+        {"postgres", "redis", "app", "worker"},
+        {"web-prod", "worker-prod", "prometheus", "grafana"},
+    ),
+    (
+        "docker compose --profile production up -d",
+        ["production"],
+        [],
+        {"postgres", "redis", "web-prod", "worker-prod", "prometheus", "pushgateway", "grafana"},
+        {"app", "worker"},
+    ),
+    (
+        "docker compose --profile monitoring up",
+        ["monitoring"],
+        [],
+        {"postgres", "redis", "app", "worker", "prometheus", "pushgateway", "grafana"},
+        {"web-prod", "worker-prod"},
+    ),
+]
+
+
+def services_started(services: dict, profiles: list[str], named: list[str]) -> set[str]:
+    """What `up` starts, by the Compose specification's rules: services without profiles
+    and those of an enabled profile, or only the named ones (whose profiles are enabled
+    by naming them), plus their dependencies. A dependency its profiles leave disabled
+    is an error in Compose; it is reported here."""
+    enabled = set(profiles)
+    for name in named:
+        enabled |= set(services[name].get("profiles") or [])
+
+    def active(name: str) -> bool:
+        svc_profiles = services[name].get("profiles") or []
+        return not svc_profiles or bool(enabled & set(svc_profiles)) or name in named
+
+    wanted = list(named) if named else [n for n in services if active(n)]
+    started: set[str] = set()
+    while wanted:
+        name = wanted.pop()
+        if name in started:
+            continue
+        started.add(name)
+        for dep in services[name].get("depends_on") or {}:
+            if dep in services and not active(dep):
+                problem("docker-compose.yml", f"{name} depends on {dep}, which is not enabled")
+            wanted.append(dep)
+    return started
+
+
+def _aliases(svc: dict) -> list[str]:
+    networks = svc.get("networks")
+    if not isinstance(networks, dict):
+        return []
+    return list(((networks.get("default") or {}).get("aliases")) or [])
+
+
+def check_commands(compose: dict) -> None:
+    """Each documented command starts what it promises, and with monitoring the
+    dashboards get data with no setting made by hand: web servers answer to the name
+    Prometheus scrapes and read the token Prometheus sends; workers push to the
+    pushgateway that runs."""
+    services = compose.get("services") or {}
+    if not services:
+        return
+    prometheus_cfg = load_yaml(PROMETHEUS) or {}
+    jobs = prometheus_cfg.get("scrape_configs") or []
+    web_job = next((j for j in jobs if j.get("metrics_path") == "/metrics"), {})
+    scraped = {n for sd in web_job.get("dns_sd_configs") or [] for n in sd.get("names") or []}
+    token_file = (web_job.get("authorization") or {}).get("credentials_file", "")
+    token_dir = os.path.dirname(token_file)
+
+    def mounts(svc: dict) -> dict[str, str]:
+        found = {}
+        for mount in svc.get("volumes") or []:
+            if isinstance(mount, str) and ":" in mount:
+                source, target = mount.split(":")[:2]
+                found[target] = source
+        return found
+
+    for command, profiles, named, must, must_not in COMMANDS:
+        where = f"docker-compose.yml: `{command}`"
+        started = services_started(services, profiles, named)
+        for name in sorted(must - started):
+            problems.append(f"{where} does not start {name}")
+        for name in sorted(must_not & started):
+            problems.append(f"{where} also starts {name}")
+        if "prometheus" not in started:
+            continue
+        secret = mounts(services["prometheus"]).get(token_dir)
+        if not secret:
+            problems.append(f"{where}: prometheus does not mount {token_dir} for its token")
+        writers = [
+            n for n in started if mounts(services[n]).get(token_dir) == secret and n != "prometheus"
+        ]
+        webs = [
+            n
+            for n in started
+            if (n in scraped or scraped & set(_aliases(services[n]))) and services[n].get("build")
+        ]
+        if not webs:
+            problems.append(f"{where}: no web server answers to {sorted(scraped)}")
+        for name in webs:
+            env = services[name].get("environment") or {}
+            if not (env.get("METRICS_TOKEN") or env.get("METRICS_TOKEN_FILE") == token_file):
+                problems.append(f"{where}: {name} does not read the token Prometheus sends")
+            if name not in writers:
+                problems.append(f"{where}: {name} does not mount the token volume")
+        for name in started:
+            svc = services[name]
+            if (svc.get("command") or [None])[0] != "worker":
+                continue
+            endpoint = (svc.get("environment") or {}).get("METRICS_ENDPOINT", "")
+            if not endpoint.startswith("http://pushgateway:") or "pushgateway" not in started:
+                problems.append(f"{where}: {name} does not push to a running pushgateway")
 
 
 # --- Prometheus ----------------------------------------------------------------------------
@@ -165,9 +292,12 @@ def check_prometheus(compose: dict) -> None:
     if not token_file:
         problem(where, "the /metrics job sends no bearer token (METRICS_TOKEN)")
     prometheus = (compose.get("services") or {}).get("prometheus") or {}
-    command = " ".join(prometheus.get("command") or [])
-    if token_file and token_file not in command:
-        problem("docker-compose.yml", f"the prometheus service does not write {token_file}")
+    mounted = any(
+        isinstance(v, str) and v.split(":")[1:2] == [os.path.dirname(token_file)]
+        for v in prometheus.get("volumes") or []
+    )
+    if token_file and not mounted:
+        problem("docker-compose.yml", f"the prometheus service does not mount {token_file}")
     for sd in web.get("dns_sd_configs") or []:
         for name in sd.get("names") or []:
             found = name in compose.get("services", {}) or any(
@@ -326,8 +456,19 @@ def check_promtool_config(promtool: str) -> None:
 # --- Dockerfile ------------------------------------------------------------------------------
 
 
-def check_dockerfile() -> None:
+def check_dockerfile(compose: dict) -> None:
     text = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, flags=re.M | re.I)
+    for target in ("development", "production"):
+        if target not in stages:
+            problem("Dockerfile", f"no build target {target}")
+    if stages and stages[-1] != "production":
+        problem("Dockerfile", "production must be the last stage (the default target)")
+    for name, svc in (compose.get("services") or {}).items():
+        build = svc.get("build")
+        target = build.get("target") if isinstance(build, dict) else None
+        if build and target not in stages:
+            problem("docker-compose.yml", f"services.{name} builds target {target}, not a stage")
     for script in re.findall(r"/app/(deploy/[\w.-]+)", text):
         path = ROOT / script
         if not path.exists():
@@ -345,11 +486,12 @@ def main(argv: list[str] | None = None) -> int:
     problems.clear()
 
     compose = check_compose()
+    check_commands(compose)
     check_prometheus(compose)
     check_grafana(compose, args.promtool)
     if args.promtool:
         check_promtool_config(args.promtool)
-    check_dockerfile()
+    check_dockerfile(compose)
 
     for line in problems:
         print(f"deploy-check: {line}", file=sys.stderr)

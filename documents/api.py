@@ -18,13 +18,15 @@ from documents import filetypes
 from documents.models import Document
 from documents.services import (
     FileTooLarge,
+    display_name,
     document_create,
     document_delete,
     document_reprocess,
     document_validate_upload,
 )
+from rra import telemetry
 from rra.api import json_error
-from rra.ratelimit import limit_request, too_many_requests_json
+from rra.ratelimit import limit_items, limit_request, too_many_files, too_many_requests_json
 
 
 class DocumentSerializer(serializers.ModelSerializer):
@@ -82,8 +84,6 @@ class DocumentSerializer(serializers.ModelSerializer):
         return instance
 
     def validate_name(self, value: str) -> str:
-        from documents.services import display_name
-
         return display_name(value)
 
 
@@ -119,7 +119,9 @@ class DocumentListView(APIView):
         return paginator.get_paginated_response(data)
 
     def post(self, request: Request) -> Response:
-        limited = limit_request(request, group="upload", rate=settings.UPLOAD_RATE)
+        # UPLOAD_RATE counts files: refuse before reading the body when nothing is left,
+        # then charge every file of the request (below).
+        limited = limit_items(request, group="upload", rate=settings.UPLOAD_RATE, count=0)
         if limited:
             return too_many_requests_json(limited, "uploads")
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -144,6 +146,11 @@ class DocumentListView(APIView):
                 f"At most {settings.MAX_UPLOAD_FILES} files per upload.",
                 {"files": [f"{len(uploads)} files were sent."]},
             )
+        limited = limit_items(
+            request, group="upload", rate=settings.UPLOAD_RATE, count=len(uploads)
+        )
+        if limited:
+            return too_many_requests_json(limited, too_many_files(len(uploads), limited))
         visibility = request.data.get("visibility") or Document.Visibility.PRIVATE
         if visibility not in Document.Visibility.values:
             return json_error(
@@ -157,9 +164,13 @@ class DocumentListView(APIView):
             except FileTooLarge as exc:
                 return json_error(413, "too_large", exc.message)
             except filetypes.EmptyFile as exc:
-                return json_error(400, "empty_file", f"“{upload.name}”: {exc.message}")
+                return json_error(
+                    400, "empty_file", f"“{display_name(upload.name or '')}”: {exc.message}"
+                )
             except filetypes.FileRejected as exc:
-                return json_error(415, "unsupported_type", f"“{upload.name}”: {exc.message}")
+                return json_error(
+                    415, "unsupported_type", f"“{display_name(upload.name or '')}”: {exc.message}"
+                )
         results = [
             document_create(
                 owner=request.user, upload=upload, mime_type=mime, visibility=visibility
@@ -203,11 +214,14 @@ class DocumentDetailView(APIView):
 
     def patch(self, request: Request, document_id: int) -> Response:
         document = _changeable(request, document_id)
+        was_shared = document.visibility == Document.Visibility.SHARED
         serializer = DocumentSerializer(
             document, data=request.data, partial=True, context={"request": request}
         )
         serializer.is_valid(raise_exception=True)
         serializer.save()
+        if not was_shared and document.visibility == Document.Visibility.SHARED:
+            telemetry.shared("document")
         return Response(serializer.data)
 
     def delete(self, request: Request, document_id: int) -> Response:

@@ -24,6 +24,7 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 import time
 import traceback
 import zipfile
@@ -33,7 +34,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from documents.filetypes import DOCX, MARKDOWN, PDF, TEXT, text_encoding
+from documents.filetypes import (
+    DOCX,
+    MARKDOWN,
+    PDF,
+    TEXT,
+    ZIP_MAX_ENTRIES,
+    text_encoding,
+    zip_too_many_entries,
+)
 from documents.types import Block, BlockKind, Extraction, Page
 
 logger = logging.getLogger(__name__)
@@ -52,10 +61,16 @@ PDF_DAMAGED = "The PDF is damaged or incomplete."
 PAGE_LIMIT = "The document has {pages} pages; the limit is {limit}."
 TIMEOUT = "Extraction took longer than {seconds:g} s and was stopped."
 OUT_OF_MEMORY = "Extraction needed more than {mb} MB of memory and was stopped."
+CRASHED = "The file crashed the extraction (signal {signal}); it is probably damaged."
+TOO_MUCH_TEXT = (
+    "The document has more than {limit:,} characters of text, the most that is processed."
+)
 DOCX_TOO_BIG = "The DOCX file expands to more than {mb} MB (zip bomb?)."
 DOCX_RATIO = "The DOCX file contains a part that is compressed suspiciously well (zip bomb?)."
 DOCX_ENTITIES = "The DOCX file contains XML entity declarations, which are not allowed."
 DOCX_DAMAGED = "The DOCX file is damaged."
+DOCX_ENCRYPTED = "The DOCX file is password protected."
+DOCX_TOO_MANY_FILES = "The DOCX file contains more than {limit:,} files."
 BAD_UTF8 = "The file is not valid UTF-8 text (first bad byte at offset {offset})."
 BAD_UTF16 = "The file is not valid UTF-16 text (first bad byte at offset {offset})."
 NO_TEXT = "The document contains no text."
@@ -69,6 +84,8 @@ class Limits:
     memory_mb: int = 1024  # address space of the child process (RLIMIT_AS)
     max_pages: int = 2000
     max_unpacked_mb: int = 200  # DOCX: total uncompressed size of the zip members
+    max_zip_entries: int = ZIP_MAX_ENTRIES  # DOCX: files in the zip
+    max_chars: int = 10_000_000  # extracted text (every character is chunked and embedded)
 
 
 class ExtractionFailed(Exception):
@@ -99,7 +116,7 @@ def extract_in_process(
         return _extract_docx(path, limits, progress)
     if mime in (MARKDOWN, TEXT):
         progress(0, 1)
-        text = _read_text(path)
+        text = _read_text(path, limits.max_chars)
         extraction = _extract_markdown(text) if mime == MARKDOWN else _extract_text(text)
         progress(1, 1)
         return extraction
@@ -143,6 +160,8 @@ def extract_file(
 # ===================================================================== child process plumbing
 
 _EXIT_MEMORY = 86  # the child ran out of memory and could not even report it
+# pdfium aborts when an allocation fails; the kernel's OOM killer sends SIGKILL.
+_MEMORY_SIGNALS = (signal.SIGABRT, signal.SIGKILL)
 _PROGRESS_INTERVAL_S = 0.1
 _context_cache: multiprocessing.context.BaseContext | None = None
 
@@ -200,12 +219,22 @@ def _receive(receiver, child, deadline: float, limits: Limits, on_progress) -> t
         child_exited = True  # read what it may still have written, then give up
     child.join(10)
     code = child.exitcode
+    if code is not None and code < 0 and -code not in _MEMORY_SIGNALS:
+        logger.warning("extraction child died with exit code %s", code)
+        raise ExtractionFailed(CRASHED.format(signal=_signal_name(-code)))
     if code == _EXIT_MEMORY or (code is not None and code < 0):
         logger.warning("extraction child died with exit code %s", code)
         raise ExtractionFailed(OUT_OF_MEMORY.format(mb=limits.memory_mb))
     raise ExtractionFailed(
         UNEXPECTED.format(detail=f"the extraction process exited with code {code}.")
     )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def _child_main(sender, path: str, mime: str, limits: Limits) -> None:
@@ -441,6 +470,7 @@ def _extract_pdf(path: Path, limits: Limits, progress: ProgressCallback) -> Extr
         progress(0, count)
         pages: list[Page] = []
         lines: list[_Line] = []
+        chars = 0
         for index in range(count):
             try:
                 page = pdf[index]
@@ -459,6 +489,9 @@ def _extract_pdf(path: Path, limits: Limits, progress: ProgressCallback) -> Extr
                 raise ExtractionFailed(PDF_DAMAGED) from None
             finally:
                 page.close()
+            chars += len(text)
+            if chars > limits.max_chars:
+                raise ExtractionFailed(TOO_MUCH_TEXT.format(limit=limits.max_chars))
             pages.append(Page(index + 1, text, width, height))
             progress(index + 1, count)
     finally:
@@ -822,6 +855,9 @@ def _check_docx_archive(path: Path, limits: Limits) -> None:
     scan makes that independent of library defaults and rejects such files outright.
     """
     try:
+        with path.open("rb") as f:
+            if zip_too_many_entries(f, limits.max_zip_entries):
+                raise ExtractionFailed(DOCX_TOO_MANY_FILES.format(limit=limits.max_zip_entries))
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
         raise ExtractionFailed(DOCX_DAMAGED) from None
@@ -829,6 +865,8 @@ def _check_docx_archive(path: Path, limits: Limits) -> None:
         members = archive.infolist()
         if sum(m.file_size for m in members) > limits.max_unpacked_mb * MB:
             raise ExtractionFailed(DOCX_TOO_BIG.format(mb=limits.max_unpacked_mb))
+        if any(m.flag_bits & 0x1 for m in members):  # traditional or AES zip encryption
+            raise ExtractionFailed(DOCX_ENCRYPTED)
         for m in members:
             if m.file_size > _MEMBER_RATIO_MIN_BYTES and m.file_size > _MEMBER_RATIO * max(
                 m.compress_size, 1
@@ -880,6 +918,8 @@ def _extract_docx(path: Path, limits: Limits, progress: ProgressCallback) -> Ext
         raise ExtractionFailed(DOCX_DAMAGED) from None
     if not page.blocks:
         raise ExtractionFailed(NO_TEXT)
+    if page.length > limits.max_chars:
+        raise ExtractionFailed(TOO_MUCH_TEXT.format(limit=limits.max_chars))
     metadata = {}
     with contextlib.suppress(Exception):
         props = document.core_properties
@@ -1036,15 +1076,17 @@ def _docx_row(tr) -> str:
 # ============================================================================== Markdown
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_ATX_OPENING = re.compile(r" {0,3}(#{1,6})(?=[ \t]|$)")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _THEMATIC_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _MD_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])(?:[ \t]+|$)")
 _TABLE_DELIMITER = re.compile(r"^[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, max_chars: int) -> str:
     """UTF-8 (BOM stripped) or UTF-16 with BOM, strictly; newlines normalised to \\n."""
+    if path.stat().st_size > 4 * max_chars + 4:  # more characters, whatever the encoding
+        raise ExtractionFailed(TOO_MUCH_TEXT.format(limit=max_chars))
     data = path.read_bytes()
     codec, bom = text_encoding(data[:4])
     try:
@@ -1053,6 +1095,8 @@ def _read_text(path: Path) -> str:
         reason = BAD_UTF8 if codec == "utf-8" else BAD_UTF16
         raise ExtractionFailed(reason.format(offset=exc.start + bom)) from None
     del data
+    if len(text) > max_chars:
+        raise ExtractionFailed(TOO_MUCH_TEXT.format(limit=max_chars))
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
@@ -1081,6 +1125,28 @@ def _extract_text(text: str) -> Extraction:
     return _single_page_extraction(TEXT, text, blocks, {})
 
 
+def _atx_heading(line: str) -> tuple[int, str, int] | None:
+    """(level, text, offset of the text in the line) of an ATX heading line, else None.
+
+    The closing sequence (whitespace, then #s at the end) is dropped. Plain string
+    work: a regular expression with a lazy group before optional trailing whitespace
+    took quadratic time on a line of spaces (20,000 spaces: 6.6 s).
+    """
+    opening = _ATX_OPENING.match(line)
+    if opening is None:
+        return None
+    level = len(opening.group(1))
+    end = len(line.rstrip(" \t"))
+    start = len(line) - len(line[opening.end() :].lstrip(" \t"))
+    if start >= end:
+        return level, "", len(line)
+    text = line[start:end]
+    unclosed = text.rstrip("#")
+    if unclosed != text and (not unclosed or unclosed[-1] in " \t"):
+        text = unclosed.rstrip(" \t")
+    return level, text, start
+
+
 def _is_delimiter_row(line: str) -> bool:
     return "-" in line and bool(_TABLE_DELIMITER.match(line))
 
@@ -1102,7 +1168,13 @@ def _table_row(line: str) -> str:
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 # A converter's "marginalia" (running headers, footers, page numbers) with its text, up
 # to the next blank line or comment: page furniture, as for PDFs.
-_MARGINALIA = re.compile(r"<!--\s*marginalia\b.*?-->.*?(?=\n[ \t]*\n|<!--|\Z)", re.DOTALL)
+# (Scans are bounded, so no input makes these expressions take quadratic time.)
+_MARGINALIA = re.compile(
+    r"<!--[ \t]{0,20}marginalia\b[^\n]{0,500}?-->.*?(?=\n[ \t]*\n|<!--|\Z)", re.DOTALL
+)
+# Script and style elements go with their content (code, not manual text; unclosed: to
+# the end, as a browser reads it).
+_SCRIPT = re.compile(r"<(script|style)\b[^>]{0,500}>.*?(?:</\1\s*>|\Z)", re.DOTALL | re.IGNORECASE)
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
 _CELL_END = re.compile(r"</t[dh]\s*>", re.IGNORECASE)
 _ROW_END = re.compile(r"</tr\s*>", re.IGNORECASE)
@@ -1112,7 +1184,7 @@ _FIGURE_FENCE = re.compile(r"<::|::>")
 # position comment "<!-- ..., from page 6 (...) -->" (0-based) that names a later page.
 _PAGE_MARK = re.compile(
     r"\f|<!--\s*page[ _-]?break\s*-->|<!--\s*page\s+(?P<page>\d{1,5})\s*-->"
-    r"|^\{(?P<marker>\d{1,5})\}-{8,}[ \t]*$|<!--[^\n]*?\bfrom page (?P<from>\d{1,5})\b",
+    r"|^\{(?P<marker>\d{1,5})\}-{8,}[ \t]*$|<!--[^\n]{0,200}?\bfrom page (?P<from>\d{1,5})\b",
     re.IGNORECASE | re.MULTILINE,
 )
 _MARKER_PAGE_LINE = re.compile(r"^\{\d{1,5}\}-{8,}[ \t]*$", re.MULTILINE)
@@ -1131,6 +1203,7 @@ def _strip_markup(text: str) -> str:
     """The Markdown with layout markup blanked out, the same length as the source."""
     text = _MARGINALIA.sub(_blank, text)
     text = _HTML_COMMENT.sub(_blank, text)
+    text = _SCRIPT.sub(_blank, text)
     text = _CELL_END.sub(lambda m: _blank(m, " | "), text)
     text = _ROW_END.sub(lambda m: _blank(m, "\n"), text)
     text = _HTML_TAG.sub(_blank, text)
@@ -1172,9 +1245,7 @@ def _extract_markdown(source: str) -> Extraction:
     outline = _Outline()
     blocks: list[Block] = []
     metadata: dict = {}
-    titles = [
-        " ".join(m.group(2).split()) for m in map(_ATX.match, clean.split("\n")) if m and m.group(2)
-    ]
+    titles = [" ".join(h[1].split()) for h in map(_atx_heading, clean.split("\n")) if h and h[1]]
     counts = Counter(titles)
     labels = {t for t, n in counts.items() if n >= REPEATED_HEADING and n * 10 >= len(titles)}
     pages: list[Page] = []
@@ -1260,7 +1331,7 @@ def _markdown_blocks(
 
     def starts_block(line: str) -> bool:
         return bool(
-            _ATX.match(line)
+            _atx_heading(line) is not None
             or _FENCE.match(line)
             or _MD_LIST_ITEM.match(line)
             or _THEMATIC_BREAK.match(line)
@@ -1290,11 +1361,11 @@ def _markdown_blocks(
             add("paragraph", i, min(j, count - 1))
             i = j + 1
             continue
-        atx = _ATX.match(line)
-        if atx:
-            content = atx.group(2) or ""
-            s = starts[i] + (atx.start(2) if atx.group(2) is not None else len(line))
-            heading(len(atx.group(1)), content, s, s + len(content))
+        atx = _atx_heading(line)
+        if atx is not None:
+            level, content, offset = atx
+            s = starts[i] + offset
+            heading(level, content, s, s + len(content))
             i += 1
             continue
         if _THEMATIC_BREAK.match(line):

@@ -69,7 +69,7 @@ def document_validate_upload(*, upload: UploadedFile) -> str:
             f"“{display_name(upload.name or '')}” is {upload.size / 1048576:.1f} MB; "
             f"the limit is {settings.MAX_UPLOAD_SIZE_MB} MB."
         )
-    return filetypes.detect(upload, name=upload.name or "")
+    return filetypes.detect(upload, name=upload.name or "", max_zip_entries=settings.DOCX_MAX_FILES)
 
 
 def document_create(
@@ -105,6 +105,10 @@ def document_create(
         # The same file arrived twice at once: keep the first, drop our copy.
         document.file.delete(save=False)
         return UploadResult(Document.objects.get(owner=owner, sha256=sha), created=False)
+    except BaseException:
+        document.file.delete(save=False)  # no row points at it: never leave an orphan
+        raise
+    telemetry.document_uploaded(document)
     return UploadResult(document, created=True)
 
 
@@ -140,12 +144,10 @@ def document_reprocess(*, document: Document) -> Document:
 
 
 def document_delete(*, document: Document) -> None:
-    """Delete the document, its content, chunks and embeddings, then its file."""
-    file_name = document.file.name
-    storage = document.file.storage
+    """Delete the document, its content, chunks and embeddings; its file and page images
+    go when this commits (documents.signals.document_deleted)."""
     with transaction.atomic():
         document.delete()
-        transaction.on_commit(lambda: storage.delete(file_name) if file_name else None)
 
 
 def _invalidate_citing_chats(*, document_id: int, chunks_only: bool = False) -> None:
@@ -171,6 +173,9 @@ def _invalidate_search(owner_id: int) -> None:
 # --- Ingestion pipeline ----------------------------------------------------------
 
 
+FILE_MISSING = "The uploaded file is no longer stored; upload it again."
+
+
 class Superseded(Exception):
     """Our claim on the document is gone (deleted, reprocessed or re-queued)."""
 
@@ -187,13 +192,27 @@ class _Run:
             raise Superseded
 
 
+def extraction_limits():
+    """The extraction limits of the settings (documents.extraction.Limits)."""
+    from documents.extraction import Limits
+
+    return Limits(
+        timeout_s=settings.EXTRACTION_TIMEOUT_S,
+        memory_mb=settings.EXTRACTION_MEMORY_MB,
+        max_pages=settings.EXTRACTION_MAX_PAGES,
+        max_unpacked_mb=settings.DOCX_MAX_UNPACKED_MB,
+        max_zip_entries=settings.DOCX_MAX_FILES,
+        max_chars=settings.EXTRACTION_MAX_CHARS,
+    )
+
+
 @telemetry.track_ingest
 def document_ingest(*, document_id: int) -> str:
     """Extract, chunk, embed and store one document. Idempotent: a re-run replaces the
     document's chunks and embeddings in one transaction. Returns what happened."""
     from documents.chunking import chunk_extraction
     from documents.embeddings import EmbeddingError, TransientEmbeddingError, get_provider
-    from documents.extraction import ExtractionFailed, Limits, extract_file
+    from documents.extraction import ExtractionFailed, extract_file
 
     claim = uuid.uuid4()
     now = timezone.now()
@@ -215,16 +234,14 @@ def document_ingest(*, document_id: int) -> str:
     document = Document.objects.get(pk=document_id)
     run = _Run(document_id, claim)
     log = logger.getChild("ingest")
+    if not document.file or not document.file.storage.exists(document.file.name):
+        log.error("document=%s has no stored file %r", document_id, document.file.name)
+        return _fail(run, FILE_MISSING)
     try:
         extraction = extract_file(
             Path(document.file.path),
             document.mime_type,
-            limits=Limits(
-                timeout_s=settings.EXTRACTION_TIMEOUT_S,
-                memory_mb=settings.EXTRACTION_MEMORY_MB,
-                max_pages=settings.EXTRACTION_MAX_PAGES,
-                max_unpacked_mb=settings.DOCX_MAX_UNPACKED_MB,
-            ),
+            limits=extraction_limits(),
             on_progress=lambda done, total: run.update(pages_done=done, pages_total=total),
         )
         telemetry.ingest_step("extract", pages=extraction.page_count, chars=extraction.char_count)

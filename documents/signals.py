@@ -1,8 +1,12 @@
+import logging
+
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
 from documents.models import Document
+
+logger = logging.getLogger(__name__)
 
 
 @receiver([post_save, post_delete], sender=Document)
@@ -31,11 +35,24 @@ def document_saved(sender, instance: Document, created: bool, **kwargs) -> None:
 
 @receiver(post_delete, sender=Document)
 def document_deleted(sender, instance: Document, **kwargs) -> None:
-    """Rendered page images go with the document."""
+    """The stored file and rendered page images go with the document, once the delete
+    commits (never on a rollback). A signal, not document_delete(), so that every way a
+    row goes (its owner deleted in admin or the ORM, a queryset delete) takes the files."""
     from documents.pages import clear_page_cache
 
     document_id = instance.pk
+    file_name = instance.file.name
+    storage = instance.file.storage
+    if file_name:
+        transaction.on_commit(lambda: _delete_stored_file(storage, file_name))
     transaction.on_commit(lambda: clear_page_cache(document_id))
+
+
+def _delete_stored_file(storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except OSError:  # the row is gone already: log it and let the other callbacks run
+        logger.exception("could not delete the stored file %s", name)
 
 
 @receiver(pre_delete, sender=Document)

@@ -12,12 +12,13 @@ from documents import filetypes
 from documents.models import Document
 from documents.services import (
     FileTooLarge,
+    display_name,
     document_create,
     document_delete,
     document_reprocess,
     document_validate_upload,
 )
-from rra.ratelimit import limit_request, too_many_requests_page
+from rra.ratelimit import limit_items, too_many_files, too_many_requests_page
 
 
 @login_required
@@ -41,27 +42,34 @@ def library(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def upload(request: HttpRequest) -> HttpResponse:
-    limited = limit_request(request, group="upload", rate=settings.UPLOAD_RATE)
+    limited = limit_items(request, group="upload", rate=settings.UPLOAD_RATE, count=0)
+    uploads = [] if limited else request.FILES.getlist("files")[: settings.MAX_UPLOAD_FILES]
+    if uploads:
+        # UPLOAD_RATE counts files, not requests.
+        limited = limit_items(
+            request, group="upload", rate=settings.UPLOAD_RATE, count=len(uploads)
+        )
     if limited:
         return too_many_requests_page(
             request,
             limited,
-            "uploads",
+            too_many_files(len(uploads), limited) if uploads else "uploads",
             back_url=reverse("documents:library"),
             back_label="Back to your library",
         )
-    uploads = request.FILES.getlist("files")
     if not uploads:
         messages.error(request, "Choose one or more files to upload.")
         return redirect("documents:library")
     visibility = request.POST.get("visibility", Document.Visibility.PRIVATE)
     if visibility not in Document.Visibility.values:
         visibility = Document.Visibility.PRIVATE
-    for upload in uploads[: settings.MAX_UPLOAD_FILES]:
+    for upload in uploads:
         try:
             mime = document_validate_upload(upload=upload)
         except (FileTooLarge, filetypes.FileRejected) as exc:
-            messages.error(request, f"“{upload.name}” was not uploaded: {exc.message}")
+            messages.error(
+                request, f"“{display_name(upload.name or '')}” was not uploaded: {exc.message}"
+            )
             continue
         result = document_create(
             owner=request.user, upload=upload, mime_type=mime, visibility=visibility

@@ -6,12 +6,22 @@
 
   database    SELECT 1 through the pool, with HEALTH_CHECK_TIMEOUT          fail -> 503
   migrations  every migration applied (checked until it is true once)       fail -> 503
-  cache       a write and read back; Redis itself when REDIS_URL is set     fail -> 503
+  cache       a write and read back; Redis itself when REDIS_URL is set     degraded
   disk        free space on MEDIA_ROOT's disk >= HEALTH_MIN_FREE_DISK_MB    fail -> 503
   worker      a worker heartbeat younger than WORKER_HEARTBEAT_STALE_S      degraded
   memory      available memory >= HEALTH_MIN_FREE_MEMORY_MB                 degraded
   embeddings  the remote embedding service answered its last check          degraded
   llm         the remote LLM service answered its last check                degraded
+
+The cache is "degraded", not failed: without Redis every page still answers (cached
+reads go to the database, sessions fall back to it, most limits fail open; sign-in's
+fail closed with a clear 503), and a Redis outage hits every replica at once, so
+failing it would take the whole site out of the load balancer.
+
+Who sees what: the status of the whole and of each check goes to anyone; the details
+(errors, hostnames, memory, timings, release) only to the clients /metrics answers to
+(METRICS_TOKEN or METRICS_ALLOWED_NETWORKS), as they help an attacker more than a
+load balancer.
 
 "degraded" answers 200 with {"status": "degraded"}: this process can serve pages,
 search and answers (or says why not in a friendly way), and taking it out of the load
@@ -73,6 +83,13 @@ def check_database() -> None:
 
 
 def check_cache() -> dict[str, Any]:
+    try:
+        return _write_and_read_back()
+    except Exception as exc:
+        raise Degraded(f"the cache does not answer: {type(exc).__name__}: {exc}") from exc
+
+
+def _write_and_read_back() -> dict[str, Any]:
     # The default cache swallows Redis errors (pages keep working), so write and read
     # back through the raw client to see the truth.
     key = f"health:{uuid.uuid4().hex}"
@@ -372,16 +389,24 @@ def live(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def ready(request: HttpRequest) -> JsonResponse:
+    from rra.metrics import scrape_allowed
+
     started = time.perf_counter()
     providers.ensure_started()
     status, results = run_checks(READY_CHECKS)
-    body = {
-        "status": status,
-        "checks": results,
-        "host": socket.gethostname(),
-        "release": settings.RELEASE,
-        "ms": round((time.perf_counter() - started) * 1000, 2),
-    }
+    if scrape_allowed(request):
+        body = {
+            "status": status,
+            "checks": results,
+            "host": socket.gethostname(),
+            "release": settings.RELEASE,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+    else:
+        body = {
+            "status": status,
+            "checks": {name: {"status": result["status"]} for name, result in results.items()},
+        }
     return JsonResponse(body, status=503 if status == "fail" else 200)
 
 

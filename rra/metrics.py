@@ -52,12 +52,25 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 
 # --- HTTP ------------------------------------------------------------------------------
 
+REQUESTS = Counter(
+    "rra_http_requests_total",
+    "Requests answered (event streams included), by view (URL name), method and status.",
+    ["view", "method", "status"],
+)
 REQUEST_SECONDS = Histogram(
     "rra_http_request_duration_seconds",
-    "Time from the request arriving to the last byte of the response (streams included), "
-    "by view (URL name), method and status.",
+    "Time from the request arriving to the last byte of the response, by view (URL "
+    "name), method and status. Server-Sent Events streams (answers) stay out of it, so "
+    "its percentiles are those of pages and API calls: rra_http_stream_duration_seconds.",
     ["view", "method", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+STREAM_SECONDS = Histogram(
+    "rra_http_stream_duration_seconds",
+    "Time from the request arriving to the last event of a Server-Sent Events stream "
+    "(an answer), by view and status.",
+    ["view", "status"],
+    buckets=(0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
 )
 REQUESTS_IN_PROGRESS = Gauge(
     "rra_http_requests_in_progress",
@@ -174,6 +187,30 @@ LLM_TOKENS = Counter(
     "rra_llm_tokens_total",
     "LLM tokens by provider and kind (prompt, completion).",
     ["provider", "kind"],
+)
+
+# --- Users: actions and conversions (rra/telemetry.py) ------------------------------------------
+
+USER_ACTIONS = Counter(
+    "rra_user_actions_total",
+    "What people do, by action: upload (one per new document), question, vote_up, "
+    "vote_down, share_chat (made public), share_document (shared).",
+    ["action"],
+)
+CONVERSIONS = Counter(
+    "rra_conversions_total",
+    "People reaching a step of the funnel, by step: signup_requested (a new address "
+    "asked for an account), signup (the account confirmed), first_upload and "
+    "first_question (the first of that person's, found in the database).",
+    ["step"],
+)
+
+# --- Housekeeping (rra/housekeeping.py) -------------------------------------------------------
+
+HOUSEKEEPING_PRUNED = Counter(
+    "rra_housekeeping_pruned_total",
+    "Rows pruned by the worker's housekeeping, by kind (sessions, task_results).",
+    ["kind"],
 )
 
 # --- Observability itself ---------------------------------------------------------------------
@@ -334,6 +371,18 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress
 _PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 
 
+def _token_from_file(path: str) -> str:
+    """The token in METRICS_TOKEN_FILE, read at each scrape (a small file, every 15 s or
+    so): it may be written after this process started, or replaced; "" while missing."""
+    if not path:
+        return ""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def scrape_allowed(request) -> bool:
     """A valid METRICS_TOKEN bearer token, or a client address in
     METRICS_ALLOWED_NETWORKS. A request that came through a proxy RRA was not told
@@ -343,7 +392,7 @@ def scrape_allowed(request) -> bool:
 
     from rra.ratelimit import client_ip
 
-    token = settings.METRICS_TOKEN
+    token = settings.METRICS_TOKEN or _token_from_file(settings.METRICS_TOKEN_FILE)
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(
@@ -425,6 +474,9 @@ def _update_process_gauges_forever(interval: float) -> None:
         time.sleep(interval)
 
 
+_push_failing: dict[str, bool] = {}
+
+
 def push_once(*, endpoint: str, job: str, timeout: float = 5.0) -> bool:
     """Push everything a scrape would return to a Prometheus pushgateway (PUT: it
     replaces this instance's group)."""
@@ -438,10 +490,16 @@ def push_once(*, endpoint: str, job: str, timeout: float = 5.0) -> bool:
             grouping_key={"instance": socket.gethostname()},
             timeout=timeout,
         )
+        if _push_failing.pop(endpoint, False):
+            logger.info("metrics push to %s works again", endpoint)
         return True
     except Exception as exc:
         METRICS_PUSH_FAILURES.inc()
-        logger.warning("metrics push to %s failed: %s", endpoint, exc)
+        # A warning when pushing starts failing, then quiet until it works again (a
+        # compose stack without its monitoring profile has no pushgateway to reach).
+        level = logging.DEBUG if _push_failing.get(endpoint) else logging.WARNING
+        logger.log(level, "metrics push to %s failed: %s", endpoint, exc)
+        _push_failing[endpoint] = True
         return False
     finally:
         connection.close()  # this thread's connection goes back to the pool

@@ -160,7 +160,13 @@ class RequestObservabilityMiddleware:
         view = _view_label(request)
         method = request.method if request.method in metrics.HTTP_METHODS else "other"
         status = response.status_code
-        metrics.REQUEST_SECONDS.labels(view, method, str(status)).observe(duration)
+        metrics.REQUESTS.labels(view, method, str(status)).inc()
+        if response.streaming and response.get("Content-Type", "").startswith("text/event-stream"):
+            # An answer streams for as long as the model writes: kept apart, so that
+            # the request-latency percentiles stay those of pages and API calls.
+            metrics.STREAM_SECONDS.labels(view, str(status)).observe(duration)
+        else:
+            metrics.REQUEST_SECONDS.labels(view, method, str(status)).observe(duration)
         metrics.DB_QUERIES.labels(view).observe(stats.queries)
         metrics.DB_SECONDS.labels(view).observe(stats.seconds)
         exception = getattr(request, "_observed_exception", None)

@@ -24,6 +24,8 @@ from django.urls import reverse
 from django.utils.cache import get_conditional_response
 from django.views.decorators.http import require_safe
 
+from accounts.middleware import VIEWER_COOKIE
+
 SW_SOURCE = "js/sw.js"
 
 
@@ -52,7 +54,17 @@ def worker_config(source: str) -> dict:
         # Never answered by the worker: probes, metrics, the admin, the worker itself.
         "bypass": [reverse("api:health"), "/metrics", reverse("admin:index"), "/sw.js"],
         # A POST here signs someone in or out: cached pages and API answers are dropped.
-        "authPaths": [reverse("accounts:login"), reverse("accounts:logout")],
+        "authPaths": [
+            reverse("accounts:login"),
+            reverse("accounts:logout"),
+            reverse("admin:login"),
+            reverse("admin:logout"),
+        ],
+        # Pages and API answers are cached per person: the opaque id in this cookie
+        # (accounts/middleware.py); without it (signed out) or unreadable, per "anonymous".
+        "viewerCookie": VIEWER_COOKIE,
+        # Background Sync sends queued questions with this cookie's CSRF token.
+        "csrfCookie": settings.CSRF_COOKIE_NAME,
         # Development: static names are not hashed and pages change all the time, so
         # nothing is served from the cache while the network answers.
         "debug": settings.DEBUG,

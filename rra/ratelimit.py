@@ -109,17 +109,46 @@ def retry_after_text(seconds: int) -> str:
 def limit_request(request: HttpRequest, *, group: str, rate: str) -> Usage | None:
     """Count one hit for the signed-in user (else the client IP); return the usage when
     the limit is exceeded, None otherwise. Fails open when the store is down."""
-    user = getattr(request, "user", None)
-    value = (
-        f"user:{user.pk}"
-        if user is not None and user.is_authenticated
-        else f"ip:{client_ip(request)}"
+    hit = usage(
+        request, group=group, value=_subject(request), rate=rate, increment=True, fail_open=True
     )
-    hit = usage(request, group=group, value=value, rate=rate, increment=True, fail_open=True)
     if hit is not None and hit.count > hit.limit:
         telemetry.ratelimit_rejected(group)
         return hit
     return None
+
+
+def _subject(request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"ip:{client_ip(request)}"
+
+
+def limit_items(request: HttpRequest, *, group: str, rate: str, count: int) -> Usage | None:
+    """Charge `count` items (files of an upload) to the signed-in user (else the client
+    IP) when they all fit in what is left of the window; return the usage, unchanged,
+    when they do not. `count=0` only checks that something is left, before a body is read.
+    Fails open when the store is down."""
+    value = _subject(request)
+    seen = usage(request, group=group, value=value, rate=rate, increment=False, fail_open=True)
+    if seen is None:
+        return None
+    if seen.exhausted or seen.count + count > seen.limit:
+        if not seen.exhausted:  # usage() counted the exhausted case already
+            telemetry.ratelimit_rejected(group)
+        return seen
+    for _ in range(count):  # django-ratelimit adds one per call; count <= limit
+        usage(request, group=group, value=value, rate=rate, increment=True, fail_open=True)
+    return None
+
+
+def too_many_files(sent: int, hit: Usage) -> str:
+    """The `what` of a 429 for an upload whose files do not fit in what is left."""
+    if sent > hit.limit:  # would never fit: waiting does not help
+        return f"files: {sent} sent, at most {hit.limit} fit in one window; send fewer at a time"
+    left = max(0, hit.limit - hit.count)
+    return f"files: {sent} sent, {left} of {hit.limit} left in this window"
 
 
 def too_many_requests_json(hit: Usage, what: str):

@@ -57,7 +57,7 @@ INSTALLED_APPS = [
     "accounts",
     "documents",
     "chats",
-    "django.contrib.admin",
+    "accounts.apps.RRAAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Clear-Site-Data when the person behind a browser goes or changes (accounts/middleware.py).
+    "accounts.middleware.SessionEndMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # ETag / 304 / Cache-Control for the views in HTTP_CACHE_MAX_AGE.
@@ -245,6 +247,28 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", True)
 
+# --- Email (sign-up confirmation, password reset) -----------------------------------
+# Printed to the console (the `make run` terminal) unless EMAIL_HOST names an SMTP server.
+EMAIL_HOST = env.str("EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env.int("EMAIL_PORT", 587, min=1, max=65535)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", True)
+    EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
+    if EMAIL_USE_TLS and EMAIL_USE_SSL:
+        raise ImproperlyConfigured(
+            "Environment variables EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true "
+            "(STARTTLS on port 587, or TLS from the start on port 465)."
+        )
+    EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 10, min=1, max=120)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "RRA <noreply@localhost>")
+# Sign-up and password-reset links work this long (and once).
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT_HOURS", 72, min=1, max=24 * 30) * 3600
+
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -263,7 +287,17 @@ AUTH_PASSWORD_VALIDATORS = [
 
 RATELIMIT_USE_CACHE = "ratelimit"
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", True)
+# Failed sign-ins (accounts/limits.py): per account and client address; per address
+# across accounts; per account across addresses (a higher ceiling, so that a stranger
+# cannot lock an owner out from one address).
 LOGIN_RATE = env.str("LOGIN_RATE", "5/15m")
+LOGIN_IP_RATE = env.str("LOGIN_IP_RATE", "20/15m")
+LOGIN_ACCOUNT_RATE = env.str("LOGIN_ACCOUNT_RATE", "50/h")
+# Sign-up and password-reset requests per client address and per email address; failed
+# password changes (a wrong current password) per account.
+SIGNUP_RATE = env.str("SIGNUP_RATE", "10/h")
+PASSWORD_RESET_RATE = env.str("PASSWORD_RESET_RATE", "5/h")
+PASSWORD_CHANGE_RATE = env.str("PASSWORD_CHANGE_RATE", "5/15m")
 # How many reverse proxies in front of the app append to X-Forwarded-For. 0 (default):
 # the header is ignored and the client is the TCP peer.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=5)
@@ -361,12 +395,23 @@ UPLOAD_RATE = env.str("UPLOAD_RATE", "5/m")
 EXTRACTION_TIMEOUT_S = env.float("EXTRACTION_TIMEOUT_S", 120.0, min=1)
 EXTRACTION_MEMORY_MB = env.int("EXTRACTION_MEMORY_MB", 1024, min=128)
 EXTRACTION_MAX_PAGES = env.int("EXTRACTION_MAX_PAGES", 2000, min=1)
+# Characters of extracted text: every one is chunked and embedded (time on the worker).
+EXTRACTION_MAX_CHARS = env.int("EXTRACTION_MAX_CHARS", 10_000_000, min=1000)
 DOCX_MAX_UNPACKED_MB = env.int("DOCX_MAX_UNPACKED_MB", 200, min=1)
+# Files inside a DOCX (a ZIP): more are refused at upload, before the directory is read.
+DOCX_MAX_FILES = env.int("DOCX_MAX_FILES", 10_000, min=100)
 INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", 5, min=1, max=50)
 INGEST_RETRY_BASE_S = env.float("INGEST_RETRY_BASE_S", 10.0, min=0)
 # A document whose worker has not reported progress for this long is re-queued.
 INGEST_STALE_AFTER_S = env.int("INGEST_STALE_AFTER_S", 300, min=10)
 WORKER_SWEEP_INTERVAL_S = env.float("WORKER_SWEEP_INTERVAL_S", 60.0, min=1)
+# Housekeeping (rra/housekeeping.py): the worker prunes expired sessions and old finished
+# task results every HOUSEKEEPING_INTERVAL_S (0: never).
+HOUSEKEEPING_INTERVAL_S = env.float("HOUSEKEEPING_INTERVAL_S", 3600.0, min=0)
+HOUSEKEEPING_TASK_RETENTION_DAYS = env.int("HOUSEKEEPING_TASK_RETENTION_DAYS", 7, min=0)
+HOUSEKEEPING_FAILED_TASK_RETENTION_DAYS = env.int(
+    "HOUSEKEEPING_FAILED_TASK_RETENTION_DAYS", 30, min=0
+)
 # Largest upload Django keeps in memory before spooling to a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -595,6 +640,18 @@ ERROR_TRACKING_ENDPOINT = env.url(
 SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
 SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", 0.0, min=0, max=1)
 if ERROR_TRACKING_ENDPOINT:
+    from sentry_sdk.utils import BadDsn, Dsn
+
+    try:
+        Dsn(ERROR_TRACKING_ENDPOINT)
+    except BadDsn as exc:
+        _used = env.raw("ERROR_TRACKING_ENDPOINT", ["SENTRY_DSN"])[0]
+        raise ImproperlyConfigured(
+            f"Environment variable {_used} must be a Sentry DSN, "
+            "https://<public key>@<host>/<project id> (Sentry or GlitchTip: the project's "
+            f"client keys page), or be left unset to turn error tracking off ({exc})."
+        ) from None
+
     from rra import sentry
 
     sentry.init(
@@ -616,6 +673,9 @@ if PROMETHEUS_MULTIPROC_DIR:
     os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 METRICS_TOKEN = env.str("METRICS_TOKEN")
+# Or a file holding the token, read when a scrape comes (docker-compose.yml: a token
+# generated on first start and shared with Prometheus through a volume).
+METRICS_TOKEN_FILE = env.str("METRICS_TOKEN_FILE")
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
 for _network in METRICS_ALLOWED_NETWORKS:
     try:

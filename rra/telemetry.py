@@ -256,3 +256,75 @@ def llm_stream(items: Iterator[Any], *, provider: Any) -> Iterator[Any]:
         if error:
             fields["error"] = error
         (log.warning if error else log.info)("llm.call", **fields)
+
+
+# --- Users: actions and conversions -----------------------------------------------------------
+#
+#     telemetry.signup_requested(user)      # a new address asked for an account
+#     telemetry.signup_confirmed(user)      # ...and confirmed it
+#     telemetry.document_uploaded(document) # a new document (first_upload from the DB)
+#     telemetry.question_asked(message)     # a question saved (first_question from the DB)
+#     telemetry.voted(value)                # "up" or "down", when a vote is cast or changed
+#     telemetry.shared("chat" | "document") # made public / shared
+
+
+def user_action(action: str, count: int = 1) -> None:
+    metrics.USER_ACTIONS.labels(action).inc(count)
+
+
+def conversion(step: str, *, user_id: Any) -> None:
+    metrics.CONVERSIONS.labels(step).inc()
+    log.info("conversion", step=step, user_id=user_id)
+
+
+def signup_requested(user: Any) -> None:
+    conversion("signup_requested", user_id=user.pk)
+
+
+def signup_confirmed(user: Any) -> None:
+    conversion("signup", user_id=user.pk)
+
+
+def document_uploaded(document: Any) -> None:
+    """A new document (not a duplicate of one the owner has). The owner's first when
+    they have no other document."""
+    from documents.models import Document
+
+    user_action("upload")
+    if document.visibility == Document.Visibility.SHARED:
+        shared("document")
+    others = Document.objects.filter(owner_id=document.owner_id).exclude(pk=document.pk)
+    if not others.exists():
+        conversion("first_upload", user_id=document.owner_id)
+
+
+def question_asked(message: Any) -> None:
+    """A question was saved. The asker's first when none of their chats holds another."""
+    from chats.models import Message
+
+    user_action("question")
+    owner_id = message.chat.owner_id
+    others = Message.objects.filter(chat__owner_id=owner_id, role=Message.Role.USER).exclude(
+        pk=message.pk
+    )
+    if not others.exists():
+        conversion("first_question", user_id=owner_id)
+
+
+def on_message_saved(
+    sender: Any, instance: Any, created: bool, raw: bool = False, **_: Any
+) -> None:
+    """post_save of chats.Message (rra/apps.py): every path that saves a question counts."""
+    if created and not raw and instance.role == instance.Role.USER:
+        try:
+            question_asked(instance)
+        except Exception as exc:  # metrics must never break asking
+            log.warning("telemetry.question_failed", error=type(exc).__name__)
+
+
+def voted(value: str) -> None:
+    user_action(f"vote_{value}")
+
+
+def shared(kind: str) -> None:
+    user_action(f"share_{kind}")

@@ -86,3 +86,51 @@ def test_the_profile_form_explains_a_missing_name(owner_client):
     response = owner_client.post(reverse("accounts:profile"), {"name": ""})
     assert response.status_code == 400
     assert "This field is required." in response.content.decode()
+
+
+def test_a_token_cannot_mint_tokens(client, owner):
+    _token, raw = ApiToken.issue(user=owner, name="ci")
+    response = client.post(
+        "/api/tokens", {"name": "heir"}, content_type="application/json", **_bearer(raw)
+    )
+    assert response.status_code == 403
+    assert "API tokens cannot create tokens" in response.json()["error"]["message"]
+    assert ApiToken.objects.count() == 1
+
+
+def test_a_token_can_expire(owner_client, owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    response = owner_client.post(
+        "/api/tokens", {"name": "week", "expires_in_days": 7}, content_type="application/json"
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["expires_at"] is not None
+    raw = body["token"]
+    assert Client().get("/api/me", **_bearer(raw)).status_code == 200  # cached now
+    ApiToken.objects.filter(name="week").update(expires_at=timezone.now() - timedelta(seconds=1))
+    failed = Client().get("/api/me", **_bearer(raw))
+    assert failed.status_code == 401
+    assert owner_client.get("/api/tokens").json()["results"] == []
+    bad = owner_client.post(
+        "/api/tokens", {"name": "x", "expires_in_days": 0}, content_type="application/json"
+    )
+    assert bad.status_code == 400 and "expires_in_days" in bad.json()["error"]["fields"]
+
+
+def test_an_expired_token_is_refused_even_from_the_cache(client, owner, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _token, raw = ApiToken.issue(
+        user=owner, name="short", expires_at=timezone.now() + timedelta(hours=1)
+    )
+    assert client.get("/api/me", **_bearer(raw)).status_code == 200  # cached now
+    # Two hours pass, with no write that would invalidate the cached token.
+    later = timezone.now() + timedelta(hours=2)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    assert client.get("/api/me", **_bearer(raw)).status_code == 401

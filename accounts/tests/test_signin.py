@@ -1,4 +1,5 @@
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from conftest import PASSWORD
@@ -38,21 +39,61 @@ def test_it_rate_limits_failed_attempts_with_retry_after(client, owner):
     assert _attempt(client, owner.email, PASSWORD).status_code == 429
 
 
-def test_it_limits_one_account_across_many_ips(client, owner):
-    for n in range(5):
-        _attempt(client, owner.email, "wrong", ip=f"198.51.100.{n}")
-    assert _attempt(client, owner.email, "wrong", ip="198.51.100.99").status_code == 429
+def test_a_stranger_cannot_lock_the_owner_out_from_another_address(client, owner):
+    for _ in range(8):
+        _attempt(client, owner.email, "wrong", ip="198.51.100.66")
+    assert _attempt(client, owner.email, "wrong", ip="198.51.100.66").status_code == 429
+    # The owner, from their own address, still signs in.
+    assert _attempt(Client(), owner.email, PASSWORD, ip="203.0.113.50").status_code == 302
 
 
-def test_it_limits_one_ip_across_many_accounts(client, owner, member):
-    for n in range(5):
+def test_one_account_has_a_ceiling_across_many_addresses(client, owner, settings):
+    settings.LOGIN_ACCOUNT_RATE = "12/h"
+    for n in range(12):
+        assert _attempt(client, owner.email, "wrong", ip=f"198.51.100.{n}").status_code == 200
+    response = _attempt(client, owner.email, PASSWORD, ip="198.51.100.99")
+    assert response.status_code == 429
+    assert "Too many failed sign-in attempts" in response.content.decode()
+
+
+def test_it_limits_one_ip_across_many_accounts(client, owner, member, settings):
+    settings.LOGIN_IP_RATE = "6/15m"
+    for n in range(6):
         _attempt(client, f"nobody{n}@example.com", "wrong", ip="192.0.2.1")
     assert _attempt(client, member.email, PASSWORD, ip="192.0.2.1").status_code == 429
     # The account owner on another address is not locked out by that IP's failures.
     assert _attempt(client, member.email, PASSWORD, ip="192.0.2.2").status_code == 302
 
 
-def test_a_forged_forwarded_header_does_not_escape_the_limit(client, owner):
+def test_django_admin_sign_in_is_limited_like_the_site(client, admin_user):
+    url = reverse("admin:login")
+    for _ in range(5):
+        response = client.post(
+            url, {"username": admin_user.email, "password": "wrong"}, REMOTE_ADDR="203.0.113.9"
+        )
+        assert response.status_code == 200
+    right = {"username": admin_user.email, "password": PASSWORD}
+    response = client.post(url, right, REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert "_auth_user_id" not in client.session
+    # Failures on the admin's sign-in count on the site's too: one limiter.
+    assert _attempt(client, admin_user.email, PASSWORD, ip="203.0.113.9").status_code == 429
+
+
+def test_every_authenticate_call_is_refused_while_limited(rf, owner):
+    from django.contrib.auth import authenticate
+
+    request = rf.post("/", REMOTE_ADDR="203.0.113.77")
+    for _ in range(5):
+        assert authenticate(request, username=owner.email, password="wrong") is None
+    assert authenticate(request, username=owner.email, password=PASSWORD) is None
+    other = rf.post("/", REMOTE_ADDR="203.0.113.78")
+    assert authenticate(other, username=owner.email, password=PASSWORD) == owner
+
+
+def test_a_forged_forwarded_header_does_not_escape_the_limit(client, owner, settings):
+    settings.LOGIN_IP_RATE = "5/15m"
     for n in range(6):
         response = _attempt(
             client, f"x{n}@example.com", "wrong", HTTP_X_FORWARDED_FOR=f"10.9.8.{n}"

@@ -272,6 +272,173 @@ def make_image_pdf(path: Path) -> Path:
     return path
 
 
+def _one_page_pdf(
+    content: bytes, *, font: bytes = b"", extra: Sequence[bytes] = (), deflate: bool = False
+) -> bytes:
+    """A one-page PDF drawing `content` (FlateDecode with `deflate`) with font /F1
+    (object 5: Helvetica plus `font` entries); `extra` objects are numbered from 6."""
+    stream = zlib.compress(content, 9) if deflate else content
+    flate = b" /Filter /FlateDecode" if deflate else b""
+    return _pdf_from_objects(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length %d%s >>\nstream\n" % (len(stream), flate) + stream + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica" + font + b" >>",
+            *extra,
+        ]
+    )
+
+
+def _text_content(text: bytes) -> bytes:
+    return b"BT /F1 12 Tf 72 720 Td (" + text + b") Tj ET"
+
+
+def make_many_pages_pdf(path: Path, pages: int) -> Path:
+    """A PDF of `pages` blank pages (each a small object of its own)."""
+    kids = b" ".join(b"%d 0 R" % (n + 3) for n in range(pages))
+    path.write_bytes(
+        _pdf_from_objects(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
+                *[b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>"] * pages,
+            ]
+        )
+    )
+    return path
+
+
+def make_repeated_page_pdf(path: Path, pages: int) -> Path:
+    """A PDF whose page tree lists the same page object `pages` times."""
+    data = _one_page_pdf(_text_content(b"The same page again"))
+    path.write_bytes(
+        data.replace(
+            b"/Kids [3 0 R] /Count 1", b"/Kids [%s] /Count %d" % (b"3 0 R " * pages, pages)
+        )
+    )
+    return path
+
+
+def make_lying_page_count_pdf(path: Path, text: bytes, count: int = 10**9) -> Path:
+    """One real page under a page tree that claims `count` pages."""
+    data = _one_page_pdf(_text_content(text))
+    path.write_bytes(data.replace(b"/Count 1 >>", b"/Count %d >>" % count))
+    return path
+
+
+def make_cyclic_page_tree_pdf(path: Path) -> Path:
+    """A page tree whose only kid has the root as its kid: a loop, no page."""
+    path.write_bytes(
+        _pdf_from_objects(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Pages /Parent 2 0 R /Kids [2 0 R] /Count 1 >>",
+            ]
+        )
+    )
+    return path
+
+
+def make_deep_page_tree_pdf(path: Path, depth: int = 5000) -> Path:
+    """One page at the bottom of `depth` nested page-tree nodes."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    for level in range(depth):
+        number = 2 + level
+        parent = b" /Parent %d 0 R" % (number - 1) if level else b""
+        objects.append(b"<< /Type /Pages%s /Kids [%d 0 R] /Count 1 >>" % (parent, number + 1))
+    page = depth + 2
+    content = _text_content(b"The deepest page")
+    objects += [
+        b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 595 842] /Contents %d 0 R "
+        b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (page - 1, page + 1, page + 2),
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    path.write_bytes(_pdf_from_objects(objects))
+    return path
+
+
+def make_deep_nesting_pdf(path: Path, text: bytes, depth: int = 200_000) -> Path:
+    """A readable page with an array nested `depth` deep in its page dictionary and
+    `depth` nested graphics states (q ... Q) around its text."""
+    content = b"q " * depth + _text_content(text) + b" Q" * depth
+    data = _one_page_pdf(content)
+    junk = b" /Junk " + b"[" * depth + b"]" * depth
+    path.write_bytes(data.replace(b"/Contents 4 0 R", b"/Contents 4 0 R" + junk, 1))
+    return path
+
+
+def make_pdf_font_bomb(path: Path, *, inflated_mb: int = 2048) -> Path:
+    """A page whose embedded font program (FontFile2, FlateDecode) inflates to
+    `inflated_mb` MB of zeros."""
+    font = deflate_repeated(b"", 0, inflated_mb * MB)
+    path.write_bytes(
+        _one_page_pdf(
+            _text_content(b"Font bomb"),
+            font=b" /FontDescriptor 6 0 R",
+            extra=[
+                b"<< /Type /FontDescriptor /FontName /Evil /Flags 32 /FontBBox [0 0 1000 1000] "
+                b"/ItalicAngle 0 /Ascent 800 /Descent -200 /CapHeight 700 /StemV 80 "
+                b"/FontFile2 7 0 R >>",
+                b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(font)
+                + font
+                + b"\nendstream",
+            ],
+        ).replace(b"/Subtype /Type1 /BaseFont /Helvetica", b"/Subtype /TrueType /BaseFont /Evil")
+    )
+    return path
+
+
+def make_text_flood_pdf(path: Path, *, words: int = 1_000_000) -> Path:
+    """One page showing `words` words (a 5 MB text layer) from a ~20 KB file."""
+    content = b"BT /F1 12 Tf 72 720 Td " + b"(word ) Tj\n" * words + b"ET"
+    path.write_bytes(_one_page_pdf(content, deflate=True))
+    return path
+
+
+def make_active_pdf(path: Path, text: bytes) -> Path:
+    """A readable page in a PDF that runs JavaScript when opened and carries an
+    embedded file (neither is ever run or unpacked by extraction)."""
+    script = b"app.alert('opened'); this.exportDataObject({cName: 'payload.exe', nLaunch: 2});"
+    payload = b"MZ not really a program"
+    data = _one_page_pdf(
+        _text_content(text),
+        extra=[
+            b"<< /S /JavaScript /JS (%s) >>" % script,
+            b"<< /Type /EmbeddedFile /Length %d >>\nstream\n" % len(payload)
+            + payload
+            + b"\nendstream",
+            b"<< /Type /Filespec /F (payload.exe) /EF << /F 7 0 R >> >>",
+        ],
+    )
+    catalog = b"<< /Type /Catalog /Pages 2 0 R >>"
+    active = (
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 6 0 R "
+        b"/Names << /EmbeddedFiles << /Names [(payload.exe) 8 0 R] >> >> >>"
+    )
+    path.write_bytes(_pdf_from_objects(_pdf_objects(data, catalog, active)))
+    return path
+
+
+def _pdf_objects(data: bytes, old: bytes, new: bytes) -> list[bytes]:
+    """The object bodies of a PDF made by _pdf_from_objects, with `old` replaced by `new`."""
+    bodies = re.findall(rb"\d+ 0 obj\n(.*?)\nendobj\n", data, re.DOTALL)
+    return [new if body == old else body for body in bodies]
+
+
+def make_pdf_zip_polyglot(path: Path, pdf: Path) -> Path:
+    """The PDF `pdf` followed by a ZIP archive: both readers accept the file."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("payload.txt", "hidden in a PDF")
+    path.write_bytes(pdf.read_bytes() + archive.getvalue())
+    return path
+
+
 # -------------------------------------------------------------------------- images
 
 
@@ -453,7 +620,9 @@ def make_xxe_docx(path: Path, target: str = "file:///etc/passwd") -> Path:
     return path
 
 
-def _zip_member_bytes(name: str, raw_deflate: bytes, size: int, crc: int, offset: int) -> tuple:
+def _zip_member_bytes(
+    name: str, raw_deflate: bytes, size: int, crc: int, offset: int, *, flags: int = 0
+) -> tuple:
     """Local header + data and the matching central directory entry (deflate, no zip64)."""
     encoded = name.encode()
     local = (
@@ -461,7 +630,7 @@ def _zip_member_bytes(name: str, raw_deflate: bytes, size: int, crc: int, offset
             "<IHHHHHIIIHH",
             0x04034B50,
             20,
-            0,
+            flags,
             8,
             0,
             0x21,
@@ -480,7 +649,7 @@ def _zip_member_bytes(name: str, raw_deflate: bytes, size: int, crc: int, offset
             0x02014B50,
             20,
             20,
-            0,
+            flags,
             8,
             0,
             0x21,
@@ -498,6 +667,50 @@ def _zip_member_bytes(name: str, raw_deflate: bytes, size: int, crc: int, offset
         + encoded
     )
     return local, central
+
+
+ZipMember = tuple  # (name, raw deflate data, uncompressed size, crc32[, flags])
+
+
+def _deflated_members(source: bytes) -> list[ZipMember]:
+    """The members of a ZIP as ZipMember tuples (each deflated again here)."""
+    members = []
+    with zipfile.ZipFile(io.BytesIO(source)) as z:
+        for info in z.infolist():
+            data = z.read(info.filename)
+            co = zlib.compressobj(6, zlib.DEFLATED, -15)
+            members.append(
+                (info.filename, co.compress(data) + co.flush(), len(data), zlib.crc32(data))
+            )
+    return members
+
+
+def _zip_bytes(members: Iterable[ZipMember]) -> bytes:
+    """A ZIP written by hand from already-deflated members (no zip64)."""
+    out = io.BytesIO()
+    centrals = []
+    for name, raw, length, crc, *flags in members:
+        local, central = _zip_member_bytes(
+            name, raw, length, crc & 0xFFFFFFFF, out.tell(), flags=flags[0] if flags else 0
+        )
+        out.write(local)
+        centrals.append(central)
+    directory = out.tell()
+    out.write(b"".join(centrals))
+    out.write(
+        struct.pack(
+            "<IHHHHIIH",
+            0x06054B50,
+            0,
+            0,
+            len(centrals),
+            len(centrals),
+            out.tell() - directory,
+            directory,
+            0,
+        )
+    )
+    return out.getvalue()
 
 
 def _gf2_times(matrix: list[int], vector: int) -> int:
@@ -531,16 +744,33 @@ def _crc32_combine(crc1: int, crc2: int, length2: int) -> int:
 
 def crc32_of_zeros(count: int) -> int:
     """zlib.crc32(bytes(count)) without allocating or hashing `count` bytes."""
-    crc = zlib.crc32(bytes(count % MB))
-    block, block_len = zlib.crc32(bytes(MB)), MB
-    blocks = count // MB
-    while blocks:
-        if blocks & 1:
+    return _crc32_combine(
+        crc32_of_repeat(bytes(MB), count // MB), zlib.crc32(bytes(count % MB)), count % MB
+    )
+
+
+def crc32_of_repeat(unit: bytes, count: int) -> int:
+    """zlib.crc32(unit * count) without building or hashing the repeated data."""
+    crc, block, block_len = 0, zlib.crc32(unit), len(unit)
+    while count:
+        if count & 1:
             crc = _crc32_combine(crc, block, block_len)
         block = _crc32_combine(block, block, block_len)
         block_len *= 2
-        blocks >>= 1
+        count >>= 1
     return crc
+
+
+def deflate_repeated_unit(prefix: bytes, unit: bytes, count: int, suffix: bytes) -> bytes:
+    """Raw deflate of `prefix + unit * count + suffix`, compressing `unit` once: each
+    piece ends with a full flush (no references across pieces), so pieces concatenate."""
+
+    def piece(data: bytes) -> bytes:
+        co = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return co.compress(data) + co.flush(zlib.Z_FULL_FLUSH)
+
+    end = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return piece(prefix) + piece(unit) * count + end.compress(suffix) + end.flush(zlib.Z_FINISH)
 
 
 def make_zip_bomb_docx(
@@ -555,39 +785,148 @@ def make_zip_bomb_docx(
     if unpacked_mb >= 4096:
         raise ValueError("unpacked_mb must be below 4096")
     size = unpacked_mb * MB
-    members: list[tuple[str, bytes, int, int]] = []
-    with zipfile.ZipFile(io.BytesIO(docx_bytes())) as z:
-        for info in z.infolist():
-            data = z.read(info.filename)
-            co = zlib.compressobj(6, zlib.DEFLATED, -15)
-            members.append(
-                (info.filename, co.compress(data) + co.flush(), len(data), zlib.crc32(data))
-            )
+    members = _deflated_members(docx_bytes())
     members.append(
         (member, deflate_repeated(b"", 0, size, zlib_wrapper=False), size, crc32_of_zeros(size))
     )
-    out = io.BytesIO()
-    centrals = []
-    for name, raw, length, crc in members:
-        local, central = _zip_member_bytes(name, raw, length, crc & 0xFFFFFFFF, out.tell())
-        out.write(local)
-        centrals.append(central)
-    directory = out.tell()
-    out.write(b"".join(centrals))
-    out.write(
-        struct.pack(
-            "<IHHHHIIH",
-            0x06054B50,
-            0,
-            0,
-            len(centrals),
-            len(centrals),
-            out.tell() - directory,
-            directory,
-            0,
-        )
+    path.write_bytes(_zip_bytes(members))
+    return path
+
+
+def make_many_zeros_docx(path: Path, *, members: int = 30, member_mb: int = 9) -> Path:
+    """A valid DOCX plus `members` parts of `member_mb` MB of zeros each: every part is
+    below the size where the compression ratio is checked, the total is not."""
+    size = member_mb * MB
+    raw, crc = deflate_repeated(b"", 0, size, zlib_wrapper=False), crc32_of_zeros(size)
+    extra = [(f"word/media/zeros{n}.bin", raw, size, crc) for n in range(members)]
+    path.write_bytes(_zip_bytes(_deflated_members(docx_bytes()) + extra))
+    return path
+
+
+def make_xml_bomb_docx(path: Path, *, paragraphs: int = 20_000_000) -> Path:
+    """A DOCX whose word/document.xml is well-formed XML of `paragraphs` paragraphs
+    (about 60 bytes each: 20 million is 1.2 GB) in a file of about a megabyte."""
+    source = docx_bytes([("p", "placeholder")])
+    with zipfile.ZipFile(io.BytesIO(source)) as z:
+        xml = z.read("word/document.xml")
+    start = xml.index(b"<w:body>") + len(b"<w:body>")
+    end = xml.index(b"<w:sectPr")
+    # Units of 10,000 paragraphs: deflate reaches ~1000:1 on them.
+    unit = b"<w:p><w:r><w:t>Calibrate the chuck.</w:t></w:r></w:p>" * 10_000
+    count = paragraphs // 10_000
+    size = start + len(unit) * count + len(xml) - end
+    crc = _crc32_combine(
+        _crc32_combine(zlib.crc32(xml[:start]), crc32_of_repeat(unit, count), len(unit) * count),
+        zlib.crc32(xml[end:]),
+        len(xml) - end,
     )
-    path.write_bytes(out.getvalue())
+    raw = deflate_repeated_unit(xml[:start], unit, count, xml[end:])
+    members = [m for m in _deflated_members(source) if m[0] != "word/document.xml"]
+    members.append(("word/document.xml", raw, size, crc))
+    path.write_bytes(_zip_bytes(members))
+    return path
+
+
+def make_deep_xml_docx(path: Path, *, depth: int = 100_000) -> Path:
+    """A DOCX whose body nests `depth` elements (lxml refuses more than 256 levels)."""
+    body = "<w:sdt><w:sdtContent>" * depth + "<w:p/>" + "</w:sdtContent></w:sdt>" * depth
+    return make_docx_with_xml(path, "<w:p><w:r><w:t>Deep.</w:t></w:r></w:p>" + body)
+
+
+def make_many_files_docx(path: Path, *, count: int = 20_000) -> Path:
+    """A valid DOCX plus `count` empty parts."""
+    empty = zlib.compressobj(6, zlib.DEFLATED, -15).flush()
+    extra = [(f"customXml/item{n}.xml", empty, 0, 0) for n in range(count)]
+    path.write_bytes(_zip_bytes(_deflated_members(docx_bytes()) + extra))
+    return path
+
+
+def make_docx_with_part(
+    path: Path, member: str, data: bytes = b"extra part", *, first: bool = False
+) -> Path:
+    """A valid DOCX with one more part `member` (last, or `first` in the archive): a
+    name that climbs out of any folder ("../../x", zip slip), or one that puts
+    "%PDF-" into the file's first kilobyte."""
+    co = zlib.compressobj(6, zlib.DEFLATED, -15)
+    extra = (member, co.compress(data) + co.flush(), len(data), zlib.crc32(data))
+    members = _deflated_members(docx_bytes())
+    path.write_bytes(_zip_bytes([extra, *members] if first else [*members, extra]))
+    return path
+
+
+def _zipcrypto(data: bytes, password: bytes, check: int) -> bytes:
+    """Traditional PKWARE encryption (APPNOTE 6.1) of one member's data, with its
+    12-byte header ending in `check` (the high byte of the CRC)."""
+
+    def crc_step(crc: int, byte: int) -> int:
+        return zlib.crc32(bytes([byte]), crc ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+
+    keys = [0x12345678, 0x23456789, 0x34567890]
+
+    def update(byte: int) -> None:
+        keys[0] = crc_step(keys[0], byte)
+        keys[1] = ((keys[1] + (keys[0] & 0xFF)) * 134775813 + 1) & 0xFFFFFFFF
+        keys[2] = crc_step(keys[2], keys[1] >> 24)
+
+    for byte in password:
+        update(byte)
+    out = bytearray()
+    for byte in bytes(range(11)) + bytes([check]) + data:
+        temp = (keys[2] | 2) & 0xFFFF
+        out.append(byte ^ (((temp * (temp ^ 1)) >> 8) & 0xFF))
+        update(byte)
+    return bytes(out)
+
+
+def make_zip_encrypted_docx(path: Path, password: str) -> Path:
+    """A DOCX whose parts are zip-encrypted (ZipCrypto) with `password`: the directory
+    lists a Word document, no part can be read without the password."""
+    members = [
+        (name, _zipcrypto(raw, password.encode(), (crc >> 24) & 0xFF), size, crc, 0x1)
+        for name, raw, size, crc in _deflated_members(docx_bytes())
+    ]
+    path.write_bytes(_zip_bytes(members))
+    return path
+
+
+def make_truncated_docx(path: Path, *, keep: float = 0.5) -> Path:
+    """A DOCX cut after `keep` of its bytes (its ZIP directory is gone)."""
+    data = docx_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def make_corrupt_docx(path: Path) -> Path:
+    """A DOCX whose directory is intact but whose word/document.xml data is garbage."""
+    members = []
+    for name, raw, size, crc in _deflated_members(docx_bytes()):
+        if name == "word/document.xml":
+            raw = bytes(b ^ 0x5A for b in raw)
+        members.append((name, raw, size, crc))
+    path.write_bytes(_zip_bytes(members))
+    return path
+
+
+def make_encrypted_office_file(path: Path) -> Path:
+    """What Word writes for a password-protected .docx: an OLE compound file whose
+    directory holds the EncryptionInfo and EncryptedPackage streams (header and
+    directory sector only; no cipher text)."""
+    header = bytearray(512)
+    header[:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+    struct.pack_into("<HHHH", header, 24, 0x3E, 3, 0xFFFE, 9)  # version, byte order, 512 B
+    struct.pack_into("<I", header, 48, 0)  # first directory sector
+
+    def entry(name: str, kind: int) -> bytes:
+        raw = bytearray(128)
+        encoded = (name + "\0").encode("utf-16-le")
+        raw[: len(encoded)] = encoded
+        struct.pack_into("<HB", raw, 64, len(encoded), kind)
+        return bytes(raw)
+
+    directory = (
+        entry("Root Entry", 5) + entry("EncryptionInfo", 2) + entry("EncryptedPackage", 2)
+    ).ljust(512, b"\0")
+    path.write_bytes(bytes(header) + directory)
     return path
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import re
+import signal
 
 import pypdfium2 as pdfium
 import pytest
@@ -20,6 +22,7 @@ from documents.filetypes import DOCX, MARKDOWN, PDF, TEXT
 from documents.tests import files
 
 SMALL = Limits(timeout_s=20, memory_mb=512)
+BIG_TEXT = 60 * 1024 * 1024  # max_chars for the 50 MB text file
 FURNITURE = {
     "header": "ACME RoboRail manual",
     "footer": "Page {page}/{pages} version 0.0 | 29-3-2024",
@@ -440,6 +443,26 @@ def test_it_extracts_markdown_headings_but_not_from_fenced_code(tmp_path):
     assert extraction.metadata == {"title": "Operator manual"}
 
 
+def test_it_reads_atx_closing_sequences_and_long_runs_of_spaces(tmp_path):
+    text = (
+        "# Title ##\n\n##   Spaced\t#  \n\n### C# is # not closed#\n\n# ###\n\n"
+        + "## Wide"
+        + " " * 50_000
+        + "heading\n"
+    )
+    path = files.make_markdown(tmp_path / "a.md", text)
+    extraction = extract_in_process(path, MARKDOWN)
+    headings = [(b.level, b.text) for b in extraction.blocks if b.kind == "heading"]
+    assert headings == [
+        (1, "Title"),
+        (2, "Spaced"),
+        (3, "C# is # not closed#"),
+        (2, "Wide heading"),
+    ]
+    wide = extraction.blocks[-1]
+    assert text[wide.start : wide.end] == "Wide" + " " * 50_000 + "heading"
+
+
 def test_it_extracts_markdown_lists_tables_and_code(tmp_path):
     extraction = extract_in_process(files.make_markdown(tmp_path / "a.md"), MARKDOWN)
     kinds = [(b.kind, b.text) for b in extraction.blocks if b.kind != "heading"]
@@ -535,8 +558,26 @@ def test_it_rejects_text_without_content(tmp_path):
     assert failure(path, TEXT) == "The document contains no text."
 
 
+def test_it_refuses_more_text_than_the_limit_in_every_format(tmp_path, big_text):
+    limits = Limits(max_chars=100)
+    too_much = "The document has more than 100 characters of text, the most that is processed."
+    pdf = files.make_pdf(tmp_path / "a.pdf", [["Short first page."], ["word " * 30]])
+    assert extract_in_process(pdf, PDF, limits=Limits(max_chars=1000)).page_count == 2
+    assert failure(pdf, PDF, limits) == too_much
+    docx = files.make_docx(tmp_path / "a.docx", [("p", "word " * 30)])
+    assert extract_in_process(docx, DOCX, limits=Limits(max_chars=1000)).char_count == 149
+    assert failure(docx, DOCX, limits) == too_much
+    text = files.make_text(tmp_path / "a.txt", "é" * 101)  # 202 bytes, 101 characters
+    assert extract_in_process(text, TEXT, limits=Limits(max_chars=101)).char_count == 101
+    assert failure(text, MARKDOWN, limits) == too_much
+    # Far more bytes than characters allowed: refused before the file is read.
+    assert failure(big_text, TEXT, Limits(max_chars=1000)) == too_much.replace("100 ", "1,000 ")
+
+
 def test_it_splits_a_50_mb_single_line_into_bounded_blocks(big_text):
-    extraction = extract_file(big_text, TEXT, limits=SMALL)
+    extraction = extract_file(
+        big_text, TEXT, limits=Limits(timeout_s=20, memory_mb=512, max_chars=BIG_TEXT)
+    )
     text = extraction.pages[0].text
     assert len(text) == 50 * 1024 * 1024
     blocks = extraction.blocks
@@ -588,13 +629,40 @@ def test_it_stops_a_pdf_content_bomb_at_the_memory_limit(tmp_path):
 
 
 def test_it_turns_a_memory_error_in_the_child_into_the_memory_reason(big_text):
-    reason = child_failure(big_text, TEXT, Limits(timeout_s=20, memory_mb=100))
+    reason = child_failure(big_text, TEXT, Limits(timeout_s=20, memory_mb=100, max_chars=BIG_TEXT))
     assert reason == "Extraction needed more than 100 MB of memory and was stopped."
 
 
 def test_it_stops_extraction_at_the_time_limit(big_text):
-    reason = child_failure(big_text, TEXT, Limits(timeout_s=0.05, memory_mb=512))
+    reason = child_failure(
+        big_text, TEXT, Limits(timeout_s=0.05, memory_mb=512, max_chars=BIG_TEXT)
+    )
     assert reason == "Extraction took longer than 0.05 s and was stopped."
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "reason"),
+    [
+        (
+            signal.SIGSEGV,
+            "The file crashed the extraction (signal SIGSEGV); it is probably damaged.",
+        ),
+        (signal.SIGKILL, "Extraction needed more than 512 MB of memory and was stopped."),
+    ],
+)
+def test_it_names_the_signal_that_killed_the_child(big_text, sent, reason):
+    """A crash is not reported as a memory problem; SIGKILL is (the kernel's OOM killer)."""
+
+    def kill_child(done: int, total: int) -> None:
+        for child in multiprocessing.active_children():
+            if child.name == "rra-extraction":
+                os.kill(child.pid, sent)
+
+    limits = Limits(timeout_s=20, memory_mb=512, max_chars=BIG_TEXT)
+    with pytest.raises(ExtractionFailed) as info:
+        extract_file(big_text, TEXT, limits=limits, on_progress=kill_child)
+    assert info.value.reason == reason
     assert multiprocessing.active_children() == []
 
 

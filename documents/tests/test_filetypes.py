@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import struct
 import zipfile
 
 import pytest
@@ -187,3 +188,17 @@ def test_it_works_with_django_uploaded_files():
     assert detect(upload, name=upload.name) == DOCX
     assert upload.tell() == 0
     assert zipfile.is_zipfile(upload)
+
+
+def test_it_refuses_a_zip_with_too_many_files_before_reading_its_directory(tmp_path):
+    many = files.make_many_files_docx(tmp_path / "many.docx", count=3000)
+    with many.open("rb") as f:
+        assert detect(f, max_zip_entries=3100) == DOCX
+        with pytest.raises(UnsupportedFileType, match="ZIP archive with more than 2,000 files"):
+            detect(f, max_zip_entries=2000)
+    # The entry count can lie; zipfile reads the directory by its size, and so is it judged.
+    data = bytearray(many.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = struct.pack("<HH", 1, 1)
+    with pytest.raises(UnsupportedFileType, match="more than 100 files"):
+        detect(io.BytesIO(bytes(data)), max_zip_entries=100)

@@ -148,7 +148,9 @@ def test_a_50_mb_single_line_text_file_is_ingested_in_bounded_pieces(
     path = files.make_single_line_text(tmp_path / "line.txt", size_mb=50)
     from documents.extraction import Limits, extract_file
 
-    extraction = extract_file(path, "text/plain", limits=Limits(memory_mb=1024, timeout_s=120))
+    extraction = extract_file(
+        path, "text/plain", limits=Limits(memory_mb=1024, timeout_s=120, max_chars=60 * 1024**2)
+    )
     assert extraction.char_count == path.stat().st_size
     assert max(len(b.text) for b in extraction.blocks) <= 2000
 
@@ -285,3 +287,13 @@ def test_a_document_deleted_while_processing_stops_cleanly(owner, media, monkeyp
     monkeypatch.setattr(services._Run, "update", update_then_vanish)
     assert document_ingest(document_id=document.pk) == "superseded"
     assert not Chunk.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_document_whose_file_is_gone_fails_without_showing_paths(owner, media):
+    document = make_document(owner, content=MANUAL_MD)
+    Path(document.file.path).unlink()
+    assert document_ingest(document_id=document.pk) == "failed"
+    document.refresh_from_db()
+    assert document.failure_reason == "The uploaded file is no longer stored; upload it again."
+    assert document.claim is None and not document.chunks.exists()

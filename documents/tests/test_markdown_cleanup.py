@@ -67,6 +67,19 @@ def test_it_leaves_comments_and_layout_markup_out_of_the_text(tmp_path):
     assert all(markup not in p.text for p in extraction.pages for markup in ("<!--", "<td>"))
 
 
+def test_scripts_and_styles_go_with_their_code(tmp_path):
+    extraction = extract(
+        tmp_path,
+        "# Setup\n\n<style>p { color: red }</style>\n\n<SCRIPT type='x'>alert(1)</script> "
+        "Press start.\n\n<script>never closed\n\nstill script\n",
+    )
+
+    text = body(extraction)
+    assert "Press start." in text
+    for code in ("color: red", "alert", "never closed", "still script"):
+        assert code not in text, code
+
+
 def test_labels_are_text_and_sections_are_the_real_headings(tmp_path):
     extraction = extract(tmp_path, CONVERTED)
 

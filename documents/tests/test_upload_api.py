@@ -123,3 +123,18 @@ def test_uploads_are_rate_limited_per_user(owner_client, media):
 def test_uploading_needs_sign_in(client):
     response = client.post("/api/documents", {"files": [upload_file("a.md", MANUAL_MD)]})
     assert response.status_code == 401
+
+
+def test_a_failed_save_leaves_no_file_behind(owner, media, monkeypatch):
+    from documents import services
+
+    def broken(document_id, **kwargs):
+        raise RuntimeError("queue unavailable")
+
+    monkeypatch.setattr(services, "_enqueue_on_commit", broken)
+    with pytest.raises(RuntimeError):
+        services.document_create(
+            owner=owner, upload=upload_file("a.md", MANUAL_MD), mime_type="text/markdown"
+        )
+    assert not Document.objects.exists()
+    assert not [p for p in media.rglob("*") if p.is_file()]

@@ -4,7 +4,7 @@ import pytest
 from django.templatetags.static import static
 
 from conftest import PASSWORD
-from rra.testing.browser import wait_until
+from rra.testing.browser import screenshot, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -12,6 +12,18 @@ CACHED_URLS = """async (name) => {
   const cache = await caches.open(name);
   return (await cache.keys()).map((request) => new URL(request.url).pathname);
 }"""
+
+
+# Is path in one of the current person's caches of this kind ("rra-pages-", "rra-data-")?
+IN_PERSONAL_CACHE = """async ([kind, path]) => {
+  for (const name of await caches.keys()) {
+    if (name.startsWith(kind) && await (await caches.open(name)).match(path)) return true;
+  }
+  return false;
+}"""
+
+
+NOT_IN_PERSONAL_CACHE = f"async (arg) => !(await ({IN_PERSONAL_CACHE})(arg))"
 
 
 def open_controlled(page, url: str) -> None:
@@ -55,7 +67,7 @@ def test_a_visited_page_renders_offline_and_others_show_the_offline_page(
     open_controlled(page, live_server.url + "/accounts/login/")
     sign_in(page, owner)
     page.goto(live_server.url + "/")
-    wait_until(page, "() => caches.open('rra-pages').then((c) => c.match('/')).then(Boolean)")
+    wait_until(page, IN_PERSONAL_CACHE, arg=["rra-pages-", "/"])
     online_title = page.title()
     context.set_offline(True)
     assert page.evaluate("navigator.onLine") is False
@@ -92,7 +104,7 @@ def test_api_answers_are_kept_for_offline_use_until_sign_out(
     sign_in(page, owner)
     me = page.evaluate("() => fetch('/api/me').then((r) => r.json())")
     assert me["email"] == owner.email
-    wait_until(page, "() => caches.open('rra-data').then((c) => c.match('/api/me')).then(Boolean)")
+    wait_until(page, IN_PERSONAL_CACHE, arg=["rra-data-", "/api/me"])
 
     context.set_offline(True)
     assert page.evaluate("() => fetch('/api/me').then((r) => r.json())") == me
@@ -107,9 +119,7 @@ def test_api_answers_are_kept_for_offline_use_until_sign_out(
 
     with page.expect_navigation():
         page.locator("form[action='/accounts/logout/'] button").click()
-    wait_until(
-        page, "() => caches.open('rra-data').then((c) => c.match('/api/me')).then((r) => !r)"
-    )
+    wait_until(page, NOT_IN_PERSONAL_CACHE, arg=["rra-data-", "/api/me"])
     assert not uncaught(page_errors)
 
 
@@ -250,3 +260,146 @@ def test_background_sync_asks_the_page_to_send_queued_questions(
     )
     wait_until(page, "() => window.sentQuestions.length === 1")
     assert not page_errors
+
+
+def test_signing_out_through_django_admin_leaves_nothing_for_the_next_person(
+    live_server, context, page, admin_user, owner, page_errors
+):
+    from chats.models import Chat
+
+    secret = Chat.objects.create(owner=admin_user, title="Quarterly layoffs draft")
+    open_controlled(page, live_server.url + "/accounts/login/")
+    sign_in(page, admin_user)
+    chat_path = f"/c/{secret.pk}/"
+    page.goto(live_server.url + chat_path)
+    assert "Quarterly layoffs draft" in page.content()
+    wait_until(page, IN_PERSONAL_CACHE, arg=["rra-pages-", chat_path])
+
+    # Sign out the other way: Django admin's own log-out button.
+    page.goto(live_server.url + "/admin/")
+    with page.expect_response(lambda r: r.url.endswith("/admin/logout/")) as logout:
+        page.locator("#logout-form button").click()
+    assert logout.value.all_headers().get("clear-site-data") == '"cache", "storage"'
+    wait_until(page, NOT_IN_PERSONAL_CACHE, arg=["rra-pages-", chat_path])
+
+    # The next person on this browser, online and offline, never sees the first's page.
+    open_controlled(page, live_server.url + "/accounts/login/")
+    sign_in(page, owner)
+    page.goto(live_server.url + chat_path)
+    assert "Quarterly layoffs draft" not in page.content()
+    context.set_offline(True)
+    page.goto(live_server.url + chat_path)
+    assert "Quarterly layoffs draft" not in page.content()
+    context.set_offline(False)
+    screenshot(page, "pwa-next-person-offline")
+    assert not uncaught(page_errors)
+
+
+def test_each_person_has_their_own_caches(live_server, context, page, owner, member, page_errors):
+    """Even without a sign-out (a session that simply ended), the worker never reads one
+    person's cache for another: caches are named after the viewer cookie."""
+    open_controlled(page, live_server.url + "/accounts/login/")
+    sign_in(page, owner)
+    page.goto(live_server.url + "/")
+    wait_until(page, IN_PERSONAL_CACHE, arg=["rra-pages-", "/"])
+    owner_caches = page.evaluate(
+        "() => caches.keys().then((n) => n.filter((x) => x.startsWith('rra-pages-')))"
+    )
+    assert len(owner_caches) == 1
+    # The session cookie goes (as when it expires in the browser); the next person
+    # signs in on the same page.
+    context.clear_cookies()
+    page.goto(live_server.url + "/accounts/login/")
+    sign_in(page, member)
+    page.goto(live_server.url + "/")
+    wait_until(page, IN_PERSONAL_CACHE, arg=["rra-pages-", "/"])
+    names = page.evaluate("() => caches.keys()")
+    assert owner_caches[0] not in names
+    assert not uncaught(page_errors)
+
+
+def test_background_sync_sends_queued_questions_with_the_app_closed(
+    live_server, context, page, owner, member, page_errors
+):
+    import time
+
+    from chats.models import Chat, Message
+
+    chat = Chat.objects.create(owner=owner, title="Brakes")
+    open_controlled(page, live_server.url + "/accounts/login/")
+    sign_in(page, owner)
+    page.goto(live_server.url + f"/c/{chat.pk}/")
+    page.evaluate(
+        with_queue(
+            """async (chatId) => {
+      const q = await QUEUE_MODULE;
+      await q.queueQuestion(chatId, "How often are the brake pads replaced?");
+    }"""
+        ),
+        str(chat.pk),
+    )
+    # Every page of the site closes; only a blank tab is left to drive the browser.
+    blank = context.new_page()
+    page.close()
+    cdp = context.new_cdp_session(blank)
+    registrations = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(event["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    blank.wait_for_timeout(300)
+    (registration,) = [r for r in registrations if not r["isDeleted"]]
+    cdp.send(
+        "ServiceWorker.dispatchSyncEvent",
+        {
+            "origin": live_server.url,
+            "registrationId": registration["registrationId"],
+            "tag": "rra-questions",
+            "lastChance": False,
+        },
+    )
+    deadline = time.monotonic() + 20
+    question = Message.objects.filter(
+        chat=chat, role="user", content="How often are the brake pads replaced?"
+    )
+    while not question.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert question.count() == 1
+    # Sent as its author, into their chat, and gone from the queue.
+    again = context.new_page()
+    again.goto(live_server.url + f"/c/{chat.pk}/")
+    wait_until(
+        again,
+        with_queue("async () => (await (await QUEUE_MODULE).pendingQuestions()).length === 0"),
+    )
+    assert not uncaught(page_errors)
+
+
+def test_a_queued_question_is_never_sent_as_someone_else(
+    live_server, context, page, owner, member, page_errors
+):
+    from chats.models import Message
+
+    open_controlled(page, live_server.url + "/accounts/login/")
+    sign_in(page, owner)
+    page.goto(live_server.url + "/")
+    page.evaluate(
+        with_queue(
+            """async () => {
+      const q = await QUEUE_MODULE;
+      await q.queueQuestion(null, "Owner's private question");
+    }"""
+        )
+    )
+    # The owner's session ends without a sign-out; someone else signs in and opens a chat.
+    context.clear_cookies()
+    page.goto(live_server.url + "/accounts/login/")
+    sign_in(page, member)
+    page.goto(live_server.url + "/")
+    wait_until(
+        page,
+        with_queue("async () => (await (await QUEUE_MODULE).pendingQuestions()).length === 0"),
+    )
+    assert not Message.objects.filter(content="Owner's private question").exists()
+    assert not uncaught(page_errors)

@@ -312,3 +312,139 @@ def test_deployment_files_agree():
     docker-compose where available)."""
     result = _run([sys.executable, "deploy/check_config.py"], _env(), timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _check_config():
+    sys.path.insert(0, str(ROOT / "deploy"))
+    try:
+        import check_config
+    finally:
+        sys.path.pop(0)
+    check_config.problems.clear()
+    return check_config
+
+
+def test_the_documented_compose_commands_start_what_they_promise():
+    check = _check_config()
+    services = check.interpolate(check.load_yaml(check.COMPOSE))["services"]
+    dev = check.services_started(services, [], ["app"])
+    assert {"app", "worker", "postgres", "redis", "metrics-token"} <= dev
+    assert not dev & {"web-prod", "worker-prod", "prometheus"}
+    monitoring = check.services_started(services, ["monitoring"], [])
+    assert {"app", "worker", "prometheus", "grafana", "pushgateway"} <= monitoring
+    assert not monitoring & {"web-prod", "worker-prod"}
+    production = check.services_started(services, ["production"], [])
+    assert {"web-prod", "worker-prod", "prometheus", "grafana", "pushgateway"} <= production
+    assert not production & {"app", "worker"}
+    check.check_commands({"services": services})
+    assert check.problems == []
+
+
+def test_the_checks_notice_a_monitoring_stack_without_data():
+    check = _check_config()
+    services = check.interpolate(check.load_yaml(check.COMPOSE))["services"]
+    services["app"]["profiles"] = ["local"]  # monitoring alone would start no app
+    services["worker-prod"]["environment"]["METRICS_ENDPOINT"] = ""  # nothing pushed
+    check.check_commands({"services": services})
+    assert any("monitoring up` does not start app" in p for p in check.problems)
+    assert any("no web server answers" in p for p in check.problems)
+    assert any("worker-prod does not push" in p for p in check.problems)
+
+
+def test_the_dockerfile_has_development_and_production_targets():
+    check = _check_config()
+    compose = check.interpolate(check.load_yaml(check.COMPOSE))
+    check.check_dockerfile(compose)
+    assert check.problems == []
+    targets = {name: svc["build"]["target"] for name, svc in compose["services"].items()
+               if svc.get("build")}  # fmt: skip
+    assert targets == {
+        "app": "development",
+        "worker": "development",
+        "web-prod": "production",
+        "worker-prod": "production",
+    }
+    app = compose["services"]["app"]
+    assert ".:/app" in app["volumes"] and "runserver" in app["command"]
+
+
+@pytest.mark.parametrize("profiles", [[], ["local"], ["production"], ["monitoring"]])
+def test_docker_compose_accepts_each_profile(profiles, tmp_path):
+    """`docker-compose config` (Debian's docker-compose parses the file offline), as
+    `make deploy-check` runs it; CI installs it, elsewhere the test skips without it."""
+    import shutil
+
+    if not shutil.which("docker-compose"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("docker-compose is missing (make deploy-check installs it)")
+        pytest.skip("docker-compose not installed")
+    empty_env = tmp_path / "empty.env"
+    empty_env.write_text("")
+    args = ["docker-compose", "--env-file", str(empty_env), "-f", "docker-compose.yml"]
+    for profile in profiles:
+        args += ["--profile", profile]
+    result = _run([*args, "config"], _env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    import yaml
+
+    config = yaml.safe_load(result.stdout)
+    app = config["services"]["app"]
+    assert app["build"]["target"] == "development"
+    assert app["environment"]["METRICS_TOKEN_FILE"] == "/run/rra-metrics/token"
+    assert config["services"]["worker"]["environment"]["METRICS_ENDPOINT"] == (
+        "http://pushgateway:9091"
+    )
+
+
+COMPOSE_RESOLVE = """
+import json, sys
+from unittest import mock
+
+from compose.config import config
+from compose.config.environment import Environment
+from compose.project import Project
+from docker.errors import NotFound
+
+client = mock.MagicMock()  # no Docker engine: every network is still to be created
+client.inspect_network.side_effect = NotFound("none")
+client.api_version = "1.41"
+out = {}
+for command, profiles, named in json.loads(sys.argv[2]):
+    env = Environment.from_env_file(".", sys.argv[1])
+    data = config.load(config.find(".", ["docker-compose.yml"], env), interpolate=True)
+    project = Project.from_config("rra", data, client=client, enabled_profiles=profiles)
+    services = project.get_services(named or None, include_deps=True)
+    out[command] = sorted(s.name for s in services)
+print(json.dumps(out))
+"""
+
+
+def test_docker_compose_itself_starts_what_the_commands_promise(tmp_path):
+    """The services `up` would start for each documented command, as Debian's
+    docker-compose (v1, Python) resolves profiles and dependencies."""
+    import json
+    import shutil
+
+    compose_bin = shutil.which("docker-compose")
+    interpreter = Path(compose_bin).read_text().split("\n")[0][2:] if compose_bin else ""
+    if not interpreter.endswith("python3"):
+        if os.environ.get("CI") == "true" and not compose_bin:
+            pytest.fail("docker-compose is missing (make deploy-check installs it)")
+        pytest.skip("Debian's docker-compose (Python) is not installed")
+    check = _check_config()
+    empty_env = tmp_path / "empty.env"
+    empty_env.write_text("")
+    commands = [[c, profiles, named] for c, profiles, named, _, _ in check.COMMANDS]
+    result = _run(
+        [interpreter, "-c", COMPOSE_RESOLVE, str(empty_env), json.dumps(commands)],
+        _env(),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    started = json.loads(result.stdout)
+    for command, _, _, must, must_not in check.COMMANDS:
+        assert must <= set(started[command]), (command, started[command])
+        assert not must_not & set(started[command]), (command, started[command])
+    assert set(started["docker compose up app"]) == {
+        "app", "worker", "postgres", "redis", "metrics-token"
+    }  # fmt: skip

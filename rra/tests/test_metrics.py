@@ -202,6 +202,37 @@ def test_it_pushes_what_a_scrape_returns_to_a_pushgateway():
     assert value("rra_metrics_push_failures_total") == failures + 1
 
 
+def test_a_failing_push_is_logged_once_until_it_works_again(caplog):
+    with FakeServer() as gateway:
+        gateway.route(
+            "PUT", f"/metrics/job/j/instance/{socket.gethostname()}", lambda r: Response(200)
+        )
+        with caplog.at_level("DEBUG", logger="rra.metrics"):
+            for _ in range(3):
+                gateway.fail_next(status=500)
+                assert not metrics.push_once(endpoint=gateway.url, job="j")
+            assert metrics.push_once(endpoint=gateway.url, job="j")
+            gateway.fail_next(status=500)
+            assert not metrics.push_once(endpoint=gateway.url, job="j")
+    pushes = [r for r in caplog.records if r.getMessage().startswith("metrics push")]
+    warnings = [r for r in pushes if r.levelname == "WARNING" and "failed" in r.getMessage()]
+    assert len(warnings) == 2, [r.getMessage() for r in caplog.records]
+    assert any("works again" in r.getMessage() for r in caplog.records)
+
+
+def test_the_token_can_come_from_a_file_written_after_start(client, settings, tmp_path):
+    token_file = tmp_path / "token"
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_TOKEN_FILE = str(token_file)
+    auth = {"REMOTE_ADDR": "172.18.0.5", "HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+    assert client.get("/metrics", **auth).status_code == 403  # no file yet
+    token_file.write_text(TOKEN + "\n")
+    assert client.get("/metrics", **auth).status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="172.18.0.5").status_code == 403
+    token_file.write_text("a-new-token")  # replaced: the old one stops working
+    assert client.get("/metrics", **auth).status_code == 403
+
+
 # --- Several processes ----------------------------------------------------------------------------
 
 WRITER = """

@@ -55,6 +55,19 @@ def _start(**overrides):
             {"CSRF_TRUSTED_ORIGINS": "example.com"},
             "Environment variable CSRF_TRUSTED_ORIGINS must list origins",
         ),
+        (
+            # The seed's example: an address, not a DSN (no key, no project).
+            {"ERROR_TRACKING_ENDPOINT": "https://errors.example.com/"},
+            "Environment variable ERROR_TRACKING_ENDPOINT must be a Sentry DSN",
+        ),
+        (
+            {"SENTRY_DSN": "https://errors.example.com/api/"},
+            "Environment variable SENTRY_DSN must be a Sentry DSN",
+        ),
+        (
+            {"EMAIL_HOST": "smtp.example.com", "EMAIL_USE_SSL": "true"},
+            "Environment variables EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true",
+        ),
     ],
 )
 def test_it_refuses_to_start_with_a_bad_value(overrides, message):
@@ -99,3 +112,32 @@ def test_dotenv_is_read_but_real_environment_wins(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False", "DEBUG"]
+
+
+def test_email_goes_to_the_console_unless_an_smtp_server_is_named():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s;"
+        "print(s.EMAIL_BACKEND, getattr(s, 'EMAIL_HOST', ''), s.EMAIL_PORT, s.EMAIL_USE_TLS)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
+    env.update({"ENV_FILE": "", "DJANGO_SETTINGS_MODULE": "rra.settings", "DEBUG": "true"})
+
+    def backend(**extra):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert backend()[0] == "django.core.mail.backends.console.EmailBackend"
+    assert backend(EMAIL_HOST="smtp.example.com", EMAIL_PORT="2525") == [
+        "django.core.mail.backends.smtp.EmailBackend",
+        "smtp.example.com",
+        "2525",
+        "True",
+    ]

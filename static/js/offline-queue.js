@@ -2,7 +2,7 @@
 // until they can be sent. Self-contained (no imports).
 //
 //   queueQuestion(chatId, question) -> Promise<item>
-//       item = {id, chatId, question, queuedAt (ISO time)}; also asks for Background
+//       item = {id, chatId, question, queuedAt (ISO time), viewer}; also asks for Background
 //       Sync ("rra-questions") where the browser has it. Showing "Queued — will send
 //       when you're back online" is the caller's job (QUEUED_TEXT).
 //   pendingQuestions(chatId?) -> Promise<item[]>     oldest first
@@ -13,6 +13,8 @@
 //       resolves other  -> sent: removed from the queue;
 //       throws          -> kept, and the flush stops (still offline, server error).
 //       One flush at a time across tabs (Web Locks); a call during a flush gets that one.
+//       A question queued by another person (the `rra_viewer` cookie it was queued
+//       under) is never sent as this one: it is dropped.
 //       Offline, it sends nothing.
 //   autoFlush(sendFn) -> stop()
 //       Flushes now if online, on the "online" event, and when the service worker asks
@@ -26,6 +28,12 @@ const STORE = "questions";
 const SYNC_TAG = "rra-questions";
 
 let opening = null;
+
+// Who is signed in on this browser: the opaque id the server puts in `rra_viewer`.
+function viewerNow() {
+  const match = document.cookie.match(/(?:^|;\s*)rra_viewer=([^;]*)/);
+  return (match && match[1]) || "anonymous";
+}
 let flushing = null;
 
 function database() {
@@ -62,7 +70,10 @@ async function changed() {
 export async function queueQuestion(chatId, question) {
   const text = String(question ?? "").trim();
   if (!text) throw new TypeError("queueQuestion: the question is empty");
-  const item = { chatId: chatId == null ? null : String(chatId), question: text, queuedAt: new Date().toISOString() };
+  const item = {
+    chatId: chatId == null ? null : String(chatId), question: text,
+    queuedAt: new Date().toISOString(), viewer: viewerNow(),
+  };
   item.id = await transact("readwrite", (store) => store.add(item));
   await changed();
   requestSync();
@@ -98,6 +109,10 @@ async function drain(sendFn) {
   for (const item of await pendingQuestions()) {
     // Discarded meanwhile, or sent by another tab before we held the lock?
     if (!(await transact("readonly", (store) => store.getKey(item.id)))) continue;
+    if (item.viewer && item.viewer !== viewerNow()) {
+      await discardQuestion(item.id); // another person's question
+      continue;
+    }
     if (result.failed) {
       result.kept.push(item);
       continue;

@@ -58,7 +58,7 @@ class Command(BaseCommand):
         who = None
         if user:
             try:
-                who = get_user_model().objects.get(email__iexact=user)
+                who = get_user_model().objects.with_email(user).get()
             except get_user_model().DoesNotExist:
                 raise CommandError(f"No user with email {user}.") from None
         chosen = [m for m in modes.split(",") if m] or ["vector", "text", "hybrid"]

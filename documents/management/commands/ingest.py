@@ -42,7 +42,7 @@ class Command(BaseCommand):
     def handle(self, *args, paths: list[Path], owner: str, shared: bool, enqueue: bool, **options):
         User = get_user_model()
         try:
-            user = User.objects.get(email__iexact=owner)
+            user = User.objects.with_email(owner).get()
         except User.DoesNotExist:
             raise CommandError(f"No user with email {owner}.") from None
         files: list[Path] = []

@@ -4,6 +4,9 @@ Every WORKER_SWEEP_INTERVAL_S a thread re-queues documents whose worker died mid
 (documents.services.documents_requeue_stale), so nothing stays stuck. Run as many
 workers on as many machines as needed; claims make the work safe to share.
 
+Every HOUSEKEEPING_INTERVAL_S a third prunes expired sessions and old finished task
+results (rra/housekeeping.py).
+
 Every WORKER_HEARTBEAT_INTERVAL_S another thread records this process's heartbeat
 (rra.models.WorkerHeartbeat), which /api/health/ready reads; the row is removed on a
 clean exit. Metrics: see rra/metrics.py (a shared PROMETHEUS_MULTIPROC_DIR, or the push
@@ -33,6 +36,19 @@ def sweep_forever(stop: threading.Event, interval: float) -> None:
                 logger.warning("recovered stale documents: %s", counts)
         except Exception:
             logger.exception("stale-document sweep failed")
+        finally:
+            close_old_connections()
+        stop.wait(interval)
+
+
+def housekeeping_forever(stop: threading.Event, interval: float) -> None:
+    from rra.housekeeping import housekeeping_run
+
+    while not stop.is_set():
+        try:
+            housekeeping_run()  # None: another worker holds the lock and does it
+        except Exception:
+            logger.exception("housekeeping failed")
         finally:
             close_old_connections()
         stop.wait(interval)
@@ -95,6 +111,15 @@ class Command(DbWorkerCommand):
                 daemon=True,
             ),
         ]
+        if settings.HOUSEKEEPING_INTERVAL_S:
+            threads.append(
+                threading.Thread(
+                    target=housekeeping_forever,
+                    args=(stop, settings.HOUSEKEEPING_INTERVAL_S),
+                    name="housekeeping",
+                    daemon=True,
+                )
+            )
         for thread in threads:
             thread.start()
         warm_up()

@@ -1,0 +1,18 @@
+"""Prune expired sessions and old finished task results once (the worker does it every
+HOUSEKEEPING_INTERVAL_S; this is for cron or a one-off)."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from rra.housekeeping import housekeeping_run
+
+
+class Command(BaseCommand):
+    help = "Delete expired sessions and finished task results past their retention, once."
+
+    def handle(self, *args, **options) -> None:
+        counts = housekeeping_run()
+        if counts is None:
+            raise CommandError("Another process is doing housekeeping right now; try later.")
+        self.stdout.write(", ".join(f"{kind}: {n} deleted" for kind, n in counts.items()))
