@@ -7,8 +7,8 @@ Two legs inside PostgreSQL, fused by reciprocal rank fusion in the same statemen
 (b) full text: BM25 over the chunks holding any of the question's terms (OR, GIN),
     idf from per-document term counts summed over the documents the user may read.
 Access is decided in SQL before ranking. Optional Cohere rerank of the fused top N.
-One query embedding call plus one transaction with two statements (the per-transaction
-HNSW knobs, then the search).
+One query embedding call plus one transaction with three statements (the
+per-transaction HNSW knobs, the question's terms with their idf, then the search).
 """
 
 from __future__ import annotations
@@ -127,6 +127,52 @@ def _access_sql(user, document_ids: list[int] | None) -> tuple[str, list]:
     return " AND ".join(clauses), params
 
 
+def _terms_sql(access: str) -> str:
+    """The question's terms (its lexemes under the text config: stop words and question
+    words out, stemmed) with their BM25 idf over the chunks of the readable documents;
+    a term no readable chunk holds has df 0."""
+    return f"""
+    WITH
+    docs AS MATERIALIZED (SELECT d.id, d.chunks_total FROM documents_document d WHERE {access}),
+    qterms AS MATERIALIZED (
+        SELECT t.lexeme AS term
+        FROM unnest(to_tsvector(%(config)s::regconfig, %(query)s)) t
+        WHERE t.lexeme <> ALL(%(question_words)s)
+        LIMIT {MAX_QUERY_TERMS}
+    )
+    SELECT qt.term, s.df, n.n, ln(1 + (n.n - s.df + 0.5) / (s.df + 0.5)) AS idf
+    FROM qterms qt
+    CROSS JOIN (SELECT GREATEST(COALESCE(sum(chunks_total), 0), 1)::float8 AS n FROM docs) n
+    CROSS JOIN LATERAL (
+        SELECT COALESCE(sum(dt.chunks), 0)::float8 AS df
+        FROM documents_documentterm dt
+        WHERE dt.term = qt.term AND dt.document_id IN (SELECT id FROM docs)
+    ) s
+    ORDER BY qt.term
+    """
+
+
+def _tsquery(terms: list[str]) -> str:
+    """An OR tsquery of lexemes, each quoted (so it is taken as is, not parsed again)."""
+    return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+
+
+def _term_params(rows: list[tuple]) -> dict:
+    """The main statement's term parameters from _terms_sql's rows (term, df, n, idf).
+    `match` leaves out terms in over half the chunks when the question has rarer ones
+    (they still score), so a common word does not make every chunk a candidate."""
+    known = [(t, df, n) for t, df, n, _ in rows if df > 0]
+    rare = [t for t, df, n in known if df <= n / 2]
+    return {
+        "terms": [r[0] for r in rows],
+        "dfs": [float(r[1]) for r in rows],
+        "idfs": [float(r[3]) for r in rows],
+        "tsquery": _tsquery([t for t, _, _ in known]),
+        "match": _tsquery(rare or [t for t, _, _ in known]),
+        "total_idf": float(sum(r[3] for r in rows)) or None,
+    }
+
+
 def _sql(mode: Mode, dims: int, access: str) -> str:
     # Only fixed SQL and integers are interpolated; every value is a bound parameter.
     vector_leg = f"""
@@ -154,9 +200,7 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
     txt_match AS MATERIALIZED (
         SELECT c.id AS chunk_id, c.search_vector, c.token_count
         FROM documents_chunk c
-        JOIN docs d ON d.id = c.document_id,
-             q
-        WHERE c.search_vector @@ q.match
+        WHERE c.search_vector @@ %(match)s::tsquery AND c.document_id IN (SELECT id FROM docs)
     ),
     txt AS MATERIALIZED (
         SELECT m.chunk_id,
@@ -185,37 +229,15 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
         SELECT d.id, d.name, d.embedding_model, d.chunks_total
         FROM documents_document d WHERE {access}
     ),
-    -- The question's terms: its lexemes under the text config (stop words out, stemmed).
-    qterms AS MATERIALIZED (
-        SELECT t.lexeme AS term
-        FROM unnest(to_tsvector(%(config)s::regconfig, %(query)s)) t
-        WHERE position(chr(92) in t.lexeme) = 0  -- quote_literal would write E'..\\..'
-          AND t.lexeme <> ALL(%(question_words)s)
-        LIMIT {MAX_QUERY_TERMS}
+    -- The question's terms and their idf (_TERMS_SQL, run first): constants here, so
+    -- the planner estimates the text match from the GIN statistics.
+    idf AS (
+        SELECT * FROM unnest(%(terms)s::text[], %(dfs)s::float8[], %(idfs)s::float8[])
+            AS t(term, df, idf)
     ),
-    -- BM25 idf of each over the readable chunks (a term no readable chunk holds has df 0).
-    idf AS MATERIALIZED (
-        SELECT qt.term, s.df, n.n,
-               ln(1 + (n.n - s.df + 0.5) / (s.df + 0.5)) AS idf
-        FROM qterms qt
-        CROSS JOIN (SELECT GREATEST(COALESCE(sum(chunks_total), 0), 1)::float8 AS n FROM docs) n
-        CROSS JOIN LATERAL (
-            SELECT COALESCE(sum(dt.chunks), 0)::float8 AS df
-            FROM documents_documentterm dt
-            WHERE dt.term = qt.term AND dt.document_id IN (SELECT id FROM docs)
-        ) s
-    ),
-    -- query: any term (OR), for the snippets. match: the text leg's candidates, which
-    -- leave out terms in over half the chunks when the question has rarer ones (they
-    -- still score); so a common word does not make every chunk a candidate.
     q AS (
-        SELECT COALESCE((SELECT string_agg(quote_literal(term), ' | ') FROM idf WHERE df > 0),
-                        '')::tsquery AS query,
-               COALESCE((SELECT string_agg(quote_literal(term), ' | ') FROM idf
-                         WHERE df > 0 AND (df <= n / 2 OR NOT EXISTS (
-                             SELECT 1 FROM idf r WHERE r.df > 0 AND r.df <= r.n / 2))),
-                        '')::tsquery AS match,
-               (SELECT sum(idf) FROM idf) AS total_idf
+        SELECT %(tsquery)s::tsquery AS query, %(match)s::tsquery AS match,
+               %(total_idf)s::float8 AS total_idf
     ),
     {vector_leg if mode in ("hybrid", "vector") else empty_vec}
     {text_leg if mode in ("hybrid", "text") else empty_txt}
@@ -302,6 +324,8 @@ def search(
                 "off" if exact else "on",
             ],
         )
+        cursor.execute(_terms_sql(access), params)
+        params.update(_term_params(cursor.fetchall()))
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     timings["sql"] = (time.perf_counter() - started) * 1000

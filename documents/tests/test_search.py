@@ -130,7 +130,12 @@ def test_the_vector_leg_uses_the_models_hnsw_index(corpus, owner):
                 "w_txt": 1.0,
                 "limit": 5,
                 "headline": "",
-                "question_words": [],
+                "terms": ["chuck"],
+                "dfs": [1.0],
+                "idfs": [1.0],
+                "tsquery": "'chuck'",
+                "match": "'chuck'",
+                "total_idf": 1.0,
             },
         )
         plan = "\n".join(row[0] for row in cursor.fetchall())
