@@ -26,7 +26,7 @@ TOPIC_SHARE = 0.25  # share of a chunk's words drawn from its cluster's topic wo
 WORDS_PER_CHUNK = (110, 190)
 BLOCK_DOCS = 200  # documents generated and copied per block (10k chunks)
 # Bump when the generator changes: a stored corpus of another version is reloaded.
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: with documents_documentterm
 
 
 def normalize(x: np.ndarray) -> np.ndarray:

@@ -159,6 +159,12 @@ def load_corpus(corpus: Corpus, user_a_id: int, other_ids: list[int]) -> float:
         )
         cursor.execute(f'DROP INDEX IF EXISTS "{index_name(MODEL_ID)}"')
         copy_corpus(cursor, corpus, owner_of=owner_of, now=now, log=log)
+        # The text leg's term statistics, as ingestion keeps them (DocumentTerm).
+        cursor.execute(
+            "INSERT INTO documents_documentterm (document_id, term, chunks)"
+            " SELECT c.document_id, t.lexeme, count(*)"
+            " FROM documents_chunk c, unnest(c.search_vector) t GROUP BY 1, 2"
+        )
         cursor.execute(
             "INSERT INTO bench_corpus (size, seed, version, loaded_at) VALUES (%s, %s, %s, %s)",
             [corpus.size, corpus.seed, CORPUS_VERSION, now],
@@ -178,7 +184,8 @@ def ensure_corpus(corpus: Corpus, *, reload: bool, maintenance_work_mem: str | N
         started = time.perf_counter()
         with connection.cursor() as cursor:
             cursor.execute(
-                "VACUUM ANALYZE documents_document, documents_chunk, documents_embedding"
+                "VACUUM ANALYZE documents_document, documents_chunk, documents_embedding,"
+                " documents_documentterm"
             )
         analyze_s = time.perf_counter() - started
         with connection.cursor() as cursor:

@@ -14,7 +14,9 @@ Three providers:
   (Ollama, vLLM, llama.cpp, OpenAI) with LLM_API_KEY (may be empty) and LLM_MODEL.
 - ``extractive`` (neither): no model at all. The answer quotes the sentences of the best
   passages that share the most content words with the question, each followed by its
-  [n] citation. It never writes a fact of its own.
+  [n] citation, or says the documents do not cover the question when those sentences
+  hold less than MIN_COVERAGE of its (rarity-weighted) terms. It never writes a fact of
+  its own.
 
 Both remote providers use the official ``openai`` client, streamed, without retries of
 its own; LLM_CONNECT_TIMEOUT bounds connecting and LLM_READ_TIMEOUT every wait for the
@@ -36,7 +38,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -348,11 +350,14 @@ MAX_SENTENCE_WORDS = 60  # longer sentences are quoted up to here, then "…"
 MIN_SENTENCE_WORDS = 3
 RELATIVE_THRESHOLD = 0.4  # a sentence must score at least this share of the best one
 
+# The quoted sentences together must hold at least this share of the question's content
+# terms (weighted by rarity among the candidate sentences), else the answer declines.
+MIN_COVERAGE = 0.5
+
 LEAD_IN = "Here is what your documents say:"
-LEAD_IN_CLOSEST = "Your documents may not answer this directly; the closest passage says:"
 NOT_COVERED = (
-    "Your documents do not cover this question, so I cannot answer it from them. "
-    "Try rephrasing it, or upload a manual that covers it."
+    "The documents do not cover this. Try rephrasing the question, or upload a manual "
+    "that covers it."
 )
 
 _STOP_WORDS_TEXT = """
@@ -367,6 +372,7 @@ _STOP_WORDS_TEXT = """
     using very via was we were what when where whether which while who whom whose why
     will with within without would yes yet you your yours yourself yourselves
     anything something tell explain show describe know want way ways thing things
+    mean means meaning happen happens find say says called
 """
 _STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -413,6 +419,7 @@ class _Candidate:
     number: int
     text: str
     terms: set[str]
+    context: set[str] = field(default_factory=set)  # terms of the passage's section
     score: float = 0.0
 
 
@@ -453,38 +460,48 @@ def extractive_answer(question: str, passages: Sequence[Passage]) -> str:
     candidates: list[_Candidate] = []
     seen: set[str] = set()
     for rank, (_, passage) in enumerate(ranked[:MAX_PASSAGES]):
+        context = content_terms(passage.section)
         for position, sentence in enumerate(_sentences_of(passage)):
             key = sentence.lower()
             if key in seen:  # overlapping chunks repeat sentences
                 continue
             seen.add(key)
             candidates.append(
-                _Candidate(rank, position, passage.number, sentence, content_terms(sentence))
+                _Candidate(
+                    rank, position, passage.number, sentence, content_terms(sentence), context
+                )
             )
     if not candidates:
         return NOT_COVERED
 
     question_terms = content_terms(question)
-    # Rarer terms weigh more (inverse frequency over the candidate sentences).
+    if not question_terms:
+        return NOT_COVERED
+    # Rarer terms weigh more (inverse frequency over the candidate sentences; a term no
+    # sentence holds weighs most, so missing it counts against the answer).
     total = len(candidates)
+    weight = {
+        term: math.log(1 + total / (sum(term in c.terms for c in candidates) + 0.5))
+        for term in question_terms
+    }
     for candidate in candidates:
-        matched = question_terms & candidate.terms
-        candidate.score = sum(
-            math.log(1 + total / sum(term in c.terms for c in candidates)) for term in matched
-        )
+        candidate.score = sum(weight[term] for term in question_terms & candidate.terms)
     best = max(c.score for c in candidates)
-    if best > 0:
-        lead = LEAD_IN
-        chosen = sorted(
-            (c for c in candidates if c.score >= best * RELATIVE_THRESHOLD),
-            key=lambda c: (-c.score, c.passage_rank, c.position),
-        )[:MAX_SENTENCES]
-    else:  # nothing shares a word with the question: show the top passage's opening
-        lead = LEAD_IN_CLOSEST
-        chosen = [c for c in candidates if c.passage_rank == 0][:2] or candidates[:2]
+    if best <= 0:
+        return NOT_COVERED
+    chosen = sorted(
+        (c for c in candidates if c.score >= best * RELATIVE_THRESHOLD),
+        key=lambda c: (-c.score, c.passage_rank, c.position),
+    )[:MAX_SENTENCES]
+    # Decline unless the quoted sentences (with their sections' headings) address the
+    # question: together they must hold most of its weight, not a word or two that every
+    # passage shares.
+    covered = set().union(*(c.terms | c.context for c in chosen)) & question_terms
+    if sum(weight[t] for t in covered) < MIN_COVERAGE * sum(weight.values()):
+        return NOT_COVERED
     chosen.sort(key=lambda c: (c.passage_rank, c.position))  # reading order
     lines = [f"- {_quoted(c.text)} [{c.number}]" for c in chosen]
-    return lead + "\n\n" + "\n".join(lines)
+    return LEAD_IN + "\n\n" + "\n".join(lines)
 
 
 class ExtractiveLLM(LLMProvider):

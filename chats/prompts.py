@@ -47,7 +47,9 @@ def format_passage(passage: Passage) -> str:
         header += f", {passage.pages}"
     if passage.section:
         header += f" — {passage.section}"
-    return f"{header}\n{passage.text.strip()}"
+    # Runs of spaces (blanked-out markup, table cells) say nothing to a model.
+    text = "\n".join(" ".join(line.split()) for line in passage.text.strip().splitlines())
+    return f"{header}\n{text}"
 
 
 def system_message(passages: Sequence[Passage]) -> str:

@@ -243,6 +243,20 @@ class SearchQuerySerializer(serializers.Serializer):
     k = serializers.IntegerField(required=False, min_value=1)
     documents = serializers.CharField(required=False, allow_blank=True)
     mode = serializers.ChoiceField(choices=["hybrid", "vector", "text"], required=False)
+    # Extra fields per result: "content" adds each passage's whole text (for clients
+    # that use RRA as a retriever; the snippet is a few highlighted fragments).
+    include = serializers.CharField(required=False, allow_blank=True)
+
+    INCLUDES = ("content",)
+
+    def validate_include(self, value: str) -> set[str]:
+        parts = {part.strip() for part in value.split(",") if part.strip()}
+        unknown = sorted(parts - set(self.INCLUDES))
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown include {', '.join(unknown)}: use {', '.join(self.INCLUDES)}."
+            )
+        return parts
 
     def validate_q(self, value: str) -> str:
         if not value.strip():
@@ -268,8 +282,8 @@ class SearchQuerySerializer(serializers.Serializer):
         return ids
 
 
-def _hit_json(hit) -> dict:
-    return {
+def _hit_json(hit, *, content: bool = False) -> dict:
+    data = {
         "chunk_id": hit.chunk_id,
         "document": {"id": hit.document_id, "name": hit.document_name},
         "pages": {"first": hit.first_page, "last": hit.last_page, "label": hit.pages},
@@ -282,8 +296,12 @@ def _hit_json(hit) -> dict:
             "text": None if hit.text_score is None else round(hit.text_score, 6),
             "text_rank": hit.text_rank,
             "rerank": None if hit.rerank_score is None else round(hit.rerank_score, 6),
+            "coverage": None if hit.coverage is None else round(hit.coverage, 6),
         },
     }
+    if content:
+        data["content"] = hit.content
+    return data
 
 
 class SearchView(APIView):
@@ -309,7 +327,10 @@ class SearchView(APIView):
             "mode": result.mode,
             "reranked": result.reranked,
             "timings_ms": result.timings,
-            "results": [_hit_json(h) for h in result.hits],
+            "results": [
+                _hit_json(h, content="content" in params.validated_data.get("include", ()))
+                for h in result.hits
+            ],
         }
         # The ETag leaves out "cached": the same results are the same representation.
         etag = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]

@@ -1,21 +1,51 @@
-"""Retrieval evaluation: hit@1, hit@5 and MRR@k of each search mode on a question set."""
+"""Retrieval and answer evaluation on a question set.
+
+One JSON object per line:
+
+    {"question": "...", "doc": "manual.pdf", "pages": [3], "facts": ["35 mm"],
+     "kind": "lookup", "split": "tune"}
+
+- ``doc`` and ``pages``: where the answer is; a hit is relevant when it is in ``doc``
+  and, with pages, overlaps one of them. ``facts`` (optional): strings the passage must
+  all hold (whitespace and case ignored): "a passage holding every required fact".
+- ``kind``: free text (lookup, paraphrase, multi, table, dutch, ...); ``unanswerable``
+  (no ``doc``) marks a question the documents do not answer.
+- ``split``: ``tune`` (default) or ``held-out``; report both, tune on the first only.
+
+Retrieval: hit@1, hit@5 and MRR@k of each search mode, per split and kind.
+Answers (hybrid): which questions the answer guard declines (chats.services.is_relevant
+over the answer's passages, then the extractive answerer), so the decline rate of
+unanswerable questions and the kept rate of answerable ones, and how many offline
+answers quote every fact.
+"""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from documents.models import EVERY_DOCUMENT
 from documents.search import search
 
+UNANSWERABLE = "unanswerable"
+SPLITS = ("tune", "held-out")
+
 
 @dataclass(frozen=True)
 class Case:
     line: int
     question: str
-    doc: str
+    doc: str | None
     pages: tuple[int, ...]
+    facts: tuple[str, ...] = ()
+    kind: str = "lookup"
+    split: str = "tune"
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind != UNANSWERABLE
 
 
 class BadEvalFile(ValueError):
@@ -36,22 +66,66 @@ def load_cases(path: Path) -> list[Case]:
         except json.JSONDecodeError as exc:
             raise BadEvalFile(f"{path}:{number}: not JSON ({exc.msg})") from None
         question, doc, pages = item.get("question"), item.get("doc"), item.get("pages", [])
+        kind = item.get("kind", "lookup")
+        split = item.get("split", "tune")
+        facts = item.get("facts", [])
+        where = f"{path}:{number}"
         if not isinstance(question, str) or not question.strip():
-            raise BadEvalFile(f"{path}:{number}: 'question' must be a non-empty string")
-        if not isinstance(doc, str) or not doc:
-            raise BadEvalFile(f"{path}:{number}: 'doc' must be the document name")
+            raise BadEvalFile(f"{where}: 'question' must be a non-empty string")
+        if not isinstance(kind, str) or not kind:
+            raise BadEvalFile(f"{where}: 'kind' must be a string")
+        if kind == UNANSWERABLE:
+            if doc is not None:
+                raise BadEvalFile(f"{where}: an unanswerable question has no 'doc'")
+        elif not isinstance(doc, str) or not doc:
+            raise BadEvalFile(f"{where}: 'doc' must be the document name")
         if not isinstance(pages, list) or not all(isinstance(p, int) and p > 0 for p in pages):
-            raise BadEvalFile(f"{path}:{number}: 'pages' must be a list of page numbers")
-        cases.append(Case(number, question.strip(), doc, tuple(pages)))
+            raise BadEvalFile(f"{where}: 'pages' must be a list of page numbers")
+        if not isinstance(facts, list) or not all(isinstance(f, str) and f.strip() for f in facts):
+            raise BadEvalFile(f"{where}: 'facts' must be a list of strings")
+        if split not in SPLITS:
+            raise BadEvalFile(f"{where}: 'split' must be one of {', '.join(SPLITS)}")
+        cases.append(Case(number, question.strip(), doc, tuple(pages), tuple(facts), kind, split))
     if not cases:
         raise BadEvalFile(f"{path}: no questions")
     return cases
 
 
+def _normalized(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def holds_facts(text: str, facts: tuple[str, ...]) -> bool:
+    body = _normalized(text)
+    return all(_normalized(f) in body for f in facts)
+
+
 def is_relevant(hit, case: Case) -> bool:
-    if hit.document_name != case.doc:
+    if not case.answerable or hit.document_name != case.doc:
         return False
-    return not case.pages or any(hit.first_page <= p <= hit.last_page for p in case.pages)
+    if case.pages and not any(hit.first_page <= p <= hit.last_page for p in case.pages):
+        return False
+    return holds_facts(hit.content, case.facts)
+
+
+@dataclass
+class Score:
+    """hit@1, hit@5 and MRR over n questions (sums until finished)."""
+
+    n: int = 0
+    hit_at_1: float = 0.0
+    hit_at_5: float = 0.0
+    mrr: float = 0.0
+
+    def add(self, rank: int | None) -> None:
+        self.n += 1
+        self.hit_at_1 += rank == 1
+        self.hit_at_5 += rank is not None and rank <= 5
+        self.mrr += 1 / rank if rank else 0.0
+
+    def finished(self) -> Score:
+        n = self.n or 1
+        return Score(self.n, self.hit_at_1 / n, self.hit_at_5 / n, self.mrr / n)
 
 
 @dataclass
@@ -60,23 +134,43 @@ class ModeReport:
     hit_at_1: float = 0.0
     hit_at_5: float = 0.0
     mrr: float = 0.0
+    # "split" and "split/kind" -> Score of the answerable questions there
+    groups: dict[str, Score] = field(default_factory=dict)
     misses: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class AnswerReport:
+    """What the answer path does with each question (hybrid search, offline answerer)."""
+
+    # split -> counts
+    unanswerable: dict[str, int] = field(default_factory=dict)
+    declined: dict[str, int] = field(default_factory=dict)  # unanswerable, no passage kept
+    offline_declined: dict[str, int] = field(default_factory=dict)  # ...or extractive declined
+    answerable: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)  # answerable, passages kept
+    offline_answered: dict[str, int] = field(default_factory=dict)  # extractive did not decline
+    offline_facts: dict[str, int] = field(default_factory=dict)  # ...and quotes every fact
+    wrong: list[dict] = field(default_factory=list)  # answered unanswerable, declined answerable
 
 
 def evaluate(cases: list[Case], *, k: int = 10, modes: list[str], user=None) -> list[ModeReport]:
     user = user or EVERY_DOCUMENT
+    answerable = [c for c in cases if c.answerable]
     reports = []
     for mode in modes:
         base, _, extra = mode.partition("+")
         report = ModeReport(mode)
-        for case in cases:
+        total = Score()
+        groups: dict[str, Score] = defaultdict(Score)
+        for case in answerable:
             hits = search(
                 user=user, query=case.question, k=k, mode=base, rerank=extra == "rerank"
             ).hits
             rank = next((i for i, h in enumerate(hits, 1) if is_relevant(h, case)), None)
-            report.hit_at_1 += rank == 1
-            report.hit_at_5 += rank is not None and rank <= 5
-            report.mrr += 1 / rank if rank else 0.0
+            total.add(rank)
+            groups[case.split].add(rank)
+            groups[f"{case.split}/{case.kind}"].add(rank)
             if rank != 1:
                 report.misses.append(
                     {
@@ -87,9 +181,49 @@ def evaluate(cases: list[Case], *, k: int = 10, modes: list[str], user=None) -> 
                         "got": [f"{h.document_name} {h.pages}" for h in hits[:3]],
                     }
                 )
-        n = len(cases)
-        report.hit_at_1 /= n
-        report.hit_at_5 /= n
-        report.mrr /= n
+        done = total.finished()
+        report.hit_at_1, report.hit_at_5, report.mrr = done.hit_at_1, done.hit_at_5, done.mrr
+        report.groups = {name: score.finished() for name, score in sorted(groups.items())}
         reports.append(report)
     return reports
+
+
+def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
+    """Run each question through the answer's retrieval and guard, and the offline
+    (extractive) answerer; no model is called."""
+    from django.conf import settings
+
+    from chats.llm import NOT_COVERED, Passage, extractive_answer
+    from chats.services import is_relevant as addresses_question
+
+    user = user or EVERY_DOCUMENT
+    report = AnswerReport()
+    for case in cases:
+        split = case.split
+        hits = search(user=user, query=case.question, k=settings.ANSWER_PASSAGES).hits
+        kept = [h for h in hits if addresses_question(h)]
+        passages = [
+            Passage(i, h.content, h.document_name, h.pages, h.section, h.vector_score or 0.0)
+            for i, h in enumerate(kept, 1)
+        ]
+        answer = extractive_answer(case.question, passages) if passages else NOT_COVERED
+        offline = answer != NOT_COVERED
+        if not case.answerable:
+            report.unanswerable[split] = report.unanswerable.get(split, 0) + 1
+            if not offline:
+                report.offline_declined[split] = report.offline_declined.get(split, 0) + 1
+            if not kept:
+                report.declined[split] = report.declined.get(split, 0) + 1
+            else:
+                report.wrong.append({"line": case.line, "question": case.question, "as": "kept"})
+            continue
+        report.answerable[split] = report.answerable.get(split, 0) + 1
+        if kept:
+            report.kept[split] = report.kept.get(split, 0) + 1
+        else:
+            report.wrong.append({"line": case.line, "question": case.question, "as": "declined"})
+        if offline:
+            report.offline_answered[split] = report.offline_answered.get(split, 0) + 1
+            if holds_facts(answer.replace("\\[", "[").replace("\\]", "]"), case.facts):
+                report.offline_facts[split] = report.offline_facts.get(split, 0) + 1
+    return report

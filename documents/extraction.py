@@ -1161,9 +1161,114 @@ def _table_row(line: str) -> str:
     return " | ".join(" ".join(c.split()) for c in cells)
 
 
-def _extract_markdown(text: str) -> Extraction:
+# Markup that is layout, not text: HTML comments (converters' page and position notes,
+# e.g. "<!-- text, from page 0 (l=0.1,t=0.2,...) -->"), HTML tags (anchors, divs,
+# spans, table cells) and the figure fences of some PDF converters ("<::" ... "::>").
+# They are blanked out with spaces (line breaks kept), so offsets stay those of the source.
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+# A converter's "marginalia" (running headers, footers, page numbers) with its text, up
+# to the next blank line or comment: page furniture, as for PDFs.
+# (Scans are bounded, so no input makes these expressions take quadratic time.)
+_MARGINALIA = re.compile(
+    r"<!--[ \t]{0,20}marginalia\b[^\n]{0,500}?-->.*?(?=\n[ \t]*\n|<!--|\Z)", re.DOTALL
+)
+# Script and style elements go with their content (code, not manual text; unclosed: to
+# the end, as a browser reads it).
+_SCRIPT = re.compile(r"<(script|style)\b[^>]{0,500}>.*?(?:</\1\s*>|\Z)", re.DOTALL | re.IGNORECASE)
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
+_CELL_END = re.compile(r"</t[dh]\s*>", re.IGNORECASE)
+_ROW_END = re.compile(r"</tr\s*>", re.IGNORECASE)
+_FIGURE_FENCE = re.compile(r"<::|::>")
+# Page marks: a form feed, "<!-- PAGE BREAK -->", "<!-- page 7 -->" (that page starts
+# here), a line "{6}-----..." (marker's paginated output, 0-based) or a converter's
+# position comment "<!-- ..., from page 6 (...) -->" (0-based) that names a later page.
+_PAGE_MARK = re.compile(
+    r"\f|<!--\s*page[ _-]?break\s*-->|<!--\s*page\s+(?P<page>\d{1,5})\s*-->"
+    r"|^\{(?P<marker>\d{1,5})\}-{8,}[ \t]*$|<!--[^\n]{0,200}?\bfrom page (?P<from>\d{1,5})\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+_MARKER_PAGE_LINE = re.compile(r"^\{\d{1,5}\}-{8,}[ \t]*$", re.MULTILINE)
+# A heading that is a label ("Analysis :", "**Note:**") is text, not a section title.
+_LABEL_HEADING = re.compile(r"[:：][\s*_]*$")
+REPEATED_HEADING = 5  # a heading text seen this often (and as 10 % of all) is a label too
+
+
+def _blank(match: re.Match, fill: str = "") -> str:
+    """Spaces for a match (its line breaks kept), optionally ending in `fill`."""
+    text = re.sub(r"[^\n]", " ", match.group(0))
+    return text[: len(text) - len(fill)] + fill if len(text) >= len(fill) else text
+
+
+def _strip_markup(text: str) -> str:
+    """The Markdown with layout markup blanked out, the same length as the source."""
+    text = _MARGINALIA.sub(_blank, text)
+    text = _HTML_COMMENT.sub(_blank, text)
+    text = _SCRIPT.sub(_blank, text)
+    text = _CELL_END.sub(lambda m: _blank(m, " | "), text)
+    text = _ROW_END.sub(lambda m: _blank(m, "\n"), text)
+    text = _HTML_TAG.sub(_blank, text)
+    text = _FIGURE_FENCE.sub(_blank, text)
+    text = _MARKER_PAGE_LINE.sub(_blank, text)
+    return text.replace("\f", " ")
+
+
+def _markdown_pages(source: str, clean: str) -> list[tuple[int, int, int]]:
+    """(page number, start, end) of each page of the source, from its page marks; one
+    page 1 when it has none. A mark's page never goes backwards."""
+    pages: list[tuple[int, int, int]] = []
+    number, start = 1, 0
+    for mark in _PAGE_MARK.finditer(source):
+        named = mark.group("page") or mark.group("marker") or mark.group("from")
+        if mark.group("page"):
+            following = max(1, int(named))
+        elif named is not None:
+            following = int(named) + 1
+        else:
+            following = number + 1
+        if named is not None and following <= number:
+            continue  # the same page again (position comments), or a step back
+        if not pages and not clean[start : mark.start()].strip() and named is not None:
+            number, start = following, mark.start()  # the mark opens the document
+            continue
+        pages.append((number, start, mark.start()))
+        number, start = min(following, number + 1000), mark.start()
+    pages.append((number, start, len(source)))
+    return pages
+
+
+def _extract_markdown(source: str) -> Extraction:
     """Headings (ATX, setext; not in fenced code), paragraphs, list items, pipe tables and
-    fenced code (as a paragraph); offsets into the Markdown source, which is the page text."""
+    fenced code (as a paragraph). Layout markup is blanked out (_strip_markup) and the
+    source is cut into pages at its page marks; offsets are into each page's text, the
+    source's with its markup blanked."""
+    clean = _strip_markup(source)
+    outline = _Outline()
+    blocks: list[Block] = []
+    metadata: dict = {}
+    titles = [" ".join(h[1].split()) for h in map(_atx_heading, clean.split("\n")) if h and h[1]]
+    counts = Counter(titles)
+    labels = {t for t, n in counts.items() if n >= REPEATED_HEADING and n * 10 >= len(titles)}
+    pages: list[Page] = []
+    for number, start, end in _markdown_pages(source, clean):
+        while len(pages) + 1 < number:  # pages without text between marks
+            pages.append(Page(len(pages) + 1, ""))
+        text = clean[start:end]
+        pages.append(Page(number, text))
+        _markdown_blocks(text, number, outline, blocks, metadata, labels)
+    if not blocks:
+        raise ExtractionFailed(NO_TEXT)
+    return Extraction(MARKDOWN, pages, blocks, metadata)
+
+
+def _markdown_blocks(
+    text: str,
+    page: int,
+    outline: _Outline,
+    blocks: list[Block],
+    metadata: dict,
+    labels: set[str],
+) -> None:
+    """The blocks of one page of Markdown, appended to blocks."""
     lines = text.split("\n")
     starts = [0] * (len(lines) + 1)
     position = 0
@@ -1171,14 +1276,12 @@ def _extract_markdown(text: str) -> Extraction:
         starts[i] = position
         position += len(line) + 1
     starts[len(lines)] = position
-    outline = _Outline()
-    blocks: list[Block] = []
-    metadata: dict = {}
 
     def add(kind: BlockKind, first: int, last: int) -> None:
         s, e = starts[first], starts[last] + len(lines[last])
         for ps, pe in split_long(text, s, e):
-            blocks.append(Block(1, kind, text[ps:pe], ps, pe, outline.path))
+            if text[ps:pe].strip():
+                blocks.append(Block(page, kind, text[ps:pe], ps, pe, outline.path))
 
     def table(first: int, stop: int) -> None:
         """Rows first..stop-1 as table blocks of at most MAX_BLOCK_CHARS (delimiter row dropped)."""
@@ -1189,7 +1292,7 @@ def _extract_markdown(text: str) -> Extraction:
         def flush() -> None:
             if group:
                 blocks.append(
-                    Block(1, "table", "\n".join(group), group_start, group_end, outline.path)
+                    Block(page, "table", "\n".join(group), group_start, group_end, outline.path)
                 )
                 group.clear()
 
@@ -1201,7 +1304,7 @@ def _extract_markdown(text: str) -> Extraction:
             if len(row) > MAX_BLOCK_CHARS:
                 flush()
                 for ps, pe in split_long(text, s, e):
-                    blocks.append(Block(1, "table", text[ps:pe], ps, pe, outline.path))
+                    blocks.append(Block(page, "table", text[ps:pe], ps, pe, outline.path))
                 size = 0
                 continue
             if group and size + len(row) + 1 > MAX_BLOCK_CHARS:
@@ -1218,10 +1321,13 @@ def _extract_markdown(text: str) -> Extraction:
         content = " ".join(content.split())
         if not content:
             return
+        if content in labels or _LABEL_HEADING.search(content):
+            blocks.append(Block(page, "paragraph", text[s:e], s, e, outline.path))
+            return
         if level == 1 and "title" not in metadata:
             metadata["title"] = content
         parents = outline.enter(level, content)
-        blocks.append(Block(1, "heading", content, s, e, parents, level))
+        blocks.append(Block(page, "heading", content, s, e, parents, level))
 
     def starts_block(line: str) -> bool:
         return bool(
@@ -1304,4 +1410,3 @@ def _extract_markdown(text: str) -> Extraction:
             continue
         add("paragraph", i, j - 1)
         i = j
-    return _single_page_extraction(MARKDOWN, text, blocks, metadata)

@@ -243,3 +243,43 @@ class Embedding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} vector of chunk {self.chunk_id}"
+
+
+class DocumentTerm(models.Model):
+    """How many of a document's chunks hold a lexeme (of Chunk.search_vector): the corpus
+    statistics of the full-text leg's BM25 ranking and of the answer's relevance guard.
+    Search sums them over the documents the user may read, so a private document's words
+    never weigh in another user's ranking. Rewritten with the chunks on every ingest;
+    deleted with the document."""
+
+    document = models.ForeignKey(
+        Document, on_delete=models.CASCADE, related_name="terms", db_index=False
+    )
+    term = models.TextField()
+    chunks = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # (term, document): search looks up a question's terms, then the readable docs.
+            models.UniqueConstraint(fields=["term", "document"], name="documentterm_term_doc_uniq")
+        ]
+        indexes = [models.Index(fields=["document"], name="documentterm_document_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.term!r} in {self.chunks} chunks of {self.document_id}"
+
+    @classmethod
+    def rebuild_for(cls, document_id: int) -> None:
+        """Recount a document's terms from its stored chunks (inside the caller's
+        transaction, after the chunks are written)."""
+        from django.db import connection
+
+        cls.objects.filter(document_id=document_id).delete()
+        # ts_stat takes the text of a query; the id is an int, nothing else goes in.
+        chunks = f"SELECT search_vector FROM documents_chunk WHERE document_id = {int(document_id)}"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO documents_documentterm (document_id, term, chunks) "
+                "SELECT %s, word, ndoc FROM ts_stat(%s)",
+                [document_id, chunks],
+            )

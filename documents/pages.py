@@ -310,11 +310,16 @@ class TextView:
 
 
 def text_view(
-    document: Document, page_text: str, passage: tuple[int, int] | None, chunk: Chunk | None
+    document: Document,
+    page_text: str,
+    passage: tuple[int, int] | None,
+    chunk: Chunk | None,
+    page: int = 1,
 ) -> TextView:
-    """The text to show for a non-paginated document: the section the passage is in
-    (the run of consecutive chunks sharing its section), else the page text, limited to
-    MAX_TEXT_CHARS around the passage."""
+    """The text to show for a document without page images: the section the passage is
+    in (the run of consecutive chunks on this page sharing its section), else the page
+    text, limited to MAX_TEXT_CHARS around the passage. (Markdown has pages when the
+    file marks them.)"""
     start, end = 0, len(page_text)
     section = ""
     if passage is not None:
@@ -322,6 +327,8 @@ def text_view(
             chunk = (
                 Chunk.objects.filter(
                     document=document,
+                    first_page=page,
+                    last_page=page,
                     start_offset__lt=passage[1],
                     end_offset__gt=passage[0],
                 )
@@ -330,7 +337,7 @@ def text_view(
             )
         if chunk is not None:
             section = chunk.section
-            start, end = _section_range(chunk)
+            start, end = _section_range(chunk, page)
             start, end = min(start, passage[0]), max(end, passage[1])
     if end - start > MAX_TEXT_CHARS:
         start, end = _window(page_text, start, end, passage)
@@ -342,9 +349,16 @@ def text_view(
     return TextView(text, relative, start, start > 0, end < len(page_text), section)
 
 
-def _section_range(chunk: Chunk) -> tuple[int, int]:
+def _section_range(chunk: Chunk, page: int) -> tuple[int, int]:
+    if not chunk.first_page == chunk.last_page == page:  # offsets of other pages
+        return (
+            chunk.start_offset if chunk.first_page == page else 0,
+            chunk.end_offset if chunk.last_page == page else 0,
+        )
     rows = list(
-        Chunk.objects.filter(document_id=chunk.document_id, section=chunk.section)
+        Chunk.objects.filter(
+            document_id=chunk.document_id, section=chunk.section, first_page=page, last_page=page
+        )
         .order_by("index")
         .values_list("index", "start_offset", "end_offset")
     )

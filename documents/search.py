@@ -4,10 +4,11 @@ Two legs inside PostgreSQL, fused by reciprocal rank fusion in the same statemen
 (a) vector: cosine distance on the active model's partial HNSW index (iterative scans,
     so a selective access filter does not starve the results; the planner may choose an
     exact scan of the filtered rows when that is cheaper);
-(b) full text: websearch_to_tsquery against the generated tsvector (GIN).
+(b) full text: BM25 over the chunks holding any of the question's terms (OR, GIN),
+    idf from per-document term counts summed over the documents the user may read.
 Access is decided in SQL before ranking. Optional Cohere rerank of the fused top N.
-One query embedding call plus one transaction with two statements (the per-transaction
-HNSW knobs, then the search).
+One query embedding call plus one transaction with three statements (the
+per-transaction HNSW knobs, the question's terms with their idf, then the search).
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ SNIPPET_OPTIONS = (
 )
 
 
+# Words of how a question is asked, not of what it is about (lexemes of the english
+# config): left out of the ranking and of the coverage that the answer guard reads.
+_QUESTION_WORDS_TEXT = """
+    use need make get want mean tell may must shall can could would find know happen say
+    call way thing anyth someth explain describ show help pleas look like
+"""
+QUESTION_WORDS = _QUESTION_WORDS_TEXT.split()
+
+# BM25 parameters (the usual ones) and the most terms of a question that are ranked.
+BM25_K1 = 1.2
+BM25_B = 0.75
+MAX_QUERY_TERMS = 32
+
+
 def _snippet_html(raw: str) -> str:
     return (
         html.escape(
@@ -66,8 +81,11 @@ class Hit:
     vector_rank: int | None = None
     vector_score: float | None = None  # cosine similarity, 1 = same direction
     text_rank: int | None = None
-    text_score: float | None = None  # ts_rank_cd
+    text_score: float | None = None  # BM25
     rerank_score: float | None = None
+    # Share of the question's terms (idf-weighted) that the chunk holds, 0..1; None for a
+    # question without any term. What the answer's relevance guard reads.
+    coverage: float | None = None
 
     @property
     def pages(self) -> str:
@@ -109,6 +127,52 @@ def _access_sql(user, document_ids: list[int] | None) -> tuple[str, list]:
     return " AND ".join(clauses), params
 
 
+def _terms_sql(access: str) -> str:
+    """The question's terms (its lexemes under the text config: stop words and question
+    words out, stemmed) with their BM25 idf over the chunks of the readable documents;
+    a term no readable chunk holds has df 0."""
+    return f"""
+    WITH
+    docs AS MATERIALIZED (SELECT d.id, d.chunks_total FROM documents_document d WHERE {access}),
+    qterms AS MATERIALIZED (
+        SELECT t.lexeme AS term
+        FROM unnest(to_tsvector(%(config)s::regconfig, %(query)s)) t
+        WHERE t.lexeme <> ALL(%(question_words)s)
+        LIMIT {MAX_QUERY_TERMS}
+    )
+    SELECT qt.term, s.df, n.n, ln(1 + (n.n - s.df + 0.5) / (s.df + 0.5)) AS idf
+    FROM qterms qt
+    CROSS JOIN (SELECT GREATEST(COALESCE(sum(chunks_total), 0), 1)::float8 AS n FROM docs) n
+    CROSS JOIN LATERAL (
+        SELECT COALESCE(sum(dt.chunks), 0)::float8 AS df
+        FROM documents_documentterm dt
+        WHERE dt.term = qt.term AND dt.document_id IN (SELECT id FROM docs)
+    ) s
+    ORDER BY qt.term
+    """
+
+
+def _tsquery(terms: list[str]) -> str:
+    """An OR tsquery of lexemes, each quoted (so it is taken as is, not parsed again)."""
+    return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+
+
+def _term_params(rows: list[tuple]) -> dict:
+    """The main statement's term parameters from _terms_sql's rows (term, df, n, idf).
+    `match` leaves out terms in over half the chunks when the question has rarer ones
+    (they still score), so a common word does not make every chunk a candidate."""
+    known = [(t, df, n) for t, df, n, _ in rows if df > 0]
+    rare = [t for t, df, n in known if df <= n / 2]
+    return {
+        "terms": [r[0] for r in rows],
+        "dfs": [float(r[1]) for r in rows],
+        "idfs": [float(r[3]) for r in rows],
+        "tsquery": _tsquery([t for t, _, _ in known]),
+        "match": _tsquery(rare or [t for t, _, _ in known]),
+        "total_idf": float(sum(r[3] for r in rows)) or None,
+    }
+
+
 def _sql(mode: Mode, dims: int, access: str) -> str:
     # Only fixed SQL and integers are interpolated; every value is a bound parameter.
     vector_leg = f"""
@@ -129,14 +193,26 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
         SELECT chunk_id, distance, row_number() OVER (ORDER BY distance, chunk_id) AS rank
         FROM vec
     ),"""
-    text_leg = """
-    txt AS MATERIALIZED (
-        SELECT c.id AS chunk_id, ts_rank_cd(c.search_vector, q.query) AS rank_score
+    # BM25 over the chunks that match any of the question's terms: idf from the
+    # readable documents' term counts (documents_documentterm), tf from the positions in
+    # the tsvector, length normalised by the matched chunks' average token count.
+    text_leg = f"""
+    txt_match AS MATERIALIZED (
+        SELECT c.id AS chunk_id, c.search_vector, c.token_count
         FROM documents_chunk c
-        JOIN docs d ON d.id = c.document_id,
-             q
-        WHERE c.search_vector @@ q.query
-        ORDER BY rank_score DESC, c.id
+        WHERE c.search_vector @@ %(match)s::tsquery AND c.document_id IN (SELECT id FROM docs)
+    ),
+    txt AS MATERIALIZED (
+        SELECT m.chunk_id,
+               sum(i.idf * (COALESCE(array_length(u.positions, 1), 1) * ({BM25_K1} + 1))
+                   / (COALESCE(array_length(u.positions, 1), 1)
+                      + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * m.token_count / a.avg_len))) AS rank_score
+        FROM txt_match m
+        CROSS JOIN (SELECT GREATEST(avg(token_count), 1)::float8 AS avg_len FROM txt_match) a
+        CROSS JOIN LATERAL unnest(m.search_vector) u
+        JOIN idf i ON i.term = u.lexeme
+        GROUP BY m.chunk_id
+        ORDER BY rank_score DESC, m.chunk_id
         LIMIT %(candidates)s
     ),
     txt_ranked AS (
@@ -146,13 +222,23 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
     empty_vec = """
     vec_ranked AS (SELECT NULL::bigint AS chunk_id, NULL::float8 AS distance, NULL::bigint AS rank WHERE false),"""
     empty_txt = """
-    txt_ranked AS (SELECT NULL::bigint AS chunk_id, NULL::float4 AS rank_score, NULL::bigint AS rank WHERE false),"""
+    txt_ranked AS (SELECT NULL::bigint AS chunk_id, NULL::float8 AS rank_score, NULL::bigint AS rank WHERE false),"""
     return f"""
     WITH
     docs AS MATERIALIZED (
-        SELECT d.id, d.name, d.embedding_model FROM documents_document d WHERE {access}
+        SELECT d.id, d.name, d.embedding_model, d.chunks_total
+        FROM documents_document d WHERE {access}
     ),
-    q AS (SELECT websearch_to_tsquery(%(config)s::regconfig, %(query)s) AS query),
+    -- The question's terms and their idf (_TERMS_SQL, run first): constants here, so
+    -- the planner estimates the text match from the GIN statistics.
+    idf AS (
+        SELECT * FROM unnest(%(terms)s::text[], %(dfs)s::float8[], %(idfs)s::float8[])
+            AS t(term, df, idf)
+    ),
+    q AS (
+        SELECT %(tsquery)s::tsquery AS query, %(match)s::tsquery AS match,
+               %(total_idf)s::float8 AS total_idf
+    ),
     {vector_leg if mode in ("hybrid", "vector") else empty_vec}
     {text_leg if mode in ("hybrid", "text") else empty_txt}
     fused AS (
@@ -167,7 +253,10 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
     )
     SELECT f.chunk_id, c.document_id, d.name, c.first_page, c.last_page, c.section,
            ts_headline(%(config)s::regconfig, c.content, q.query, %(headline)s) AS snippet,
-           c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score
+           c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score,
+           (SELECT COALESCE(sum(i.idf), 0) FROM idf i
+            WHERE i.df > 0 AND i.term = ANY(tsvector_to_array(c.search_vector)))
+             / NULLIF(q.total_idf, 0) AS coverage
     FROM fused f
     JOIN documents_chunk c ON c.id = f.chunk_id
     JOIN docs d ON d.id = c.document_id,
@@ -219,6 +308,7 @@ def search(
             "w_txt": settings.SEARCH_TEXT_WEIGHT,
             "limit": limit,
             "headline": SNIPPET_OPTIONS,
+            "question_words": QUESTION_WORDS,
         }
     )
     statement = _sql(mode, provider.dimensions, access)
@@ -234,6 +324,8 @@ def search(
                 "off" if exact else "on",
             ],
         )
+        cursor.execute(_terms_sql(access), params)
+        params.update(_term_params(cursor.fetchall()))
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     timings["sql"] = (time.perf_counter() - started) * 1000
@@ -252,6 +344,7 @@ def search(
             vector_score=None if r[10] is None else float(r[10]),
             text_rank=r[11],
             text_score=None if r[12] is None else float(r[12]),
+            coverage=None if r[13] is None else float(r[13]),
         )
         for r in rows
     ]

@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from documents import filetypes
-from documents.models import Chunk, Document, DocumentContent, Embedding
+from documents.models import Chunk, Document, DocumentContent, DocumentTerm, Embedding
 from rra import telemetry
 
 logger = logging.getLogger(__name__)
@@ -331,6 +331,7 @@ def _store(document, run: _Run, extraction, drafts, vectors, provider) -> None:
             ],
             batch_size=500,
         )
+        DocumentTerm.rebuild_for(document.pk)
         Embedding.objects.bulk_create(
             [
                 Embedding(chunk=chunk, model=provider.model_id, vector=vector)

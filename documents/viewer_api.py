@@ -133,7 +133,7 @@ class PageView(_AnyAccept, APIView):
                     return json_error(422, "page_unavailable", exc.message)
                 body["highlights"] = [{"x": b.x, "y": b.y, "w": b.w, "h": b.h} for b in boxes]
         else:
-            view = pages.text_view(document, text, passage, chunk)
+            view = pages.text_view(document, text, passage, chunk, page)
             body.update(
                 text=view.text,
                 passage=(

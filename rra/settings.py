@@ -368,7 +368,7 @@ COHERE_BASE_URL = env.url("COHERE_BASE_URL", "https://api.cohere.com")
 COHERE_EMBED_MODEL = env.str("COHERE_EMBED_MODEL", "embed-v4.0")
 COHERE_RERANK_MODEL = env.str("COHERE_RERANK_MODEL", "rerank-v3.5")
 # Chunking: passage size and the overlap between neighbours of one section, in tokens.
-CHUNK_TARGET_TOKENS = env.int("CHUNK_TARGET_TOKENS", 200, min=32, max=8000)
+CHUNK_TARGET_TOKENS = env.int("CHUNK_TARGET_TOKENS", 254, min=32, max=8000)
 CHUNK_OVERLAP_TOKENS = env.int("CHUNK_OVERLAP_TOKENS", 0, min=0)
 if CHUNK_OVERLAP_TOKENS * 2 > CHUNK_TARGET_TOKENS:
     raise ImproperlyConfigured(
@@ -386,10 +386,13 @@ LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", 10.0, min=0.1)
 LLM_READ_TIMEOUT = env.float("LLM_READ_TIMEOUT", 60.0, min=0.1)
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", 0.2, min=0.0, max=2.0)
 LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 1024, min=1, max=1_000_000)
-# A passage goes to the model when it matched the query's words or its cosine similarity
-# is at least this. Measured on the sample manuals (local model): the best passage of 24
-# on-topic questions scored 0.35-0.89, of 8 off-topic questions 0.10-0.24.
-ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", 0.30, min=-1.0, max=1.0)
+# A passage goes to the model (or the extractive answerer) when it holds at least
+# ANSWER_MIN_COVERAGE of the question's terms, weighted by their idf over the readable
+# chunks, or its cosine similarity to the question is at least ANSWER_MIN_SCORE (a
+# paraphrase). No such passage: "the documents do not cover this", no model call.
+# Chosen on bench/eval (see bench/README.md).
+ANSWER_MIN_COVERAGE = env.float("ANSWER_MIN_COVERAGE", 0.55, min=0.0, max=1.0)
+ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", 0.55, min=-1.0, max=1.0)
 # Tokens of earlier turns sent with a question (the most recent whole turns that fit).
 HISTORY_TOKEN_BUDGET = env.int("HISTORY_TOKEN_BUDGET", 2000, min=0)
 if LLM_BASE_URL and not LLM_MODEL:
@@ -467,6 +470,9 @@ RERANK_TIMEOUT = env.float("RERANK_TIMEOUT", 10.0, min=0.1)
 CHAT_RATE = env.str("CHAT_RATE", "20/m")
 # Passages retrieved for each question (numbered [1]..[n] in the prompt).
 ANSWER_PASSAGES = env.int("ANSWER_PASSAGES", 6, min=1, max=30)
+# Each passage in the prompt also carries this many chunks before and after it from the
+# same section, so a fact cut at a chunk boundary reaches the model whole (0: off).
+ANSWER_CONTEXT_CHUNKS = env.int("ANSWER_CONTEXT_CHUNKS", 1, min=0, max=5)
 LLM_RETRY_DELAY_S = env.float("LLM_RETRY_DELAY_S", 0.5, min=0)
 MAX_QUESTION_CHARS = env.int("MAX_QUESTION_CHARS", 4000, min=100)
 # Answers run in the worker and stream through Redis (chats/answers.py); false (or no

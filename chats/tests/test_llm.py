@@ -591,12 +591,29 @@ def test_it_says_the_documents_do_not_cover_a_question_without_passages():
     assert usage.model == "extractive"
 
 
-def test_it_quotes_the_best_passage_when_no_word_matches():
+def test_it_declines_when_no_word_of_the_question_matches():
     answer, _, _ = extractive("Why is it squeaking?", PASSAGES)
 
-    quoted = quoted_sentences(answer)
-    assert answer.startswith("Your documents may not answer this directly")
-    assert {number for _, number in quoted} == {1}
+    assert answer.startswith("The documents do not cover this.")
+    assert cited_numbers(answer) == []
+
+
+def test_it_declines_when_only_common_words_of_the_question_match():
+    # "calibrate" and "chuck" are in the passages; what the question is about is not.
+    answer, _, _ = extractive(
+        "How do I calibrate the laser thermometer of the chuck cooling pump?", PASSAGES
+    )
+
+    assert answer.startswith("The documents do not cover this.")
+    assert cited_numbers(answer) == []
+
+
+def test_it_answers_a_question_its_sentences_address_with_citations():
+    answer, _, _ = extractive("Which part number do I order for a cracked drive belt?", PASSAGES)
+
+    assert answer.startswith("Here is what your documents say:")
+    assert cited_numbers(answer) == [3]
+    assert "RB-2231" in answer
 
 
 def test_it_streams_the_extractive_answer_word_by_word_with_estimated_usage():

@@ -84,3 +84,72 @@ def test_it_rejects_a_malformed_file_with_the_line(tmp_path):
         call_command("evaluate_retrieval", str(bad))
     with pytest.raises(CommandError, match="cannot read"):
         call_command("evaluate_retrieval", str(tmp_path / "missing.jsonl"))
+
+
+def test_it_reports_kinds_splits_facts_and_the_decline_rate(eval_corpus, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    lines = [
+        {
+            "question": "Which hydraulic oil does the press need?",
+            "doc": "press-manual.md",
+            "facts": ["ISO VG 46"],
+            "kind": "lookup",
+        },
+        {
+            "question": "What does fault E17 mean?",
+            "doc": "press-manual.md",
+            "facts": ["pressure sensor signal lost"],
+            "kind": "lookup",
+            "split": "held-out",
+        },
+        # The right document, but no passage holds this "fact": never a hit.
+        {
+            "question": "Which hydraulic oil does the press need?",
+            "doc": "press-manual.md",
+            "facts": ["ISO VG 68"],
+            "kind": "table",
+        },
+        {"question": "What is the capital of Peru?", "kind": "unanswerable"},
+        {
+            "question": "Which colour is the press's paint?",
+            "kind": "unanswerable",
+            "split": "held-out",
+        },
+    ]
+    questions.write_text("\n".join(json.dumps(x) for x in lines))
+    out = StringIO()
+    report = tmp_path / "report.json"
+    call_command(
+        "evaluate_retrieval",
+        str(questions),
+        "--modes",
+        "hybrid",
+        "--json",
+        str(report),
+        stdout=out,
+    )
+
+    data = json.loads(report.read_text())
+    [hybrid] = data["modes"]
+    groups = hybrid["groups"]
+    assert groups["tune/lookup"]["n"] == 1 and groups["tune/lookup"]["hit_at_1"] == 1.0
+    assert groups["held-out/lookup"]["hit_at_5"] == 1.0
+    assert groups["tune/table"]["hit_at_5"] == 0.0  # the fact is in no passage
+    assert groups["tune"]["n"] == 2 and groups["tune"]["hit_at_5"] == 0.5
+    answers = data["answers"]
+    assert answers["unanswerable"] == {"tune": 1, "held-out": 1}
+    assert answers["declined"] == {"tune": 1, "held-out": 1}
+    assert answers["kept"] == {"tune": 2, "held-out": 1}
+    assert answers["offline_facts"].get("held-out") == 1
+    text = out.getvalue()
+    assert "held-out/lookup" in text and "unanswerable declined 1/1" in text
+
+
+def test_it_rejects_an_unanswerable_question_with_a_document(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "x?", "doc": "a.md", "kind": "unanswerable"}\n')
+    with pytest.raises(CommandError, match=r"bad.jsonl:1: an unanswerable question has no 'doc'"):
+        call_command("evaluate_retrieval", str(bad))
+    bad.write_text('{"question": "x?", "doc": "a.md", "split": "test"}\n')
+    with pytest.raises(CommandError, match=r"'split' must be one of tune, held-out"):
+        call_command("evaluate_retrieval", str(bad))

@@ -73,6 +73,12 @@ def content_of(document: Document) -> str:
     return "\n".join(document.chunks.values_list("content", flat=True))
 
 
+def markdown_without_markup(document: Document) -> None:
+    content = content_of(document)
+    assert "Press start." in content, content[:200]
+    assert "alert(" not in content and "<iframe" not in content, content[:200]
+
+
 def contains(text: str) -> Callable[[Document], None]:
     def check(document: Document) -> None:
         assert text in content_of(document), (document.name, content_of(document)[:200])
@@ -311,7 +317,8 @@ CORPUS: dict[str, Case] = {
         lambda p: b"# Setup\n\n<script>alert('md')</script>\n\n<iframe src='x'></iframe> Press start.\n",
         "ready",
         mime=MD,
-        check=contains("<script>alert('md')</script>"),
+        # Markdown loses its HTML markup (issue 13): scripts with their code, tags.
+        check=markdown_without_markup,
     ),
     "HTML named .pdf": Case(
         "page.pdf",

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from documents.models import Document
+from documents.models import Chunk, Document
 from documents.search import search
 from documents.services import document_ingest
 from documents.tests.conftest import make_document
@@ -130,6 +130,12 @@ def test_the_vector_leg_uses_the_models_hnsw_index(corpus, owner):
                 "w_txt": 1.0,
                 "limit": 5,
                 "headline": "",
+                "terms": ["chuck"],
+                "dfs": [1.0],
+                "idfs": [1.0],
+                "tsquery": "'chuck'",
+                "match": "'chuck'",
+                "total_idf": 1.0,
             },
         )
         plan = "\n".join(row[0] for row in cursor.fetchall())
@@ -146,8 +152,30 @@ class TestApi:
         assert top["document"]["name"] == "chucks.md"
         assert top["pages"] == {"first": 1, "last": 1, "label": "p. 1"}
         assert "<mark>spirit</mark>" in top["snippet"]
-        assert set(top["scores"]) == {"vector", "vector_rank", "text", "text_rank", "rerank"}
+        assert set(top["scores"]) == {
+            "vector",
+            "vector_rank",
+            "text",
+            "text_rank",
+            "rerank",
+            "coverage",
+        }
         assert "embed" in body["timings_ms"] and "sql" in body["timings_ms"]
+        assert "content" not in top
+
+    def test_include_content_returns_whole_passages(self, corpus, owner_client, owner):
+        response = owner_client.get("/api/search", {"q": "spirit level", "include": "content"})
+        assert response.status_code == 200
+        results = response.json()["results"]
+        assert results
+        for result in results:
+            chunk = Chunk.objects.get(pk=result["chunk_id"])
+            assert result["content"] == chunk.content
+        assert "select Done on the remote control" in " ".join(results[0]["content"].split())
+        plain = owner_client.get("/api/search", {"q": "spirit level"})
+        assert plain["ETag"] != response["ETag"]
+        bad = owner_client.get("/api/search", {"q": "spirit level", "include": "content,secrets"})
+        assert bad.status_code == 400 and "include" in bad.json()["error"]["fields"]
 
     @pytest.mark.parametrize(
         ("params", "field"),

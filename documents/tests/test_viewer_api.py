@@ -392,3 +392,20 @@ def test_highlights_follow_the_page_rotation(tmp_path):
     assert a.w > a.h and b.h > b.w  # the line now runs down the (landscape) page
     assert b.h == pytest.approx(a.w, abs=0.005)  # same length: both are fractions of 595 pt
     assert b.x > 0.5  # turned clockwise: the top of the page is on the right
+
+
+def test_markdown_with_page_marks_shows_the_passage_on_its_own_page(owner_client, owner, media):
+    source = (
+        b"# Manual\n\n## Calibration\n\nUse the dial gauge on the reference bar.\n\n"
+        b"<!-- PAGE BREAK -->\n\n## Calibration log\n\nRecord the runout in the machine log.\n"
+    )
+    document = _ingest(owner, source, "converted.md", "text/markdown")
+    chunk = _chunk(document, "runout")
+    assert chunk.first_page == chunk.last_page == 2
+
+    data = _page(owner_client, document, 2, chunk=chunk.pk).json()
+    assert data["page_count"] == 2 and data["match"] == "chunk"
+    assert "Record the runout" in data["text"][data["passage"]["start"] : data["passage"]["end"]]
+    assert "dial gauge" not in data["text"] and "<!--" not in data["text"]
+    first = _page(owner_client, document, 1).json()
+    assert "dial gauge" in first["text"] and "runout" not in first["text"]

@@ -46,7 +46,8 @@ CASES = {
     "api-documents": ("owner", 3),
     "api-document-detail": ("owner", 3),
     "api-document-page": ("owner", 6),
-    "api-search": ("owner", 6),
+    # + the question's terms and their idf, before the search (documents.search).
+    "api-search": ("owner", 7),
     "page-home": ("owner", 3),
     "page-chat": ("owner", 6),
     # + the owner's name ("Shared by …"), read through the users cache (cold here).

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chats.models import Chat, Message, Vote
-from documents.models import Chunk, Document, Embedding
+from documents.models import Chunk, Document, DocumentTerm, Embedding
 from documents.vector_index import ensure_index, index_name
 from rra.testing.fakes import fake_vector
 from rra.tests.conftest import DIMS, MODEL_ID
@@ -211,7 +211,7 @@ def test_it_decides_search_access_through_indexes(owner, owner_client, fake_embe
     _documents(_users(owner), 3000)
     _analyze("accounts_user", "documents_document")
     queries = _queries(owner_client, "/api/search?q=chuck+calibration")
-    plan = _explain(_query(queries, "WITH"), setup=_query(queries, "set_config"))
+    plan = _explain(_query(queries, "fused AS ("), setup=_query(queries, "set_config"))
     docs = _cte(plan, "docs")
     # Own (ready) documents OR shared ready ones: two index scans, not the table.
     _uses(docs, "document_owner_status_idx", no_seq_scan_on=("documents_document",))
@@ -222,11 +222,15 @@ WORDS = [f"w{n:04d}" for n in range(3000)]
 
 
 def test_an_unfiltered_search_uses_the_text_and_vector_indexes(owner, admin_user, fake_embeddings):
-    """An admin reads everything: the text leg is a GIN scan and the vector leg an HNSW
-    scan. (For a user who can read only a few documents the planner may rightly rank
-    their few chunks exactly instead; see documents/search.py.)"""
+    """A reader of every document (here: all shared, as admins read only their own and
+    shared ones): the text leg is a GIN scan and the vector leg an HNSW scan. (For a
+    user who can read only a few documents the planner may rightly rank their few chunks
+    exactly instead; see documents/search.py.)"""
     rng = random.Random(7)
     documents = [d for d in _documents(_users(owner), 300) if d.status == "ready"]
+    Document.objects.filter(pk__in=[d.pk for d in documents]).update(
+        visibility="shared", chunks_total=25
+    )
     chunks = Chunk.objects.bulk_create(
         Chunk(
             document=document,
@@ -246,15 +250,23 @@ def test_an_unfiltered_search_uses_the_text_and_vector_indexes(owner, admin_user
         for chunk in chunks
     )
     ensure_index(MODEL_ID, DIMS)
+    for document in documents:  # the text leg's term counts, as ingestion writes them
+        DocumentTerm.rebuild_for(document.pk)
     with connection.cursor() as cursor:
         # Freshly inserted rows wait in the GIN index's pending list, which every search
         # reads whole, until (auto)vacuum merges them: merge now, as in steady state.
         cursor.execute("SELECT gin_clean_pending_list('chunk_search_vector_gin'::regclass)")
-    _analyze("accounts_user", "documents_document", "documents_chunk", "documents_embedding")
+    _analyze(
+        "accounts_user",
+        "documents_document",
+        "documents_chunk",
+        "documents_embedding",
+        "documents_documentterm",
+    )
     client = Client()
     client.force_login(admin_user)
     queries = _queries(client, f"/api/search?q={WORDS[1]}+{WORDS[2]}&k=10")
-    plan = _explain(_query(queries, "WITH"), setup=_query(queries, "set_config"))
+    plan = _explain(_query(queries, "fused AS ("), setup=_query(queries, "set_config"))
     big = ("documents_chunk", "documents_embedding")
-    _uses(_cte(plan, "txt"), "chunk_search_vector_gin", no_seq_scan_on=big)
+    _uses(_cte(plan, "txt_match"), "chunk_search_vector_gin", no_seq_scan_on=big)
     _uses(_cte(plan, "vec"), index_name(MODEL_ID), no_seq_scan_on=big)
