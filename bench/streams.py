@@ -132,7 +132,7 @@ class Probe(threading.Thread):
 async def one_stream(port: int, token: str, delay: float, timeout: float) -> dict:
     await asyncio.sleep(delay)
     started = time.perf_counter()
-    result = {"ok": False, "tokens": 0, "ttft": None, "status": None, "error": ""}
+    result = {"ok": False, "tokens": 0, "events": 0, "ttft": None, "status": None, "error": ""}
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         body = json.dumps({"question": QUESTION}).encode()
@@ -157,7 +157,14 @@ async def one_stream(port: int, token: str, delay: float, timeout: float) -> dic
                 result["ttft"] = time.perf_counter() - started
             if b"event: done" in buffer or b"event: error" in buffer:
                 break
-        result["tokens"] = buffer.count(b"event: token")
+        # Words of the answer as the reader got them (the worker joins tokens that come
+        # within ANSWER_TOKEN_FLUSH_MS into one event), and the events that carried them.
+        result["events"] = buffer.count(b"event: token")
+        result["tokens"] = sum(
+            len(json.loads(block.split(b"data: ", 1)[1])["text"].split())
+            for block in buffer.split(b"\n\n")
+            if b"event: token" in block and b"data: " in block
+        )
         result["ok"] = b"event: done" in buffer
         if b"event: error" in buffer:
             result["error"] = buffer[buffer.index(b"event: error") :][:200].decode(errors="replace")
@@ -391,7 +398,9 @@ def run(args, stops: list) -> None:
     print(
         f"  completed {len(done)}/{args.streams}; tokens/answer min "
         f"{min((r['tokens'] for r in results), default=0)} max "
-        f"{max((r['tokens'] for r in results), default=0)}; statuses "
+        f"{max((r['tokens'] for r in results), default=0)} (in "
+        f"{min((r['events'] for r in results), default=0)}-"
+        f"{max((r['events'] for r in results), default=0)} events); statuses "
         f"{sorted({r['status'] for r in results}, key=str)}"
     )
     errors = [r["error"] for r in results if r["error"]]

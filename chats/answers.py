@@ -272,8 +272,7 @@ def generate(answer_id: str) -> None:
             with _prepare_slots():
                 name, data = next(events)
             publish(answer_id, name, data, first=True)
-            for name, data in events:
-                publish(answer_id, name, data)
+            _publish_coalesced(answer_id, events)
         finally:
             events.close()
     except Exception:
@@ -286,6 +285,38 @@ def generate(answer_id: str) -> None:
     finally:
         _finish(answer_id, info)
         close_old_connections()
+
+
+def _publish_coalesced(answer_id: str, events) -> None:
+    """Publish the rest of the answer's events. The first token goes at once (the
+    reader's time to first token); later tokens that arrive within
+    ANSWER_TOKEN_FLUSH_MS of the last write are joined into one event, written with the
+    next token after the window or before any other event: fewer Redis writes in the
+    worker and fewer wake-ups of every reader, the same text."""
+    window = settings.ANSWER_TOKEN_FLUSH_MS / 1000
+    pending: list[str] = []
+    sent_token = False
+    last = time.monotonic()
+
+    def flush() -> None:
+        nonlocal last
+        if pending:
+            publish(answer_id, "token", {"text": "".join(pending)})
+            pending.clear()
+            last = time.monotonic()
+
+    try:
+        for name, data in events:
+            if name == "token":
+                pending.append(data["text"])
+                if not sent_token or time.monotonic() - last >= window:
+                    flush()
+                    sent_token = True
+                continue
+            flush()
+            publish(answer_id, name, data)
+    finally:
+        flush()  # what arrived before an error is still the reader's
 
 
 _slots: threading.BoundedSemaphore | None = None

@@ -485,6 +485,9 @@ ANSWER_MAX_SECONDS = env.float("ANSWER_MAX_SECONDS", 600.0, min=10)
 # An answer's events stay readable (reload, reconnect) this long; at most this many.
 ANSWER_STREAM_TTL_S = env.int("ANSWER_STREAM_TTL_S", 3600, min=60)
 ANSWER_STREAM_MAXLEN = env.int("ANSWER_STREAM_MAXLEN", 20000, min=100)
+# Tokens that arrive within this many ms of the last write are sent as one event (the
+# first token goes at once): fewer Redis writes and reader wake-ups per answer; 0: each.
+ANSWER_TOKEN_FLUSH_MS = env.int("ANSWER_TOKEN_FLUSH_MS", 100, min=0, max=2000)
 # A reader gives up (error event) when no worker has started the answer after this long.
 ANSWER_START_TIMEOUT_S = env.float("ANSWER_START_TIMEOUT_S", 60.0, min=1)
 # Answers one worker process generates at once (threads waiting on the model).

@@ -81,8 +81,9 @@ def _last_id(chunks: list[bytes]) -> str:
 
 
 def test_the_worker_writes_the_answer_to_a_redis_stream_that_the_request_reads(
-    owner_client, owner, runner, monkeypatch
+    owner_client, owner, runner, monkeypatch, settings
 ):
+    settings.ANSWER_TOKEN_FLUSH_MS = 0  # one event per token
     model = SlowModel(words=5, delay=0).install(monkeypatch)
     chat = Chat.objects.create(owner=owner)
     response = _ask(owner_client, chat, "How?")
@@ -104,6 +105,25 @@ def test_the_worker_writes_the_answer_to_a_redis_stream_that_the_request_reads(
     assert 0 < r.ttl(answers.events_key(answer_id)) <= 3600
     assert r.zcard(answers.user_key(owner.pk)) == 0
     assert answers.running_in(chat.pk) is None
+
+
+def test_tokens_within_the_flush_window_are_one_event_with_the_first_sent_at_once(
+    owner_client, owner, runner, monkeypatch, settings
+):
+    settings.ANSWER_TOKEN_FLUSH_MS = 60_000
+    SlowModel(words=6, delay=0).install(monkeypatch)
+    chat = Chat.objects.create(owner=owner)
+    response = _ask(owner_client, chat, "How?")
+    stream = events(response)
+    # The first token alone, the other five in one write, then done: nothing lost.
+    assert [n for n, _ in stream] == ["citations", "token", "token", "done"]
+    assert [d["text"] for n, d in stream if n == "token"] == [
+        "word0 ",
+        "word1 word2 word3 word4 word5 ",
+    ]
+    message = Message.objects.get(pk=stream[-1][1]["message_id"])
+    assert message.content == _tokens(stream)
+    assert answers.client().xlen(answers.events_key(response["X-Answer-Id"])) == 4
 
 
 def test_a_reader_that_goes_away_loses_nothing_and_another_continues_from_last_event_id(
