@@ -6,7 +6,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiToken, User, hash_token
-from rra.querycache import EVERYONE, cached
+from rra.querycache import EVERYONE, ask, cached, prefetch
 
 # last_used_at is a hint for the owner, not an audit log: write it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -29,7 +29,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("Invalid API token.") from None
-        token = _active_token(raw)
+        token = _active_token(raw, view=(request.parser_context or {}).get("view"), request=request)
         user = token.user if token is not None else None
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
@@ -66,10 +66,12 @@ _OWNERS: dict[str, int] = {}
 _MAX_OWNERS = 10_000
 
 
-def _active_token(raw: str) -> ApiToken | None:
+def _active_token(raw: str, *, view=None, request=None) -> ApiToken | None:
     """The active token with this secret and its user, through the query cache
     ("users"): issuing, revoking or deleting the token, or any change to its user,
-    invalidates the entry (scopes token:<hash> and user:<id>)."""
+    invalidates the entry (scopes token:<hash> and user:<id>). A view that names the
+    cache entries it will read for a user (``cache_prefetch(request, user_id)``) gets
+    them in the same round trip as the token."""
     key_hash = hash_token(raw)
     owner_id = _OWNERS.get(key_hash)
     if owner_id is None:
@@ -87,9 +89,13 @@ def _active_token(raw: str) -> ApiToken | None:
         if len(_OWNERS) >= _MAX_OWNERS:
             _OWNERS.clear()
         _OWNERS[key_hash] = owner_id
+    scopes = [ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)]
+    ahead = getattr(view, "cache_prefetch", None)
+    if ahead is not None and request is not None:
+        prefetch(ask("users", scopes=scopes, viewer=EVERYONE), *ahead(request, owner_id))
     return cached(
         "users",
-        scopes=[ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)],
+        scopes=scopes,
         viewer=EVERYONE,
         compute=lambda: ApiToken.objects.active()
         .filter(key_hash=key_hash)

@@ -34,7 +34,7 @@ from chats.services import (
     sse,
     title_from,
 )
-from rra import telemetry
+from rra import querycache, telemetry
 from rra.api import json_error
 from rra.querycache import lookup
 from rra.ratelimit import limit_request, too_many_requests_json
@@ -255,6 +255,11 @@ def _own_chat(request: Request, chat_id) -> Chat:
     return own_chat(request.user, chat_id)
 
 
+def _params(request) -> list:
+    """What a cached body depends on besides its scopes and viewer."""
+    return [sorted(request.query_params.lists()), request.get_host(), request.scheme]
+
+
 def _cached_response(request: Request, namespace: str, scopes: list[str], compute) -> HttpResponse:
     """compute()'s data as JSON, through the query cache, for the requesting user (the
     caller has checked that they may read it). The entry holds the rendered body and its
@@ -267,11 +272,7 @@ def _cached_response(request: Request, namespace: str, scopes: list[str], comput
         return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
     entry = lookup(
-        namespace,
-        scopes=scopes,
-        viewer=request.user,
-        params=[sorted(request.query_params.lists()), request.get_host(), request.scheme],
-        compute=render,
+        namespace, scopes=scopes, viewer=request.user, params=_params(request), compute=render
     )
     body, etag = entry.value
     response = HttpResponse(body, content_type="application/json")
@@ -282,6 +283,19 @@ def _cached_response(request: Request, namespace: str, scopes: list[str], comput
 
 
 class ChatListView(StreamingView):
+    def cache_prefetch(self, request: Request, user_id: int) -> list:
+        """The list's entry, read with the API token's (accounts.authentication)."""
+        if request.method != "GET":
+            return []
+        return [
+            querycache.ask(
+                "chats",
+                scopes=[Chat.list_cache_scope(user_id)],
+                viewer=querycache.UserId(user_id),
+                params=_params(request),
+            )
+        ]
+
     def get(self, request: Request) -> HttpResponse:
         def compute() -> dict:
             chats = Chat.objects.owned_by(request.user)

@@ -41,6 +41,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -96,6 +97,9 @@ def bump(*scopes: str) -> None:
     scopes = tuple(sorted({scope for scope in scopes if scope}))
     if not scopes:
         return
+    store = _PREFETCHED.get()
+    if store:
+        store.clear()  # this request wrote: nothing it read ahead may answer it now
 
     def apply() -> None:
         generation = _new_generation()
@@ -129,14 +133,87 @@ class _Everyone:
 EVERYONE = _Everyone()
 
 
+class UserId(int):
+    """A viewer named by id alone (a lookup named before the user object is loaded)."""
+
+
 def _viewer_key(viewer: Any) -> str:
     if viewer is EVERYONE:
         return "*"
+    if isinstance(viewer, UserId):
+        return f"user:{int(viewer)}"
     if viewer is None or not getattr(viewer, "is_authenticated", False):
         return "anonymous"
     if viewer.pk is None:
         raise ValueError("the viewer of a cached entry must be saved (it has no pk)")
     return f"user:{viewer.pk}"
+
+
+def _keys(namespace: str, scopes: Iterable[str], viewer: Any, params: Iterable[Any]):
+    """(identity, entry key, generation keys) of one lookup."""
+    scopes = tuple(sorted(set(scopes)))
+    if not scopes or not all(isinstance(scope, str) and scope for scope in scopes):
+        raise ValueError(f"a cached {namespace} entry needs the scopes of what it holds")
+    identity = (namespace, scopes, _viewer_key(viewer))
+    digest = hashlib.sha256(
+        json.dumps([*identity, list(params)], default=str, separators=(",", ":")).encode()
+    ).hexdigest()[:40]
+    return identity, f"qc:{namespace}:{digest}", [_gen_key(scope) for scope in scopes]
+
+
+# --- Several lookups of one request in one round trip ------------------------------------
+#
+# A request that knows early which entries it will read (the API token's, then the chat
+# list's) names them with prefetch(): their entries and generations come in one MGET, and
+# each lookup() that follows takes its own part, once. What is prefetched lives only for
+# the request (RequestScopeMiddleware) and any bump() in it drops all of it, so a
+# prefetched generation is never older than the request's own writes.
+
+_PREFETCHED: ContextVar[dict[str, dict] | None] = ContextVar("qc_prefetched", default=None)
+
+
+@dataclass(frozen=True)
+class Ask:
+    namespace: str
+    scopes: tuple[str, ...]
+    viewer: Any
+    params: tuple
+
+
+def ask(namespace: str, *, scopes: Iterable[str], viewer: Any, params: Iterable[Any] = ()) -> Ask:
+    """A lookup named ahead (the arguments lookup() will be called with)."""
+    return Ask(namespace, tuple(scopes), viewer, tuple(params))
+
+
+def prefetch(*asks: Ask) -> None:
+    """Read these lookups' entries and generations in one round trip, for the lookups
+    that follow in this request. Outside a request scope, in a transaction or with the
+    cache off: nothing (each lookup reads its own)."""
+    store = _PREFETCHED.get()
+    if store is None or not settings.QUERY_CACHE_ENABLED or _in_transaction():
+        return
+    planned = [
+        _keys(a.namespace, a.scopes, a.viewer, a.params)
+        for a in asks
+        if settings.QUERY_CACHE_TTLS.get(a.namespace)
+    ]
+    found = cache.get_many([key for _i, entry, gens in planned for key in (entry, *gens)])
+    for _identity, entry, gens in planned:
+        store[entry] = {key: found[key] for key in (entry, *gens) if key in found}
+
+
+class RequestScopeMiddleware:
+    """What prefetch() read lives for this request only."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _PREFETCHED.set({})
+        try:
+            return self.get_response(request)
+        finally:
+            _PREFETCHED.reset(token)
 
 
 def lookup(
@@ -157,17 +234,14 @@ def lookup(
     params: anything else the value depends on (query string, host, page size).
     """
     ttl = settings.QUERY_CACHE_TTLS[namespace]
-    scopes = tuple(sorted(set(scopes)))
-    if not scopes or not all(isinstance(scope, str) and scope for scope in scopes):
-        raise ValueError(f"a cached {namespace} entry needs the scopes of what it holds")
-    identity = (namespace, scopes, _viewer_key(viewer))
+    identity, entry_key, gen_keys = _keys(namespace, scopes, viewer, params)
+    scopes = identity[1]
     if not settings.QUERY_CACHE_ENABLED or not ttl or _in_transaction():
         return Entry(compute(), hit=False, changed_at=None)
-    digest = hashlib.sha256(
-        json.dumps([*identity, list(params)], default=str, separators=(",", ":")).encode()
-    ).hexdigest()[:40]
-    entry_key = f"qc:{namespace}:{digest}"
-    found = cache.get_many([entry_key, *(_gen_key(scope) for scope in scopes)])
+    store = _PREFETCHED.get()
+    found = store.pop(entry_key, None) if store else None
+    if found is None:
+        found = cache.get_many([entry_key, *gen_keys])
     gens = _generations(list(scopes), found)
     if gens is None:  # the store is down: the database answers
         return Entry(compute(), hit=False, changed_at=None)

@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     # Request id, access line and metrics cover everything below.
     "rra.middleware.RequestObservabilityMiddleware",
+    # What the query cache reads ahead for a request lives for that request only.
+    "rra.querycache.RequestScopeMiddleware",
     # The HTTPS redirect (its headers are SecurityHeadersMiddleware's too).
     "django.middleware.security.SecurityMiddleware",
     # Above everything that makes or changes a body; below the metrics, so its time

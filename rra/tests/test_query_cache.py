@@ -394,3 +394,71 @@ def test_one_generation_never_lets_two_objects_or_two_viewers_share_an_entry(own
     assert querycache.cached("chats", scopes=["chat:b"], viewer=owner, compute=value("x")) == "B"
     with pytest.raises(ValueError):
         querycache.cached("chats", scopes=[], viewer=owner, compute=value("x"))
+
+
+class RedisCalls:
+    """Commands the server ran between two readings (INFO commandstats on one connection;
+    the reading's own INFO is taken off)."""
+
+    def __init__(self, redis_url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(redis_url)
+        self.last = self._total()
+
+    def _total(self) -> int:
+        return sum(v["calls"] for v in self.client.info("commandstats").values())
+
+    def since_last(self) -> int:
+        total = self._total()
+        count, self.last = total - self.last - 1, total
+        return count
+
+
+@pytest.mark.django_db
+def test_a_cached_chat_list_with_a_token_is_one_redis_round_trip(api, owner, redis_url):
+    Chat.objects.create(owner=owner, title="Calibration")
+    api.get("/api/me")  # the token's first use writes last_used_at
+    assert titles(api.get("/api/chats")) == ["Calibration"]  # now cached
+    calls = RedisCalls(redis_url)
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    # The token, its user and the list: one MGET.
+    assert calls.since_last() == 1
+    # And it is not a stale read: a new chat shows at once, and another user's
+    # token gets their own list from the same round trip.
+    Chat.objects.create(owner=owner, title="Alignment")
+    assert titles(api.get("/api/chats")) == ["Alignment", "Calibration"]
+
+
+@pytest.mark.django_db
+def test_what_a_request_reads_ahead_is_used_once_and_dropped_when_it_writes(owner, redis_url):
+    computed = []
+
+    def compute():
+        computed.append(1)
+        return len(computed)
+
+    def lookup():
+        return querycache.cached(
+            "chats", scopes=["chats:user:p"], viewer=owner, params=["x"], compute=compute
+        )
+
+    ahead = querycache.ask("chats", scopes=["chats:user:p"], viewer=owner, params=["x"])
+    assert lookup() == 1  # stored
+
+    def request(_request):
+        querycache.prefetch(ahead)
+        calls = RedisCalls(redis_url)
+        first = lookup()  # from what was read ahead: no round trip of its own
+        used = calls.since_last()
+        querycache.prefetch(ahead)
+        querycache.bump("chats:user:p")  # this request writes...
+        second = lookup()  # ...so the read-ahead generation may not answer it
+        return first, used, second
+
+    first, used, second = querycache.RequestScopeMiddleware(request)(None)
+    assert first == 1 and used == 0
+    assert second == 2
+    # Outside a request nothing is kept: prefetch is a no-op.
+    querycache.prefetch(ahead)
+    assert querycache._PREFETCHED.get() is None
