@@ -142,6 +142,34 @@ def too_many(
     return response
 
 
+def refused(
+    request: HttpRequest,
+    group: str,
+    counters: list[str],
+    rate: str,
+    *,
+    template: str,
+    form,
+    what: str,
+    increment: bool = True,
+) -> HttpResponse | None:
+    """The 429 page (the form again, with when to retry) when the action is over its
+    limit, else None; counts this request unless increment=False."""
+    wait = action_blocked(request, group, counters, rate, increment=increment)
+    if wait is None:
+        return None
+    return too_many(request, template, {"form": form}, wait, what)
+
+
+def address_and_email(request: HttpRequest) -> list[str]:
+    """Counters of a request that sends mail: its client address and the address
+    mailed to (so that one inbox cannot be flooded from many places)."""
+    counters = [ip_value(request)]
+    if request.POST.get("email"):
+        counters.append(email_value(request.POST["email"]))
+    return counters
+
+
 def ip_value(request: HttpRequest) -> str:
     return f"ip:{client_ip(request)}"
 

@@ -43,14 +43,17 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect(settings.LOGIN_REDIRECT_URL)
     form = SignUpForm(request.POST or None)
     if request.method == "POST":
-        counters = [limits.ip_value(request)]
-        if request.POST.get("email"):
-            counters.append(limits.email_value(request.POST["email"]))
-        wait = limits.action_blocked(request, "signup", counters, settings.SIGNUP_RATE)
-        if wait:
-            return limits.too_many(
-                request, "accounts/signup.html", {"form": form}, wait, "sign-up attempts"
-            )
+        limited = limits.refused(
+            request,
+            "signup",
+            limits.address_and_email(request),
+            settings.SIGNUP_RATE,
+            template="accounts/signup.html",
+            form=form,
+            what="sign-up attempts",
+        )
+        if limited:
+            return limited
         if form.is_valid():
             email = form.cleaned_data["email"]
             try:
@@ -103,21 +106,16 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:password_reset_done")
 
     def post(self, request, *args, **kwargs):
-        counters = [limits.ip_value(request)]
-        if request.POST.get("email"):
-            counters.append(limits.email_value(request.POST["email"]))
-        wait = limits.action_blocked(
-            request, "password-reset", counters, settings.PASSWORD_RESET_RATE
+        limited = limits.refused(
+            request,
+            "password-reset",
+            limits.address_and_email(request),
+            settings.PASSWORD_RESET_RATE,
+            template=self.template_name,
+            form=self.get_form(),
+            what="password-reset requests",
         )
-        if wait:
-            return limits.too_many(
-                request,
-                self.template_name,
-                {"form": self.get_form()},
-                wait,
-                "password-reset requests",
-            )
-        return super().post(request, *args, **kwargs)
+        return limited or super().post(request, *args, **kwargs)
 
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):
@@ -147,22 +145,17 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return [f"user:{self.request.user.pk}"]
 
     def post(self, request, *args, **kwargs):
-        wait = limits.action_blocked(
+        limited = limits.refused(
             request,
             "password-change",
             self._counter(),
             settings.PASSWORD_CHANGE_RATE,
+            template=self.template_name,
+            form=self.get_form(),
+            what="wrong current passwords",
             increment=False,
         )
-        if wait:
-            return limits.too_many(
-                request,
-                self.template_name,
-                {"form": self.get_form()},
-                wait,
-                "wrong current passwords",
-            )
-        return super().post(request, *args, **kwargs)
+        return limited or super().post(request, *args, **kwargs)
 
     def form_invalid(self, form):
         if "old_password" in form.errors:

@@ -222,10 +222,10 @@ def test_queued_questions_are_sent_when_back_online(live_server, context, page, 
     assert not page_errors
 
 
-def test_background_sync_asks_the_page_to_send_queued_questions(
-    live_server, context, page, page_errors
-):
-    open_controlled(page, live_server.url + "/offline/")
+def sync_questions(context, page, origin: str, *, before=None) -> None:
+    """Fire the worker's Background Sync for queued questions, as the browser does (the
+    DevTools protocol, from page, which need not be a page of the site); before() runs
+    between finding the worker and firing."""
     cdp = context.new_cdp_session(page)
     registrations = []
     cdp.on(
@@ -233,31 +233,43 @@ def test_background_sync_asks_the_page_to_send_queued_questions(
         lambda event: registrations.extend(event["registrations"]),
     )
     cdp.send("ServiceWorker.enable")
-    page.wait_for_timeout(200)
+    page.wait_for_timeout(300)
     (registration,) = [r for r in registrations if not r["isDeleted"]]
-    page.evaluate(
-        with_queue(
-            """async () => {
-      const q = await QUEUE_MODULE;
-      window.sentQuestions = [];
-      await q.queueQuestion("chat-a", "Sent by background sync");
-      q.autoFlush(async (item) => {
-        if (navigator.onLine && window.syncDispatched) window.sentQuestions.push(item.question);
-        else return false;
-      });
-    }"""
-        )
-    )
-    page.evaluate("() => { window.syncDispatched = true; }")
+    if before is not None:
+        before()
     cdp.send(
         "ServiceWorker.dispatchSyncEvent",
         {
-            "origin": live_server.url,
+            "origin": origin,
             "registrationId": registration["registrationId"],
             "tag": "rra-questions",
             "lastChance": False,
         },
     )
+
+
+def test_background_sync_asks_the_page_to_send_queued_questions(
+    live_server, context, page, page_errors
+):
+    open_controlled(page, live_server.url + "/offline/")
+
+    def queue() -> None:
+        page.evaluate(
+            with_queue(
+                """async () => {
+          const q = await QUEUE_MODULE;
+          window.sentQuestions = [];
+          await q.queueQuestion("chat-a", "Sent by background sync");
+          q.autoFlush(async (item) => {
+            if (navigator.onLine && window.syncDispatched) window.sentQuestions.push(item.question);
+            else return false;
+          });
+        }"""
+            )
+        )
+        page.evaluate("() => { window.syncDispatched = true; }")
+
+    sync_questions(context, page, live_server.url, before=queue)
     wait_until(page, "() => window.sentQuestions.length === 1")
     assert not page_errors
 
@@ -341,24 +353,7 @@ def test_background_sync_sends_queued_questions_with_the_app_closed(
     # Every page of the site closes; only a blank tab is left to drive the browser.
     blank = context.new_page()
     page.close()
-    cdp = context.new_cdp_session(blank)
-    registrations = []
-    cdp.on(
-        "ServiceWorker.workerRegistrationUpdated",
-        lambda event: registrations.extend(event["registrations"]),
-    )
-    cdp.send("ServiceWorker.enable")
-    blank.wait_for_timeout(300)
-    (registration,) = [r for r in registrations if not r["isDeleted"]]
-    cdp.send(
-        "ServiceWorker.dispatchSyncEvent",
-        {
-            "origin": live_server.url,
-            "registrationId": registration["registrationId"],
-            "tag": "rra-questions",
-            "lastChance": False,
-        },
-    )
+    sync_questions(context, blank, live_server.url)
     deadline = time.monotonic() + 20
     question = Message.objects.filter(
         chat=chat, role="user", content="How often are the brake pads replaced?"
