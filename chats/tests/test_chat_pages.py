@@ -67,3 +67,12 @@ def test_the_sidebar_lists_my_chats(owner_client, owner, outsider):
     Chat.objects.create(owner=outsider, title="Not mine")
     page = owner_client.get("/").content.decode()
     assert "Levelling" in page and "Not mine" not in page
+
+
+def test_a_public_chat_never_shows_its_owners_email(owner):
+    owner.name, owner.email = "", "olive.private@example.com"
+    owner.save()
+    chat = _chat(owner, visibility="public")
+    page = Client().get(f"/c/{chat.pk}/").content.decode()
+    assert "Shared by its owner" in page
+    assert "olive.private" not in page
