@@ -21,18 +21,22 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chats.llm import LLMError, Passage, Token, TransientLLMError, Turn, Usage, get_llm
+from chats.llm import (
+    NOT_COVERED,
+    LLMError,
+    Passage,
+    Token,
+    TransientLLMError,
+    Turn,
+    Usage,
+    get_llm,
+)
 from chats.models import Chat, Citation, Message
 from chats.prompts import cited_numbers, prune_history
 from chats.rendering import render_answer
 from rra import telemetry
 
 logger = logging.getLogger(__name__)
-
-NOT_COVERED = (
-    "The documents do not cover this. Try rephrasing the question, or upload the manual "
-    "that covers it."
-)
 
 
 def sse(event: str, data: dict) -> str:

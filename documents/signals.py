@@ -28,6 +28,9 @@ def document_saved(sender, instance: Document, created: bool, **kwargs) -> None:
     chats citing it show or hide its passages per reader, so they are read again."""
     if created or kwargs.get("raw"):
         return
+    fields = kwargs.get("update_fields")
+    if fields is not None and not {"visibility", "owner", "owner_id"} & set(fields):
+        return  # a rename or a status: who may read it is the same
     from documents.services import _invalidate_citing_chats
 
     _invalidate_citing_chats(document_id=instance.pk)
