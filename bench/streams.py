@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import load  # noqa: E402
 from rra.testing import redis_server  # noqa: E402
 from rra.testing.redis_server import free_port  # noqa: E402
 
@@ -230,16 +231,8 @@ def main() -> None:
 
 
 def terminate(process: subprocess.Popen, *, group: bool = False) -> None:
-    if process.poll() is not None:
-        return
-    if group:
-        os.killpg(process.pid, signal.SIGTERM)
-    else:
-        process.terminate()
-    try:
-        process.wait(40)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL) if group else process.kill()
+    """bench/load.py's, with time for 200 open answers to end."""
+    load.terminate(process, group=group, grace=40)
 
 
 def run(args, stops: list) -> None:
