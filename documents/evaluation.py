@@ -149,6 +149,10 @@ class AnswerReport:
     offline_declined: dict[str, int] = field(default_factory=dict)  # ...or extractive declined
     answerable: dict[str, int] = field(default_factory=dict)
     kept: dict[str, int] = field(default_factory=dict)  # answerable, passages kept
+    # answerable with a relevant passage among the answer's (before the guard), and of
+    # those, the ones whose relevant passage passes the guard (reaches the answer)
+    grounded: dict[str, int] = field(default_factory=dict)
+    grounded_kept: dict[str, int] = field(default_factory=dict)
     offline_answered: dict[str, int] = field(default_factory=dict)  # extractive did not decline
     offline_facts: dict[str, int] = field(default_factory=dict)  # ...and quotes every fact
     wrong: list[dict] = field(default_factory=list)  # answered unanswerable, declined answerable
@@ -220,6 +224,10 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
         report.answerable[split] = report.answerable.get(split, 0) + 1
         if kept:
             report.kept[split] = report.kept.get(split, 0) + 1
+        if any(is_relevant(h, case) for h in hits):
+            report.grounded[split] = report.grounded.get(split, 0) + 1
+            if any(is_relevant(h, case) for h in kept):
+                report.grounded_kept[split] = report.grounded_kept.get(split, 0) + 1
         else:
             report.wrong.append({"line": case.line, "question": case.question, "as": "declined"})
         if offline:

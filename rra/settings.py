@@ -394,7 +394,7 @@ LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 1024, min=1, max=1_000_000)
 # paraphrase). No such passage: "the documents do not cover this", no model call.
 # Chosen on bench/eval (see bench/README.md).
 ANSWER_MIN_COVERAGE = env.float("ANSWER_MIN_COVERAGE", 0.55, min=0.0, max=1.0)
-ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", 0.55, min=-1.0, max=1.0)
+ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", 0.50, min=-1.0, max=1.0)
 # Tokens of earlier turns sent with a question (the most recent whole turns that fit).
 HISTORY_TOKEN_BUDGET = env.int("HISTORY_TOKEN_BUDGET", 2000, min=0)
 if LLM_BASE_URL and not LLM_MODEL:
@@ -454,9 +454,10 @@ SEARCH_MAX_QUERY_CHARS = env.int("SEARCH_MAX_QUERY_CHARS", 500, min=20, max=5000
 # built with 'english'; another value only makes sense after changing that column.
 SEARCH_TEXT_CONFIG = env.str("SEARCH_TEXT_CONFIG", "english")
 SEARCH_CANDIDATES = env.int("SEARCH_CANDIDATES", 50, min=5, max=1000)
-SEARCH_RRF_K = env.int("SEARCH_RRF_K", 60, min=1)
-SEARCH_VECTOR_WEIGHT = env.float("SEARCH_VECTOR_WEIGHT", 1.0, min=0)
-SEARCH_TEXT_WEIGHT = env.float("SEARCH_TEXT_WEIGHT", 1.0, min=0)
+# Hybrid score: (w_vec * cosine + w_txt * BM25) / (w_vec + w_txt), each normalised over
+# the question's candidates; weights chosen on bench/eval's tune split (bench/README.md).
+SEARCH_VECTOR_WEIGHT = env.float("SEARCH_VECTOR_WEIGHT", 0.3, min=0)
+SEARCH_TEXT_WEIGHT = env.float("SEARCH_TEXT_WEIGHT", 0.7, min=0)
 SEARCH_EF_SEARCH = env.int("SEARCH_EF_SEARCH", 100, min=1, max=1000)
 SEARCH_ITERATIVE_SCAN = env.str(
     "SEARCH_ITERATIVE_SCAN", "relaxed_order", choices=("off", "relaxed_order", "strict_order")

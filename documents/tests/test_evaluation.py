@@ -141,8 +141,12 @@ def test_it_reports_kinds_splits_facts_and_the_decline_rate(eval_corpus, tmp_pat
     assert answers["declined"] == {"tune": 1, "held-out": 1}
     assert answers["kept"] == {"tune": 2, "held-out": 1}
     assert answers["offline_facts"].get("held-out") == 1
+    # The table question's document holds no passage with its fact: not grounded.
+    assert answers["grounded"] == {"tune": 1, "held-out": 1}
+    assert answers["grounded_kept"] == {"tune": 1, "held-out": 1}
     text = out.getvalue()
     assert "held-out/lookup" in text and "unanswerable declined 1/1" in text
+    assert "grounded kept 1/1" in text
 
 
 def test_it_rejects_an_unanswerable_question_with_a_document(tmp_path):

@@ -78,10 +78,32 @@ def test_the_vector_leg_finds_paraphrases_and_the_text_leg_finds_keywords(corpus
     assert keyword[0].vector_rank is None and keyword[0].text_score > 0
 
 
-def test_hybrid_fuses_both_ranks(corpus, owner, settings):
+def test_hybrid_fuses_both_scores(corpus, owner, settings):
     hit = search(user=owner, query="PMAC communication Ethernet", k=1).hits[0]
     assert hit.vector_rank == 1 and hit.text_rank == 1
-    assert hit.score == pytest.approx(2 / (settings.SEARCH_RRF_K + 1))
+    # The best of both legs: both normalised scores are 1.
+    assert hit.score == pytest.approx(1.0)
+
+
+def test_every_hybrid_candidate_is_scored_by_both_legs(corpus, owner):
+    hits = search(user=owner, query="spirit level on the chuck", k=10).hits
+    assert len(hits) > 2
+    # A passage only one leg proposed still carries the other leg's score: its cosine
+    # from its stored vector, its BM25 (0 without a matching term).
+    assert all(h.vector_score is not None and h.text_score is not None for h in hits)
+    assert any(h.text_rank is None for h in hits) or any(h.vector_rank is None for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.parametrize(
+    "weights, leg",
+    [((1.0, 0.0), "vector_score"), ((0.0, 1.0), "text_score")],
+)
+def test_the_fusion_weights_choose_between_the_legs(corpus, owner, settings, weights, leg):
+    settings.SEARCH_VECTOR_WEIGHT, settings.SEARCH_TEXT_WEIGHT = weights
+    hits = search(user=owner, query="chuck spirit level network cable", k=10).hits
+    scores = [getattr(h, leg) for h in hits]
+    assert len(hits) > 2 and scores == sorted(scores, reverse=True)
 
 
 def test_a_document_filter_limits_the_search(corpus, owner):
@@ -125,9 +147,9 @@ def test_the_vector_leg_uses_the_models_hnsw_index(corpus, owner):
                 "query": "chuck",
                 "config": "english",
                 "candidates": 10,
-                "rrf_k": 60,
                 "w_vec": 1.0,
                 "w_txt": 1.0,
+                "w_sum": 2.0,
                 "limit": 5,
                 "headline": "",
                 "terms": ["chuck"],
