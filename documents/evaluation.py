@@ -153,6 +153,7 @@ class AnswerReport:
     # those, the ones whose relevant passage passes the guard (reaches the answer)
     grounded: dict[str, int] = field(default_factory=dict)
     grounded_kept: dict[str, int] = field(default_factory=dict)
+    grounded_offline: dict[str, int] = field(default_factory=dict)  # ...offline not declined
     offline_answered: dict[str, int] = field(default_factory=dict)  # extractive did not decline
     offline_facts: dict[str, int] = field(default_factory=dict)  # ...and quotes every fact
     wrong: list[dict] = field(default_factory=list)  # answered unanswerable, declined answerable
@@ -228,6 +229,8 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
             report.grounded[split] = report.grounded.get(split, 0) + 1
             if any(is_relevant(h, case) for h in kept):
                 report.grounded_kept[split] = report.grounded_kept.get(split, 0) + 1
+            if offline:
+                report.grounded_offline[split] = report.grounded_offline.get(split, 0) + 1
         else:
             report.wrong.append({"line": case.line, "question": case.question, "as": "declined"})
         if offline:

@@ -88,7 +88,8 @@ class Command(BaseCommand):
                 f"{_share(answers.declined, answers.unanswerable, split)}, "
                 f"offline {_share(answers.offline_declined, answers.unanswerable, split)}; "
                 f"answerable kept {_share(answers.kept, answers.answerable, split)} "
-                f"(grounded kept {_share(answers.grounded_kept, answers.grounded, split)}), "
+                f"(grounded kept {_share(answers.grounded_kept, answers.grounded, split)}, "
+                f"answered offline {_share(answers.grounded_offline, answers.grounded, split)}), "
                 f"offline answer with every fact "
                 f"{_share(answers.offline_facts, answers.answerable, split)}"
             )
