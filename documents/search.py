@@ -228,11 +228,12 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
     # other too: its cosine from its stored vector, its BM25 from txt_all), so the
     # fusion weighs how well a passage matches, not only its rank in each list.
     if mode == "hybrid":
-        cosine = f"""1 - COALESCE(c.distance, (
-                   SELECT e.vector::vector({dims}) <=> %(qvec)s::vector({dims})
-                   FROM documents_embedding e
-                   WHERE e.chunk_id = c.chunk_id AND e.model = %(model)s))"""
-        bm25 = "COALESCE(c.rank_score, (SELECT a.rank_score FROM txt_all a WHERE a.chunk_id = c.chunk_id), 0)"
+        joins = f"""
+        LEFT JOIN txt_all a ON c.text_rank IS NULL AND a.chunk_id = c.chunk_id
+        LEFT JOIN documents_embedding e
+             ON c.vector_rank IS NULL AND e.chunk_id = c.chunk_id AND e.model = %(model)s"""
+        cosine = f"1 - COALESCE(c.distance, e.vector::vector({dims}) <=> %(qvec)s::vector({dims}))"
+        bm25 = "COALESCE(c.rank_score, a.rank_score, 0)"
         # Convex combination of the min-max normalised cosine and BM25 over the maximum,
         # both over this question's candidates (bench/README: it beats reciprocal rank
         # fusion on the eval's tune and held-out questions).
@@ -241,9 +242,9 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
                   + %(w_txt)s * COALESCE(s.text_score / NULLIF(max(s.text_score) OVER (), 0), 0))
                  / %(w_sum)s"""
     elif mode == "vector":
-        cosine, bm25, score = "1 - c.distance", "NULL::float8", "s.vector_score"
+        joins, cosine, bm25, score = "", "1 - c.distance", "NULL::float8", "s.vector_score"
     else:
-        cosine, bm25, score = "NULL::float8", "c.rank_score", "s.text_score"
+        joins, cosine, bm25, score = "", "NULL::float8", "c.rank_score", "s.text_score"
     return f"""
     WITH
     docs AS MATERIALIZED (
@@ -270,7 +271,7 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
     scored AS (
         SELECT c.chunk_id, c.vector_rank, c.text_rank,
                {cosine} AS vector_score, {bm25} AS text_score
-        FROM candidates c
+        FROM candidates c{joins}
     ),
     fused AS (
         SELECT s.*, {score} AS score
