@@ -390,6 +390,11 @@ MAX_SENTENCES = 5
 MAX_PASSAGES = 4  # only the best passages are read
 MAX_SENTENCE_WORDS = 60  # longer sentences are quoted up to here, then "…"
 MIN_SENTENCE_WORDS = 3
+# A quoted line that ends with ":" ("If the laser value increases:") introduces what
+# follows: up to this many of the next lines of its passage come with it.
+MAX_CONTINUATION = 2
+# Table-of-contents lines: a run of dot leaders.
+_TOC_LINE = re.compile(r"\.{5,}|…{3,}")
 RELATIVE_THRESHOLD = 0.4  # a sentence must score at least this share of the best one
 
 # The quoted sentences together must hold at least this share of the question's content
@@ -475,7 +480,7 @@ def _sentences_of(passage: Passage) -> list[str]:
         if sentence == section or (SECTION_SEPARATOR.strip() in sentence and start == 0):
             continue
         sentence = re.sub(r"^(?:[-*•▪●]|#+)\s+", "", sentence)  # list marker or heading
-        if len(sentence.split()) < MIN_SENTENCE_WORDS:
+        if len(sentence.split()) < MIN_SENTENCE_WORDS or _TOC_LINE.search(sentence):
             continue
         sentences.append(sentence)
     return sentences
@@ -493,9 +498,30 @@ def _quoted(sentence: str) -> str:
     return _BRACKETED_NUMBERS.sub(r"\\[\1\\]", sentence)
 
 
+def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> list[_Candidate]:
+    """The lines that chosen lines ending with ":" introduce (the next ones of the same
+    passage, up to MAX_CONTINUATION each, stopping after one that introduces again)."""
+    at = {(c.passage_rank, c.position): c for c in candidates}
+    taken = {id(c) for c in chosen}
+    extra = []
+    for line in chosen:
+        if not line.text.endswith(":"):
+            continue
+        for step in range(1, MAX_CONTINUATION + 1):
+            following = at.get((line.passage_rank, line.position + step))
+            if following is None or id(following) in taken:
+                break
+            extra.append(following)
+            taken.add(id(following))
+            if following.text.endswith(":"):
+                break
+    return extra
+
+
 def extractive_answer(question: str, passages: Sequence[Passage]) -> str:
     """The Markdown answer: a one-line lead-in, then up to MAX_SENTENCES sentences quoted
-    from the best passages, each followed by [n] of its passage."""
+    from the best passages (and the lines that those ending with ":" introduce), each
+    followed by [n] of its passage."""
     if not passages:
         return NOT_COVERED
     ranked = sorted(enumerate(passages), key=lambda item: (-item[1].score, item[0]))
@@ -541,6 +567,7 @@ def extractive_answer(question: str, passages: Sequence[Passage]) -> str:
     covered = set().union(*(c.terms | c.context for c in chosen)) & question_terms
     if sum(weight[t] for t in covered) < MIN_COVERAGE * sum(weight.values()):
         return NOT_COVERED
+    chosen += _continuations(chosen, candidates)
     chosen.sort(key=lambda c: (c.passage_rank, c.position))  # reading order
     lines = [f"- {_quoted(c.text)} [{c.number}]" for c in chosen]
     return LEAD_IN + "\n\n" + "\n".join(lines)

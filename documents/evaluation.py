@@ -198,19 +198,17 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
     (extractive) answerer; no model is called."""
     from django.conf import settings
 
-    from chats.llm import NOT_COVERED, Passage, extractive_answer
-    from chats.services import is_relevant as addresses_question
+    from chats.llm import NOT_COVERED, extractive_answer
+    from chats.services import retrieve
 
     user = user or EVERY_DOCUMENT
     report = AnswerReport()
     for case in cases:
         split = case.split
+        # The answer's own retrieval (guard and neighbouring chunks), and the hits before
+        # the guard to tell whether a relevant passage was there to keep.
         hits = search(user=user, query=case.question, k=settings.ANSWER_PASSAGES).hits
-        kept = [h for h in hits if addresses_question(h)]
-        passages = [
-            Passage(i, h.content, h.document_name, h.pages, h.section, h.vector_score or 0.0)
-            for i, h in enumerate(kept, 1)
-        ]
+        passages, kept = retrieve(user=user, question=case.question)
         answer = extractive_answer(case.question, passages) if passages else NOT_COVERED
         offline = answer != NOT_COVERED
         if not case.answerable:

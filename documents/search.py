@@ -228,7 +228,7 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
     # other too: its cosine from its stored vector, its BM25 from txt_all), so the
     # fusion weighs how well a passage matches, not only its rank in each list.
     if mode == "hybrid":
-        joins = f"""
+        joins = """
         LEFT JOIN txt_all a ON c.text_rank IS NULL AND a.chunk_id = c.chunk_id
         LEFT JOIN documents_embedding e
              ON c.vector_rank IS NULL AND e.chunk_id = c.chunk_id AND e.model = %(model)s"""

@@ -572,6 +572,46 @@ def test_it_quotes_at_most_five_sentences():
     assert len(quoted_sentences(answer)) == 5
 
 
+def test_a_quoted_line_that_ends_with_a_colon_brings_the_lines_it_introduces():
+    passage = Passage(
+        1,
+        "Watch the laser value while the trolley moves to the rear.\n"
+        "If the laser value increases:\n"
+        "Move the rear chuck slightly to the left.\n"
+        "Tighten the two bolts again.\n"
+        "If the laser value decreases:\n"
+        "Move the rear chuck slightly to the right.\n",
+        "align.pdf",
+        "p. 2",
+    )
+
+    answer, _, _ = extractive("What do I do if the laser value increases?", [passage])
+
+    sentences = [s for s, _ in quoted_sentences(answer)]
+    at = sentences.index("If the laser value increases:")
+    assert sentences[at + 1 : at + 3] == [
+        "Move the rear chuck slightly to the left.",
+        "Tighten the two bolts again.",
+    ]
+    # A line that introduces again ends the continuation of the one before it.
+    assert sentences.count("Move the rear chuck slightly to the right.") <= 1
+
+
+def test_it_never_quotes_table_of_contents_lines():
+    passage = Passage(
+        1,
+        "3.2 Diagnostic data collection ........................................ 8\n"
+        "In the Advanced menu: select Generate data collection.\n",
+        "m.pdf",
+        "p. 1",
+    )
+
+    answer, _, _ = extractive("How do I generate a diagnostic data collection?", [passage])
+
+    assert "....." not in answer
+    assert "Generate data collection" in answer
+
+
 def test_it_escapes_bracketed_numbers_of_the_document_so_they_are_not_citations():
     passage = Passage(
         2, "Torque values for the rail bolts are in table [4] of the annex.", "m.pdf", "p. 9"
