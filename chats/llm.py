@@ -395,6 +395,8 @@ MIN_SENTENCE_WORDS = 3
 MAX_CONTINUATION = 2
 # Table-of-contents lines: a run of dot leaders.
 _TOC_LINE = re.compile(r"\.{5,}|…{3,}")
+# Symbol-font glyphs (Wingdings icons in PDFs: "( Image 5)") mean nothing as text.
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 RELATIVE_THRESHOLD = 0.4  # a sentence must score at least this share of the best one
 
 # The quoted sentences together must hold at least this share of the question's content
@@ -476,7 +478,8 @@ def _sentences_of(passage: Passage) -> list[str]:
     sentences = []
     section = " ".join(passage.section.split())
     for start, end in sentence_spans(passage.text):
-        sentence = " ".join(passage.text[start:end].split())
+        sentence = " ".join(_PRIVATE_USE.sub(" ", passage.text[start:end]).split())
+        sentence = sentence.replace("( ", "(").replace(" )", ")")
         if sentence == section or (SECTION_SEPARATOR.strip() in sentence and start == 0):
             continue
         sentence = re.sub(r"^(?:[-*•▪●]|#+)\s+", "", sentence)  # list marker or heading

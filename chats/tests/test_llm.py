@@ -597,6 +597,20 @@ def test_a_quoted_line_that_ends_with_a_colon_brings_the_lines_it_introduces():
     assert sentences.count("Move the rear chuck slightly to the right.") <= 1
 
 
+def test_it_leaves_symbol_font_glyphs_out_of_quotes():
+    passage = Passage(
+        1,
+        "Measure the distance between the trolley and the hook (\uf0e0 Image 5).\n",
+        "m.pdf",
+        "p. 11",
+    )
+
+    answer, _, _ = extractive("How do I measure the distance to the hook?", [passage])
+
+    assert "Measure the distance between the trolley and the hook (Image 5)." in answer
+    assert "\uf0e0" not in answer
+
+
 def test_it_never_quotes_table_of_contents_lines():
     passage = Passage(
         1,
