@@ -403,7 +403,7 @@ RELATIVE_THRESHOLD = 0.4  # a sentence must score at least this share of the bes
 # terms (weighted by rarity among the candidate sentences), else the answer declines.
 MIN_COVERAGE = 0.4  # chosen on bench/eval's tune split (bench/README.md)
 
-LEAD_IN = "Here is what your documents say:"
+LEAD_IN = "Here is what the documents say:"
 NOT_COVERED = (
     "The documents do not cover this. Try rephrasing the question, or upload a manual "
     "that covers it."

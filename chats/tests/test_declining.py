@@ -89,7 +89,7 @@ def test_it_answers_a_question_the_documents_answer_with_citations(owner_client,
     passages = stream[0][1]["passages"]
     assert passages and "Drive belt" in passages[0]["section"]
     answer = "".join(d["text"] for n, d in stream if n == "token")
-    assert answer.startswith("Here is what your documents say:") and "RB-2231" in answer
+    assert answer.startswith("Here is what the documents say:") and "RB-2231" in answer
     message = Message.objects.get(pk=stream[-1][1]["message_id"])
     assert message.citations.filter(number=1, document_name="service.md").exists()
 

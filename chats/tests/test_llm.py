@@ -665,7 +665,7 @@ def test_it_declines_when_only_common_words_of_the_question_match():
 def test_it_answers_a_question_its_sentences_address_with_citations():
     answer, _, _ = extractive("Which part number do I order for a cracked drive belt?", PASSAGES)
 
-    assert answer.startswith("Here is what your documents say:")
+    assert answer.startswith("Here is what the documents say:")
     assert cited_numbers(answer) == [3]
     assert "RB-2231" in answer
 
