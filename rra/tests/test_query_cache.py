@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import ApiToken
 from chats.models import Chat, Citation, Message, Vote
@@ -462,3 +464,126 @@ def test_what_a_request_reads_ahead_is_used_once_and_dropped_when_it_writes(owne
     # Outside a request nothing is kept: prefetch is a no-op.
     querycache.prefetch(ahead)
     assert querycache._PREFETCHED.get() is None
+
+
+# --- The cached chat list: cheap, and never less safe ---------------------------------------
+
+
+def _revoke(token):
+    token.revoked_at = timezone.now()
+    token.save()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(_revoke, "Invalid or revoked API token.", id="revoked"),
+        pytest.param(
+            lambda t: ApiToken.objects.filter(pk=t.pk).update(revoked_at=timezone.now()),
+            "Invalid or revoked API token.",
+            id="revoked-by-update",
+        ),
+        pytest.param(lambda t: t.delete(), "Invalid or revoked API token.", id="deleted"),
+        pytest.param(
+            lambda t: type(t.user).objects.filter(pk=t.user_id).update(is_active=False),
+            "Invalid or revoked API token.",
+            id="user-deactivated",
+        ),
+        pytest.param(
+            lambda t: ApiToken.objects.filter(pk=t.pk).update(expires_at=timezone.now()),
+            "Invalid or revoked API token.",
+            id="expired-by-update",
+        ),
+    ],
+)
+def test_a_cached_chat_list_is_refused_at_once_when_its_token_goes(api, owner, change, message):
+    Chat.objects.create(owner=owner, title="Calibration")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    assert titles(api.get("/api/chats")) == ["Calibration"]  # a hit, token and list
+    change(ApiToken.objects.select_related("user").get(user=owner))
+    response = api.get("/api/chats")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert response.json() == {
+        "error": {"status": 401, "code": "authentication_failed", "message": message}
+    }
+
+
+@pytest.mark.django_db
+def test_a_cached_chat_list_is_refused_when_its_token_expires_with_no_write(
+    api, owner, monkeypatch
+):
+    ApiToken.objects.filter(user=owner).update(expires_at=timezone.now() + timedelta(hours=1))
+    Chat.objects.create(owner=owner, title="Calibration")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    later = timezone.now() + timedelta(hours=2)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    response = api.get("/api/chats")
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "This API token has expired."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("Bearer", "Malformed Authorization header: expected 'Bearer <token>'."),
+        ("Bearer a b", "Malformed Authorization header: expected 'Bearer <token>'."),
+        ("Bearer rra_not-a-token", "Invalid or revoked API token."),
+    ],
+)
+def test_a_bad_token_gets_the_same_401_from_the_chat_list(api, owner, header, message):
+    Chat.objects.create(owner=owner, title="Calibration")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    response = api.get("/api/chats", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"] == {
+        "status": 401,
+        "code": "authentication_failed",
+        "message": message,
+    }
+
+
+@pytest.mark.django_db
+def test_the_chat_list_without_credentials_or_with_a_session(client, owner):
+    Chat.objects.create(owner=owner, title="Calibration")
+    response = client.get("/api/chats")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"]["code"] == "not_authenticated"
+    client.force_login(owner)
+    assert titles(client.get("/api/chats")) == ["Calibration"]
+    assert titles(client.get("/api/chats")) == ["Calibration"]  # a hit
+    # A session's unsafe request still needs the CSRF token.
+    csrf_client = type(client)(enforce_csrf_checks=True)
+    csrf_client.force_login(owner)
+    assert titles(csrf_client.get("/api/chats")) == ["Calibration"]
+    refused = csrf_client.post("/api/chats", {"title": "New"}, content_type="application/json")
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_a_cached_chat_list_answers_with_the_same_headers_as_a_computed_one(api, owner):
+    Chat.objects.bulk_create([Chat(owner=owner, title=f"Calibration {n}") for n in range(12)])
+    api.get("/api/me")
+
+    def headers(response) -> dict:
+        assert response.status_code == 200
+        return {k: v for k, v in response.headers.items() if k != "X-Request-ID"}
+
+    computed = headers(api.get("/api/chats", HTTP_ACCEPT_ENCODING="gzip, deflate, br"))
+    cached = headers(api.get("/api/chats", HTTP_ACCEPT_ENCODING="gzip, deflate, br"))
+    assert cached == computed
+    assert cached["Allow"] == "GET, POST, HEAD, OPTIONS"
+    assert cached["Cache-Control"] == "private, max-age=0, no-cache"
+    assert cached["Vary"] == "Cookie, Authorization, Accept-Encoding"
+    assert cached["Content-Encoding"] == "br" and cached["ETag"].startswith('W/"')
+    assert "Content-Security-Policy" in cached and cached["X-Frame-Options"] == "DENY"
+    not_modified = api.get("/api/chats", HTTP_IF_NONE_MATCH=cached["ETag"])
+    assert not_modified.status_code == 304
+    assert api.get("/api/chats?format=xml").status_code == 404
+    assert api.get("/api/chats", HTTP_ACCEPT="text/html").status_code == 200
