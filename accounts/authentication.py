@@ -6,7 +6,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiToken, User, hash_token
-from rra.querycache import EVERYONE, ask, cached, prefetch
+from rra.querycache import EVERYONE, answer, ask, cached, prefetch
 
 # last_used_at is a hint for the owner, not an audit log: write it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -89,16 +89,18 @@ def _active_token(raw: str, *, view=None, request=None) -> ApiToken | None:
         if len(_OWNERS) >= _MAX_OWNERS:
             _OWNERS.clear()
         _OWNERS[key_hash] = owner_id
-    scopes = [ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)]
+    token = ask(
+        "users",
+        scopes=[ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)],
+        viewer=EVERYONE,
+    )
     ahead = getattr(view, "cache_prefetch", None)
     if ahead is not None and request is not None:
-        prefetch(ask("users", scopes=scopes, viewer=EVERYONE), *ahead(request, owner_id))
-    return cached(
-        "users",
-        scopes=scopes,
-        viewer=EVERYONE,
+        prefetch(token, *ahead(request, owner_id))
+    return answer(
+        token,
         compute=lambda: ApiToken.objects.active()
         .filter(key_hash=key_hash)
         .select_related("user")
         .first(),
-    )
+    ).value

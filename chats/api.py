@@ -36,7 +36,6 @@ from chats.services import (
 )
 from rra import querycache, telemetry
 from rra.api import json_error
-from rra.querycache import lookup
 from rra.ratelimit import limit_request, too_many_requests_json
 
 
@@ -260,41 +259,45 @@ def _params(request) -> list:
     return [sorted(request.query_params.lists()), request.get_host(), request.scheme]
 
 
-def _cached_response(request: Request, namespace: str, scopes: list[str], compute) -> HttpResponse:
-    """compute()'s data as JSON, through the query cache, for the requesting user (the
-    caller has checked that they may read it). The entry holds the rendered body and its
-    ETag, so a hit costs neither serialization nor hashing. Besides its scopes and the
-    viewer, the body depends on the query string and on the host the pagination links
-    are built with."""
+def _cached_response(entry: querycache.Ask, compute) -> HttpResponse:
+    """compute()'s data as JSON, through the query cache (the entry named by ``entry``,
+    which is for the requesting user: the caller has checked that they may read it).
+    The entry holds the rendered body and its ETag, so a hit costs neither serialization
+    nor hashing. Besides its scopes and the viewer, the body depends on the query string
+    and on the host the pagination links are built with (_params)."""
 
     def render() -> tuple[bytes, str]:
         body = JSONRenderer().render(compute())
         return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
-    entry = lookup(
-        namespace, scopes=scopes, viewer=request.user, params=_params(request), compute=render
-    )
-    body, etag = entry.value
+    found = querycache.answer(entry, compute=render)
+    body, etag = found.value
     response = HttpResponse(body, content_type="application/json")
     response["ETag"] = etag
-    if entry.changed_at is not None:
-        response["Last-Modified"] = http_date(entry.changed_at.timestamp())
+    if found.changed_at is not None:
+        response["Last-Modified"] = http_date(found.changed_at.timestamp())
     return response
 
 
+def _chat_list_entry(request: Request, user_id: int) -> querycache.Ask:
+    return querycache.ask(
+        "chats",
+        scopes=[Chat.list_cache_scope(user_id)],
+        viewer=querycache.UserId(user_id),
+        params=_params(request),
+    )
+
+
 class ChatListView(StreamingView):
+    _list_entry: querycache.Ask | None = None
+
     def cache_prefetch(self, request: Request, user_id: int) -> list:
-        """The list's entry, read with the API token's (accounts.authentication)."""
+        """The list's entry, read with the API token's (accounts.authentication); get()
+        uses the same lookup when the token's user is the one it was named for."""
         if request.method != "GET":
             return []
-        return [
-            querycache.ask(
-                "chats",
-                scopes=[Chat.list_cache_scope(user_id)],
-                viewer=querycache.UserId(user_id),
-                params=_params(request),
-            )
-        ]
+        self._list_entry = _chat_list_entry(request, user_id)
+        return [self._list_entry]
 
     def get(self, request: Request) -> HttpResponse:
         def compute() -> dict:
@@ -307,7 +310,10 @@ class ChatListView(StreamingView):
                 ChatSerializer(page, many=True, context={"request": request}).data
             ).data
 
-        return _cached_response(request, "chats", [Chat.list_cache_scope(request.user.pk)], compute)
+        entry = self._list_entry
+        if entry is None or entry.viewer_key != querycache.viewer_key(request.user):
+            entry = _chat_list_entry(request, request.user.pk)
+        return _cached_response(entry, compute)
 
     def post(self, request: Request):
         question = (request.data.get("question") or "").strip()
@@ -345,9 +351,13 @@ class ChatDetailView(APIView):
     def get(self, request: Request, chat_id) -> HttpResponse:
         # Access first, from the database; then the body, from the cache.
         chat = readable_chat(request.user, chat_id)
-        return _cached_response(
-            request, "messages", [Chat.cache_scope(chat.pk)], lambda: self._detail(request, chat)
+        entry = querycache.ask(
+            "messages",
+            scopes=[Chat.cache_scope(chat.pk)],
+            viewer=request.user,
+            params=_params(request),
         )
+        return _cached_response(entry, lambda: self._detail(request, chat))
 
     def _detail(self, request: Request, chat: Chat) -> dict:
         user_id = request.user.pk if request.user.is_authenticated else None

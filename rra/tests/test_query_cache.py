@@ -469,6 +469,39 @@ def test_what_a_request_reads_ahead_is_used_once_and_dropped_when_it_writes(owne
 # --- The cached chat list: cheap, and never less safe ---------------------------------------
 
 
+@pytest.mark.django_db
+def test_a_cached_chat_list_names_each_entry_once(api, owner, monkeypatch):
+    Chat.objects.create(owner=owner, title="Calibration")
+    api.get("/api/me")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    named = []
+    keys = querycache._keys
+    monkeypatch.setattr(
+        querycache, "_keys", lambda namespace, *a: named.append(namespace) or keys(namespace, *a)
+    )
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    # The token's entry and the list's, each named once (read ahead, then answered).
+    assert named == ["users", "chats"]
+
+
+@pytest.mark.django_db
+def test_it_never_serves_a_list_read_ahead_for_another_user(api, owner, outsider, monkeypatch):
+    from accounts import authentication
+    from accounts.models import hash_token
+
+    Chat.objects.create(owner=owner, title="Mine")
+    Chat.objects.create(owner=outsider, title="Theirs")
+    theirs = ApiToken.issue(user=outsider, name="theirs")[1]
+    assert titles(api.get("/api/chats")) == ["Mine"]
+    assert titles(api.get("/api/chats", HTTP_AUTHORIZATION=f"Bearer {theirs}")) == ["Theirs"]
+    # The process's memo of token owners goes wrong (a token never changes hands, so
+    # it cannot, but nothing may rest on that): the list read ahead with the token is
+    # the outsider's. The token's user is the owner, and the owner gets their own list.
+    mine = api.defaults["HTTP_AUTHORIZATION"].split()[1]
+    monkeypatch.setitem(authentication._OWNERS, hash_token(mine), outsider.pk)
+    assert titles(api.get("/api/chats")) == ["Mine"]
+
+
 def _revoke(token):
     token.revoked_at = timezone.now()
     token.save()
