@@ -18,28 +18,42 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
+        raw = bearer_secret(request)
+        if raw is None:
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(
-                "Malformed Authorization header: expected 'Bearer <token>'."
-            )
-        try:
-            raw = header[1].decode()
-        except UnicodeError:
-            raise exceptions.AuthenticationFailed("Invalid API token.") from None
-        token = _active_token(raw, view=(request.parser_context or {}).get("view"), request=request)
-        user = token.user if token is not None else None
-        if user is None or not user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
-        if token.is_expired:  # the cached token is checked against the clock on each use
-            raise exceptions.AuthenticationFailed("This API token has expired.")
-        _note_use(token)
-        return user, token
+        return token_user(raw, view=(request.parser_context or {}).get("view"), request=request)
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+def bearer_secret(request) -> str | None:
+    """The secret of the request's `Authorization: Bearer <secret>` header; None without
+    such a header. AuthenticationFailed when it is malformed."""
+    header = authentication.get_authorization_header(request).split()
+    if not header or header[0].lower() != ApiTokenAuthentication.keyword.lower().encode():
+        return None
+    if len(header) != 2:
+        raise exceptions.AuthenticationFailed(
+            "Malformed Authorization header: expected 'Bearer <token>'."
+        )
+    try:
+        return header[1].decode()
+    except UnicodeError:
+        raise exceptions.AuthenticationFailed("Invalid API token.") from None
+
+
+def token_user(raw: str, *, view=None, request=None) -> tuple[User, ApiToken]:
+    """The user and token of an API token's secret, its use noted; AuthenticationFailed
+    unless the token is active and its user too. (view, request: see _active_token.)"""
+    token = _active_token(raw, view=view, request=request)
+    user = token.user if token is not None else None
+    if user is None or not user.is_active:
+        raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+    if token.is_expired:  # the cached token is checked against the clock on each use
+        raise exceptions.AuthenticationFailed("This API token has expired.")
+    _note_use(token)
+    return user, token
 
 
 # When this process last wrote each token's last_used_at (the cached token keeps the

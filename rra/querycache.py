@@ -253,33 +253,59 @@ def lookup(
 def answer(a: Ask, *, compute: Callable[[], T]) -> Entry[T]:
     """lookup() of a lookup named with ask() (its keys are not computed again); from what
     was prefetched for it, if anything."""
-    ttl = settings.QUERY_CACHE_TTLS[a.namespace]
-    if not settings.QUERY_CACHE_ENABLED or not ttl or _in_transaction():
+    read = _read(a)
+    if read is None:  # off, in a transaction, or the store is down: the database answers
         return Entry(compute(), hit=False, changed_at=None)
+    versions, stored = read
+    hit = stored is not _MISS
+    telemetry.cache_lookup(a.namespace, hit=hit)
+    if hit:
+        value = stored
+    else:
+        value = compute()
+        cache.set(a.key, (a.identity, versions, value), settings.QUERY_CACHE_TTLS[a.namespace])
+    return Entry(value, hit=hit, changed_at=changed_at(versions))
+
+
+def peek(a: Ask) -> Entry | None:
+    """answer() when it is a hit; None (nothing computed, stored or counted) when it is
+    not, for a caller that then takes its ordinary path, which asks again."""
+    read = _read(a)
+    if read is None or read[1] is _MISS:
+        return None
+    telemetry.cache_lookup(a.namespace, hit=True)
+    return Entry(read[1], hit=True, changed_at=changed_at(read[0]))
+
+
+_MISS = object()
+
+
+def _read(a: Ask) -> tuple[list[int], Any] | None:
+    """(the scopes' generations, the stored value or _MISS when there is none that is
+    current); None when the cache is off for the namespace, in a transaction, or down.
+    From what was prefetched for this lookup (used once), else one MGET."""
+    if not settings.QUERY_CACHE_ENABLED or not settings.QUERY_CACHE_TTLS[a.namespace]:
+        return None
+    if _in_transaction():
+        return None
     store = _PREFETCHED.get()
     found = store.pop(a.key, None) if store else None
     if found is None:
         found = cache.get_many([a.key, *a.gen_keys])
     versions = _versions(a.gen_keys, found)
-    if versions is None:  # the store is down: the database answers
-        return Entry(compute(), hit=False, changed_at=None)
+    if versions is None:
+        return None
     stored = found.get(a.key)
     # An entry holds the generations read *before* its value was computed: a write
     # during the computation leaves it out of date, never wrongly current. It also holds
     # what it was computed for, which must be what is asked now.
-    hit = (
+    current = (
         isinstance(stored, tuple)
         and len(stored) == 3
         and stored[0] == a.identity
         and stored[1] == versions
     )
-    telemetry.cache_lookup(a.namespace, hit=hit)
-    if hit:
-        value = stored[2]
-    else:
-        value = compute()
-        cache.set(a.key, (a.identity, versions, value), ttl)
-    return Entry(value, hit=hit, changed_at=changed_at(versions))
+    return versions, stored[2] if current else _MISS
 
 
 def cached(

@@ -485,6 +485,27 @@ def test_a_cached_chat_list_names_each_entry_once(api, owner, monkeypatch):
 
 
 @pytest.mark.django_db
+def test_a_cached_chat_list_is_answered_without_drfs_machinery(api, owner, monkeypatch):
+    from rest_framework.views import APIView
+
+    Chat.objects.create(owner=owner, title="Calibration")
+    api.get("/api/me")
+    through_drf = []
+    initial = APIView.initial
+    monkeypatch.setattr(
+        APIView, "initial", lambda view, *a, **k: through_drf.append(1) or initial(view, *a, **k)
+    )
+    assert titles(api.get("/api/chats")) == ["Calibration"]  # a miss: DRF
+    assert len(through_drf) == 1
+    assert titles(api.get("/api/chats")) == ["Calibration"]  # a hit: no DRF
+    assert len(through_drf) == 1
+    # Anything but a plain GET with a token goes through DRF, hit or not.
+    assert titles(api.get("/api/chats?format=json")) == ["Calibration"]
+    assert api.head("/api/chats").status_code == 200
+    assert len(through_drf) == 3
+
+
+@pytest.mark.django_db
 def test_it_never_serves_a_list_read_ahead_for_another_user(api, owner, outsider, monkeypatch):
     from accounts import authentication
     from accounts.models import hash_token
@@ -500,6 +521,39 @@ def test_it_never_serves_a_list_read_ahead_for_another_user(api, owner, outsider
     mine = api.defaults["HTTP_AUTHORIZATION"].split()[1]
     monkeypatch.setitem(authentication._OWNERS, hash_token(mine), outsider.pk)
     assert titles(api.get("/api/chats")) == ["Mine"]
+
+
+class _Closed:
+    """A throttle that lets nothing through."""
+
+    def allow_request(self, request, view) -> bool:
+        return False
+
+    def wait(self) -> float:
+        return 60.0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("attribute", "classes", "status"),
+    [
+        pytest.param("throttle_classes", [_Closed], 429, id="a-throttle"),
+        pytest.param("permission_classes", ["IsAdminUser"], 403, id="another-permission"),
+    ],
+)
+def test_the_chat_lists_drf_classes_decide_cached_hits_too(
+    api, owner, monkeypatch, attribute, classes, status
+):
+    from rest_framework import permissions
+
+    from chats.api import ChatListView
+
+    Chat.objects.create(owner=owner, title="Calibration")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    assert titles(api.get("/api/chats")) == ["Calibration"]  # token and list cached
+    classes = [getattr(permissions, c) if isinstance(c, str) else c for c in classes]
+    monkeypatch.setattr(ChatListView, attribute, classes)
+    assert api.get("/api/chats").status_code == status
 
 
 def _revoke(token):
