@@ -6,7 +6,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiToken, User, hash_token
-from rra.querycache import EVERYONE, answer, ask, cached, prefetch
+from rra.querycache import EVERYONE, Ask, answer, ask, cached, prefetch
 
 # last_used_at is a hint for the owner, not an audit log: write it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -74,9 +74,10 @@ def _note_use(token: ApiToken) -> None:
         ApiToken._base_manager.filter(pk=token.pk).update(last_used_at=now)
 
 
-# Which user a token hash belongs to never changes: each process remembers it, so the
-# token and its user come from the query cache in one round trip.
-_OWNERS: dict[str, int] = {}
+# Which user a token hash belongs to never changes: each process remembers it, with the
+# lookup of the token and its user (named once), so that they come from the query cache
+# in one round trip.
+_OWNERS: dict[str, tuple[int, Ask]] = {}
 _MAX_OWNERS = 10_000
 
 
@@ -87,8 +88,8 @@ def _active_token(raw: str, *, view=None, request=None) -> ApiToken | None:
     cache entries it will read for a user (``cache_prefetch(request, user_id)``) gets
     them in the same round trip as the token."""
     key_hash = hash_token(raw)
-    owner_id = _OWNERS.get(key_hash)
-    if owner_id is None:
+    known = _OWNERS.get(key_hash)
+    if known is None:
         owner_id = cached(
             "users",
             scopes=[ApiToken.cache_scope(key_hash)],
@@ -100,14 +101,11 @@ def _active_token(raw: str, *, view=None, request=None) -> ApiToken | None:
         )
         if owner_id is None:
             return None
+        known = (owner_id, _token_lookup(key_hash, owner_id))
         if len(_OWNERS) >= _MAX_OWNERS:
             _OWNERS.clear()
-        _OWNERS[key_hash] = owner_id
-    token = ask(
-        "users",
-        scopes=[ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)],
-        viewer=EVERYONE,
-    )
+        _OWNERS[key_hash] = known
+    owner_id, token = known
     ahead = getattr(view, "cache_prefetch", None)
     if ahead is not None and request is not None:
         prefetch(token, *ahead(request, owner_id))
@@ -118,3 +116,11 @@ def _active_token(raw: str, *, view=None, request=None) -> ApiToken | None:
         .select_related("user")
         .first(),
     ).value
+
+
+def _token_lookup(key_hash: str, owner_id: int) -> Ask:
+    return ask(
+        "users",
+        scopes=[ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)],
+        viewer=EVERYONE,
+    )
