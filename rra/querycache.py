@@ -187,10 +187,6 @@ class Ask:
     gen_keys: tuple[str, ...]  # the scopes' generations', in the order of identity[1]
 
     @property
-    def scopes(self) -> tuple[str, ...]:
-        return self.identity[1]
-
-    @property
     def viewer_key(self) -> str:
         return self.identity[2]
 
