@@ -6,7 +6,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiToken, User, hash_token
-from rra.querycache import EVERYONE, ask, cached, prefetch
+from rra.querycache import EVERYONE, Ask, answer, ask, cached, prefetch
 
 # last_used_at is a hint for the owner, not an audit log: write it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -18,28 +18,42 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
+        raw = bearer_secret(request)
+        if raw is None:
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(
-                "Malformed Authorization header: expected 'Bearer <token>'."
-            )
-        try:
-            raw = header[1].decode()
-        except UnicodeError:
-            raise exceptions.AuthenticationFailed("Invalid API token.") from None
-        token = _active_token(raw, view=(request.parser_context or {}).get("view"), request=request)
-        user = token.user if token is not None else None
-        if user is None or not user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
-        if token.is_expired:  # the cached token is checked against the clock on each use
-            raise exceptions.AuthenticationFailed("This API token has expired.")
-        _note_use(token)
-        return user, token
+        return token_user(raw, view=(request.parser_context or {}).get("view"), request=request)
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+def bearer_secret(request) -> str | None:
+    """The secret of the request's `Authorization: Bearer <secret>` header; None without
+    such a header. AuthenticationFailed when it is malformed."""
+    header = authentication.get_authorization_header(request).split()
+    if not header or header[0].lower() != ApiTokenAuthentication.keyword.lower().encode():
+        return None
+    if len(header) != 2:
+        raise exceptions.AuthenticationFailed(
+            "Malformed Authorization header: expected 'Bearer <token>'."
+        )
+    try:
+        return header[1].decode()
+    except UnicodeError:
+        raise exceptions.AuthenticationFailed("Invalid API token.") from None
+
+
+def token_user(raw: str, *, view=None, request=None) -> tuple[User, ApiToken]:
+    """The user and token of an API token's secret, its use noted; AuthenticationFailed
+    unless the token is active and its user too. (view, request: see _active_token.)"""
+    token = _active_token(raw, view=view, request=request)
+    user = token.user if token is not None else None
+    if user is None or not user.is_active:
+        raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+    if token.is_expired:  # the cached token is checked against the clock on each use
+        raise exceptions.AuthenticationFailed("This API token has expired.")
+    _note_use(token)
+    return user, token
 
 
 # When this process last wrote each token's last_used_at (the cached token keeps the
@@ -60,9 +74,10 @@ def _note_use(token: ApiToken) -> None:
         ApiToken._base_manager.filter(pk=token.pk).update(last_used_at=now)
 
 
-# Which user a token hash belongs to never changes: each process remembers it, so the
-# token and its user come from the query cache in one round trip.
-_OWNERS: dict[str, int] = {}
+# Which user a token hash belongs to never changes: each process remembers it, with the
+# lookup of the token and its user (named once), so that they come from the query cache
+# in one round trip.
+_OWNERS: dict[str, tuple[int, Ask]] = {}
 _MAX_OWNERS = 10_000
 
 
@@ -73,8 +88,8 @@ def _active_token(raw: str, *, view=None, request=None) -> ApiToken | None:
     cache entries it will read for a user (``cache_prefetch(request, user_id)``) gets
     them in the same round trip as the token."""
     key_hash = hash_token(raw)
-    owner_id = _OWNERS.get(key_hash)
-    if owner_id is None:
+    known = _OWNERS.get(key_hash)
+    if known is None:
         owner_id = cached(
             "users",
             scopes=[ApiToken.cache_scope(key_hash)],
@@ -86,19 +101,26 @@ def _active_token(raw: str, *, view=None, request=None) -> ApiToken | None:
         )
         if owner_id is None:
             return None
+        known = (owner_id, _token_lookup(key_hash, owner_id))
         if len(_OWNERS) >= _MAX_OWNERS:
             _OWNERS.clear()
-        _OWNERS[key_hash] = owner_id
-    scopes = [ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)]
+        _OWNERS[key_hash] = known
+    owner_id, token = known
     ahead = getattr(view, "cache_prefetch", None)
     if ahead is not None and request is not None:
-        prefetch(ask("users", scopes=scopes, viewer=EVERYONE), *ahead(request, owner_id))
-    return cached(
-        "users",
-        scopes=scopes,
-        viewer=EVERYONE,
+        prefetch(token, *ahead(request, owner_id))
+    return answer(
+        token,
         compute=lambda: ApiToken.objects.active()
         .filter(key_hash=key_hash)
         .select_related("user")
         .first(),
+    ).value
+
+
+def _token_lookup(key_hash: str, owner_id: int) -> Ask:
+    return ask(
+        "users",
+        scopes=[ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)],
+        viewer=EVERYONE,
     )

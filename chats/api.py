@@ -7,18 +7,19 @@ import redis
 from django.conf import settings
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils.http import http_date
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotAcceptable, NotFound
+from rest_framework.exceptions import AuthenticationFailed, NotAcceptable, NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import ApiTokenAuthentication, bearer_secret, token_user
 from chats import answers
 from chats.models import Chat, Citation, Message, Vote
 from chats.rendering import render_answer
@@ -36,7 +37,6 @@ from chats.services import (
 )
 from rra import querycache, telemetry
 from rra.api import json_error
-from rra.querycache import lookup
 from rra.ratelimit import limit_request, too_many_requests_json
 
 
@@ -256,45 +256,105 @@ def _own_chat(request: Request, chat_id) -> Chat:
 
 
 def _params(request) -> list:
-    """What a cached body depends on besides its scopes and viewer."""
-    return [sorted(request.query_params.lists()), request.get_host(), request.scheme]
+    """What a cached body depends on besides its scopes and viewer (request: Django's or
+    DRF's, which share the query string)."""
+    return [sorted(request.GET.lists()), request.get_host(), request.scheme]
 
 
-def _cached_response(request: Request, namespace: str, scopes: list[str], compute) -> HttpResponse:
-    """compute()'s data as JSON, through the query cache, for the requesting user (the
-    caller has checked that they may read it). The entry holds the rendered body and its
-    ETag, so a hit costs neither serialization nor hashing. Besides its scopes and the
-    viewer, the body depends on the query string and on the host the pagination links
-    are built with."""
+def _cached_response(entry: querycache.Ask, compute) -> HttpResponse:
+    """compute()'s data as JSON, through the query cache (the entry named by ``entry``,
+    which is for the requesting user: the caller has checked that they may read it).
+    The entry holds the rendered body and its ETag, so a hit costs neither serialization
+    nor hashing. Besides its scopes and the viewer, the body depends on the query string
+    and on the host the pagination links are built with (_params)."""
 
     def render() -> tuple[bytes, str]:
         body = JSONRenderer().render(compute())
         return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
-    entry = lookup(
-        namespace, scopes=scopes, viewer=request.user, params=_params(request), compute=render
-    )
-    body, etag = entry.value
+    return _json_response(querycache.answer(entry, compute=render))
+
+
+def _json_response(found: querycache.Entry) -> HttpResponse:
+    body, etag = found.value
     response = HttpResponse(body, content_type="application/json")
     response["ETag"] = etag
-    if entry.changed_at is not None:
-        response["Last-Modified"] = http_date(entry.changed_at.timestamp())
+    if found.changed_at is not None:
+        response["Last-Modified"] = http_date(found.changed_at.timestamp())
     return response
 
 
+def _chat_list_entry(request: Request, user_id: int) -> querycache.Ask:
+    return querycache.ask(
+        "chats",
+        scopes=[Chat.list_cache_scope(user_id)],
+        viewer=querycache.UserId(user_id),
+        params=_params(request),
+    )
+
+
 class ChatListView(StreamingView):
+    _list_entry: querycache.Ask | None = None
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
+        # The list most clients read again and again, with an API token, from the query
+        # cache: answered here when it is a hit (_hit), with no DRF request wrapper,
+        # content negotiation or permission classes around it. Everything else (a
+        # session, a miss, a token that does not pass, any other method) goes through
+        # DRF, which decides and answers it as it always did.
+        return self._hit(request, kwargs) or super().dispatch(request, *args, **kwargs)
+
+    def _hit(self, request: HttpRequest, kwargs: dict) -> HttpResponseBase | None:
+        """The answer DRF would give to a GET with an API token whose list is in the query
+        cache, or None. The token is checked by the function DRF's authentication uses
+        (a token that fails is left to DRF, which refuses it with its 401). DRF's other
+        steps decide nothing for such a request with this view's classes: the token's
+        user is authenticated (IsAuthenticated), there are no throttles and no
+        versioning, StreamNegotiation never refuses and ?format= is left to DRF. With
+        other classes, DRF answers."""
+        negotiation = self.content_negotiation_class
+        format_override = negotiation.settings.URL_FORMAT_OVERRIDE
+        if (
+            request.method != "GET"
+            or kwargs  # a format suffix
+            or (format_override and format_override in request.GET)
+            or not issubclass(negotiation, StreamNegotiation)  # never a 406
+            or self.authentication_classes[:1] != [ApiTokenAuthentication]
+            or list(self.permission_classes) != [IsAuthenticated]
+            or self.throttle_classes
+            or self.versioning_class is not None
+        ):
+            return None
+        try:
+            secret = bearer_secret(request)
+            if secret is None:  # a session, or nobody
+                return None
+            user, token = token_user(secret, view=self, request=request)
+        except AuthenticationFailed:
+            return None
+        entry = self._list_entry_for(request, user)
+        found = querycache.peek(entry)
+        if found is None:
+            return None
+        request.user, request.auth = user, token  # as DRF's Request sets them
+        self.args, self.kwargs, self.request = (), kwargs, request
+        self.headers = self.default_response_headers
+        return self.finalize_response(request, _json_response(found))
+
     def cache_prefetch(self, request: Request, user_id: int) -> list:
         """The list's entry, read with the API token's (accounts.authentication)."""
         if request.method != "GET":
             return []
-        return [
-            querycache.ask(
-                "chats",
-                scopes=[Chat.list_cache_scope(user_id)],
-                viewer=querycache.UserId(user_id),
-                params=_params(request),
-            )
-        ]
+        self._list_entry = _chat_list_entry(request, user_id)
+        return [self._list_entry]
+
+    def _list_entry_for(self, request, user) -> querycache.Ask:
+        """The list's lookup for this user: the one read ahead with the token when it
+        was named for this user (it always is: a token never changes hands), else anew."""
+        entry = self._list_entry
+        if entry is None or entry.viewer_key != querycache.viewer_key(user):
+            entry = _chat_list_entry(request, user.pk)
+        return entry
 
     def get(self, request: Request) -> HttpResponse:
         def compute() -> dict:
@@ -307,7 +367,7 @@ class ChatListView(StreamingView):
                 ChatSerializer(page, many=True, context={"request": request}).data
             ).data
 
-        return _cached_response(request, "chats", [Chat.list_cache_scope(request.user.pk)], compute)
+        return _cached_response(self._list_entry_for(request, request.user), compute)
 
     def post(self, request: Request):
         question = (request.data.get("question") or "").strip()
@@ -345,9 +405,13 @@ class ChatDetailView(APIView):
     def get(self, request: Request, chat_id) -> HttpResponse:
         # Access first, from the database; then the body, from the cache.
         chat = readable_chat(request.user, chat_id)
-        return _cached_response(
-            request, "messages", [Chat.cache_scope(chat.pk)], lambda: self._detail(request, chat)
+        entry = querycache.ask(
+            "messages",
+            scopes=[Chat.cache_scope(chat.pk)],
+            viewer=request.user,
+            params=_params(request),
         )
+        return _cached_response(entry, lambda: self._detail(request, chat))
 
     def _detail(self, request: Request, chat: Chat) -> dict:
         user_id = request.user.pk if request.user.is_authenticated else None

@@ -70,6 +70,7 @@ NO_BODY_STATUSES = frozenset({204, 206, 304})
 _ALIASES = {"x-gzip": "gzip"}
 
 
+@functools.lru_cache(maxsize=64)  # a few header values are most of the requests
 def preferred_encoding(accept_encoding: str) -> str | None:
     """The coding to send: br or gzip, whichever Accept-Encoding weights highest (br on a
     tie); None when neither is acceptable. "*" stands for codings not named; q=0 is no."""

@@ -21,6 +21,7 @@ database query; elsewhere it saves the transfer, not the work.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -47,6 +48,25 @@ def body_etag(request: HttpRequest, response: HttpResponse) -> str:
     return f'"{digest.hexdigest()[:32]}"'
 
 
+# The request headers that can make get_conditional_response() answer other than 200.
+CONDITIONS = (
+    "HTTP_IF_MATCH",
+    "HTTP_IF_UNMODIFIED_SINCE",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+)
+
+
+@functools.cache
+def _cache_control(max_age: int) -> str:
+    """The Cache-Control that patch_cache_control() gives a response that has none."""
+    response = HttpResponse()
+    patch_cache_control(response, private=True, max_age=max_age)
+    if not max_age:
+        patch_cache_control(response, no_cache=True)
+    return response["Cache-Control"]
+
+
 class ConditionalGetMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -63,16 +83,21 @@ class ConditionalGetMiddleware:
         ):
             return response
         max_age = settings.HTTP_CACHE_MAX_AGE[view]
-        patch_cache_control(response, private=True, max_age=max_age)
-        if not max_age:
-            patch_cache_control(response, no_cache=True)
+        if response.has_header("Cache-Control"):
+            patch_cache_control(response, private=True, max_age=max_age)
+            if not max_age:
+                patch_cache_control(response, no_cache=True)
+        else:  # the same value, worked out once
+            response.headers["Cache-Control"] = _cache_control(max_age)
         patch_vary_headers(response, ("Cookie", "Authorization"))
         if not response.has_header("ETag"):
             response["ETag"] = body_etag(request, response)
-        last_modified = parse_http_date_safe(response.get("Last-Modified", ""))
-        conditional = get_conditional_response(
-            request, etag=response["ETag"], last_modified=last_modified, response=response
-        )
+        conditional = response
+        if any(request.META.get(name) for name in CONDITIONS):
+            last_modified = parse_http_date_safe(response.get("Last-Modified", ""))
+            conditional = get_conditional_response(
+                request, etag=response["ETag"], last_modified=last_modified, response=response
+            )
         not_modified = conditional is not response
         telemetry.conditional_get(view, not_modified=not_modified)
         if not_modified:

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponseBase, HttpResponseServerError
 from django.middleware.security import SecurityMiddleware
 from django.utils.functional import SimpleLazyObject, empty
 
-from rra import logs, metrics
+from rra import logs, metrics, sentry
 
 access_log = structlog.get_logger("rra.access")
 
@@ -146,11 +146,10 @@ class RequestObservabilityMiddleware:
     @staticmethod
     def _bind_user(request: HttpRequest) -> None:
         user_id = _resolved_user_id(request)
-        if user_id is not None and logs.context().get("user_id") != user_id:
+        if user_id is not None and getattr(request, "_logged_user_id", None) != user_id:
+            request._logged_user_id = user_id  # only this binds user_id (after bind_request)
             logs.bind(user_id=user_id)
-            from rra.sentry import set_user_id
-
-            set_user_id(user_id)
+            sentry.set_user_id(user_id)
 
     @staticmethod
     def _finish(request, response, started: float, stats: _DbStats) -> None:

@@ -40,7 +40,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,28 +68,32 @@ def generations(scopes: Iterable[str]) -> dict[str, int] | None:
     """The current generation of each scope (created when missing); None when the cache
     store cannot be reached."""
     scopes = list(scopes)
-    return _generations(scopes, cache.get_many([_gen_key(scope) for scope in scopes]))
+    gen_keys = [_gen_key(scope) for scope in scopes]
+    versions = _versions(gen_keys, cache.get_many(gen_keys))
+    return None if versions is None else dict(zip(scopes, versions, strict=True))
 
 
-def _generations(scopes: list[str], found: dict) -> dict[str, int] | None:
-    """Generations from an MGET's answer; the missing ones are created (another process
-    may create them first: fine, whichever value is stored is read back)."""
-    missing = [_gen_key(scope) for scope in scopes if _gen_key(scope) not in found]
+def _versions(gen_keys: Sequence[str], found: dict) -> list[int] | None:
+    """The generations under these keys, from an MGET's answer; the missing ones are
+    created (another process may create them first: fine, whichever value is stored is
+    read back). None when the cache store cannot be reached."""
+    missing = [key for key in gen_keys if key not in found]
     if missing:
         for key in missing:
             cache.add(key, _new_generation(), None)
         found = {**found, **cache.get_many(missing)}
         if any(key not in found for key in missing):
             return None
-    return {scope: int(found[_gen_key(scope)]) for scope in scopes}
+    return [int(found[key]) for key in gen_keys]
 
 
-def changed_at(gens: dict[str, int]) -> datetime | None:
-    """When the newest of these scopes was last written (or first seen by the cache)."""
-    if not gens:
+def changed_at(versions: Iterable[int]) -> datetime | None:
+    """When the newest of these generations' scopes was last written (or first seen by
+    the cache)."""
+    newest = max(versions, default=None)
+    if newest is None:
         return None
-    micros = max(gens.values()) // _SUFFIX
-    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+    return datetime.fromtimestamp(newest // _SUFFIX / 1_000_000, tz=UTC)
 
 
 def bump(*scopes: str) -> None:
@@ -137,7 +141,8 @@ class UserId(int):
     """A viewer named by id alone (a lookup named before the user object is loaded)."""
 
 
-def _viewer_key(viewer: Any) -> str:
+def viewer_key(viewer: Any) -> str:
+    """How an entry names its viewer (a user by id, ``anonymous`` or ``*``)."""
     if viewer is EVERYONE:
         return "*"
     if isinstance(viewer, UserId):
@@ -154,7 +159,7 @@ def _keys(namespace: str, scopes: Iterable[str], viewer: Any, params: Iterable[A
     scopes = tuple(sorted(set(scopes)))
     if not scopes or not all(isinstance(scope, str) and scope for scope in scopes):
         raise ValueError(f"a cached {namespace} entry needs the scopes of what it holds")
-    identity = (namespace, scopes, _viewer_key(viewer))
+    identity = (namespace, scopes, viewer_key(viewer))
     digest = hashlib.sha256(
         json.dumps([*identity, list(params)], default=str, separators=(",", ":")).encode()
     ).hexdigest()[:40]
@@ -164,25 +169,33 @@ def _keys(namespace: str, scopes: Iterable[str], viewer: Any, params: Iterable[A
 # --- Several lookups of one request in one round trip ------------------------------------
 #
 # A request that knows early which entries it will read (the API token's, then the chat
-# list's) names them with prefetch(): their entries and generations come in one MGET, and
-# each lookup() that follows takes its own part, once. What is prefetched lives only for
-# the request (RequestScopeMiddleware) and any bump() in it drops all of it, so a
-# prefetched generation is never older than the request's own writes.
+# list's) names them with ask(), and prefetch() reads their entries and generations in
+# one MGET; each answer() that follows takes its own part, once. What is prefetched lives
+# only for the request (RequestScopeMiddleware) and any bump() in it drops all of it, so
+# a prefetched generation is never older than the request's own writes.
 
 _PREFETCHED: ContextVar[dict[str, dict] | None] = ContextVar("qc_prefetched", default=None)
 
 
 @dataclass(frozen=True)
 class Ask:
+    """One lookup, named: what it is for and its keys, computed once (ask())."""
+
     namespace: str
-    scopes: tuple[str, ...]
-    viewer: Any
-    params: tuple
+    identity: tuple  # (namespace, scopes, viewer key): what a hit must have been stored for
+    key: str  # the entry's
+    gen_keys: tuple[str, ...]  # the scopes' generations', in the order of identity[1]
+
+    @property
+    def viewer_key(self) -> str:
+        return self.identity[2]
 
 
 def ask(namespace: str, *, scopes: Iterable[str], viewer: Any, params: Iterable[Any] = ()) -> Ask:
-    """A lookup named ahead (the arguments lookup() will be called with)."""
-    return Ask(namespace, tuple(scopes), viewer, tuple(params))
+    """The lookup of (namespace, scopes, viewer, params), for prefetch() and answer(); see
+    lookup() for what the arguments mean."""
+    identity, key, gen_keys = _keys(namespace, scopes, viewer, params)
+    return Ask(namespace, identity, key, tuple(gen_keys))
 
 
 def prefetch(*asks: Ask) -> None:
@@ -192,14 +205,11 @@ def prefetch(*asks: Ask) -> None:
     store = _PREFETCHED.get()
     if store is None or not settings.QUERY_CACHE_ENABLED or _in_transaction():
         return
-    planned = [
-        _keys(a.namespace, a.scopes, a.viewer, a.params)
-        for a in asks
-        if settings.QUERY_CACHE_TTLS.get(a.namespace)
-    ]
-    found = cache.get_many([key for _i, entry, gens in planned for key in (entry, *gens)])
-    for _identity, entry, gens in planned:
-        store[entry] = {key: found[key] for key in (entry, *gens) if key in found}
+    ttls = settings.QUERY_CACHE_TTLS
+    planned = [a for a in asks if ttls.get(a.namespace)]
+    found = cache.get_many([key for a in planned for key in (a.key, *a.gen_keys)])
+    for a in planned:
+        store[a.key] = {key: found[key] for key in (a.key, *a.gen_keys) if key in found}
 
 
 class RequestScopeMiddleware:
@@ -233,36 +243,65 @@ def lookup(
     one. viewer: the user (or anonymous user) whose view this is, or EVERYONE.
     params: anything else the value depends on (query string, host, page size).
     """
-    ttl = settings.QUERY_CACHE_TTLS[namespace]
-    identity, entry_key, gen_keys = _keys(namespace, scopes, viewer, params)
-    scopes = identity[1]
-    if not settings.QUERY_CACHE_ENABLED or not ttl or _in_transaction():
+    return answer(ask(namespace, scopes=scopes, viewer=viewer, params=params), compute=compute)
+
+
+def answer(a: Ask, *, compute: Callable[[], T]) -> Entry[T]:
+    """lookup() of a lookup named with ask() (its keys are not computed again); from what
+    was prefetched for it, if anything."""
+    read = _read(a)
+    if read is None:  # off, in a transaction, or the store is down: the database answers
         return Entry(compute(), hit=False, changed_at=None)
+    versions, stored = read
+    hit = stored is not _MISS
+    telemetry.cache_lookup(a.namespace, hit=hit)
+    if hit:
+        value = stored
+    else:
+        value = compute()
+        cache.set(a.key, (a.identity, versions, value), settings.QUERY_CACHE_TTLS[a.namespace])
+    return Entry(value, hit=hit, changed_at=changed_at(versions))
+
+
+def peek(a: Ask) -> Entry | None:
+    """answer() when it is a hit; None (nothing computed, stored or counted) when it is
+    not, for a caller that then takes its ordinary path, which asks again."""
+    read = _read(a)
+    if read is None or read[1] is _MISS:
+        return None
+    telemetry.cache_lookup(a.namespace, hit=True)
+    return Entry(read[1], hit=True, changed_at=changed_at(read[0]))
+
+
+_MISS = object()
+
+
+def _read(a: Ask) -> tuple[list[int], Any] | None:
+    """(the scopes' generations, the stored value or _MISS when there is none that is
+    current); None when the cache is off for the namespace, in a transaction, or down.
+    From what was prefetched for this lookup (used once), else one MGET."""
+    if not settings.QUERY_CACHE_ENABLED or not settings.QUERY_CACHE_TTLS[a.namespace]:
+        return None
+    if _in_transaction():
+        return None
     store = _PREFETCHED.get()
-    found = store.pop(entry_key, None) if store else None
+    found = store.pop(a.key, None) if store else None
     if found is None:
-        found = cache.get_many([entry_key, *gen_keys])
-    gens = _generations(list(scopes), found)
-    if gens is None:  # the store is down: the database answers
-        return Entry(compute(), hit=False, changed_at=None)
-    versions = [gens[scope] for scope in scopes]
-    stored = found.get(entry_key)
+        found = cache.get_many([a.key, *a.gen_keys])
+    versions = _versions(a.gen_keys, found)
+    if versions is None:
+        return None
+    stored = found.get(a.key)
     # An entry holds the generations read *before* its value was computed: a write
     # during the computation leaves it out of date, never wrongly current. It also holds
     # what it was computed for, which must be what is asked now.
-    hit = (
+    current = (
         isinstance(stored, tuple)
         and len(stored) == 3
-        and stored[0] == identity
+        and stored[0] == a.identity
         and stored[1] == versions
     )
-    telemetry.cache_lookup(namespace, hit=hit)
-    if hit:
-        value = stored[2]
-    else:
-        value = compute()
-        cache.set(entry_key, (identity, versions, value), ttl)
-    return Entry(value, hit=hit, changed_at=changed_at(gens))
+    return versions, stored[2] if current else _MISS
 
 
 def cached(

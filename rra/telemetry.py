@@ -49,22 +49,29 @@ def _ms(seconds: float) -> float:
 # --- HTTP ------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _labelled(metric, *labels: str):
+    """metric.labels(*labels), looked up once per process (for the calls made on every
+    request; their label values are few: encodings, caches, views)."""
+    return metric.labels(*labels)
+
+
 def response_compressed(encoding: str, *, original: int, compressed: int) -> None:
     """rra/compression.py compressed a body. Metrics only: a line per response would
     repeat the access line."""
-    metrics.COMPRESSION_RATIO.labels(encoding).observe(compressed / original)
-    metrics.COMPRESSION_SAVED_BYTES.labels(encoding).inc(original - compressed)
+    _labelled(metrics.COMPRESSION_RATIO, encoding).observe(compressed / original)
+    _labelled(metrics.COMPRESSION_SAVED_BYTES, encoding).inc(original - compressed)
 
 
 # --- Cache and rate limits ------------------------------------------------------------------
 
 
 def cache_lookup(cache: str, *, hit: bool) -> None:
-    metrics.CACHE_REQUESTS.labels(cache, "hit" if hit else "miss").inc()
+    _labelled(metrics.CACHE_REQUESTS, cache, "hit" if hit else "miss").inc()
 
 
 def conditional_get(view: str, *, not_modified: bool) -> None:
-    metrics.CONDITIONAL_GETS.labels(view, "not_modified" if not_modified else "full").inc()
+    _labelled(metrics.CONDITIONAL_GETS, view, "not_modified" if not_modified else "full").inc()
 
 
 def ratelimit_rejected(group: str) -> None:

@@ -57,6 +57,9 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    # First: the API is most of the traffic, and Django tries the patterns in order
+    # (nothing below matches a path under api/).
+    path("api/", include((api_patterns, "api"))),
     path("", chats_views.home, name="home"),
     path("c/<uuid:chat_id>/", chats_views.chat_page, name="chat"),
     # The service worker and the offline page come before django-pwa's urls, which have
@@ -67,7 +70,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("documents/", include("documents.urls")),
     path("admin/", admin.site.urls),
-    path("api/", include((api_patterns, "api"))),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import ApiToken
 from chats.models import Chat, Citation, Message, Vote
@@ -462,3 +464,215 @@ def test_what_a_request_reads_ahead_is_used_once_and_dropped_when_it_writes(owne
     # Outside a request nothing is kept: prefetch is a no-op.
     querycache.prefetch(ahead)
     assert querycache._PREFETCHED.get() is None
+
+
+# --- The cached chat list: cheap, and never less safe ---------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_cached_chat_list_names_each_entry_once(api, owner, monkeypatch):
+    Chat.objects.create(owner=owner, title="Calibration")
+    api.get("/api/me")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    named = []
+    keys = querycache._keys
+    monkeypatch.setattr(
+        querycache, "_keys", lambda namespace, *a: named.append(namespace) or keys(namespace, *a)
+    )
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    # The list's entry, named once (read ahead, then answered); the token's was named
+    # on its first use in this process.
+    assert named == ["chats"]
+
+
+@pytest.mark.django_db
+def test_a_cached_chat_list_is_answered_without_drfs_machinery(api, owner, monkeypatch):
+    from rest_framework.views import APIView
+
+    Chat.objects.create(owner=owner, title="Calibration")
+    api.get("/api/me")
+    through_drf = []
+    initial = APIView.initial
+    monkeypatch.setattr(
+        APIView, "initial", lambda view, *a, **k: through_drf.append(1) or initial(view, *a, **k)
+    )
+    assert titles(api.get("/api/chats")) == ["Calibration"]  # a miss: DRF
+    assert len(through_drf) == 1
+    assert titles(api.get("/api/chats")) == ["Calibration"]  # a hit: no DRF
+    assert len(through_drf) == 1
+    # Anything but a plain GET with a token goes through DRF, hit or not.
+    assert titles(api.get("/api/chats?format=json")) == ["Calibration"]
+    assert api.head("/api/chats").status_code == 200
+    assert len(through_drf) == 3
+
+
+@pytest.mark.django_db
+def test_it_never_serves_a_list_read_ahead_for_another_user(api, owner, outsider, monkeypatch):
+    from accounts import authentication
+    from accounts.models import hash_token
+
+    Chat.objects.create(owner=owner, title="Mine")
+    Chat.objects.create(owner=outsider, title="Theirs")
+    theirs = ApiToken.issue(user=outsider, name="theirs")[1]
+    assert titles(api.get("/api/chats")) == ["Mine"]
+    assert titles(api.get("/api/chats", HTTP_AUTHORIZATION=f"Bearer {theirs}")) == ["Theirs"]
+    # The process's memo of token owners goes wrong (a token never changes hands, so
+    # it cannot, but nothing may rest on that): the list read ahead with the token is
+    # the outsider's. The token's user is the owner, and the owner gets their own list.
+    key_hash = hash_token(api.defaults["HTTP_AUTHORIZATION"].split()[1])
+    wrong = (outsider.pk, authentication._token_lookup(key_hash, outsider.pk))
+    monkeypatch.setitem(authentication._OWNERS, key_hash, wrong)
+    assert titles(api.get("/api/chats")) == ["Mine"]
+
+
+class _Closed:
+    """A throttle that lets nothing through."""
+
+    def allow_request(self, request, view) -> bool:
+        return False
+
+    def wait(self) -> float:
+        return 60.0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("attribute", "classes", "status"),
+    [
+        pytest.param("throttle_classes", [_Closed], 429, id="a-throttle"),
+        pytest.param("permission_classes", ["IsAdminUser"], 403, id="another-permission"),
+    ],
+)
+def test_the_chat_lists_drf_classes_decide_cached_hits_too(
+    api, owner, monkeypatch, attribute, classes, status
+):
+    from rest_framework import permissions
+
+    from chats.api import ChatListView
+
+    Chat.objects.create(owner=owner, title="Calibration")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    assert titles(api.get("/api/chats")) == ["Calibration"]  # token and list cached
+    classes = [getattr(permissions, c) if isinstance(c, str) else c for c in classes]
+    monkeypatch.setattr(ChatListView, attribute, classes)
+    assert api.get("/api/chats").status_code == status
+
+
+def _revoke(token):
+    token.revoked_at = timezone.now()
+    token.save()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(_revoke, "Invalid or revoked API token.", id="revoked"),
+        pytest.param(
+            lambda t: ApiToken.objects.filter(pk=t.pk).update(revoked_at=timezone.now()),
+            "Invalid or revoked API token.",
+            id="revoked-by-update",
+        ),
+        pytest.param(lambda t: t.delete(), "Invalid or revoked API token.", id="deleted"),
+        pytest.param(
+            lambda t: type(t.user).objects.filter(pk=t.user_id).update(is_active=False),
+            "Invalid or revoked API token.",
+            id="user-deactivated",
+        ),
+        pytest.param(
+            lambda t: ApiToken.objects.filter(pk=t.pk).update(expires_at=timezone.now()),
+            "Invalid or revoked API token.",
+            id="expired-by-update",
+        ),
+    ],
+)
+def test_a_cached_chat_list_is_refused_at_once_when_its_token_goes(api, owner, change, message):
+    Chat.objects.create(owner=owner, title="Calibration")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    assert titles(api.get("/api/chats")) == ["Calibration"]  # a hit, token and list
+    change(ApiToken.objects.select_related("user").get(user=owner))
+    response = api.get("/api/chats")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert response.json() == {
+        "error": {"status": 401, "code": "authentication_failed", "message": message}
+    }
+
+
+@pytest.mark.django_db
+def test_a_cached_chat_list_is_refused_when_its_token_expires_with_no_write(
+    api, owner, monkeypatch
+):
+    ApiToken.objects.filter(user=owner).update(expires_at=timezone.now() + timedelta(hours=1))
+    Chat.objects.create(owner=owner, title="Calibration")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    later = timezone.now() + timedelta(hours=2)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    response = api.get("/api/chats")
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "This API token has expired."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("Bearer", "Malformed Authorization header: expected 'Bearer <token>'."),
+        ("Bearer a b", "Malformed Authorization header: expected 'Bearer <token>'."),
+        ("Bearer rra_not-a-token", "Invalid or revoked API token."),
+    ],
+)
+def test_a_bad_token_gets_the_same_401_from_the_chat_list(api, owner, header, message):
+    Chat.objects.create(owner=owner, title="Calibration")
+    assert titles(api.get("/api/chats")) == ["Calibration"]
+    response = api.get("/api/chats", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"] == {
+        "status": 401,
+        "code": "authentication_failed",
+        "message": message,
+    }
+
+
+@pytest.mark.django_db
+def test_the_chat_list_without_credentials_or_with_a_session(client, owner):
+    Chat.objects.create(owner=owner, title="Calibration")
+    response = client.get("/api/chats")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"]["code"] == "not_authenticated"
+    client.force_login(owner)
+    assert titles(client.get("/api/chats")) == ["Calibration"]
+    assert titles(client.get("/api/chats")) == ["Calibration"]  # a hit
+    # A session's unsafe request still needs the CSRF token.
+    csrf_client = type(client)(enforce_csrf_checks=True)
+    csrf_client.force_login(owner)
+    assert titles(csrf_client.get("/api/chats")) == ["Calibration"]
+    refused = csrf_client.post("/api/chats", {"title": "New"}, content_type="application/json")
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_a_cached_chat_list_answers_with_the_same_headers_as_a_computed_one(api, owner):
+    Chat.objects.bulk_create([Chat(owner=owner, title=f"Calibration {n}") for n in range(12)])
+    api.get("/api/me")
+
+    def headers(response) -> dict:
+        assert response.status_code == 200
+        return {k: v for k, v in response.headers.items() if k != "X-Request-ID"}
+
+    computed = headers(api.get("/api/chats", HTTP_ACCEPT_ENCODING="gzip, deflate, br"))
+    cached = headers(api.get("/api/chats", HTTP_ACCEPT_ENCODING="gzip, deflate, br"))
+    assert cached == computed
+    assert cached["Allow"] == "GET, POST, HEAD, OPTIONS"
+    assert cached["Cache-Control"] == "private, max-age=0, no-cache"
+    assert cached["Vary"] == "Cookie, Authorization, Accept-Encoding"
+    assert cached["Content-Encoding"] == "br" and cached["ETag"].startswith('W/"')
+    assert "Content-Security-Policy" in cached and cached["X-Frame-Options"] == "DENY"
+    not_modified = api.get("/api/chats", HTTP_IF_NONE_MATCH=cached["ETag"])
+    assert not_modified.status_code == 304
+    assert api.get("/api/chats?format=xml").status_code == 404
+    assert api.get("/api/chats", HTTP_ACCEPT="text/html").status_code == 200
