@@ -397,6 +397,7 @@ MAX_CONTINUATION = 2
 _TOC_LINE = re.compile(r"\.{5,}|…{3,}")
 # Symbol-font glyphs (Wingdings icons in PDFs: "( Image 5)") mean nothing as text.
 _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+_GLYPH_IN_BRACKETS = re.compile(r"\s*\(\s*[\ue000-\uf8ff]+\s*\)")  # "button (<glyph>)"
 RELATIVE_THRESHOLD = 0.4  # a sentence must score at least this share of the best one
 
 # The quoted sentences together must hold at least this share of the question's content
@@ -478,7 +479,8 @@ def _sentences_of(passage: Passage) -> list[str]:
     sentences = []
     section = " ".join(passage.section.split())
     for start, end in sentence_spans(passage.text):
-        sentence = " ".join(_PRIVATE_USE.sub(" ", passage.text[start:end]).split())
+        sentence = _GLYPH_IN_BRACKETS.sub("", passage.text[start:end])
+        sentence = " ".join(_PRIVATE_USE.sub(" ", sentence).split())
         sentence = sentence.replace("( ", "(").replace(" )", ")")
         if sentence == section or (SECTION_SEPARATOR.strip() in sentence and start == 0):
             continue

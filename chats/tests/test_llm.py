@@ -611,6 +611,28 @@ def test_it_leaves_symbol_font_glyphs_out_of_quotes():
     assert "\uf0e0" not in answer
 
 
+def test_a_glyph_alone_in_brackets_leaves_no_empty_brackets():
+    passage = Passage(
+        1,
+        "Press the emergency button (\uf04c) on the remote control to stop the machine.\n",
+        "m.pdf",
+        "p. 3",
+    )
+
+    answer, _, _ = extractive("How do I stop the machine with the remote control?", [passage])
+
+    assert "Press the emergency button on the remote control to stop the machine." in answer
+    assert "()" not in answer
+
+
+def test_brackets_that_were_empty_in_the_manual_stay():
+    passage = Passage(1, "Call reset() on the controller to clear the error.\n", "m.md", "")
+
+    answer, _, _ = extractive("How do I clear the error on the controller?", [passage])
+
+    assert "Call reset() on the controller to clear the error." in answer
+
+
 def test_it_never_quotes_table_of_contents_lines():
     passage = Passage(
         1,
