@@ -2,7 +2,9 @@
 
 import pytest
 from django.test import Client
+from playwright.sync_api import expect
 
+from chats.models import Vote
 from rra.testing.browser import screenshot, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,6 +57,20 @@ def test_ask_a_question_and_open_its_citation(
     page.reload()
     assert "spirit level" in page.locator(".msg.assistant .answer").first.inner_text()
     assert page.locator(".sources li").count() >= 1
+    # Voting: text buttons (no emoji font needed), pressed state shown, the vote stored.
+    answer_article = page.locator(".msg.assistant").first
+    helpful = answer_article.get_by_role("button", name="Helpful", exact=True)
+    assert helpful.inner_text() == "Helpful"  # its name is what it shows
+    helpful.click()
+    expect(helpful).to_have_attribute("aria-pressed", "true")
+    assert Vote.objects.get(user=owner).value == Vote.Value.UP
+    answer_article.get_by_role("button", name="Not helpful").click()
+    expect(answer_article.get_by_role("button", name="Not helpful")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(helpful).to_have_attribute("aria-pressed", "false")
+    assert Vote.objects.get(user=owner).value == Vote.Value.DOWN
+    screenshot(page, "chat-voted")
     assert not page_errors
 
 

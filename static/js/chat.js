@@ -64,8 +64,8 @@ function plainSnippet(html) {
 function tools(messageId, last) {
   const box = el("div", { class: "msg-tools" },
     el("button", { type: "button", "data-action": "copy", text: "Copy" }),
-    el("button", { type: "button", "data-action": "vote", "data-value": "up", "aria-label": "Helpful", text: "👍" }),
-    el("button", { type: "button", "data-action": "vote", "data-value": "down", "aria-label": "Not helpful", text: "👎" }));
+    el("button", { type: "button", "data-action": "vote", "data-value": "up", text: "Helpful" }),
+    el("button", { type: "button", "data-action": "vote", "data-value": "down", text: "Not helpful" }));
   if (last) box.append(el("button", { type: "button", "data-action": "regenerate", text: "Regenerate" }));
   return box;
 }
