@@ -396,8 +396,9 @@ MAX_CONTINUATION = 2
 # Table-of-contents lines: a run of dot leaders.
 _TOC_LINE = re.compile(r"\.{5,}|…{3,}")
 # Symbol-font glyphs (Wingdings icons in PDFs: "( Image 5)") mean nothing as text.
-_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
-_GLYPH_IN_BRACKETS = re.compile(r"\s*\(\s*[\ue000-\uf8ff]+\s*\)")  # "button (<glyph>)"
+_GLYPH = "[\ue000-\uf8ff]"
+_PRIVATE_USE = re.compile(_GLYPH)
+_GLYPH_IN_BRACKETS = re.compile(rf"\s*\(\s*{_GLYPH}+\s*\)")  # "button (<glyph>)"
 RELATIVE_THRESHOLD = 0.4  # a sentence must score at least this share of the best one
 
 # The quoted sentences together must hold at least this share of the question's content

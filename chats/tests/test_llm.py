@@ -597,32 +597,30 @@ def test_a_quoted_line_that_ends_with_a_colon_brings_the_lines_it_introduces():
     assert sentences.count("Move the rear chuck slightly to the right.") <= 1
 
 
-def test_it_leaves_symbol_font_glyphs_out_of_quotes():
-    passage = Passage(
-        1,
-        "Measure the distance between the trolley and the hook (\uf0e0 Image 5).\n",
-        "m.pdf",
-        "p. 11",
-    )
+@pytest.mark.parametrize(
+    ("text", "question", "quoted", "absent"),
+    [
+        pytest.param(
+            "Measure the distance between the trolley and the hook (\uf0e0 Image 5).\n",
+            "How do I measure the distance to the hook?",
+            "Measure the distance between the trolley and the hook (Image 5).",
+            "\uf0e0",
+            id="glyph-beside-text",
+        ),
+        pytest.param(
+            "Press the emergency button (\uf04c) on the remote control to stop the machine.\n",
+            "How do I stop the machine with the remote control?",
+            "Press the emergency button on the remote control to stop the machine.",
+            "()",
+            id="glyph-alone-in-brackets",
+        ),
+    ],
+)
+def test_it_leaves_symbol_font_glyphs_out_of_quotes(text, question, quoted, absent):
+    answer, _, _ = extractive(question, [Passage(1, text, "m.pdf", "p. 3")])
 
-    answer, _, _ = extractive("How do I measure the distance to the hook?", [passage])
-
-    assert "Measure the distance between the trolley and the hook (Image 5)." in answer
-    assert "\uf0e0" not in answer
-
-
-def test_a_glyph_alone_in_brackets_leaves_no_empty_brackets():
-    passage = Passage(
-        1,
-        "Press the emergency button (\uf04c) on the remote control to stop the machine.\n",
-        "m.pdf",
-        "p. 3",
-    )
-
-    answer, _, _ = extractive("How do I stop the machine with the remote control?", [passage])
-
-    assert "Press the emergency button on the remote control to stop the machine." in answer
-    assert "()" not in answer
+    assert quoted in answer
+    assert absent not in answer
 
 
 def test_brackets_that_were_empty_in_the_manual_stay():
