@@ -33,6 +33,33 @@ def _clean_caches():
     yield
 
 
+class RateLimitClock:
+    """django-ratelimit's clock, stopped at the test's start: its windows are fixed
+    (a minute, an hour), so a test that counts hits must not see one end halfway through
+    (CI once saw a 20-file upload land on one side of a minute and the 22nd file on the
+    other). A test that wants the window to pass says so with advance()."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def ratelimit_clock(monkeypatch):
+    import time
+
+    import django_ratelimit.core
+
+    clock = RateLimitClock(time.time())
+    monkeypatch.setattr(django_ratelimit.core, "time", clock)
+    return clock
+
+
 @pytest.fixture
 def media(settings, tmp_path):
     """Uploaded files go to a temporary folder."""

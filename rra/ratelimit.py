@@ -91,9 +91,9 @@ def usage(
         if fail_open:
             return None
         raise RateLimitUnavailable(group)
-    found = Usage(
-        count=result["count"], limit=result["limit"], retry_after=max(1, result["time_left"])
-    )
+    # django-ratelimit's window still holds at its last second (time_left 0): the counter
+    # resets one second after time_left, which is what a client retrying on Retry-After needs.
+    found = Usage(count=result["count"], limit=result["limit"], retry_after=result["time_left"] + 1)
     if not increment and found.exhausted:
         # A check before acting (sign-in): the caller turns this request away.
         telemetry.ratelimit_rejected(group)

@@ -62,3 +62,16 @@ def test_the_library_page_counts_files_too(owner_client, owner, settings):
     assert "Too many files: 2 sent, 1 of 4 left" in page.content.decode()
     assert owner_client.post(upload, {"files": _files(1, start=3)}).status_code == 302
     assert Document.objects.filter(owner=owner).count() == 4
+
+
+def test_the_budget_comes_back_when_the_window_ends(owner_client, owner, settings, ratelimit_clock):
+    settings.UPLOAD_RATE = "2/m"
+    assert _api_upload(owner_client, _files(2)).status_code == 201
+    refused = _api_upload(owner_client, _files(1, start=2))
+    assert refused.status_code == 429
+    # Retry-After is exact: a second early is still refused, on time is served.
+    ratelimit_clock.advance(int(refused["Retry-After"]) - 1)
+    assert _api_upload(owner_client, _files(1, start=2)).status_code == 429
+    ratelimit_clock.advance(1)
+    assert _api_upload(owner_client, _files(2, start=2)).status_code == 201
+    assert Document.objects.filter(owner=owner).count() == 4
