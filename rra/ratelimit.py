@@ -127,8 +127,8 @@ def _subject(request: HttpRequest) -> str:
 
 def limit_items(request: HttpRequest, *, group: str, rate: str, count: int) -> Usage | None:
     """Charge `count` items (files of an upload) to the signed-in user (else the client
-    IP) when they all fit in what is left of the window; return the usage, unchanged,
-    when they do not. `count=0` only checks that something is left, before a body is read.
+    IP) when they all fit in what is left of the window; return the usage when they do
+    not (unchanged, unless a parallel request took the rest while these were charged). `count=0` only checks that something is left, before a body is read.
     Fails open when the store is down."""
     value = _subject(request)
     seen = usage(request, group=group, value=value, rate=rate, increment=False, fail_open=True)
@@ -138,8 +138,17 @@ def limit_items(request: HttpRequest, *, group: str, rate: str, count: int) -> U
         if not seen.exhausted:  # usage() counted the exhausted case already
             telemetry.ratelimit_rejected(group)
         return seen
-    for _ in range(count):  # django-ratelimit adds one per call; count <= limit
-        usage(request, group=group, value=value, rate=rate, increment=True, fail_open=True)
+    # django-ratelimit adds one per call. Each INCR hands out one number, so however
+    # requests interleave, no more than `limit` items ever get a number within it: a
+    # request that drew a number past the limit (another charged since the check above)
+    # is refused, and what it drew stays spent.
+    for _ in range(count):
+        charged = usage(
+            request, group=group, value=value, rate=rate, increment=True, fail_open=True
+        )
+        if charged is not None and charged.count > charged.limit:
+            telemetry.ratelimit_rejected(group)
+            return charged
     return None
 
 

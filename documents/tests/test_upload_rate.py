@@ -75,3 +75,35 @@ def test_the_budget_comes_back_when_the_window_ends(owner_client, owner, setting
     ratelimit_clock.advance(1)
     assert _api_upload(owner_client, _files(2, start=2)).status_code == 201
     assert Document.objects.filter(owner=owner).count() == 4
+
+
+def test_two_uploads_racing_for_the_same_budget_never_get_more_than_it(owner, monkeypatch):
+    """Upload B charges its files between upload A's check and A's charge (two requests
+    of one user in parallel): B fits, A is refused, and at most the limit is granted."""
+    from django.test import RequestFactory
+
+    from rra import ratelimit
+
+    def request():
+        made = RequestFactory().post("/api/documents")
+        made.user = owner
+        return made
+
+    real_usage = ratelimit.usage
+    checks = []
+
+    def usage(*args, **kwargs):
+        result = real_usage(*args, **kwargs)
+        if not kwargs["increment"]:
+            checks.append(result)
+            if len(checks) == 1:  # A has read "0 of 5 used"; now B runs to the end
+                assert ratelimit.limit_items(request(), group="upload", rate="5/m", count=3) is None
+        return result
+
+    monkeypatch.setattr(ratelimit, "usage", usage)
+    refused = ratelimit.limit_items(request(), group="upload", rate="5/m", count=3)
+    assert checks[0].count == 0  # A's check saw the whole budget
+    assert refused is not None and refused.count > refused.limit == 5
+    assert "0 of 5 left" in ratelimit.too_many_files(3, refused)
+    # Nothing is left for anyone in this window.
+    assert ratelimit.limit_items(request(), group="upload", rate="5/m", count=1) is not None
