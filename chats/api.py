@@ -37,6 +37,7 @@ from chats.services import (
 )
 from rra import querycache, telemetry
 from rra.api import json_error
+from rra.compression import brotli_form, with_compressed
 from rra.ratelimit import limit_request, too_many_requests_json
 
 
@@ -268,20 +269,22 @@ def _cached_response(entry: querycache.Ask, compute) -> HttpResponse:
     nor hashing. Besides its scopes and the viewer, the body depends on the query string
     and on the host the pagination links are built with (_params)."""
 
-    def render() -> tuple[bytes, str]:
+    def render() -> tuple[bytes, str, bytes | None]:
         body = JSONRenderer().render(compute())
-        return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"', brotli_form(body)
 
     return _json_response(querycache.answer(entry, compute=render))
 
 
 def _json_response(found: querycache.Entry) -> HttpResponse:
-    body, etag = found.value
+    """The response of a cached body: the body, its ETag and its brotli form (made once
+    when the entry was computed, so a hit is not compressed again)."""
+    body, etag, *br = found.value  # entries stored before the brotli form: (body, etag)
     response = HttpResponse(body, content_type="application/json")
     response["ETag"] = etag
     if found.changed_at is not None:
         response["Last-Modified"] = http_date(found.changed_at.timestamp())
-    return response
+    return with_compressed(response, br[0] if br else None)
 
 
 def _chat_list_entry(request: Request, user_id: int) -> querycache.Ask:

@@ -119,6 +119,38 @@ MEMO_MAX_BYTES = 16 * 1024
 _compress_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_compress)
 
 
+# A body kept in a cache (a query-cache entry) can keep its brotli form beside it, made
+# once when the entry is computed: brotli_form() makes it, with_compressed() hands it to
+# the middleware with the response. The per-process memo above cannot hold every user's
+# list once there are more users than MEMO_SIZE; this can. Only brotli: gzip bodies get
+# fresh padding. The middleware uses the form only for the very body it was made of.
+_PRECOMPRESSED = "_rra_precompressed"
+
+
+def brotli_form(body: bytes) -> bytes | None:
+    """The brotli form of a body the middleware would compress (by size), or None when
+    it would not (too small, or not made smaller)."""
+    if len(body) < settings.COMPRESSION_MIN_BYTES:
+        return None
+    compressed = _compress(body, "br")
+    return compressed if len(compressed) < len(body) else None
+
+
+def with_compressed(response: HttpResponseBase, br: bytes | None) -> HttpResponseBase:
+    """`response`, with `br` (brotli_form() of its body) for the middleware to send
+    instead of compressing the body again; ignored if the body changes meanwhile."""
+    if br is not None:
+        setattr(response, _PRECOMPRESSED, (response.content, br))
+    return response
+
+
+def _compressed(response: HttpResponseBase, body: bytes, encoding: str) -> bytes:
+    offered = getattr(response, _PRECOMPRESSED, None)
+    if encoding == "br" and offered is not None and offered[0] == body:
+        return offered[1]
+    return compress(body, encoding)
+
+
 def _media_type(response: HttpResponseBase) -> str:
     return response.get("Content-Type", "").partition(";")[0].strip().lower()
 
@@ -145,7 +177,7 @@ class CompressionMiddleware:
         encoding = preferred_encoding(request.headers.get("Accept-Encoding", ""))
         if encoding is None:
             return response
-        compressed = compress(body, encoding)
+        compressed = _compressed(response, body, encoding)
         if len(compressed) >= len(body):
             return response
         response.content = compressed

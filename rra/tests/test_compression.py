@@ -15,9 +15,15 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.templatetags.static import static
 from django.test import RequestFactory
 
+from accounts.models import ApiToken
 from chats.models import Chat
-from rra import metrics
-from rra.compression import CompressionMiddleware, preferred_encoding
+from rra import compression, metrics
+from rra.compression import (
+    CompressionMiddleware,
+    brotli_form,
+    preferred_encoding,
+    with_compressed,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -122,6 +128,58 @@ def test_it_compresses_a_json_api_response(owner_client, owner):
     assert response["Content-Type"] == "application/json"
     assert response["Content-Encoding"] == "br"
     assert json.loads(brotli.decompress(response.content)) == plain.json()
+
+
+@pytest.mark.usefixtures("redis_url")
+@pytest.mark.parametrize("signed_in", ["token", "session"])
+def test_a_cached_chat_list_is_sent_in_the_brotli_form_made_when_it_was_cached(
+    client, owner, monkeypatch, signed_in
+):
+    """With more users than the per-process memo holds, each list would be compressed on
+    every read: its query-cache entry keeps the brotli form, made once with the entry."""
+    for n in range(30):
+        Chat.objects.create(owner=owner, title=f"Calibration of the front chuck, part {n}")
+    if signed_in == "token":
+        _, raw = ApiToken.issue(user=owner, name="tests")
+        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
+    else:
+        client.force_login(owner)
+    calls = []
+
+    def spy(body, encoding):
+        calls.append(encoding)
+        return compression._compress(body, encoding)
+
+    monkeypatch.setattr(compression, "compress", spy)
+    plain = client.get("/api/chats", HTTP_ACCEPT_ENCODING="identity")
+    assert "Content-Encoding" not in plain and len(plain.content) >= 1024
+    for _ in range(2):  # the entry is cached now: a hit through _hit (token) or DRF
+        response = client.get("/api/chats", HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+        assert response["Content-Encoding"] == "br"
+        assert brotli.decompress(response.content) == plain.content
+        assert response["Content-Length"] == str(len(response.content))
+        assert response["ETag"] == "W/" + plain["ETag"]
+        assert "accept-encoding" in vary(response)
+    assert calls == []  # never compressed in the request
+    # gzip is compressed per response (fresh padding), from the same cached body.
+    response = client.get("/api/chats", HTTP_ACCEPT_ENCODING="gzip")
+    assert gzip.decompress(response.content) == plain.content and calls == ["gzip"]
+    # A change makes a new entry, with its own brotli form.
+    Chat.objects.create(owner=owner, title="Alignment of the rail")
+    changed = client.get("/api/chats", HTTP_ACCEPT_ENCODING="br")
+    assert json.loads(brotli.decompress(changed.content))["results"][0]["title"] == (
+        "Alignment of the rail"
+    )
+    assert calls == ["gzip"]
+
+
+def test_a_brotli_form_is_used_only_for_the_body_it_was_made_of():
+    response = with_compressed(HttpResponse(TEXT, content_type="text/plain"), brotli_form(TEXT))
+    response.content = TEXT.upper()  # changed after the form was made
+    assert decoded(through_middleware(response)) == TEXT.upper()
+    kept = with_compressed(HttpResponse(TEXT, content_type="text/plain"), brotli_form(TEXT))
+    assert decoded(through_middleware(kept)) == TEXT
+    assert brotli_form(TEXT[:100]) is None  # below COMPRESSION_MIN_BYTES: never compressed
 
 
 def test_it_leaves_bodies_below_the_threshold_alone(settings):
