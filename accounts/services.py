@@ -13,6 +13,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
@@ -51,9 +52,13 @@ def start_sign_up(request, *, email: str, name: str) -> None:
                 user.set_unusable_password()
                 user.save()
                 telemetry.signup_requested(user)
-            elif is_pending(user) and name and user.name != name:
-                user.name = name
-                user.save(update_fields=["name"])
+            elif is_pending(user):
+                # A pending account is made anew by each sign-up: its age counts from the
+                # latest, whose link is the one that works (housekeeping prunes pending
+                # accounts whose last link has expired).
+                user.created_at = timezone.now()
+                user.name = name or user.name
+                user.save(update_fields=["created_at", "name"])
     except IntegrityError:  # the same address signed up at the same moment
         user = User.objects.with_email(email).get()
     if is_pending(user):

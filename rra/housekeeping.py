@@ -5,6 +5,10 @@
 - finished task results of django-tasks-db: successful ones after
   HOUSEKEEPING_TASK_RETENTION_DAYS, failed ones after HOUSEKEEPING_FAILED_TASK_RETENTION_DAYS
   (queued and running rows are never touched)
+- sign-ups never confirmed, once their last link has expired (PASSWORD_RESET_TIMEOUT):
+  accounts that are inactive, have no usable password and never signed in, and own
+  nothing (an account an admin deactivated, or gave anything to, stays). Signing up again
+  later simply starts a new one.
 
 The worker runs housekeeping_run() every HOUSEKEEPING_INTERVAL_S (rra/management/commands/
 worker.py); with several workers, an advisory lock lets one of them do it at a time.
@@ -60,6 +64,25 @@ def prune_task_results(*, now) -> int:
     return _delete_in_batches(old)
 
 
+def prune_pending_signups(*, now) -> int:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+
+    expired = now - timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
+    pending = get_user_model().objects.filter(
+        is_active=False,
+        is_superuser=False,
+        last_login__isnull=True,
+        password__startswith=UNUSABLE_PASSWORD_PREFIX,
+        created_at__lt=expired,
+        documents=None,
+        chats=None,
+        api_tokens=None,
+        votes=None,
+    )
+    return _delete_in_batches(pending)
+
+
 def housekeeping_run(*, now=None) -> dict[str, int] | None:
     """Prune once; the counts by kind, or None when another worker holds the lock."""
     now = now or timezone.now()
@@ -69,7 +92,11 @@ def housekeeping_run(*, now=None) -> dict[str, int] | None:
     if not locked:
         return None
     try:
-        counts = {"sessions": prune_sessions(now=now), "task_results": prune_task_results(now=now)}
+        counts = {
+            "sessions": prune_sessions(now=now),
+            "task_results": prune_task_results(now=now),
+            "pending_signups": prune_pending_signups(now=now),
+        }
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])

@@ -64,7 +64,11 @@ def test_it_prunes_old_rows_and_keeps_fresh_ones(settings):
     tasks = _rows()
     before = metrics.samples("rra_housekeeping_pruned_total").get((("kind", "task_results"),), 0)
 
-    assert housekeeping.housekeeping_run() == {"sessions": 1, "task_results": 2}
+    assert housekeeping.housekeeping_run() == {
+        "sessions": 1,
+        "task_results": 2,
+        "pending_signups": 0,
+    }
 
     sessions, task_ids = _left()
     assert sessions == {"current" + "x" * 25}
@@ -73,7 +77,11 @@ def test_it_prunes_old_rows_and_keeps_fresh_ones(settings):
     after = metrics.samples("rra_housekeeping_pruned_total")[(("kind", "task_results"),)]
     assert after - before == 2
     # Nothing more to do the second time.
-    assert housekeeping.housekeeping_run() == {"sessions": 0, "task_results": 0}
+    assert housekeeping.housekeeping_run() == {
+        "sessions": 0,
+        "task_results": 0,
+        "pending_signups": 0,
+    }
 
 
 @pytest.mark.django_db
@@ -94,7 +102,11 @@ def test_only_one_worker_prunes_at_a_time():
         assert housekeeping.housekeeping_run() is None
         assert Session.objects.exists()
         other.execute("SELECT pg_advisory_unlock(%s)", [housekeeping.LOCK_KEY])
-    assert housekeeping.housekeeping_run() == {"sessions": 1, "task_results": 0}
+    assert housekeeping.housekeeping_run() == {
+        "sessions": 1,
+        "task_results": 0,
+        "pending_signups": 0,
+    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -128,5 +140,72 @@ def test_the_command_prunes_once_and_says_what_went():
     _rows()
     out = StringIO()
     call_command("housekeeping", stdout=out)
-    assert out.getvalue().strip() == "sessions: 1 deleted, task_results: 2 deleted"
+    assert (
+        out.getvalue().strip()
+        == "sessions: 1 deleted, task_results: 2 deleted, pending_signups: 0 deleted"
+    )
     assert Session.objects.count() == 1 and DBTaskResult.objects.count() == 4
+
+
+def _pending(email: str, *, days: float):
+    from accounts.models import User
+
+    user = User(email=email, name="", is_active=False)
+    user.set_unusable_password()
+    user.created_at = timezone.now() - timedelta(days=days)
+    user.save()
+    return user
+
+
+@pytest.mark.django_db
+def test_it_prunes_sign_ups_whose_link_expired_and_nothing_else(settings, owner):
+    from accounts.models import ApiToken, User
+    from chats.models import Chat
+
+    settings.PASSWORD_RESET_TIMEOUT = 72 * 3600
+    _pending("expired@example.com", days=3.1)
+    _pending("fresh@example.com", days=2.9)
+    used = _pending("signed-in-once@example.com", days=30)
+    User.objects.filter(pk=used.pk).update(last_login=timezone.now() - timedelta(days=29))
+    deactivated = User.objects.create_user("deactivated@example.com", password="x" * 20)
+    User.objects.filter(pk=deactivated.pk).update(
+        is_active=False, created_at=timezone.now() - timedelta(days=30)
+    )
+    given_a_chat = _pending("given-a-chat@example.com", days=30)
+    Chat.objects.create(owner=given_a_chat, title="Handed over by an admin")
+    given_a_token = _pending("given-a-token@example.com", days=30)
+    ApiToken.issue(user=given_a_token, name="admin's")
+    owner_before = User.objects.filter(pk=owner.pk).values_list("password", flat=True).get()
+
+    assert housekeeping.housekeeping_run()["pending_signups"] == 1
+    assert set(User.objects.values_list("email", flat=True)) == {
+        owner.email,
+        "fresh@example.com",
+        "signed-in-once@example.com",
+        "deactivated@example.com",
+        "given-a-chat@example.com",
+        "given-a-token@example.com",
+    }
+    assert User.objects.get(pk=owner.pk).password == owner_before
+    assert housekeeping.housekeeping_run()["pending_signups"] == 0
+
+
+@pytest.mark.django_db
+def test_signing_up_again_keeps_a_pending_account_until_the_new_link_expires(client, settings):
+    """The first link expired, the person asked again: the account is not pruned under
+    the new link, which still works after housekeeping."""
+    import re
+
+    from django.core import mail
+    from django.urls import reverse
+
+    from accounts.models import User
+
+    settings.PASSWORD_RESET_TIMEOUT = 72 * 3600
+    _pending("again@example.com", days=5)
+    assert client.post(reverse("accounts:signup"), {"email": "again@example.com", "name": "A"})
+    assert housekeeping.housekeeping_run()["pending_signups"] == 0
+    link = re.search(r"https?://\S+", mail.outbox[-1].body).group(0)
+    page = client.get(link, follow=True)
+    assert "Choose your password" in page.content.decode()
+    assert User.objects.get(email="again@example.com").name == "A"

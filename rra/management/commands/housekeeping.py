@@ -1,4 +1,4 @@
-"""Prune expired sessions and old finished task results once (the worker does it every
+"""Prune expired sessions, old finished task results and expired sign-ups once (the worker does it every
 HOUSEKEEPING_INTERVAL_S; this is for cron or a one-off)."""
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ from rra.housekeeping import housekeeping_run
 
 
 class Command(BaseCommand):
-    help = "Delete expired sessions and finished task results past their retention, once."
+    help = (
+        "Delete expired sessions, finished task results past their retention and sign-ups"
+        " whose link expired unused, once."
+    )
 
     def handle(self, *args, **options) -> None:
         counts = housekeeping_run()
