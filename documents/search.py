@@ -158,18 +158,37 @@ def _tsquery(terms: list[str]) -> str:
     return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
 
 
+def _match_terms(known: list[tuple[str, float, float]]) -> list[str]:
+    """The terms whose chunks are the text leg's candidates, of (term, df, n).
+
+    Terms in over half the chunks are left out when the question has rarer ones. Then,
+    rarest first, terms are kept while the chunks they select (the sum of their dfs, at
+    least the union's size) stay within SEARCH_TEXT_MATCH_CAP; the rarest is always kept.
+    The terms left out still score every candidate: a passage that holds none of the
+    rarer terms is left to the vector leg. Under the cap (a few hundred manuals) this
+    changes nothing; on a large corpus it keeps an admin's search from scoring tens of
+    thousands of chunks for one ordinary word (bench/README, search.py)."""
+    rare = [(t, df) for t, df, n in known if df <= n / 2] or [(t, df) for t, df, _ in known]
+    cap = settings.SEARCH_TEXT_MATCH_CAP
+    chosen, selected = [], 0.0
+    for term, df in sorted(rare, key=lambda item: (item[1], item[0])):
+        if chosen and cap and selected + df > cap:
+            break
+        chosen.append(term)
+        selected += df
+    return sorted(chosen)
+
+
 def _term_params(rows: list[tuple]) -> dict:
-    """The main statement's term parameters from _terms_sql's rows (term, df, n, idf).
-    `match` leaves out terms in over half the chunks when the question has rarer ones
-    (they still score), so a common word does not make every chunk a candidate."""
+    """The main statement's term parameters from _terms_sql's rows (term, df, n, idf);
+    `match` selects the candidates (_match_terms), `tsquery` marks the snippets."""
     known = [(t, df, n) for t, df, n, _ in rows if df > 0]
-    rare = [t for t, df, n in known if df <= n / 2]
     return {
         "terms": [r[0] for r in rows],
         "dfs": [float(r[1]) for r in rows],
         "idfs": [float(r[3]) for r in rows],
         "tsquery": _tsquery([t for t, _, _ in known]),
-        "match": _tsquery(rare or [t for t, _, _ in known]),
+        "match": _tsquery(_match_terms(known)),
         "total_idf": float(sum(r[3] for r in rows)) or None,
     }
 

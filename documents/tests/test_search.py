@@ -291,3 +291,60 @@ def test_a_failing_reranker_keeps_the_fused_order(corpus, owner, settings):
     settings.COHERE_BASE_URL = "http://127.0.0.1:1"
     result = search(user=owner, query="chuck level", k=3)
     assert result.reranked is False and result.hits
+
+
+def _sections(*bodies: str) -> bytes:
+    return "\n\n".join(f"## Step {n}\n\n{body}" for n, body in enumerate(bodies)).encode()
+
+
+@pytest.mark.parametrize(("cap", "expected"), [(0, 6), (3, 1), (6, 1), (7, 6)])
+def test_the_text_leg_selects_the_rarest_terms_chunks_up_to_the_match_cap(
+    owner, media, settings, cap, expected
+):
+    """SEARCH_TEXT_MATCH_CAP: 'flange' is in 1 chunk, 'torque' in 6 (not over half): with
+    room for both they select 6 chunks; with less, only the rarer term selects."""
+    settings.SEARCH_TEXT_MATCH_CAP = cap
+    torque = [f"Tighten bolt group {n} to the torque given in table {n}." for n in range(5)]
+    fillers = [
+        f"Clean the {w} with a dry cloth before use."
+        for w in (
+            "rail",
+            "carriage",
+            "sensor",
+            "cable",
+            "screen",
+            "cover",
+            "trolley",
+            "guard",
+            "lamp",
+            "switch",
+        )
+    ]
+    _ready(
+        owner,
+        "steps.md",
+        _sections(*torque, "Fit the flange, then apply the torque from table 9.", *fillers),
+    )
+    hits = search(user=owner, query="flange torque", k=20, mode="text").hits
+    assert len(hits) == expected
+    assert "flange" in hits[0].content  # the passage with both terms ranks first either way
+    assert all("torque" in h.content or "flange" in h.content for h in hits)
+
+
+def test_terms_in_over_half_the_chunks_select_only_when_nothing_rarer_does(settings):
+    from documents.search import _match_terms
+
+    settings.SEARCH_TEXT_MATCH_CAP = 0
+    n = 100.0
+    assert _match_terms([("bolt", 80, n), ("flange", 3, n), ("torque", 40, n)]) == [
+        "flange",
+        "torque",
+    ]
+    assert _match_terms([("bolt", 80, n), ("rail", 60, n)]) == ["bolt", "rail"]
+    settings.SEARCH_TEXT_MATCH_CAP = 10
+    # The rarest always selects, even alone over the cap.
+    assert _match_terms([("torque", 40, n), ("flange", 30, n)]) == ["flange"]
+    rows = [("torque", 4, n), ("flange", 3, n), ("nut", 3, n)]
+    assert _match_terms(rows) == ["flange", "nut", "torque"]  # 3 + 3 + 4 fit in 10
+    settings.SEARCH_TEXT_MATCH_CAP = 9
+    assert _match_terms(rows) == ["flange", "nut"]
