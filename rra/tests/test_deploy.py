@@ -227,6 +227,7 @@ def test_web_serves_and_finishes_in_flight_requests_on_sigterm(database_url, tmp
             time.sleep(0.2)
         assert not (metrics_dir / "counter_12345.db").exists()
         assert _get(port, "/api/health/ready") == 200, _read(log)
+        _head_then_get_on_one_connection(port)
 
         health = _run([sys.executable, "deploy/healthcheck.py"], env, timeout=10)
         assert health.returncode == 0, health.stderr
@@ -268,6 +269,27 @@ def test_web_serves_and_finishes_in_flight_requests_on_sigterm(database_url, tmp
             proc.kill()
             proc.wait(10)
         log.close()
+
+
+def _head_then_get_on_one_connection(port: int) -> None:
+    """A HEAD answer has no body (a keep-alive client would read it as its next answer),
+    and says how long the GET's is."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        for path in ("/accounts/login/", "/api/health/live", "/api/chats"):
+            conn.request("GET", path)
+            got = conn.getresponse()
+            body = got.read()
+            conn.request("HEAD", path)
+            head = conn.getresponse()
+            assert head.read() == b""
+            assert head.status == got.status and head.getheader("Content-Length") == str(len(body))
+        conn.request("GET", "/api/health/live")  # still in step on the same connection
+        assert conn.getresponse().read() == b'{"status": "ok"}'
+    finally:
+        conn.close()
 
 
 def _wait_until_accepted(master: int, port: int, client_port: int) -> None:
