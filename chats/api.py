@@ -145,6 +145,24 @@ class OldestFirst(CursorPagination):
     max_page_size = 200
 
 
+class NewChatSerializer(serializers.Serializer):
+    """POST /api/chats: an optional title and an optional first question (the title is
+    checked again by ChatSerializer, the question by QuestionSerializer's rules)."""
+
+    title = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True)
+    question = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True)
+
+    def validate_question(self, value: str) -> str:
+        return QuestionSerializer().validate_question(value) if value else value
+
+
+class ChatSearchSerializer(serializers.Serializer):
+    """?q= of the chat list: words of a title (CharField refuses NUL characters, which
+    PostgreSQL text cannot hold, and trims)."""
+
+    q = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
 class QuestionSerializer(serializers.Serializer):
     question = serializers.CharField(max_length=None, trim_whitespace=True)
 
@@ -360,9 +378,12 @@ class ChatListView(StreamingView):
         return entry
 
     def get(self, request: Request) -> HttpResponse:
+        search = ChatSearchSerializer(data=request.query_params)
+        search.is_valid(raise_exception=True)  # a 400 for what the database cannot take
+
         def compute() -> dict:
             chats = Chat.objects.owned_by(request.user)
-            if query := request.query_params.get("q", "").strip():
+            if query := search.validated_data.get("q", ""):
                 chats = chats.filter(title__icontains=query)
             paginator = NewestFirst()
             page = paginator.paginate_queryset(chats, request, view=self)
@@ -373,14 +394,15 @@ class ChatListView(StreamingView):
         return _cached_response(self._list_entry_for(request, request.user), compute)
 
     def post(self, request: Request):
-        question = (request.data.get("question") or "").strip()
+        new = NewChatSerializer(data=request.data)
+        new.is_valid(raise_exception=True)  # a 400 for a body that is not {title, question}
+        question = new.validated_data.get("question", "")
         answer_id = None
-        if question:
-            serializer = QuestionSerializer(data={"question": question})
-            serializer.is_valid(raise_exception=True)
-            if limited := _chat_limit(request):
-                return limited
-        title = request.data.get("title") or (title_from(question) if question else "New chat")
+        if question and (limited := _chat_limit(request)):
+            return limited
+        title = new.validated_data.get("title") or (
+            title_from(question) if question else "New chat"
+        )
         meta = ChatSerializer(data={"title": title}, context={"request": request})
         meta.is_valid(raise_exception=True)
         if question:

@@ -28,6 +28,9 @@ from rra.api import json_error
 from rra.ratelimit import limit_request, too_many_requests_json
 
 MAX_QUOTE_CHARS = 20_000
+# page - 1 is a jsonb array index in SQL, a PostgreSQL integer: past it, no document has
+# the page (and the query would fail).
+MAX_PAGE = 2**31
 IMAGE_CACHE_CONTROL = "private, max-age=86400"
 NOT_READY = "The document is still being processed. Try again when it is ready."
 FAILED = "The document could not be processed, so its pages cannot be shown."
@@ -77,7 +80,7 @@ class PageView(_AnyAccept, APIView):
             )
         if document.status != Document.Status.READY:
             return _not_ready(document)
-        if page < 1:
+        if not 1 <= page <= MAX_PAGE:
             return _page_missing(page)
         row = (
             DocumentContent.objects.filter(document=document)

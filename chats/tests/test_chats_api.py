@@ -1,5 +1,6 @@
 """Chats API: list, detail, rename, delete, visibility and public links, votes, stop."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -210,3 +211,43 @@ def test_admins_can_browse_chats_messages_and_votes(client, admin_user, owner):
     assert client.get(f"/admin/chats/chat/{chat.pk}/change/").status_code == 200
     assert client.get(f"/admin/chats/message/{answer.pk}/change/").status_code == 200
     assert client.get("/admin/chats/vote/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ([1, 2, 3], None),
+        ("a string", None),
+        ({"question": {"a": 1}}, "question"),
+        ({"question": ["How do I level the chuck?"]}, "question"),
+        ({"title": ["x"]}, "title"),
+        ({"question": "x" * 5000}, "question"),
+    ],
+)
+def test_a_new_chat_with_a_body_that_is_not_title_and_question_is_400(
+    owner_client, owner, body, field
+):
+    response = owner_client.post("/api/chats", json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    if field:
+        assert field in error["fields"]
+    assert not Chat.objects.filter(owner=owner).exists()  # nothing half-made
+
+
+@pytest.mark.usefixtures("redis_url")
+def test_the_chat_list_refuses_a_search_the_database_cannot_take(owner_client, owner):
+    from accounts.models import ApiToken
+
+    Chat.objects.create(owner=owner, title="Chuck alignment")
+    _, raw = ApiToken.issue(user=owner, name="tests")
+    token = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    for client in (owner_client, token, owner_client):  # the token's read is cached
+        assert client.get("/api/chats", {"q": "chuck"}).json()["results"][0]["title"] == (
+            "Chuck alignment"
+        )
+        for q in ("a\x00b", "x" * 501):
+            response = client.get("/api/chats", {"q": q})
+            assert response.status_code == 400
+            assert "q" in response.json()["error"]["fields"]

@@ -248,7 +248,8 @@ def test_a_busy_renderer_answers_503(owner_client, manual, monkeypatch):
 
 
 def test_pages_out_of_range_are_404(owner_client, manual):
-    for page in (0, 5, 999):
+    # 2**31 and past: no jsonb array index (a PostgreSQL integer) can reach them.
+    for page in (0, 5, 999, 2**31, 2**31 + 1, 99999999999, 10**30):
         for url in (
             f"/api/documents/{manual.pk}/pages/{page}",
             f"/api/documents/{manual.pk}/pages/{page}/image",
