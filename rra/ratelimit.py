@@ -128,8 +128,9 @@ def _subject(request: HttpRequest) -> str:
 def limit_items(request: HttpRequest, *, group: str, rate: str, count: int) -> Usage | None:
     """Charge `count` items (files of an upload) to the signed-in user (else the client
     IP) when they all fit in what is left of the window; return the usage when they do
-    not (unchanged, unless a parallel request took the rest while these were charged). `count=0` only checks that something is left, before a body is read.
-    Fails open when the store is down."""
+    not (unchanged, unless a parallel request took the rest while these were charged).
+    `count=0` only checks that something is left, before a body is read. Fails open when
+    the store is down."""
     value = _subject(request)
     seen = usage(request, group=group, value=value, rate=rate, increment=False, fail_open=True)
     if seen is None:
