@@ -19,6 +19,17 @@ class UserQuerySet(InvalidatingQuerySet):
         (``email__iexact`` compiles to UPPER(...) LIKE UPPER(...), which no index serves)."""
         return self.alias(email_lower=Lower("email")).filter(email_lower=email.lower())
 
+    def pending(self) -> UserQuerySet:
+        """Signed up, but the link was not followed yet (accounts.services.is_pending, in
+        SQL): inactive, no usable password, never signed in."""
+        from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+
+        return self.filter(
+            is_active=False,
+            password__startswith=UNUSABLE_PASSWORD_PREFIX,
+            last_login__isnull=True,
+        )
+
 
 class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
     use_in_migrations = True

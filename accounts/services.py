@@ -38,7 +38,7 @@ class EmailNotSent(Exception):
 
 
 def is_pending(user: User) -> bool:
-    """Signed up, but the link was not followed yet."""
+    """Signed up, but the link was not followed yet (User.objects.pending() in SQL)."""
     return not user.is_active and not user.has_usable_password() and user.last_login is None
 
 

@@ -65,22 +65,15 @@ def prune_task_results(*, now) -> int:
 
 
 def prune_pending_signups(*, now) -> int:
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+    from accounts.models import User
 
     expired = now - timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
-    pending = get_user_model().objects.filter(
-        is_active=False,
-        is_superuser=False,
-        last_login__isnull=True,
-        password__startswith=UNUSABLE_PASSWORD_PREFIX,
-        created_at__lt=expired,
-        documents=None,
-        chats=None,
-        api_tokens=None,
-        votes=None,
+    # Owning nothing: an account an admin gave something to stays.
+    owns_nothing = {"documents": None, "chats": None, "api_tokens": None, "votes": None}
+    expired_pending = User.objects.pending().filter(
+        is_superuser=False, created_at__lt=expired, **owns_nothing
     )
-    return _delete_in_batches(pending)
+    return _delete_in_batches(expired_pending)
 
 
 def housekeeping_run(*, now=None) -> dict[str, int] | None:
