@@ -45,7 +45,8 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
 
 def main() -> None:
     from documents.chunking import _BREAK, chunk_extraction
-    from documents.extraction import ExtractionFailed, Limits, _atx_heading, extract_file
+    from documents.extraction import ExtractionFailed, Limits, extract_file
+    from documents.extraction.text import _atx_heading
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=1.0, help="size of each input")

@@ -21,8 +21,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chats.llm import (
-    NOT_COVERED,
+from chats.answering.extractive import NOT_COVERED
+from chats.answering.llm import (
     LLMError,
     Passage,
     Token,
@@ -31,8 +31,8 @@ from chats.llm import (
     Usage,
     get_llm,
 )
+from chats.answering.prompts import cited_numbers, prune_history
 from chats.models import Chat, Citation, Message
-from chats.prompts import cited_numbers, prune_history
 from chats.rendering import render_answer
 from rra import telemetry
 
@@ -64,7 +64,7 @@ def _history(chat: Chat, *, before: Message | None) -> list[Turn]:
     if before is not None:
         messages = messages.filter(created_at__lt=before.created_at)
     turns = [Turn(role=m.role, content=m.content) for m in messages.only("role", "content")]
-    from chats.llm import count_tokens
+    from chats.answering.llm import count_tokens
 
     return prune_history(turns, settings.HISTORY_TOKEN_BUDGET, count_tokens)
 

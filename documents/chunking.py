@@ -149,7 +149,7 @@ def _section_runs(blocks: list[Block], counter: _Counter) -> list[_Run]:
         run.body.append(
             [
                 _Piece(index, start, end, counter(block.text[start:end]))
-                for start, end in _sentences(block.text)
+                for start, end in sentence_spans(block.text)
             ]
         )
     return runs
@@ -158,7 +158,7 @@ def _section_runs(blocks: list[Block], counter: _Counter) -> list[_Run]:
 # --- Sentences -----------------------------------------------------------------------
 
 
-def _sentences(text: str) -> list[tuple[int, int]]:
+def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence or line of text, whitespace trimmed."""
     spans: list[tuple[int, int]] = []
     start = 0

@@ -198,7 +198,7 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
     (extractive) answerer; no model is called."""
     from django.conf import settings
 
-    from chats.llm import NOT_COVERED, extractive_answer
+    from chats.answering.extractive import NOT_COVERED, extractive_answer
     from chats.services import retrieve
 
     user = user or EVERY_DOCUMENT

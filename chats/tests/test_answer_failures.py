@@ -2,7 +2,7 @@
 
 import pytest
 
-from chats.llm import reset_llm
+from chats.answering.llm import reset_llm
 from chats.models import Chat, Message
 from chats.tests.conftest import events
 from rra.testing.fakes import FakeOpenAI

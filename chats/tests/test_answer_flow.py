@@ -136,7 +136,7 @@ def test_regenerate_and_edit_need_a_question(owner_client, owner):
 
 
 def test_history_goes_into_the_next_prompt(owner_client, owner, manual, monkeypatch):
-    from chats import llm
+    from chats.answering import llm
 
     seen = []
     real = llm.ExtractiveLLM.stream

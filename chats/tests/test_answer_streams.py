@@ -13,7 +13,7 @@ from django.test import Client
 
 from accounts.models import ApiToken
 from chats import answers, llm
-from chats.llm import Token, Usage
+from chats.answering.llm import Token, Usage
 from chats.models import Chat, Message
 from chats.tests.conftest import events
 from rra.tests.test_query_cache import Peer

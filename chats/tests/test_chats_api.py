@@ -166,8 +166,8 @@ def test_only_answers_can_be_voted_on(owner_client, owner):
 
 def test_stop_stops_a_running_answer(owner_client, owner, monkeypatch):
     """The stop flag is checked between tokens; what was said is kept as partial."""
-    from chats import llm
-    from chats.llm import Token, Usage
+    from chats.answering import llm
+    from chats.answering.llm import Token, Usage
     from chats.tests.conftest import events
 
     chat = Chat.objects.create(owner=owner)

@@ -3,7 +3,7 @@ with no citations and no model call; questions they answer keep their cited pass
 
 import pytest
 
-from chats.llm import reset_llm
+from chats.answering.llm import reset_llm
 from chats.models import Chat, Message
 from chats.services import NOT_COVERED
 from chats.tests.conftest import events

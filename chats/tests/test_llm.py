@@ -11,7 +11,7 @@ import time
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from chats.llm import (
+from chats.answering.llm import (
     ChatCompletionsLLM,
     ExtractiveLLM,
     LLMError,
@@ -23,7 +23,7 @@ from chats.llm import (
     get_llm,
     reset_llm,
 )
-from chats.prompts import cited_numbers
+from chats.answering.prompts import cited_numbers
 from rra.testing.fakes import FakeOpenAI
 
 KEY = "sk-test-llm-key"

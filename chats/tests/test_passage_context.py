@@ -3,7 +3,7 @@ fact that a chunk boundary cut in two reaches the model whole."""
 
 import pytest
 
-from chats.llm import reset_llm
+from chats.answering.llm import reset_llm
 from chats.models import Chat, Citation
 from chats.tests.conftest import events
 from documents.models import Chunk

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chats.llm import Passage, Turn
-from chats.prompts import build_messages, cited_numbers, format_passage, prune_history
+from chats.answering.llm import Passage, Turn
+from chats.answering.prompts import build_messages, cited_numbers, format_passage, prune_history
 
 PASSAGES = [
     Passage(1, "Calibrate the chuck every 500 hours.", "Manual.pdf", "pp. 3–4", "Maintenance"),

@@ -93,7 +93,7 @@ def test_exceptions_and_server_errors_are_counted():
 @pytest.fixture
 def fake_openai(settings):
     """Embeddings and answers from a fake OpenAI-compatible server (no model to load)."""
-    from chats.llm import reset_llm
+    from chats.answering.llm import reset_llm
     from documents.embeddings import reset_providers
 
     with FakeOpenAI(dimensions=16, reply="Put a spirit level on the chuck [1].") as server:

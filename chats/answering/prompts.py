@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chats.llm import Passage, Turn
+    from chats.answering.types import Passage, Turn
 
 SYSTEM_PROMPT = """\
 You are RRA, an assistant that answers questions about the user's technical manuals.
