@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from chats.answering.extractive import NOT_COVERED
@@ -32,6 +31,7 @@ from chats.answering.llm import (
     get_llm,
 )
 from chats.answering.prompts import cited_numbers, prune_history
+from chats.answering.retrieval import retrieve
 from chats.models import Chat, Citation, Message
 from chats.rendering import render_answer
 from rra import telemetry
@@ -67,84 +67,6 @@ def _history(chat: Chat, *, before: Message | None) -> list[Turn]:
     from chats.answering.llm import count_tokens
 
     return prune_history(turns, settings.HISTORY_TOKEN_BUDGET, count_tokens)
-
-
-def is_relevant(hit) -> bool:
-    """A passage addresses the question when it holds most of the question's terms (idf
-    weighted, so a word every manual uses counts little) or means nearly the same."""
-    return (hit.coverage or 0.0) >= settings.ANSWER_MIN_COVERAGE or (
-        hit.vector_score or 0.0
-    ) >= settings.ANSWER_MIN_SCORE
-
-
-def _body(content: str, section: str) -> str:
-    """A chunk's text without the section line it starts with."""
-    if section and content.startswith(section):
-        return content[len(section) :].lstrip("\n")
-    return content
-
-
-def with_neighbours(hits: list, span: int) -> dict[int, str]:
-    """chunk id -> the hit's text with up to `span` chunks before and after it from the
-    same document and section (its parent), in reading order. Chunks that are hits
-    themselves are not repeated in another hit's text."""
-    texts = {h.chunk_id: h.content for h in hits}
-    if span < 1 or not hits:
-        return texts
-    from documents.models import Chunk
-
-    own = {
-        c["id"]: c
-        for c in Chunk.objects.filter(id__in=texts).values("id", "document_id", "index", "section")
-    }
-    wanted = Q()
-    for c in own.values():
-        wanted |= Q(
-            document_id=c["document_id"],
-            section=c["section"],
-            index__range=(c["index"] - span, c["index"] + span),
-        )
-    around: dict[tuple[int, int], str] = {
-        (n["document_id"], n["index"]): _body(n["content"], n["section"])
-        for n in Chunk.objects.filter(wanted)
-        .exclude(id__in=texts)
-        .values("document_id", "index", "content", "section")
-    }
-    for hit in hits:
-        c = own.get(hit.chunk_id)
-        if c is None:
-            continue
-        key = c["document_id"]
-        before = [around.get((key, c["index"] - d)) for d in range(span, 0, -1)]
-        after = [around.get((key, c["index"] + d)) for d in range(1, span + 1)]
-        body = _body(hit.content, c["section"])
-        parts = [p for p in (*before, body, *after) if p]
-        head = f"{c['section']}\n" if c["section"] and hit.content.startswith(c["section"]) else ""
-        texts[hit.chunk_id] = head + "\n".join(parts)
-    return texts
-
-
-def retrieve(*, user, question: str) -> tuple[list[Passage], list]:
-    """The numbered passages for the prompt, and the search hits behind them. Only hits
-    that address the question are kept (is_relevant): none means "not covered", and
-    the model is not called."""
-    from documents.search import search
-
-    hits = search(user=user, query=question, k=settings.ANSWER_PASSAGES).hits
-    relevant = [h for h in hits if is_relevant(h)]
-    texts = with_neighbours(relevant, settings.ANSWER_CONTEXT_CHUNKS)
-    passages = [
-        Passage(
-            number=i,
-            text=texts[h.chunk_id],
-            document=h.document_name,
-            pages=h.pages,
-            section=h.section,
-            score=h.vector_score or 0.0,
-        )
-        for i, h in enumerate(relevant, 1)
-    ]
-    return passages, relevant
 
 
 def _stream_with_retry(llm, *, question, passages, history) -> Iterator[Token | Usage]:

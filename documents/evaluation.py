@@ -13,7 +13,7 @@ One JSON object per line:
 - ``split``: ``tune`` (default) or ``held-out``; report both, tune on the first only.
 
 Retrieval: hit@1, hit@5 and MRR@k of each search mode, per split and kind.
-Answers (hybrid): which questions the answer guard declines (chats.services.is_relevant
+Answers (hybrid): which questions the answer guard declines (chats.answering.retrieval.is_relevant
 over the answer's passages, then the extractive answerer), so the decline rate of
 unanswerable questions and the kept rate of answerable ones, and how many offline
 answers quote every fact.
@@ -199,7 +199,7 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
     from django.conf import settings
 
     from chats.answering.extractive import NOT_COVERED, extractive_answer
-    from chats.services import retrieve
+    from chats.answering.retrieval import retrieve
 
     user = user or EVERY_DOCUMENT
     report = AnswerReport()

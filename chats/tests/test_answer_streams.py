@@ -12,7 +12,8 @@ from django.db import connection
 from django.test import Client
 
 from accounts.models import ApiToken
-from chats import answers, llm
+from chats import answers
+from chats.answering import llm
 from chats.answering.llm import Token, Usage
 from chats.models import Chat, Message
 from chats.tests.conftest import events
