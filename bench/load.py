@@ -4,13 +4,17 @@ embedded PostgreSQL, seeded with users, chats, messages and chunks; wrk drives i
     .venv/bin/python bench/load.py [--scale 1.0] [--duration 30] [--connections 32]
                                    [--soak 300] [--reseed] [--scenarios a,b,c,d,e]
 
-Scenarios: (e) a bare "hello" Django view in the same gunicorn (the ceiling of this
-machine), (a) the chat list as rotating users with the query cache on, (a') the same
-with If-None-Match when the list sends an ETag, (b) the chat list with the query cache
-off, (c) search, (d) a mixed workload with the rate limits on; then a soak of the mixed
+Scenarios: (f) the framework's floor: a bare Django project (bench/bare: one view, no
+middleware, no apps) in its own gunicorn, gthread, the same workers x FLOOR_THREADS
+threads; (e) a "hello" Django view inside RRA's own gunicorn and middleware stack; (a)
+the chat list as rotating users with an API token and the query cache on, (s) the same
+with a browser session cookie (what the PWA sends), (a') the token list with
+If-None-Match when the list sends an ETag, (b) the chat list with the query cache off,
+(c) search, (d) a mixed workload with the rate limits on; then a soak of the mixed
 workload that samples the server's memory. Prints one table (req/s, p50/p95/p99, non-2xx
-by status, socket errors, cache hit rate, ratio to the ceiling), then the soak. Stops
-everything it started on exit. Prints numbers; it is not a test. See bench/README.md.
+by status, socket errors, cache hit rate, ratio to (e) and to the floor (f)), then the
+soak. Stops everything it started on exit. Prints numbers; it is not a test. See
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ CHAT_BLOCK = 2000  # chats generated and copied per block
 SEED_VERSION = 1
 MARKER = "bench_load"
 
-SCENARIOS = "a,b,c,d,e"
+SCENARIOS = "a,b,c,d,e,f,s"
+FLOOR_THREADS = 8  # the bare project: gthread, 8 threads per worker (issue 24)
 SOAK_SAMPLE_S = 10
 UNEVEN_SHARE = 0.5  # a worker below half the CPU of the busiest: a note under the table
 FLAT_MB_PER_MIN = 2.0  # the soak's memory counts as flat below this slope
@@ -485,9 +490,31 @@ def ensure_seed(plan: Plan, *, reseed: bool, maintenance_work_mem: str | None) -
 # --- Data files for wrk -----------------------------------------------------------------------
 
 
+def signed_in(users: int) -> list[str]:
+    """A signed-in session (the session engine's own, as after a sign-in) for each of the
+    first `users` users; their keys, in user order."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.cached_db import SessionStore
+
+    from accounts.models import User
+
+    keys = []
+    for user in User.objects.filter(id__lte=users).order_by("id"):
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        keys.append(session.session_key)
+    return keys
+
+
 def write_data_files(folder: Path, plan: Plan) -> dict[str, str]:
     """Fresh API tokens for every bench user (the raw secrets exist only in this run's
     temporary folder), and the files the Lua scripts read. Returns {user id: token}."""
+    from django.conf import settings
+
     from accounts.models import TOKEN_PREFIX, ApiToken
 
     tokens = {
@@ -513,6 +540,9 @@ def write_data_files(folder: Path, plan: Plan) -> dict[str, str]:
         chats = cursor.fetchall()
     regular = [tokens[user] for user in range(1, plan.users + 1)]
     (folder / "tokens.txt").write_text("\n".join(regular) + "\n")
+    (folder / "sessions.txt").write_text(
+        "".join(f"{settings.SESSION_COOKIE_NAME}={key}\n" for key in signed_in(plan.users))
+    )
     (folder / "hammer.txt").write_text(tokens[plan.hammer_id] + "\n")
     (folder / "chats.txt").write_text("".join(f"{tokens[o]}\t{c}\n" for c, o in chats))
     corpus = Corpus(plan.chunks, plan.seed)
@@ -679,6 +709,67 @@ def start_server(
         time.sleep(0.5)
     wait_settled(server, args.workers)
     return server
+
+
+def start_floor(procs: Processes, args: argparse.Namespace) -> Server:
+    """gunicorn serving the bare project (bench/bare): the framework's floor."""
+    port = free_port()
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = WORK_DIR / "gunicorn-floor.log"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [
+        str(gunicorn),
+        "bench.bare.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(FLOOR_THREADS),
+        "--log-level",
+        "warning",
+    ]
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = Server("floor", process, port, log_path, Path(tempfile.mkdtemp(prefix="rra-floor-")))
+    procs.add("gunicorn floor", lambda: terminate(process, group=True))
+    log(
+        f"gunicorn (floor, bench/bare): pid {process.pid}, port {port}, {args.workers} workers x {FLOOR_THREADS} threads"
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            sys.exit(f"gunicorn (floor) exited with status {process.returncode}; see {log_path}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            if server.get("/bench/hello", timeout=5)[0] == 200:
+                return server
+        if time.monotonic() > deadline:
+            sys.exit(f"gunicorn (floor) did not get ready in 60 s; see {log_path}")
+        time.sleep(0.3)
+
+
+def measure_floor(procs: Processes, args, data: Path) -> Row:
+    """(f): hello of the bare project, wrk as for every other scenario."""
+    server = start_floor(procs, args)
+    row = Row("f", "bare Django hello (floor)")
+    try:
+        if args.warmup:
+            run_wrk(procs, server, args, "hello.lua", data, args.warmup)
+            time.sleep(1)
+        log(f"f: {row.title}, {args.duration:.0f} s at {args.connections} connections")
+        row.result = run_wrk(procs, server, args, "hello.lua", data, args.duration)
+        r = row.result
+        log(f"  {r.rate:,.1f} req/s, p50 {r.p50:.1f} ms, p95 {r.p95:.1f} ms, statuses {r.statuses}")
+    finally:
+        terminate(server.process, group=True)
+        procs.remove("gunicorn floor")
+        shutil.rmtree(server.prom_dir, ignore_errors=True)
+    return row
 
 
 def wait_settled(server: Server, workers: int, limit: float = 240) -> None:
@@ -1018,10 +1109,11 @@ def fmt_non2xx(row: Row) -> str:
     return " ".join(parts) or "-"
 
 
-def print_table(rows: list[Row], ceiling: float | None) -> None:
+def print_table(rows: list[Row], ceiling: float | None, floor: float | None = None) -> None:
     header = (
         f"{'scenario':<34}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-        f"  {'non-2xx by status':<28}{'sock err':>9}{'errors':>8}{'/ceiling':>9}  cache hit"
+        f"  {'non-2xx by status':<28}{'sock err':>9}{'errors':>8}{'/ceiling':>9}{'/floor':>8}"
+        "  cache hit"
     )
     print(header)
     print("-" * (len(header) + 30))
@@ -1033,9 +1125,11 @@ def print_table(rows: list[Row], ceiling: float | None) -> None:
         r = row.result
         sock = sum(r.socket_errors.values())
         ratio = f"{r.rate / ceiling:.2f}" if ceiling else "-"
+        to_floor = f"{r.rate / floor:.2f}" if floor else "-"
         print(
             f"{name:<34}{r.rate:>9,.1f}{r.p50:>9.1f}{r.p95:>9.1f}{r.p99:>9.1f}"
-            f"  {fmt_non2xx(row):<28}{sock:>9}{row.errors:>8}{ratio:>9}  {fmt_cache(row.cache)}"
+            f"  {fmt_non2xx(row):<28}{sock:>9}{row.errors:>8}{ratio:>9}{to_floor:>8}"
+            f"  {fmt_cache(row.cache)}"
         )
     for row in rows:
         if row.result is None:
@@ -1062,7 +1156,11 @@ def print_table(rows: list[Row], ceiling: float | None) -> None:
 
 
 def check_targets(
-    rows: dict[str, Row], ceiling: float | None, connections: int, soak: Soak | None
+    rows: dict[str, Row],
+    ceiling: float | None,
+    connections: int,
+    soak: Soak | None,
+    floor: float | None = None,
 ) -> list[str]:
     """The targets of the 2-core machine, as ok / MISSED lines."""
     out = []
@@ -1078,6 +1176,18 @@ def check_targets(
             f"(a) >= half the ceiling and p95 < 50 ms{at}: {verdict(ok)}"
             f" ({a.result.rate / ceiling:.2f} of the ceiling, p95 {a.result.p95:.1f} ms)"
         )
+    s = rows.get("s")
+    if s and s.result and a and a.result:
+        ratio = s.result.rate / a.result.rate
+        out.append(f"(s) session >= 0.9 x token (a): {verdict(ratio >= 0.9)} ({ratio:.2f})")
+    if floor:
+        for row in (a, s):
+            if row and row.result:
+                share = row.result.rate / floor
+                out.append(
+                    f"({row.key}) >= 0.4 of the bare Django floor (f): {verdict(share >= 0.4)}"
+                    f" ({share:.2f})"
+                )
     if b and b.result:
         out.append(
             f"(b) p95 < 200 ms{at}: {verdict(b.result.p95 < 200)} (p95 {b.result.p95:.1f} ms)"
@@ -1200,8 +1310,13 @@ def run(args, wanted: set[str], procs: Processes, data: Path) -> None:
         procs.remove(f"gunicorn {server.label}")
         shutil.rmtree(server.prom_dir, ignore_errors=True)
 
+    floor = None
+    # 0. The framework's floor: the bare project alone on the machine.
+    if "f" in wanted:
+        rows["f"] = measure_floor(procs, args, data)
+        floor = rows["f"].result.rate
     # 1. Query cache on, rate limits off: the ceiling, the cached list, search.
-    if wanted & {"a", "c", "e"}:
+    if wanted & {"a", "c", "e", "s"}:
         server = start_server(
             procs, env, args, label="cache on, limits off", query_cache=True, ratelimit=False
         )
@@ -1224,6 +1339,15 @@ def run(args, wanted: set[str], procs: Processes, data: Path) -> None:
             else:
                 measure(procs, server, args, row, "conditional.lua", data)
             rows["a'"] = row
+        if "s" in wanted:
+            rows["s"] = measure(
+                procs,
+                server,
+                args,
+                Row("s", "chat list, cached, session"),
+                "chats_session.lua",
+                data,
+            )
         if "c" in wanted:
             rows["c"] = measure(
                 procs, server, args, Row("c", "search, limits off"), "search.lua", data
@@ -1260,7 +1384,7 @@ def run(args, wanted: set[str], procs: Processes, data: Path) -> None:
         finish(server)
 
     # --- Report ---
-    order = ["e", "a", "a'", "b", "c", "d"]
+    order = ["f", "e", "a", "s", "a'", "b", "c", "d"]
     print()
     print(
         f"=== bench/load.py: scale {plan.scale:g} ({plan.users:,} users, {plan.chats:,} chats,"
@@ -1279,18 +1403,19 @@ def run(args, wanted: set[str], procs: Processes, data: Path) -> None:
         f" {'present' if has_query_cache else 'ABSENT (QUERY_CACHE_ENABLED unknown)'}"
     )
     print()
-    print_table([rows[k] for k in order if k in rows], ceiling)
+    print_table([rows[k] for k in order if k in rows], ceiling, floor)
     print(
         "latency: wrk, send to last byte; non-2xx: client-side counts (errors: any status"
         " not expected, 429s of the rate-limited upload excepted); cache hit: the server's"
-        " rra_cache_requests_total over the scenario; /ceiling: req/s over (e)"
+        " rra_cache_requests_total over the scenario; /ceiling: req/s over (e); /floor:"
+        " req/s over (f), the bare Django project"
     )
     if soak:
         print()
         for line in soak.lines:
             print(line)
     print()
-    for line in check_targets(rows, ceiling, args.connections, soak):
+    for line in check_targets(rows, ceiling, args.connections, soak, floor):
         print("target: " + line)
     for line in server_notes:
         print(line)
