@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 
-import redis
 from django.conf import settings
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -20,25 +18,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiTokenAuthentication, bearer_secret, token_user
-from chats import answers
+from chats import answering
 from chats.models import Chat, Citation, Message, Vote
 from chats.rendering import render_answer
 from chats.selectors import hide_unreadable_sources, own_chat, readable_chat
-from chats.services import (
-    answer_stream,
-    chat_request_stop,
-    edit_last_prepare,
-    last_exchange,
-    question_save,
-    regenerate_prepare,
-    release_db_connection,
-    sse,
-    title_from,
-)
 from rra import querycache, telemetry
 from rra.api import json_error
 from rra.compression import brotli_form, with_compressed
-from rra.ratelimit import limit_request, too_many_requests_json
 
 
 class ChatSerializer(serializers.ModelSerializer):
@@ -189,72 +175,6 @@ class StreamingView(APIView):
     content_negotiation_class = StreamNegotiation
 
 
-def _released(events):
-    """The events, read without a database connection: the first read (by the server,
-    after every middleware is done with the response) gives it back to the pool."""
-    release_db_connection()
-    yield from events
-
-
-def _stream(events) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        _released(events), content_type="text/event-stream; charset=utf-8"
-    )
-    response["Cache-Control"] = "no-cache, no-transform"
-    response["X-Accel-Buffering"] = "no"  # no proxy buffering: tokens arrive as they come
-    return response
-
-
-def _chat_limit(request: Request):
-    limited = limit_request(request, group="chat", rate=settings.CHAT_RATE)
-    return too_many_requests_json(limited, "messages") if limited else None
-
-
-def _answers_unavailable() -> HttpResponse:
-    return json_error(
-        503, "answers_unavailable", "Answers are unavailable right now. Try again soon."
-    )
-
-
-def _reserve_answer(request: Request) -> tuple[str | None, HttpResponse | None]:
-    """One of the user's answer slots when answers run in the worker: (answer id, None),
-    or (None, a 429/503 response). (None, None) when answers run in the request."""
-    if not answers.enabled():
-        return None, None
-    try:
-        return answers.reserve(user_id=request.user.pk), None
-    except answers.TooManyAnswers as exc:
-        response = json_error(429, "too_many_answers", str(exc))
-        response["Retry-After"] = str(exc.retry_after)
-        return None, response
-    except redis.RedisError:
-        return None, _answers_unavailable()
-
-
-def _answer(request: Request, chat: Chat, answer_id: str | None, prepare, head=()):
-    """The answer to the question prepare() saves, as an event stream: read from Redis
-    when the worker writes it (answer_id), else generated here."""
-    try:
-        user_message = prepare()
-    except BaseException:
-        if answer_id:
-            answers.release(user_id=request.user.pk, answer_id=answer_id)
-        raise
-    if answer_id is None:
-        events = answer_stream(
-            chat=chat, user=request.user, question=user_message.content, user_message=user_message
-        )
-        return _stream(itertools.chain(head, events))
-    try:
-        answers.start(answer_id=answer_id, chat=chat, user=request.user, user_message=user_message)
-    except redis.RedisError:
-        return _answers_unavailable()
-    response = _stream(itertools.chain(head, answers.read_events(answer_id)))
-    response["X-Answer-Id"] = answer_id
-    response["Content-Location"] = f"/api/answers/{answer_id}/events"
-    return response
-
-
 def _vote_count(value: int) -> Coalesce:
     """The outer message's votes of one value, as a subquery. (A Count over joined votes
     groups every message of the chat before the page's LIMIT, so a long chat was read
@@ -267,11 +187,6 @@ def _vote_count(value: int) -> Coalesce:
         .values("n")
     )
     return Coalesce(Subquery(votes), 0)
-
-
-def _own_chat(request: Request, chat_id) -> Chat:
-    """A chat the requester owns; 404 for everything else (also public chats)."""
-    return own_chat(request.user, chat_id)
 
 
 def _params(request) -> list:
@@ -397,28 +312,33 @@ class ChatListView(StreamingView):
         new = NewChatSerializer(data=request.data)
         new.is_valid(raise_exception=True)  # a 400 for a body that is not {title, question}
         question = new.validated_data.get("question", "")
-        answer_id = None
-        if question and (limited := _chat_limit(request)):
-            return limited
         title = new.validated_data.get("title") or (
-            title_from(question) if question else "New chat"
+            answering.title_from(question) if question else "New chat"
         )
         meta = ChatSerializer(data={"title": title}, context={"request": request})
         meta.is_valid(raise_exception=True)
-        if question:
-            answer_id, refused = _reserve_answer(request)
-            if refused:
-                return refused
-        chat = Chat.objects.create(owner=request.user, title=meta.validated_data["title"])
-        body = ChatSerializer(chat, context={"request": request}).data
+
+        def create() -> Chat:
+            return Chat.objects.create(owner=request.user, title=meta.validated_data["title"])
+
         if not question:
+            body = ChatSerializer(create(), context={"request": request}).data
             return Response(body, status=status.HTTP_201_CREATED)
-        head = [sse("chat", {k: str(v) if k == "id" else v for k, v in body.items()})]
-        response = _answer(
-            request, chat, answer_id, lambda: question_save(chat=chat, question=question), head
-        )
-        response.status_code = 201
-        response["Location"] = f"/api/chats/{chat.pk}"
+
+        created: list[Chat] = []
+
+        def prepare() -> Message:
+            created.append(create())  # only once the answer's slot is held
+            return answering.question_save(chat=created[0], question=question)
+
+        def head(asked: Message) -> list[str]:
+            body = ChatSerializer(asked.chat, context={"request": request}).data
+            return [answering.sse("chat", {k: str(v) if k == "id" else v for k, v in body.items()})]
+
+        response = answering.answer_response(request=request, prepare=prepare, head=head)
+        if created and isinstance(response, StreamingHttpResponse):
+            response.status_code = 201
+            response["Location"] = f"/api/chats/{created[0].pk}"
         return response
 
 
@@ -461,7 +381,7 @@ class ChatDetailView(APIView):
         return data
 
     def patch(self, request: Request, chat_id) -> Response:
-        chat = _own_chat(request, chat_id)
+        chat = own_chat(request.user, chat_id)
         was_public = chat.visibility == Chat.Visibility.PUBLIC
         serializer = ChatSerializer(
             chat, data=request.data, partial=True, context={"request": request}
@@ -473,23 +393,18 @@ class ChatDetailView(APIView):
         return Response(serializer.data)
 
     def delete(self, request: Request, chat_id) -> Response:
-        _own_chat(request, chat_id).delete()
+        own_chat(request.user, chat_id).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MessagesView(StreamingView):
     def post(self, request: Request, chat_id):
-        chat = _own_chat(request, chat_id)
+        chat = own_chat(request.user, chat_id)
         serializer = QuestionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        if limited := _chat_limit(request):
-            return limited
-        answer_id, refused = _reserve_answer(request)
-        if refused:
-            return refused
         question = serializer.validated_data["question"]
-        return _answer(
-            request, chat, answer_id, lambda: question_save(chat=chat, question=question)
+        return answering.answer_response(
+            request=request, prepare=lambda: answering.question_save(chat=chat, question=question)
         )
 
 
@@ -498,58 +413,47 @@ class AnswerEventsView(StreamingView):
     last_event_id parameter): any process continues the same answer."""
 
     def get(self, request: Request, answer_id: str):
-        if not answers.enabled():
-            raise NotFound()
-        try:
-            info = answers.meta(answer_id)
-        except redis.RedisError:
-            return _answers_unavailable()
-        if info is None or info["user"] != str(request.user.pk):
-            raise NotFound()
-        after = answers.valid_event_id(
-            request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id")
+        replay = answering.events_replay(
+            user=request.user,
+            answer_id=answer_id,
+            last_event_id=request.headers.get("Last-Event-ID")
+            or request.query_params.get("last_event_id"),
         )
-        return _stream(answers.read_events(answer_id, after=after))
+        if replay is None:
+            raise NotFound()
+        return replay
 
 
 class StopView(APIView):
     def post(self, request: Request, chat_id) -> Response:
-        chat_request_stop(chat=_own_chat(request, chat_id))
+        answering.answer_stop(chat=own_chat(request.user, chat_id))
         return Response({"stopping": True}, status=status.HTTP_202_ACCEPTED)
 
 
 class RegenerateView(StreamingView):
     def post(self, request: Request, chat_id):
-        chat = _own_chat(request, chat_id)
-        question, _ = last_exchange(chat)
+        chat = own_chat(request.user, chat_id)
+        question, _ = answering.last_exchange(chat)
         if question is None:
             return json_error(
                 409, "nothing_to_regenerate", "This chat has no question to answer again."
             )
-        if limited := _chat_limit(request):
-            return limited
-        answer_id, refused = _reserve_answer(request)
-        if refused:
-            return refused
-        return _answer(request, chat, answer_id, lambda: regenerate_prepare(chat=chat))
+        return answering.answer_response(
+            request=request, prepare=lambda: answering.regenerate_prepare(chat=chat)
+        )
 
 
 class EditLastView(StreamingView):
     def post(self, request: Request, chat_id):
-        chat = _own_chat(request, chat_id)
+        chat = own_chat(request.user, chat_id)
         serializer = QuestionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        question, _ = last_exchange(chat)
+        question, _ = answering.last_exchange(chat)
         if question is None:
             return json_error(409, "nothing_to_edit", "This chat has no question to edit yet.")
-        if limited := _chat_limit(request):
-            return limited
-        answer_id, refused = _reserve_answer(request)
-        if refused:
-            return refused
         text = serializer.validated_data["question"]
-        return _answer(
-            request, chat, answer_id, lambda: edit_last_prepare(chat=chat, question=text)
+        return answering.answer_response(
+            request=request, prepare=lambda: answering.edit_last_prepare(chat=chat, question=text)
         )
 
 

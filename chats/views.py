@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.backends import cached_user
-from chats import answers
+from chats import answering
 from chats.models import Chat, Citation, Message
 from chats.selectors import hide_unreadable_sources, readable_chat
 from rra.querycache import cached
@@ -70,7 +70,7 @@ def chat_page(request: HttpRequest, chat_id) -> HttpResponse:
     chat, messages = _chat_with_messages(request, chat_id)
     is_owner = request.user.is_authenticated and chat.owner_id == request.user.pk
     # An answer still being written: the page picks it up where it is.
-    running = answers.running_in(chat.pk) if is_owner and answers.enabled() else None
+    running = answering.running_answer(chat) if is_owner else None
     return render(
         request,
         "chats/chat.html",

@@ -481,7 +481,7 @@ ANSWER_PASSAGES = env.int("ANSWER_PASSAGES", 6, min=1, max=30)
 ANSWER_CONTEXT_CHUNKS = env.int("ANSWER_CONTEXT_CHUNKS", 1, min=0, max=5)
 LLM_RETRY_DELAY_S = env.float("LLM_RETRY_DELAY_S", 0.5, min=0)
 MAX_QUESTION_CHARS = env.int("MAX_QUESTION_CHARS", 4000, min=100)
-# Answers run in the worker and stream through Redis (chats/answers.py); false (or no
+# Answers run in the worker and stream through Redis (chats/answering/transport.py); false (or no
 # Redis): each answer is generated inside the request that asked for it.
 ANSWERS_IN_WORKER = env.bool("ANSWERS_IN_WORKER", True)
 # Answers one user may have running at once; more get a 429.

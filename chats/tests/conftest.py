@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from chats import answers
+from chats.answering import transport as answers
 from documents.services import document_ingest
 from documents.tests.conftest import make_document
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from chats.answering import NOT_COVERED
 from chats.models import Chat, Citation, Message
-from chats.services import NOT_COVERED
 from chats.tests.conftest import events
 
 pytestmark = pytest.mark.django_db

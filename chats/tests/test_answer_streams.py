@@ -1,4 +1,4 @@
-"""Answers generated in the worker and read from a Redis stream (chats/answers.py): any
+"""Answers generated in the worker and read from a Redis stream (chats/answering/transport.py): any
 reader, in any process, continues the same answer; Stop works from anywhere; a user has
 a capped number of answers running."""
 
@@ -12,8 +12,8 @@ from django.db import connection
 from django.test import Client
 
 from accounts.models import ApiToken
-from chats import answers
 from chats.answering import llm
+from chats.answering import transport as answers
 from chats.answering.llm import Token, Usage
 from chats.models import Chat, Message
 from chats.tests.conftest import events
@@ -44,7 +44,7 @@ class SlowModel:
 
         monkeypatch.setattr(llm.ExtractiveLLM, "stream", stream)
         monkeypatch.setattr(
-            "chats.services.retrieve",
+            "chats.answering.generation.retrieve",
             lambda **kw: ([llm.Passage(1, "text", "d.md", "p. 1")], [_Hit()]),
         )
         return self

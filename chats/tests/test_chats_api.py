@@ -181,7 +181,7 @@ def test_stop_stops_a_running_answer(owner_client, owner, monkeypatch):
 
     monkeypatch.setattr(llm.ExtractiveLLM, "stream", endless)
     monkeypatch.setattr(
-        "chats.services.retrieve",
+        "chats.answering.generation.retrieve",
         lambda **kw: ([llm.Passage(1, "text", "d.md", "p. 1")], [_FakeHit()]),
     )
     stream = events(

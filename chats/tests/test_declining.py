@@ -3,9 +3,9 @@ with no citations and no model call; questions they answer keep their cited pass
 
 import pytest
 
+from chats.answering import NOT_COVERED
 from chats.answering.llm import reset_llm
 from chats.models import Chat, Message
-from chats.services import NOT_COVERED
 from chats.tests.conftest import events
 from documents.services import document_ingest
 from documents.tests.conftest import make_document

@@ -1,4 +1,4 @@
-"""The background worker: django-tasks-db's db_worker, the answer threads (chats/answers.py:
+"""The background worker: django-tasks-db's db_worker, the answer threads (chats/answering/:
 ANSWER_WORKER_THREADS answers generated at once) and a recovery sweep.
 
 Every WORKER_SWEEP_INTERVAL_S a thread re-queues documents whose worker died mid-way
@@ -127,14 +127,11 @@ class Command(DbWorkerCommand):
             )
         for thread in threads:
             thread.start()
-        from chats import answers
+        from chats.answering import runner_start
 
-        runner = None
+        # Answers stream through Redis: these threads generate them (chats/answering/).
         # Not for --batch (it exits once the task queue is empty).
-        if answers.enabled() and settings.ANSWER_WORKER_THREADS and not options.get("batch"):
-            # Answers stream through Redis: these threads generate them (chats/answers.py).
-            runner = answers.AnswerRunner(threads=settings.ANSWER_WORKER_THREADS, stop=stop)
-            runner.start()
+        runner = None if options.get("batch") else runner_start(stop=stop)
         warm_up()
         try:
             return super().handle(*args, **options)

@@ -1,21 +1,23 @@
-"""Answers as durable, resumable streams (Redis), generated in the worker.
+"""How answers travel: slots, Redis streams, the worker's runner, and Server-Sent Events.
 
-A request that asks a question reserves one of the user's answer slots, saves the
-question and queues a job on the Redis stream JOBS; it then only reads the answer's own
-event stream. The worker (`manage.py worker`, AnswerRunner threads) takes the job, runs
-chats.services.answer_events and appends every event to the answer's stream:
+A request that asks a question reserves one of the user's answer slots (reserve), saves
+the question and queues a job on the Redis stream JOBS (start); it then only reads the
+answer's own event stream (read_events). The worker's AnswerRunner threads take the job,
+run chats.answering.generation.answer_events and append every event to the answer's
+stream (publish):
 
     rra:answer:<id>:events   XADD event=<name> data=<json>, MAXLEN ~ ANSWER_STREAM_MAXLEN,
                              EXPIRE ANSWER_STREAM_TTL_S; ends with a done or error event
     rra:answer:<id>:meta     user, chat and question ids (who may read the stream)
     rra:chat:<id>:answer     the answer running in a chat (the page resumes it)
+    rra:chat:<id>:stop       the chat's stop flag (request_stop), read between tokens
     rra:user:<id>:answers    the user's running answers (ZSET, score = slot expiry)
 
 Any web process reads an answer from the start or from a Last-Event-ID (the stream
 entry id is the SSE id), so a reload, a second tab, another replica or a restarted one
-continues the same answer. Stop is a flag in the shared cache (chats.services), checked
-by the generator between tokens, so it works from any process. Readers hold no database
-connection while they wait.
+continues the same answer. Stop is a flag beside the other keys, checked by the
+generator between tokens, so it works from any process. Readers hold no database
+connection while they wait. Every SSE text this package sends is made by sse().
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ import redis
 from django.conf import settings
 from django.db import close_old_connections
 
+from accounts.models import User
+from chats.answering.generation import answer_events, release_db_connection
+from chats.models import Chat, Message
+
 logger = logging.getLogger(__name__)
 
 JOBS = "rra:answers:jobs"
@@ -43,6 +49,8 @@ FINAL_EVENTS = ("done", "error")
 STOP_CHECK_S = 0.2
 # A reader waits this long (ms) for the next events before a keep-alive comment.
 READ_BLOCK_MS = 15_000
+# A stop flag outlives any answer it could stop (seconds).
+STOP_TTL_S = 600
 
 
 def enabled() -> bool:
@@ -64,6 +72,20 @@ def running_key(chat_id) -> str:
 
 def user_key(user_id) -> str:
     return f"rra:user:{user_id}:answers"
+
+
+def stop_key(chat_id) -> str:
+    return f"rra:chat:{chat_id}:stop"
+
+
+def sse(event: str, data: dict | str, *, event_id: str | None = None) -> str:
+    """One Server-Sent Event: data is a dict, or JSON text already (a stream entry's)."""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {text}\n\n"
+
+
+KEEP_ALIVE = ": waiting\n\n"
 
 
 _clients: dict[str, redis.Redis] = {}
@@ -143,14 +165,55 @@ def release(*, user_id: int, answer_id: str) -> None:
 # --- Starting, publishing and reading ----------------------------------------------
 
 
-def start(*, answer_id: str, chat, user, user_message) -> None:
-    """Queue the answer to user_message (after the question's transaction commits)."""
-    from chats.services import chat_clear_stop
+# --- The stop flag -----------------------------------------------------------------
 
-    chat_clear_stop(chat=chat)
+# Without Redis, answers are written in the request, by the one process that serves the
+# site (EMBEDDED_REDIS=false refuses more): the flag lives in that process.
+_local_stops: dict[str, float] = {}
+
+
+def request_stop(*, chat_id) -> None:
+    """Ask the answer being written in this chat to stop after its next token (from any
+    process). A store that does not answer loses the request (logged), as a stop sent
+    just after the answer ended would be."""
+    if not settings.REDIS_URL:
+        _local_stops[str(chat_id)] = time.monotonic() + STOP_TTL_S
+        return
+    try:
+        client().set(stop_key(chat_id), 1, ex=STOP_TTL_S)
+    except redis.RedisError as exc:
+        logger.warning("could not ask the answer of chat %s to stop: %s", chat_id, exc)
+
+
+def stop_requested(chat_id) -> bool:
+    """Whether the chat's stop flag is set (False when the store does not answer)."""
+    if not settings.REDIS_URL:
+        return _local_stops.get(str(chat_id), 0.0) > time.monotonic()
+    try:
+        return bool(client().exists(stop_key(chat_id)))
+    except redis.RedisError as exc:
+        logger.warning("could not read the stop flag of chat %s: %s", chat_id, exc)
+        return False
+
+
+def clear_stop(*, chat_id) -> None:
+    """A new answer starts unstopped."""
+    if not settings.REDIS_URL:
+        _local_stops.pop(str(chat_id), None)
+        return
+    try:
+        client().delete(stop_key(chat_id))
+    except redis.RedisError as exc:
+        logger.warning("could not clear the stop flag of chat %s: %s", chat_id, exc)
+
+
+def start(*, answer_id: str, chat, user, user_message) -> None:
+    """Queue the answer to user_message (after the question's transaction commits), with
+    the chat's stop flag cleared."""
     ttl = settings.ANSWER_STREAM_TTL_S
     r = client()
     pipe = r.pipeline(transaction=False)
+    pipe.delete(stop_key(chat.pk))
     pipe.hset(
         meta_key(answer_id),
         mapping={"user": user.pk, "chat": str(chat.pk), "question": user_message.pk},
@@ -220,16 +283,16 @@ def read_events(answer_id: str, *, after: str = "0-0") -> Iterator[str]:
         if not found:
             if last == "0-0" and time.monotonic() - waited_since >= settings.ANSWER_START_TIMEOUT_S:
                 message = "No worker took the answer. Is the background worker running?"
-                yield f"event: error\ndata: {json.dumps({'message': message})}\n\n"
+                yield sse("error", {"message": message})
                 return
-            yield ": waiting\n\n"
+            yield KEEP_ALIVE
             continue
         chunk = []
         finished = False
         for entry_id, fields in found[0][1]:
             last = entry_id.decode()
             name = fields[b"event"].decode()
-            chunk.append(f"id: {last}\nevent: {name}\ndata: {fields[b'data'].decode()}\n\n")
+            chunk.append(sse(name, fields[b"data"].decode(), event_id=last))
             finished = finished or name in FINAL_EVENTS
         yield "".join(chunk)
         if finished:
@@ -241,10 +304,6 @@ def read_events(answer_id: str, *, after: str = "0-0") -> Iterator[str]:
 
 def generate(answer_id: str) -> None:
     """Run one answer and publish its events (in the worker, or in tests)."""
-    from accounts.models import User
-    from chats.models import Chat, Message
-    from chats.services import answer_events, release_db_connection
-
     info = meta(answer_id)
     if info is None:
         logger.warning("answer %s expired before it started", answer_id)
@@ -263,6 +322,7 @@ def generate(answer_id: str) -> None:
             user=user,
             question=question.content,
             user_message=question,
+            stopped=lambda: stop_requested(chat.pk),
             stop_check_s=STOP_CHECK_S,
         )
         try:
