@@ -66,16 +66,58 @@ def _single_page_extraction(
     return Extraction(mime, [Page(1, text)], blocks, metadata)
 
 
+# A plain-text heading is a line underlined by a row of one character of the same length
+# (Info manuals, reStructuredText, many READMEs): "2.6 Size" over "--------".
+_UNDERLINE = re.compile(r"([=\-.*~^#+])\1{2,}")
+_PARAGRAPH_BREAK = re.compile(r"\n(?:[ \t\f\v]*\n)+")
+MAX_HEADING_CHARS = 120
+
+
 def extract_text(text: str) -> Extraction:
-    """Paragraphs separated by blank lines, none longer than MAX_BLOCK_CHARS."""
-    blocks = []
+    """Paragraphs separated by blank lines, none longer than MAX_BLOCK_CHARS; a line
+    underlined by a row of `=`, `-`, `.`, `*`, `~`, `^`, `#` or `+` of its own length is
+    a heading (its level by the order in which the characters first appear, as
+    reStructuredText does), so passages of a text manual carry a section path."""
+    blocks: list[Block] = []
+    outline = Outline()
+    levels: dict[str, int] = {}
+
+    def paragraphs(start: int, end: int) -> None:
+        for s, e in split_long(text, start, end):
+            blocks.append(Block(1, "paragraph", text[s:e], s, e, outline.path))
+
+    def block(start: int, end: int) -> None:
+        lines = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text[start:end])]
+        lines = [(start + s, start + e) for s, e in lines]
+        rest = start
+        i = 0
+        while i < len(lines) - 1:
+            (ts, te), (us, ue) = lines[i], lines[i + 1]
+            title = text[ts:te].rstrip()
+            underline = text[us:ue].rstrip()
+            if (
+                title.strip()
+                and not title[0].isspace()
+                and len(title) <= MAX_HEADING_CHARS
+                and len(underline) == len(title)
+                and _UNDERLINE.fullmatch(underline)
+                and not _UNDERLINE.fullmatch(title)
+            ):
+                paragraphs(rest, ts)
+                level = levels.setdefault(underline[0], min(len(levels) + 1, 6))
+                parents = outline.enter(level, title)
+                blocks.append(Block(1, "heading", title, ts, ts + len(title), parents, level))
+                rest = ue
+                i += 2
+                continue
+            i += 1
+        paragraphs(rest, end)
+
     position = 0
-    for separator in re.finditer(r"\n(?:[ \t\f\v]*\n)+", text):
-        for s, e in split_long(text, position, separator.start()):
-            blocks.append(Block(1, "paragraph", text[s:e], s, e))
+    for separator in _PARAGRAPH_BREAK.finditer(text):
+        block(position, separator.start())
         position = separator.end()
-    for s, e in split_long(text, position, len(text)):
-        blocks.append(Block(1, "paragraph", text[s:e], s, e))
+    block(position, len(text))
     return _single_page_extraction(TEXT, text, blocks, {})
 
 

@@ -522,6 +522,36 @@ def test_it_splits_text_into_paragraphs_at_blank_lines(tmp_path):
     assert_offsets(extraction)
 
 
+def test_underlined_lines_of_a_text_manual_are_headings_with_a_path(tmp_path):
+    # An Info manual's shape: "*" over the title, "=" chapters, "-" sections, "." below.
+    source = (
+        "GNU Findutils\n*************\n\nIntro text.\n\n"
+        "2 Finding Files\n===============\n\nChapter text.\n\n"
+        "2.6 Size\n--------\n\n-size n[cwbkMG]\n     True if the file uses n units.\n\n"
+        "2.6.1 Units\n...........\nk for kilobytes\n\n"
+        "3 Actions\n=========\n\nA table:\n---------------- not a heading\n"
+    )
+    path = files.make_text(tmp_path / "find.txt", source)
+    extraction = extract_in_process(path, TEXT)
+    headings = [(b.text, b.level, b.headings) for b in extraction.blocks if b.kind == "heading"]
+    assert headings == [
+        ("GNU Findutils", 1, []),
+        ("2 Finding Files", 2, ["GNU Findutils"]),
+        ("2.6 Size", 3, ["GNU Findutils", "2 Finding Files"]),
+        ("2.6.1 Units", 4, ["GNU Findutils", "2 Finding Files", "2.6 Size"]),
+        ("3 Actions", 2, ["GNU Findutils"]),
+    ]
+    size = next(b for b in extraction.blocks if b.text.startswith("-size"))
+    assert size.headings == ["GNU Findutils", "2 Finding Files", "2.6 Size"]
+    units = next(b for b in extraction.blocks if b.text == "k for kilobytes")
+    assert units.headings[-1] == "2.6.1 Units"
+    # A row of dashes under a line of another length is text, not an underline.
+    last = extraction.blocks[-1]
+    assert last.kind == "paragraph" and "not a heading" in last.text
+    assert last.headings == ["GNU Findutils", "3 Actions"]
+    assert_offsets(extraction)
+
+
 def test_it_strips_the_utf8_bom(tmp_path):
     path = files.make_text(tmp_path / "a.txt", "Café", bom=True)
     assert extract_in_process(path, TEXT).pages[0].text == "Café"
