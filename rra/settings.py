@@ -474,6 +474,11 @@ RERANK_TIMEOUT = env.float("RERANK_TIMEOUT", 10.0, min=0.1)
 # --- Chat ----------------------------------------------------------------------------
 
 CHAT_RATE = env.str("CHAT_RATE", "20/m")
+# New chats (with or without a first question) and new API tokens per user: 429 past them.
+CHAT_CREATE_RATE = env.str("CHAT_CREATE_RATE", "100/h")
+TOKEN_CREATE_RATE = env.str("TOKEN_CREATE_RATE", "20/h")
+# API tokens on one page of the profile.
+TOKENS_PER_PAGE = env.int("TOKENS_PER_PAGE", 20, min=1)
 # Passages retrieved for each question (numbered [1]..[n] in the prompt).
 ANSWER_PASSAGES = env.int("ANSWER_PASSAGES", 6, min=1, max=30)
 # Each passage in the prompt also carries this many chunks before and after it from the
