@@ -54,6 +54,7 @@ class ChatSerializer(serializers.ModelSerializer):
 
 class CitationSerializer(serializers.ModelSerializer):
     pages = serializers.SerializerMethodField()
+    location = serializers.SerializerMethodField()
     private = serializers.SerializerMethodField()
 
     class Meta:
@@ -66,6 +67,7 @@ class CitationSerializer(serializers.ModelSerializer):
             "first_page",
             "last_page",
             "pages",
+            "location",
             "section",
             "quote",
             "score",
@@ -79,6 +81,10 @@ class CitationSerializer(serializers.ModelSerializer):
 
     def get_pages(self, citation: Citation) -> str:
         return "" if self.get_private(citation) else citation.pages
+
+    def get_location(self, citation: Citation) -> str:
+        """The page label ("p. 3"), or "§ Setup" for a document without pages."""
+        return "" if self.get_private(citation) else citation.location
 
 
 class MessageSerializer(serializers.ModelSerializer):

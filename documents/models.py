@@ -24,6 +24,30 @@ def pages_label(first: int, last: int) -> str:
     return f"p. {first}" if first == last else f"pp. {first}–{last}"
 
 
+SECTION_MARK = "§ "
+SECTION_LABEL_PARTS = 2  # the section and its parent: "§ Networking › Proxy server for APT"
+
+
+def section_label(section: str) -> str:
+    """How a section path ("Manual › Networking › Proxy server") is named in a list of
+    sources: "§ Networking › Proxy server" (its last two headings), "" without one."""
+    parts = [part.strip() for part in section.split(" › ") if part.strip()]
+    return SECTION_MARK + " › ".join(parts[-SECTION_LABEL_PARTS:]) if parts else ""
+
+
+def location_label(first: int, last: int, section: str, *, paged: bool) -> str:
+    """Where a passage is: its pages in a paginated document (PDF, Markdown with page
+    marks), else its section ("p. 1" would say nothing about a Markdown, text or DOCX
+    manual); "" for an unpaginated document without headings."""
+    return pages_label(first, last) if paged else section_label(section)
+
+
+def is_paged(mime_type: str, page_count: int) -> bool:
+    """Whether a document's page numbers mean something: a PDF, or a document whose
+    extraction found page marks (a converted Markdown file has more than one page)."""
+    return mime_type == "application/pdf" or page_count > 1
+
+
 def stored_file_name(instance: Document, filename: str) -> str:
     """Files are stored under a UUID name; the user's file name is never a path."""
     return f"documents/{uuid.uuid4().hex}{MIME_EXTENSIONS.get(instance.mime_type, '')}"

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from documents.models import EVERY_DOCUMENT, Document, pages_label
+from documents.models import EVERY_DOCUMENT, Document, location_label, pages_label
 from rra import telemetry
 
 logger = logging.getLogger(__name__)
@@ -87,10 +87,19 @@ class Hit:
     # Share of the question's terms (idf-weighted) that the chunk holds, 0..1; None for a
     # question without any term. What the answer's relevance guard reads.
     coverage: float | None = None
+    # Whether the document has pages (documents.models.is_paged); else the section
+    # names the place of the passage.
+    paged: bool = True
 
     @property
     def pages(self) -> str:
-        return pages_label(self.first_page, self.last_page)
+        """The page label ("p. 3", "pp. 3–4"); "" for a document without pages."""
+        return pages_label(self.first_page, self.last_page) if self.paged else ""
+
+    @property
+    def location(self) -> str:
+        """The page label, or "§ Networking › Proxy" for a document without pages."""
+        return location_label(self.first_page, self.last_page, self.section, paged=self.paged)
 
 
 @dataclass
@@ -267,7 +276,8 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
     return f"""
     WITH
     docs AS MATERIALIZED (
-        SELECT d.id, d.name, d.embedding_model, d.chunks_total
+        SELECT d.id, d.name, d.embedding_model, d.chunks_total,
+               (d.mime_type = 'application/pdf' OR d.pages_total > 1) AS paged
         FROM documents_document d WHERE {access}
     ),
     -- The question's terms and their idf (_TERMS_SQL, run first): constants here, so
@@ -303,7 +313,8 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
            c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score,
            (SELECT COALESCE(sum(i.idf), 0) FROM idf i
             WHERE i.df > 0 AND i.term = ANY(tsvector_to_array(c.search_vector)))
-             / NULLIF(q.total_idf, 0) AS coverage
+             / NULLIF(q.total_idf, 0) AS coverage,
+           d.paged
     FROM fused f
     JOIN documents_chunk c ON c.id = f.chunk_id
     JOIN docs d ON d.id = c.document_id,
@@ -392,6 +403,7 @@ def search(
             text_rank=r[11],
             text_score=None if r[12] is None else float(r[12]),
             coverage=None if r[13] is None else float(r[13]),
+            paged=r[14],
         )
         for r in rows
     ]
