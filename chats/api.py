@@ -25,6 +25,7 @@ from chats.selectors import hide_unreadable_sources, own_chat, readable_chat
 from rra import querycache, telemetry
 from rra.api import json_error
 from rra.compression import brotli_form, with_compressed
+from rra.ratelimit import limit_request, too_many_requests_json
 
 
 class ChatSerializer(serializers.ModelSerializer):
@@ -317,6 +318,9 @@ class ChatListView(StreamingView):
     def post(self, request: Request):
         new = NewChatSerializer(data=request.data)
         new.is_valid(raise_exception=True)  # a 400 for a body that is not {title, question}
+        limited = limit_request(request, group="chat-create", rate=settings.CHAT_CREATE_RATE)
+        if limited:
+            return too_many_requests_json(limited, "new chats")
         question = new.validated_data.get("question", "")
         title = new.validated_data.get("title") or (
             answering.title_from(question) if question else "New chat"
