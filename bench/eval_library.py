@@ -295,7 +295,7 @@ def django_setup() -> None:
             "EMBEDDED_REDIS": "false",
         }
     )
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")  # not the slow-query warnings of a busy machine
     os.environ.setdefault("EMBEDDED_DB_NAME", "rra_eval_library")
     # Ingestion limits sized for the library (octave.pdf: 1,158 pages on a busy machine).
     os.environ.setdefault("EXTRACTION_TIMEOUT_S", "3600")
@@ -428,7 +428,7 @@ RRA_MODES = {"rra hybrid": "hybrid", "rra text leg": "text", "rra vector leg": "
 INDEX_SOURCES = [
     "documents/extraction",
     "documents/chunking.py",
-    "documents/embeddings.py",
+    "documents/embeddings",
     "documents/services.py",
     "documents/types.py",
     "documents/models.py",
