@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
-from documents.models import Document, pages_label
+from documents.models import Document, location_label, pages_label
 from documents.vector_index import distance_sql
 from rra import telemetry
 from rra.querycache import Namespace, bump, cached
@@ -89,10 +89,19 @@ class Hit:
     # Share of the question's terms (idf-weighted) that the chunk holds, 0..1; None for a
     # question without any term. What the answer's relevance guard reads.
     coverage: float | None = None
+    # Whether the document has pages (documents.models.is_paged); else the section
+    # names the place of the passage.
+    paged: bool = True
 
     @property
     def pages(self) -> str:
-        return pages_label(self.first_page, self.last_page)
+        """The page label ("p. 3", "pp. 3–4"); "" for a document without pages."""
+        return pages_label(self.first_page, self.last_page) if self.paged else ""
+
+    @property
+    def location(self) -> str:
+        """The page label, or "§ Networking › Proxy" for a document without pages."""
+        return location_label(self.first_page, self.last_page, self.section, paged=self.paged)
 
 
 @dataclass
@@ -119,12 +128,12 @@ def clean_query(raw: str) -> tuple[str, bool]:
 
 def _readable_sql(user, document_ids: list[int] | None) -> tuple[str, dict]:
     """The ready documents `user` may read (optionally only `document_ids`) as a SELECT
-    of id, name, embedding_model, chunks_total with named parameters. Compiled from
+    of id, name, embedding_model, chunks_total, mime_type, pages_total with named parameters. Compiled from
     Document.objects.readable_by(): the access rule is written once, there."""
     documents = Document.objects.readable_by(user).ready()
     if document_ids is not None:
         documents = documents.filter(pk__in=document_ids)
-    columns = ("id", "name", "embedding_model", "chunks_total")
+    columns = ("id", "name", "embedding_model", "chunks_total", "mime_type", "pages_total")
     try:
         sql, params = documents.order_by().values(*columns).query.sql_with_params()
     except EmptyResultSet:  # none() or an empty document_ids: nothing to read
@@ -307,7 +316,8 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
            c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score,
            (SELECT COALESCE(sum(i.idf), 0) FROM idf i
             WHERE i.df > 0 AND i.term = ANY(tsvector_to_array(c.search_vector)))
-             / NULLIF(q.total_idf, 0) AS coverage
+             / NULLIF(q.total_idf, 0) AS coverage,
+           (d.mime_type = 'application/pdf' OR d.pages_total > 1) AS paged
     FROM fused f
     JOIN documents_chunk c ON c.id = f.chunk_id
     JOIN docs d ON d.id = c.document_id,
@@ -392,6 +402,7 @@ def search(
             text_rank=r[11],
             text_score=None if r[12] is None else float(r[12]),
             coverage=None if r[13] is None else float(r[13]),
+            paged=r[14],
         )
         for r in rows
     ]
