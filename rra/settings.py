@@ -472,6 +472,7 @@ SEARCH_EF_SEARCH = env.int("SEARCH_EF_SEARCH", 100, min=1, max=1000)
 SEARCH_ITERATIVE_SCAN = env.str(
     "SEARCH_ITERATIVE_SCAN", "relaxed_order", choices=("off", "relaxed_order", "strict_order")
 )
+# Seconds a search result lives in the query cache (documents.search.SEARCH_CACHE).
 SEARCH_CACHE_TTL = env.int("SEARCH_CACHE_TTL", 60, min=0)
 # Query vectors by (model, text): a repeated question is not embedded again (0: off).
 QUERY_EMBEDDING_CACHE_TTL = env.int("QUERY_EMBEDDING_CACHE_TTL", 86400, min=0)
