@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
@@ -134,14 +133,6 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def extension(self) -> str:
-        return PurePosixPath(self.name).suffix.lower()
-
-    @property
-    def is_processing(self) -> bool:
-        return self.status in (self.Status.QUEUED, *self.IN_PROGRESS)
 
     @property
     def progress(self) -> float:
