@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from rra.querycache import CacheScoped, InvalidatingQuerySet
+from rra.querycache import CacheScoped, InvalidatingQuerySet, Namespace
 
 
 class ChatQuerySet(InvalidatingQuerySet):
@@ -140,6 +140,10 @@ class Citation(CacheScoped, models.Model):
     first_page = models.PositiveIntegerField()
     last_page = models.PositiveIntegerField()
     section = models.TextField(blank=True)
+    paged = models.BooleanField(
+        default=True,
+        help_text="Whether the document has pages (PDF); else the section names the place.",
+    )
     quote = models.TextField(help_text="The passage text as it was given to the model.")
     start_offset = models.PositiveIntegerField(default=0)
     end_offset = models.PositiveIntegerField(default=0)
@@ -162,9 +166,17 @@ class Citation(CacheScoped, models.Model):
 
     @property
     def pages(self) -> str:
+        """The page label ("p. 3"), or "" for a document without pages."""
         from documents.models import pages_label
 
-        return pages_label(self.first_page, self.last_page)
+        return pages_label(self.first_page, self.last_page) if self.paged else ""
+
+    @property
+    def location(self) -> str:
+        """What the sources list shows after the document's name: "p. 3" or "§ Setup"."""
+        from documents.models import location_label
+
+        return location_label(self.first_page, self.last_page, self.section, paged=self.paged)
 
     cache_scope_fields = ("message__chat_id",)
     cache_cascade_covered = True  # deleted with its message
@@ -213,3 +225,20 @@ class Vote(CacheScoped, models.Model):
     def cache_scopes(self) -> list[str]:
         cached = Vote.message.is_cached(self)
         return _chat_scope_of_message(self.message_id, self.message if cached else None)
+
+
+# --- The query cache's namespaces of chats (rra/querycache.py) -------------------------
+# A chat list is its owner's own (scope chats:user:<id>); a chat's body is checked by
+# each call (readable_chat), since public chats are read by anyone with the link.
+
+
+def _ttl(name: str):
+    return lambda: settings.QUERY_CACHE_TTLS[name]
+
+
+# The API's bodies: (JSON bytes, ETag, brotli form or None).
+CHAT_LIST_CACHE = Namespace("chats", version=2, value=tuple, ttl=_ttl("chats"), access="own:chats")
+CHAT_DETAIL_CACHE = Namespace("messages", version=2, value=tuple, ttl=_ttl("messages"))
+# The pages' model lists: the sidebar's chats, a chat page's messages with citations.
+SIDEBAR_CACHE = Namespace("sidebar", version=1, value=list, ttl=_ttl("chats"), access="own:chats")
+CHAT_PAGE_CACHE = Namespace("chat-page", version=1, value=list, ttl=_ttl("messages"))

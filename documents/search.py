@@ -14,7 +14,6 @@ per-transaction HNSW knobs, the question's terms with their idf, then the search
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import logging
@@ -24,13 +23,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
-from documents.models import EVERY_DOCUMENT, Document, pages_label
+from documents.models import Document, location_label, pages_label
 from documents.vector_index import distance_sql
 from rra import telemetry
+from rra.querycache import Namespace, bump, cached
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +89,19 @@ class Hit:
     # Share of the question's terms (idf-weighted) that the chunk holds, 0..1; None for a
     # question without any term. What the answer's relevance guard reads.
     coverage: float | None = None
+    # Whether the document has pages (documents.models.is_paged); else the section
+    # names the place of the passage.
+    paged: bool = True
 
     @property
     def pages(self) -> str:
-        return pages_label(self.first_page, self.last_page)
+        """The page label ("p. 3", "pp. 3–4"); "" for a document without pages."""
+        return pages_label(self.first_page, self.last_page) if self.paged else ""
+
+    @property
+    def location(self) -> str:
+        """The page label, or "§ Networking › Proxy" for a document without pages."""
+        return location_label(self.first_page, self.last_page, self.section, paged=self.paged)
 
 
 @dataclass
@@ -120,12 +128,12 @@ def clean_query(raw: str) -> tuple[str, bool]:
 
 def _readable_sql(user, document_ids: list[int] | None) -> tuple[str, dict]:
     """The ready documents `user` may read (optionally only `document_ids`) as a SELECT
-    of id, name, embedding_model, chunks_total with named parameters. Compiled from
+    of id, name, embedding_model, chunks_total, mime_type, pages_total with named parameters. Compiled from
     Document.objects.readable_by(): the access rule is written once, there."""
     documents = Document.objects.readable_by(user).ready()
     if document_ids is not None:
         documents = documents.filter(pk__in=document_ids)
-    columns = ("id", "name", "embedding_model", "chunks_total")
+    columns = ("id", "name", "embedding_model", "chunks_total", "mime_type", "pages_total")
     try:
         sql, params = documents.order_by().values(*columns).query.sql_with_params()
     except EmptyResultSet:  # none() or an empty document_ids: nothing to read
@@ -311,7 +319,8 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
            c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score,
            (SELECT COALESCE(sum(i.idf), 0) FROM idf i
             WHERE i.df > 0 AND i.term = ANY(tsvector_to_array(c.search_vector)))
-             / NULLIF(q.total_idf, 0) AS coverage
+             / NULLIF(q.total_idf, 0) AS coverage,
+           (d.mime_type = 'application/pdf' OR d.pages_total > 1) AS paged
     FROM fused f
     JOIN documents_chunk c ON c.id = f.chunk_id
     JOIN docs d ON d.id = c.document_id,
@@ -396,6 +405,7 @@ def search(
             text_rank=r[11],
             text_score=None if r[12] is None else float(r[12]),
             coverage=None if r[13] is None else float(r[13]),
+            paged=r[14],
         )
         for r in rows
     ]
@@ -420,25 +430,17 @@ def search(
 
 
 # --- Result cache -----------------------------------------------------------------
-# A user's readable set changes when one of their documents changes, or any shared
-# one does (EVERY_DOCUMENT, the operator tools' reader, reads everything). Each is a
-# generation counter in the cache; the search cache key includes the generations that
-# apply, so a bump invalidates.
+# Through the query cache (rra/querycache.py). A user's readable set changes when one of
+# their documents changes, or any shared one does: the scopes documents:user:<id> and
+# documents:shared, bumped by invalidate_for().
 
-
-def _generation(key: str) -> int:
-    value = cache.get(key)
-    if value is None:
-        cache.add(key, 1, None)
-        value = cache.get(key) or 1
-    return int(value)
-
-
-def _bump(key: str) -> None:
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.add(key, 2, None)
+SEARCH_CACHE = Namespace(
+    "search",
+    version=1,
+    value=dict,  # a SearchResult as asdict()
+    ttl=lambda: settings.SEARCH_CACHE_TTL,
+    access="own:documents",
+)
 
 
 def invalidate_for(
@@ -446,35 +448,20 @@ def invalidate_for(
 ) -> None:
     """Call after any change to what documents are readable (status, visibility, delete)."""
     owner_id = owner_id if owner_id is not None else getattr(document, "owner_id", None)
-    if owner_id is not None:
-        _bump(f"search:gen:user:{owner_id}")
-    if shared:
-        _bump("search:gen:shared")
-    _bump("search:gen:all")
-
-
-def cache_key(user, **params) -> str:
-    gens = (
-        [_generation("search:gen:all")]
-        if user is EVERY_DOCUMENT
-        else [
-            _generation(f"search:gen:user:{user.pk}"),
-            _generation("search:gen:shared"),
-        ]
+    bump(
+        f"documents:user:{owner_id}" if owner_id is not None else "",
+        "documents:shared" if shared else "",
     )
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[
-        :32
-    ]
-    return f"search:{user.pk}:{'.'.join(map(str, gens))}:{digest}"
 
 
 def cached_search(*, user, **params) -> tuple[SearchResult, bool]:
     """search() through the cache; returns the result and whether it was a hit."""
-    key = cache_key(user, **params)
-    stored = cache.get(key)
-    telemetry.cache_lookup("search", hit=stored is not None)
-    if stored is not None:
-        return SearchResult(**{**stored, "hits": [Hit(**h) for h in stored["hits"]]}), True
-    result = search(user=user, **params)
-    cache.set(key, asdict(result), settings.SEARCH_CACHE_TTL)
-    return result, False
+    entry = cached(
+        SEARCH_CACHE,
+        scopes=[f"documents:user:{user.pk}", "documents:shared"],
+        viewer=user,
+        params=[params],
+        compute=lambda: asdict(search(user=user, **params)),
+    )
+    stored = entry.value
+    return SearchResult(**{**stored, "hits": [Hit(**h) for h in stored["hits"]]}), entry.hit

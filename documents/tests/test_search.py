@@ -188,7 +188,10 @@ class TestApi:
         assert body["query"] == "spirit level" and body["mode"] == "hybrid"
         top = body["results"][0]
         assert top["document"]["name"] == "chucks.md"
-        assert top["pages"] == {"first": 1, "last": 1, "label": "p. 1"}
+        # A Markdown file has no pages: its section names the place.
+        assert top["pages"] == {"first": 1, "last": 1, "label": ""}
+        assert top["location"].startswith("§ ")
+        assert top["section"].split(" › ")[-1] in top["location"]
         assert "<mark>spirit</mark>" in top["snippet"]
         assert set(top["scores"]) == {
             "vector",

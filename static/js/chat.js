@@ -49,7 +49,8 @@ function sourcesList(messageId, passages) {
     list.append(el("li", {
       id: `src-${messageId}-${p.number}`, "data-number": p.number, "data-document-id": p.document_id ?? "",
       "data-chunk-id": p.chunk_id ?? "", "data-page": p.first_page ?? "",
-    }, el("span", { class: "src-doc", text: p.document }), ", ", el("span", { class: "src-pages", text: p.pages }),
+    }, el("span", { class: "src-doc", text: p.document }), p.location ? ", " : "",
+    el("span", { class: "src-pages", text: p.location ?? "" }),
     el("blockquote", { class: "src-quote", text: plainSnippet(p.snippet) })));
   }
   return el("details", { class: "sources" }, el("summary", { text: `Sources (${passages.length})` }), list);
@@ -320,10 +321,11 @@ function showCitation(chip, article) {
     chip.after(popover);
     close.focus();
   } else {
-    const open = el("button", { type: "button", class: "primary", text: "Open page" });
+    const section = source.querySelector(".src-pages")?.textContent.startsWith("§");
+    const open = el("button", { type: "button", class: "primary", text: section ? "Open section" : "Open page" });
     popover = el("div", { class: "cite-popover", role: "dialog", "aria-label": `Source ${number}` },
       el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), source.querySelector(".src-doc").cloneNode(true),
-        ", ", source.querySelector(".src-pages").cloneNode(true)),
+        ...(source.querySelector(".src-pages")?.textContent ? [", ", source.querySelector(".src-pages").cloneNode(true)] : [])),
       el("blockquote", { text: source.querySelector(".src-quote").textContent }), open, close);
     chip.after(popover);
     open.focus();
