@@ -217,12 +217,18 @@ class Chunk(models.Model):
     first_page = models.PositiveIntegerField()
     last_page = models.PositiveIntegerField()
     section = models.TextField(blank=True)
+    # The document's title (documents.chunking.document_title). Both search legs index it
+    # with the content (the search vector here, the embedding input in
+    # documents.chunking.index_text), so a passage is found by its manual's name and
+    # section path; it is never quoted. Empty until `manage.py reindex` for chunks
+    # stored before it existed.
+    title = models.TextField(blank=True, default="")
     content = models.TextField()
     token_count = models.PositiveIntegerField()
     start_offset = models.PositiveIntegerField(help_text="Offset in the first page's text.")
     end_offset = models.PositiveIntegerField(help_text="Offset in the last page's text.")
     search_vector = models.GeneratedField(
-        expression=SearchVector("content", config="english"),
+        expression=SearchVector("title", "content", config="english"),
         output_field=SearchVectorField(),
         db_persist=True,
     )

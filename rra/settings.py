@@ -186,6 +186,9 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 0.5, min=0.01)
 # Connections per process and pool (redis-py stops at 100): every streamed answer being
 # read, and every answer thread of the worker, holds one while it waits.
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", 2000, min=10)
+# After a Redis timeout or connection error, commands fail at once for this long, then
+# one is tried (rra/redis_breaker.py).
+REDIS_BREAKER_S = env.float("REDIS_BREAKER_S", 5.0, min=0.1)
 EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", True)
 EMBEDDED_REDIS_DIR = BASE_DIR / env.str("EMBEDDED_REDIS_DIR", "var/redis")
 # How many processes serve the site: deploy/gunicorn.conf.py exports its worker count.
@@ -200,6 +203,7 @@ if not REDIS_URL and EMBEDDED_REDIS:
         raise ImproperlyConfigured(f"Environment variable REDIS_URL is unset and {exc}.") from exc
 
 if REDIS_URL:
+    from rra import redis_breaker
 
     def _redis_cache(ignore_exceptions: bool) -> dict:
         return {
@@ -212,7 +216,10 @@ if REDIS_URL:
                 # Redis down must never give a 500: reads miss, writes are dropped,
                 # and the error is logged (DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS).
                 "IGNORE_EXCEPTIONS": ignore_exceptions,
-                "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS},
+                "CONNECTION_POOL_KWARGS": {
+                    "max_connections": REDIS_MAX_CONNECTIONS,
+                    "connection_class": redis_breaker.connection_class_for(REDIS_URL),
+                },
             },
         }
 
@@ -465,6 +472,7 @@ SEARCH_EF_SEARCH = env.int("SEARCH_EF_SEARCH", 100, min=1, max=1000)
 SEARCH_ITERATIVE_SCAN = env.str(
     "SEARCH_ITERATIVE_SCAN", "relaxed_order", choices=("off", "relaxed_order", "strict_order")
 )
+# Seconds a search result lives in the query cache (documents.search.SEARCH_CACHE).
 SEARCH_CACHE_TTL = env.int("SEARCH_CACHE_TTL", 60, min=0)
 # Query vectors by (model, text): a repeated question is not embedded again (0: off).
 QUERY_EMBEDDING_CACHE_TTL = env.int("QUERY_EMBEDDING_CACHE_TTL", 86400, min=0)

@@ -39,6 +39,7 @@ from django.db import close_old_connections
 from accounts.models import User
 from chats.answering.generation import answer_events, release_db_connection
 from chats.models import Chat, Message
+from rra import redis_breaker
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def client() -> redis.Redis:
                 # Each waiting reader and each idle answer thread holds one connection
                 # while it blocks (redis-py's default pool stops at 100).
                 max_connections=settings.REDIS_MAX_CONNECTIONS,
+                connection_class=redis_breaker.connection_class_for(url),
             )
         return _clients[url]
 

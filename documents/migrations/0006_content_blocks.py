@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('documents', '0004_document_terms'),
+        ('documents', '0005_chunk_title'),
     ]
 
     operations = [
