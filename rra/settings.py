@@ -361,6 +361,13 @@ REST_FRAMEWORK = {
 # --- External services (used by ingestion, search and chat) -------------------------
 
 EMBEDDINGS_PROVIDER = env.str("EMBEDDINGS_PROVIDER", "local", choices=("local", "cohere", "openai"))
+# The model of EMBEDDINGS_PROVIDER=local (both ship inside their wheels; bench/README.md
+# compares them). Changing it: `manage.py reindex --model local/<name>` first, see README.
+LOCAL_EMBEDDING_MODEL = env.str(
+    "LOCAL_EMBEDDING_MODEL",
+    "all-MiniLM-L6-v2",
+    choices=("all-MiniLM-L6-v2", "multilingual-e5-small-q4"),
+)
 EMBEDDINGS_BASE_URL = env.url("EMBEDDINGS_BASE_URL")
 EMBEDDINGS_API_KEY = env.str("EMBEDDINGS_API_KEY")
 EMBEDDINGS_MODEL = env.str("EMBEDDINGS_MODEL")
@@ -398,10 +405,12 @@ LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 1024, min=1, max=1_000_000)
 # A passage goes to the model (or the extractive answerer) when it holds at least
 # ANSWER_MIN_COVERAGE of the question's terms, weighted by their idf over the readable
 # chunks, or its cosine similarity to the question is at least ANSWER_MIN_SCORE (a
-# paraphrase). No such passage: "the documents do not cover this", no model call.
-# Chosen on bench/eval (see bench/README.md).
+# paraphrase, or a question in another language). No such passage: "the documents do
+# not cover this", no model call. Chosen on bench/eval (see bench/README.md). Unset
+# ANSWER_MIN_SCORE: the embedding model's own calibrated threshold (cosines of different
+# models are not comparable: 0.50 for MiniLM and the remote APIs, 0.86 for e5).
 ANSWER_MIN_COVERAGE = env.float("ANSWER_MIN_COVERAGE", 0.55, min=0.0, max=1.0)
-ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", 0.50, min=-1.0, max=1.0)
+ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", None, min=-1.0, max=1.0)
 # Tokens of earlier turns sent with a question (the most recent whole turns that fit).
 HISTORY_TOKEN_BUDGET = env.int("HISTORY_TOKEN_BUDGET", 2000, min=0)
 if LLM_BASE_URL and not LLM_MODEL:
