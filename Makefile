@@ -17,7 +17,7 @@ DEPLOY_ENV := ENV_FILE= DEBUG=false SECRET_KEY=$$($(PY) -c 'import secrets; prin
 	ALLOWED_HOSTS=rra.example.com CSRF_TRUSTED_ORIGINS=https://rra.example.com \
 	REDIS_URL=redis://127.0.0.1:6379/0
 
-.PHONY: help setup run test lint format check-deploy deploy-check worker db-stop clean redis-server chromium bench-load
+.PHONY: help setup run test lint format check-deploy deploy-check worker db-stop clean redis-server chromium nginx bench-load
 
 help:
 	@echo "make run    set everything up and serve http://127.0.0.1:8000 (web + worker)"
@@ -46,7 +46,7 @@ setup: $(INSTALLED) .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
-run: setup
+run: setup nginx
 	@echo
 	@echo "  RRA is starting on http://127.0.0.1:8000  (web + background worker; Ctrl-C stops both)"
 	@echo "  Create an admin account:  $(PY) manage.py createsuperuser"
@@ -60,6 +60,13 @@ redis-server:
 	@command -v redis-server >/dev/null || { \
 		if [ "$${CI:-}" = "true" ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
 		else echo "note: redis-server not found; tests that need Redis will be skipped"; fi; }
+
+# The front server of `make run` (deploy/run-dev.sh, deploy/front.py): Debian's nginx,
+# installed when missing and the user may (root or CI); without it gunicorn serves alone.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+		if [ "$$(id -u)" = 0 ] || [ "$${CI:-}" = "true" ]; then apt-get update -qq && apt-get install -y -qq nginx-light; \
+		else echo "note: nginx not found (apt-get install nginx-light); gunicorn will serve without a front server"; fi; }
 
 # Browser tests drive Debian's chromium (never a downloaded browser build).
 chromium:
@@ -83,7 +90,7 @@ check-deploy: $(INSTALLED)
 deploy-check: $(INSTALLED)
 	@deploy/check.sh
 
-test: $(INSTALLED) redis-server chromium lint check-deploy deploy-check
+test: $(INSTALLED) redis-server chromium nginx lint check-deploy deploy-check
 	$(PY) -m pytest
 
 # HTTP load benchmark (bench/load.py, bench/README.md); not part of `make test`. Needs

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from rest_framework import serializers, status
@@ -11,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import ApiToken
+from rra.ratelimit import limit_request, too_many_requests_json
 
 MAX_TOKEN_DAYS = 3650
 
@@ -62,6 +64,9 @@ def tokens(request: Request) -> Response:
             )
         serializer = ApiTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        limited = limit_request(request, group="token-create", rate=settings.TOKEN_CREATE_RATE)
+        if limited:
+            return too_many_requests_json(limited, "new tokens")
         days = serializer.validated_data.get("expires_in_days")
         token, raw = ApiToken.issue(
             user=request.user,

@@ -6,9 +6,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -17,6 +18,7 @@ from accounts import limits, services
 from accounts.forms import ApiTokenForm, PasswordResetForm, SignInForm, SignUpForm
 from accounts.models import ApiToken
 from rra import telemetry
+from rra.ratelimit import limit_request, too_many_requests_page
 
 
 class SignInView(auth_views.LoginView):
@@ -178,6 +180,15 @@ def profile(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
+            limited = limit_request(request, group="token-create", rate=settings.TOKEN_CREATE_RATE)
+            if limited:
+                return too_many_requests_page(
+                    request,
+                    limited,
+                    "new tokens",
+                    back_url=reverse("accounts:profile"),
+                    back_label="Back to your profile",
+                )
             days = form.cleaned_data["expires_in_days"]
             _token, new_token = ApiToken.issue(
                 user=request.user,
@@ -188,11 +199,12 @@ def profile(request: HttpRequest) -> HttpResponse:
             status = 201
         else:
             status = 400
-    tokens = ApiToken.objects.active().filter(user=request.user)
+    tokens = ApiToken.objects.active().filter(user=request.user).order_by("-created_at", "-id")
+    page = Paginator(tokens, settings.TOKENS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "accounts/profile.html",
-        {"form": form, "tokens": tokens, "new_token": new_token},
+        {"form": form, "tokens": page, "new_token": new_token},
         status=status,
     )
 

@@ -25,6 +25,7 @@ from chats.selectors import hide_unreadable_sources, own_chat, readable_chat
 from rra import querycache, telemetry
 from rra.api import json_error
 from rra.compression import brotli_form, with_compressed
+from rra.ratelimit import limit_request, too_many_requests_json
 
 
 class ChatSerializer(serializers.ModelSerializer):
@@ -54,6 +55,7 @@ class ChatSerializer(serializers.ModelSerializer):
 
 class CitationSerializer(serializers.ModelSerializer):
     pages = serializers.SerializerMethodField()
+    location = serializers.SerializerMethodField()
     private = serializers.SerializerMethodField()
 
     class Meta:
@@ -66,6 +68,7 @@ class CitationSerializer(serializers.ModelSerializer):
             "first_page",
             "last_page",
             "pages",
+            "location",
             "section",
             "quote",
             "score",
@@ -79,6 +82,10 @@ class CitationSerializer(serializers.ModelSerializer):
 
     def get_pages(self, citation: Citation) -> str:
         return "" if self.get_private(citation) else citation.pages
+
+    def get_location(self, citation: Citation) -> str:
+        """The page label ("p. 3"), or "§ Setup" for a document without pages."""
+        return "" if self.get_private(citation) else citation.location
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -311,6 +318,9 @@ class ChatListView(StreamingView):
     def post(self, request: Request):
         new = NewChatSerializer(data=request.data)
         new.is_valid(raise_exception=True)  # a 400 for a body that is not {title, question}
+        limited = limit_request(request, group="chat-create", rate=settings.CHAT_CREATE_RATE)
+        if limited:
+            return too_many_requests_json(limited, "new chats")
         question = new.validated_data.get("question", "")
         title = new.validated_data.get("title") or (
             answering.title_from(question) if question else "New chat"

@@ -140,6 +140,10 @@ class Citation(CacheScoped, models.Model):
     first_page = models.PositiveIntegerField()
     last_page = models.PositiveIntegerField()
     section = models.TextField(blank=True)
+    paged = models.BooleanField(
+        default=True,
+        help_text="Whether the document has pages (PDF); else the section names the place.",
+    )
     quote = models.TextField(help_text="The passage text as it was given to the model.")
     start_offset = models.PositiveIntegerField(default=0)
     end_offset = models.PositiveIntegerField(default=0)
@@ -162,9 +166,17 @@ class Citation(CacheScoped, models.Model):
 
     @property
     def pages(self) -> str:
+        """The page label ("p. 3"), or "" for a document without pages."""
         from documents.models import pages_label
 
-        return pages_label(self.first_page, self.last_page)
+        return pages_label(self.first_page, self.last_page) if self.paged else ""
+
+    @property
+    def location(self) -> str:
+        """What the sources list shows after the document's name: "p. 3" or "§ Setup"."""
+        from documents.models import location_label
+
+        return location_label(self.first_page, self.last_page, self.section, paged=self.paged)
 
     cache_scope_fields = ("message__chat_id",)
     cache_cascade_covered = True  # deleted with its message

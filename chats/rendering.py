@@ -1,7 +1,11 @@
 """Answer Markdown -> safe HTML, with [n] citations as buttons.
 
-markdown-it-py with raw HTML disabled escapes everything the model writes, and its link
-validation drops javascript:/data: URLs, so the output is safe to insert as HTML.
+markdown-it-py with raw HTML disabled escapes everything the model writes, so the output
+is safe to insert as HTML. Links and images are off too (inline links, images,
+<autolinks> and reference definitions stay the text they were written as): an answer
+quotes documents that other users may have written, and a shared manual must not put a
+live "[official firmware](https://evil.example/fw.exe)" or a tracking image into someone
+else's answer, whether the offline answerer quoted it or a model repeated it.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ _md = (
     MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     .enable("table")
     .enable("strikethrough")
+    .disable(["link", "image", "autolink", "reference"])
 )
 _md.inline.ruler.before("link", "citation", _citation_rule)
 _md.add_render_rule("citation", _render_citation)

@@ -38,6 +38,8 @@ worker_class = "gthread"
 # connection): 128 per worker serve 200+ streams on 2 workers with room for the other
 # routes, whose concurrency the pool (DB_POOL_MAX_SIZE) bounds (bench/README.md, streams).
 threads = env.int("GUNICORN_THREADS", 128, min=1)
+# Settings keep a share of them free of event streams (STREAM_READERS_PER_PROCESS).
+os.environ["RRA_WEB_THREADS"] = str(threads)
 # With gthread the timeout is a worker heartbeat, not a limit on a streaming response.
 timeout = env.int("GUNICORN_TIMEOUT", 60, min=1)
 graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", 30, min=1)

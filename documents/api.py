@@ -287,6 +287,7 @@ def _hit_json(hit, *, content: bool = False) -> dict:
         "chunk_id": hit.chunk_id,
         "document": {"id": hit.document_id, "name": hit.document_name},
         "pages": {"first": hit.first_page, "last": hit.last_page, "label": hit.pages},
+        "location": hit.location,
         "section": hit.section,
         "snippet": hit.snippet,
         "score": round(hit.score, 6),

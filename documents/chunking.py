@@ -31,6 +31,35 @@ from dataclasses import dataclass, field
 from documents.types import Block, ChunkDraft, Extraction, Page
 
 SECTION_SEPARATOR = " › "
+TITLE_MAX_CHARS = 120
+_NAME_SEPARATORS = re.compile(r"[_\s]+")
+_TITLE_WORDS = re.compile(r"\w+")
+
+
+def document_title(name: str, metadata: dict | None = None, *, heading: str = "") -> str:
+    """What a document is called, for indexing beside each chunk: its file name without
+    the extension ("FAQ_RoboRail_Calibration_v0.0.pdf" -> "FAQ RoboRail Calibration
+    v0.0"), then the title its metadata gives (PDF/DOCX properties, a Markdown file's
+    first heading) when that says more than the name and than `heading` (the first
+    chunk's section path, which every chunk of the section already starts with)."""
+    stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
+    title = " ".join(_NAME_SEPARATORS.sub(" ", stem).split())
+    given = " ".join(str((metadata or {}).get("title") or "").split())
+    if given and not set(_TITLE_WORDS.findall(given.lower())) <= set(
+        _TITLE_WORDS.findall(f"{title} {heading}".lower())
+    ):
+        title = f"{title} — {given}" if title else given
+    if len(title) > TITLE_MAX_CHARS:
+        title = title[:TITLE_MAX_CHARS].rsplit(" ", 1)[0] + "…"
+    return title
+
+
+def index_text(title: str, content: str) -> str:
+    """What the embedding of a chunk is computed from: the document's title, then the
+    content (which starts with the section path), so the vector leg sees "Title ›
+    Section › Subsection" as the text leg does (Chunk.search_vector)."""
+    return f"{title}{SECTION_SEPARATOR}{content}" if title else content
+
 
 # A sentence ends at . ! ? or … (then closing quotes or brackets) before whitespace, or
 # at a line break. _is_sentence_end() throws out abbreviations and list numbers.

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
@@ -22,6 +21,30 @@ MIME_EXTENSIONS = {
 def pages_label(first: int, last: int) -> str:
     """How a page span is shown: "p. 3" or "pp. 3–4"."""
     return f"p. {first}" if first == last else f"pp. {first}–{last}"
+
+
+SECTION_MARK = "§ "
+SECTION_LABEL_PARTS = 2  # the section and its parent: "§ Networking › Proxy server for APT"
+
+
+def section_label(section: str) -> str:
+    """How a section path ("Manual › Networking › Proxy server") is named in a list of
+    sources: "§ Networking › Proxy server" (its last two headings), "" without one."""
+    parts = [part.strip() for part in section.split(" › ") if part.strip()]
+    return SECTION_MARK + " › ".join(parts[-SECTION_LABEL_PARTS:]) if parts else ""
+
+
+def location_label(first: int, last: int, section: str, *, paged: bool) -> str:
+    """Where a passage is: its pages in a paginated document (PDF, Markdown with page
+    marks), else its section ("p. 1" would say nothing about a Markdown, text or DOCX
+    manual); "" for an unpaginated document without headings."""
+    return pages_label(first, last) if paged else section_label(section)
+
+
+def is_paged(mime_type: str, page_count: int) -> bool:
+    """Whether a document's page numbers mean something: a PDF, or a document whose
+    extraction found page marks (a converted Markdown file has more than one page)."""
+    return mime_type == "application/pdf" or page_count > 1
 
 
 def stored_file_name(instance: Document, filename: str) -> str:
@@ -136,14 +159,6 @@ class Document(models.Model):
         return self.name
 
     @property
-    def extension(self) -> str:
-        return PurePosixPath(self.name).suffix.lower()
-
-    @property
-    def is_processing(self) -> bool:
-        return self.status in (self.Status.QUEUED, *self.IN_PROGRESS)
-
-    @property
     def progress(self) -> float:
         """0..1 over the whole pipeline: extraction is ~30 %, embedding ~70 % of the work."""
         if self.status == self.Status.READY:
@@ -195,12 +210,18 @@ class Chunk(models.Model):
     first_page = models.PositiveIntegerField()
     last_page = models.PositiveIntegerField()
     section = models.TextField(blank=True)
+    # The document's title (documents.chunking.document_title). Both search legs index it
+    # with the content (the search vector here, the embedding input in
+    # documents.chunking.index_text), so a passage is found by its manual's name and
+    # section path; it is never quoted. Empty until `manage.py reindex` for chunks
+    # stored before it existed.
+    title = models.TextField(blank=True, default="")
     content = models.TextField()
     token_count = models.PositiveIntegerField()
     start_offset = models.PositiveIntegerField(help_text="Offset in the first page's text.")
     end_offset = models.PositiveIntegerField(help_text="Offset in the last page's text.")
     search_vector = models.GeneratedField(
-        expression=SearchVector("content", config="english"),
+        expression=SearchVector("title", "content", config="english"),
         output_field=SearchVectorField(),
         db_persist=True,
     )

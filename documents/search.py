@@ -18,15 +18,18 @@ import hashlib
 import html
 import json
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
-from documents.models import EVERY_DOCUMENT, Document, pages_label
+from documents.models import EVERY_DOCUMENT, Document, location_label, pages_label
+from documents.vector_index import distance_sql
 from rra import telemetry
 
 logger = logging.getLogger(__name__)
@@ -87,10 +90,19 @@ class Hit:
     # Share of the question's terms (idf-weighted) that the chunk holds, 0..1; None for a
     # question without any term. What the answer's relevance guard reads.
     coverage: float | None = None
+    # Whether the document has pages (documents.models.is_paged); else the section
+    # names the place of the passage.
+    paged: bool = True
 
     @property
     def pages(self) -> str:
-        return pages_label(self.first_page, self.last_page)
+        """The page label ("p. 3", "pp. 3–4"); "" for a document without pages."""
+        return pages_label(self.first_page, self.last_page) if self.paged else ""
+
+    @property
+    def location(self) -> str:
+        """The page label, or "§ Networking › Proxy" for a document without pages."""
+        return location_label(self.first_page, self.last_page, self.section, paged=self.paged)
 
 
 @dataclass
@@ -115,26 +127,31 @@ def clean_query(raw: str) -> tuple[str, bool]:
     return cut, True
 
 
-def _access_sql(user, document_ids: list[int] | None) -> tuple[str, list]:
-    clauses = ["d.status = 'ready'"]
-    params: list = []
-    # Everyone, admins included, searches their own and the shared documents.
-    if user is not EVERY_DOCUMENT:
-        clauses.append("(d.owner_id = %s OR d.visibility = 'shared')")
-        params.append(user.pk)
+def _readable_sql(user, document_ids: list[int] | None) -> tuple[str, dict]:
+    """The ready documents `user` may read (optionally only `document_ids`) as a SELECT
+    of id, name, embedding_model, chunks_total, mime_type, pages_total with named parameters. Compiled from
+    Document.objects.readable_by(): the access rule is written once, there."""
+    documents = Document.objects.readable_by(user).ready()
     if document_ids is not None:
-        clauses.append("d.id = ANY(%s)")
-        params.append(list(document_ids))
-    return " AND ".join(clauses), params
+        documents = documents.filter(pk__in=document_ids)
+    columns = ("id", "name", "embedding_model", "chunks_total", "mime_type", "pages_total")
+    try:
+        sql, params = documents.order_by().values(*columns).query.sql_with_params()
+    except EmptyResultSet:  # none() or an empty document_ids: nothing to read
+        return f"SELECT {', '.join(columns)} FROM documents_document WHERE false", {}
+    # psycopg named parameters throughout: name Django's positional ones.
+    numbers = iter(range(len(params)))
+    sql = re.sub(r"(?<!%)%s", lambda _: f"%(access_{next(numbers)})s", sql)
+    return sql, {f"access_{i}": value for i, value in enumerate(params)}
 
 
-def _terms_sql(access: str) -> str:
+def _terms_sql(docs: str) -> str:
     """The question's terms (its lexemes under the text config: stop words and question
-    words out, stemmed) with their BM25 idf over the chunks of the readable documents;
-    a term no readable chunk holds has df 0."""
+    words out, stemmed) with their BM25 idf over the chunks of the readable documents
+    (`docs`, from _readable_sql); a term no readable chunk holds has df 0."""
     return f"""
     WITH
-    docs AS MATERIALIZED (SELECT d.id, d.chunks_total FROM documents_document d WHERE {access}),
+    docs AS MATERIALIZED ({docs}),
     qterms AS MATERIALIZED (
         SELECT t.lexeme AS term
         FROM unnest(to_tsvector(%(config)s::regconfig, %(query)s)) t
@@ -193,12 +210,12 @@ def _term_params(rows: list[tuple]) -> dict:
     }
 
 
-def _sql(mode: Mode, dims: int, access: str) -> str:
+def _sql(mode: Mode, dims: int, docs: str) -> str:
     # Only fixed SQL and integers are interpolated; every value is a bound parameter.
+    distance = distance_sql(dims)
     vector_leg = f"""
     vec AS MATERIALIZED (
-        SELECT e.chunk_id,
-               e.vector::vector({dims}) <=> %(qvec)s::vector({dims}) AS distance
+        SELECT e.chunk_id, {distance} AS distance
         FROM documents_embedding e
         JOIN documents_chunk c ON c.id = e.chunk_id
         -- A semi-join on docs (hashed once) rather than a join on the CTE, which the
@@ -206,7 +223,7 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
         JOIN documents_document d ON d.id = c.document_id AND d.embedding_model = %(model)s
              AND d.id IN (SELECT id FROM docs)
         WHERE e.model = %(model)s
-        ORDER BY e.vector::vector({dims}) <=> %(qvec)s::vector({dims})
+        ORDER BY {distance}
         LIMIT %(candidates)s
     ),
     vec_ranked AS (
@@ -251,7 +268,7 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
         LEFT JOIN txt_all a ON c.text_rank IS NULL AND a.chunk_id = c.chunk_id
         LEFT JOIN documents_embedding e
              ON c.vector_rank IS NULL AND e.chunk_id = c.chunk_id AND e.model = %(model)s"""
-        cosine = f"1 - COALESCE(c.distance, e.vector::vector({dims}) <=> %(qvec)s::vector({dims}))"
+        cosine = f"1 - COALESCE(c.distance, {distance})"
         bm25 = "COALESCE(c.rank_score, a.rank_score, 0)"
         # Convex combination of the min-max normalised cosine and BM25 over the maximum,
         # both over this question's candidates (bench/README: it beats reciprocal rank
@@ -266,10 +283,7 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
         joins, cosine, bm25, score = "", "NULL::float8", "c.rank_score", "s.text_score"
     return f"""
     WITH
-    docs AS MATERIALIZED (
-        SELECT d.id, d.name, d.embedding_model, d.chunks_total
-        FROM documents_document d WHERE {access}
-    ),
+    docs AS MATERIALIZED ({docs}),
     -- The question's terms and their idf (_TERMS_SQL, run first): constants here, so
     -- the planner estimates the text match from the GIN statistics.
     idf AS (
@@ -303,7 +317,8 @@ def _sql(mode: Mode, dims: int, access: str) -> str:
            c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score,
            (SELECT COALESCE(sum(i.idf), 0) FROM idf i
             WHERE i.df > 0 AND i.term = ANY(tsvector_to_array(c.search_vector)))
-             / NULLIF(q.total_idf, 0) AS coverage
+             / NULLIF(q.total_idf, 0) AS coverage,
+           (d.mime_type = 'application/pdf' OR d.pages_total > 1) AS paged
     FROM fused f
     JOIN documents_chunk c ON c.id = f.chunk_id
     JOIN docs d ON d.id = c.document_id,
@@ -337,11 +352,7 @@ def search(
         started = time.perf_counter()
         qvec = provider.embed_query(query)
         timings["embed"] = (time.perf_counter() - started) * 1000
-    access, access_params = _access_sql(user, document_ids)
-    # psycopg named parameters throughout: number the access ones.
-    for i in range(len(access_params)):
-        access = access.replace("%s", f"%(access_{i})s", 1)
-    params = {f"access_{i}": v for i, v in enumerate(access_params)}
+    docs, params = _readable_sql(user, document_ids)
     limit = max(k, settings.RERANK_TOP_N) if rerank else k
     params.update(
         {
@@ -358,7 +369,7 @@ def search(
             "question_words": QUESTION_WORDS,
         }
     )
-    statement = _sql(mode, provider.dimensions, access)
+    statement = _sql(mode, provider.dimensions, docs)
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
@@ -371,7 +382,7 @@ def search(
                 "off" if exact else "on",
             ],
         )
-        cursor.execute(_terms_sql(access), params)
+        cursor.execute(_terms_sql(docs), params)
         params.update(_term_params(cursor.fetchall()))
         cursor.execute(statement, params)
         rows = cursor.fetchall()
@@ -392,6 +403,7 @@ def search(
             text_rank=r[11],
             text_score=None if r[12] is None else float(r[12]),
             coverage=None if r[13] is None else float(r[13]),
+            paged=r[14],
         )
         for r in rows
     ]

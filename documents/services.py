@@ -210,7 +210,7 @@ def extraction_limits():
 def document_ingest(*, document_id: int) -> str:
     """Extract, chunk, embed and store one document. Idempotent: a re-run replaces the
     document's chunks and embeddings in one transaction. Returns what happened."""
-    from documents.chunking import chunk_extraction
+    from documents.chunking import chunk_extraction, document_title, index_text
     from documents.embeddings import EmbeddingError, TransientEmbeddingError, get_provider
     from documents.extraction import ExtractionFailed, extract_file
 
@@ -251,10 +251,17 @@ def document_ingest(*, document_id: int) -> str:
             pages_total=extraction.page_count,
         )
         provider = get_provider()
+        title = document_title(
+            document.name, extraction.metadata, heading=_first_heading(extraction)
+        )
         drafts = chunk_extraction(
             extraction,
-            # Never past what the model reads: the rest would be silently cut off.
-            target_tokens=min(settings.CHUNK_TARGET_TOKENS, provider.max_input_tokens),
+            # Never past what the model reads with the title before it (index_text): the
+            # rest would be silently cut off.
+            target_tokens=min(
+                settings.CHUNK_TARGET_TOKENS,
+                max(provider.max_input_tokens - provider.count_tokens(title) - 1, 32),
+            ),
             overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
             count_tokens=provider.count_tokens,
         )
@@ -264,10 +271,10 @@ def document_ingest(*, document_id: int) -> str:
         run.update(status=Document.Status.EMBEDDING, chunks_total=len(drafts))
         vectors: list[list[float]] = []
         for batch in _batched(drafts, provider.batch_size):
-            vectors.extend(provider.embed_documents([d.content for d in batch]))
+            vectors.extend(provider.embed_documents([index_text(title, d.content) for d in batch]))
             run.update(chunks_embedded=len(vectors))
         telemetry.ingest_step("embed", chunks=len(vectors), model=provider.model_id)
-        _store(document, run, extraction, drafts, vectors, provider)
+        _store(document, run, extraction, drafts, vectors, provider, title)
         telemetry.ingest_step("store", pages=extraction.page_count, chunks=len(drafts))
         return "ready"
     except Superseded:
@@ -284,13 +291,18 @@ def document_ingest(*, document_id: int) -> str:
         return _fail(run, f"Processing failed unexpectedly ({type(exc).__name__}).")
 
 
+def _first_heading(extraction) -> str:
+    """The text of the extraction's first heading block (see document_title)."""
+    return next((b.text for b in extraction.blocks if b.kind == "heading"), "")
+
+
 def _batched(items: list, size: int):
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
 
 
-def _store(document, run: _Run, extraction, drafts, vectors, provider) -> None:
+def _store(document, run: _Run, extraction, drafts, vectors, provider, title: str) -> None:
     from documents.vector_index import ensure_index
 
     ensure_index(provider.model_id, provider.dimensions)
@@ -322,6 +334,7 @@ def _store(document, run: _Run, extraction, drafts, vectors, provider) -> None:
                     first_page=d.first_page,
                     last_page=d.last_page,
                     section=d.section,
+                    title=title,
                     content=d.content,
                     token_count=d.token_count,
                     start_offset=d.start,
@@ -413,20 +426,29 @@ def documents_requeue_stale(*, now=None) -> dict[str, int]:
 
 
 def document_reindex(*, document: Document, provider) -> int:
-    """Embed a ready document's chunks with another model, beside the existing vectors;
-    searches switch to the new model only once all its chunks have one."""
+    """Embed a ready document's chunks with another model (or again with the same one),
+    beside the existing vectors; searches switch to the new model only once all its
+    chunks have one. Chunks stored before they carried the document's title get it here
+    (text leg: the search vector and term counts; vector leg: the new embeddings)."""
+    from documents.chunking import document_title, index_text
     from documents.vector_index import ensure_index
 
-    chunks = list(document.chunks.order_by("index").only("pk", "content"))
+    metadata = (
+        DocumentContent.objects.filter(document=document).values_list("metadata", flat=True).first()
+    )
+    chunks = list(document.chunks.order_by("index").only("pk", "content", "section"))
+    title = document_title(document.name, metadata, heading=chunks[0].section if chunks else "")
     vectors: list[list[float]] = []
     for batch in _batched(chunks, provider.batch_size):
-        vectors.extend(provider.embed_documents([c.content for c in batch]))
+        vectors.extend(provider.embed_documents([index_text(title, c.content) for c in batch]))
     ensure_index(provider.model_id, provider.dimensions)
     with transaction.atomic():
         current = Document.objects.select_for_update().get(pk=document.pk)
         chunk_ids = set(current.chunks.values_list("pk", flat=True))
         if current.status != Document.Status.READY or chunk_ids != {c.pk for c in chunks}:
             raise Superseded
+        if current.chunks.exclude(title=title).update(title=title):
+            DocumentTerm.rebuild_for(current.pk)
         Embedding.objects.filter(chunk__document=current, model=provider.model_id).delete()
         Embedding.objects.bulk_create(
             [

@@ -49,7 +49,8 @@ def ensure_index(model_id: str, dimensions: int) -> None:
             _known.add(key)  # committed: no need to ask again in this process
 
 
-def distance_sql(dimensions: int) -> str:
-    """SQL for the cosine distance to %s (the query vector) that matches the index."""
+def distance_sql(dimensions: int, *, table: str = "e", param: str = "qvec") -> str:
+    """SQL for the cosine distance of `table`'s vector (an alias of documents_embedding)
+    to the named parameter `param` (the query vector) that matches the index."""
     dims = int(dimensions)
-    return f"(documents_embedding.vector::vector({dims}) <=> %s::vector({dims}))"
+    return f"({table}.vector::vector({dims}) <=> %({param})s::vector({dims}))"

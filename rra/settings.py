@@ -474,6 +474,11 @@ RERANK_TIMEOUT = env.float("RERANK_TIMEOUT", 10.0, min=0.1)
 # --- Chat ----------------------------------------------------------------------------
 
 CHAT_RATE = env.str("CHAT_RATE", "20/m")
+# New chats (with or without a first question) and new API tokens per user: 429 past them.
+CHAT_CREATE_RATE = env.str("CHAT_CREATE_RATE", "100/h")
+TOKEN_CREATE_RATE = env.str("TOKEN_CREATE_RATE", "20/h")
+# API tokens on one page of the profile.
+TOKENS_PER_PAGE = env.int("TOKENS_PER_PAGE", 20, min=1)
 # Passages retrieved for each question (numbered [1]..[n] in the prompt).
 ANSWER_PASSAGES = env.int("ANSWER_PASSAGES", 6, min=1, max=30)
 # Each passage in the prompt also carries this many chunks before and after it from the
@@ -496,6 +501,13 @@ ANSWER_STREAM_MAXLEN = env.int("ANSWER_STREAM_MAXLEN", 20000, min=100)
 ANSWER_TOKEN_FLUSH_MS = env.int("ANSWER_TOKEN_FLUSH_MS", 100, min=0, max=2000)
 # A reader gives up (error event) when no worker has started the answer after this long.
 ANSWER_START_TIMEOUT_S = env.float("ANSWER_START_TIMEOUT_S", 60.0, min=1)
+# Readers of answers' event streams (GET /api/answers/<id>/events): per user and per
+# answer across processes (429 past them), and per web process (503), which keeps
+# threads for every other request (deploy/gunicorn.conf.py exports RRA_WEB_THREADS).
+STREAM_READERS_PER_USER = env.int("STREAM_READERS_PER_USER", 10, min=1)
+STREAM_READERS_PER_ANSWER = env.int("STREAM_READERS_PER_ANSWER", 4, min=1)
+WEB_THREADS = env.int("RRA_WEB_THREADS", 128, min=1)
+STREAM_READERS_PER_PROCESS = env.int("STREAM_READERS_PER_PROCESS", max(1, WEB_THREADS - 32), min=1)
 # Answers one worker process generates at once (threads waiting on the model).
 ANSWER_WORKER_THREADS = env.int("ANSWER_WORKER_THREADS", 256, min=0, max=4096)
 

@@ -6,8 +6,9 @@ worker) turns the pairs into Server-Sent Events. It never looks at how the event
 travel: the runner hands it the stop check.
 
 Events (one JSON object each):
-  citations  {"passages": [{number, document, document_id, chunk_id, pages, first_page,
-              section, snippet}]}
+  citations  {"passages": [{number, document, document_id, chunk_id, pages, location,
+              first_page, section, snippet}]}  (location: "p. 3", or "§ Setup" for a
+              document without pages)
   token      {"text": "..."}
   done       {"message_id", "status", "html", "usage": {prompt_tokens, completion_tokens,
               model}}
@@ -179,6 +180,7 @@ def _citation_list(passages: list[Passage], hits: list) -> list[dict]:
             "document_id": h.document_id,
             "chunk_id": h.chunk_id,
             "pages": p.pages,
+            "location": h.location,
             "first_page": h.first_page,
             "section": p.section,
             "snippet": h.snippet,
@@ -222,6 +224,7 @@ def answer_save(
                     first_page=hit.first_page,
                     last_page=hit.last_page,
                     section=passage.section,
+                    paged=hit.paged,
                     quote=hit.content,
                     number=number,
                     rank=number,

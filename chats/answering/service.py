@@ -125,7 +125,11 @@ def answer_response(
         transport.start(answer_id=answer_id, chat=chat, user=user, user_message=question)
     except redis.RedisError:
         return answers_unavailable()
-    response = event_stream(itertools.chain(first, transport.read_events(answer_id)))
+    reader = transport.enter(user_id=user.pk, answer_id=answer_id, check=False)
+    response = event_stream(
+        itertools.chain(first, transport.read_events(answer_id, reader=reader)),
+        on_close=reader.close,
+    )
     response["X-Answer-Id"] = answer_id
     response["Content-Location"] = f"/api/answers/{answer_id}/events"
     return response
@@ -162,7 +166,18 @@ def events_replay(*, user, answer_id: str, last_event_id: str | None) -> HttpRes
     if info is None or info["user"] != str(user.pk):
         return None
     after = transport.valid_event_id(last_event_id)
-    return event_stream(transport.read_events(answer_id, after=after))
+    try:
+        reader = transport.enter(user_id=user.pk, answer_id=answer_id)
+    except transport.TooManyReaders as exc:
+        code = "too_many_readers" if exc.status == 429 else "server_busy"
+        response = json_error(exc.status, code, str(exc))
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    except redis.RedisError:
+        return answers_unavailable()
+    return event_stream(
+        transport.read_events(answer_id, after=after, reader=reader), on_close=reader.close
+    )
 
 
 def answer_stop(*, chat: Chat) -> None:
@@ -176,16 +191,45 @@ def running_answer(chat: Chat) -> str | None:
     return transport.running_in(chat.pk) if transport.enabled() else None
 
 
-def _released(events: Iterable[str]) -> Iterator[str]:
+class _Released:
     """The events, read without a database connection: the first read (by the server,
-    after every middleware is done with the response) gives it back to the pool."""
-    release_db_connection()
-    yield from events
+    after every middleware is done with the response) gives it back to the pool. The
+    response's close() (a finished stream, a client gone, or one never read) closes the
+    events and calls on_close."""
+
+    def __init__(self, events: Iterable[str], on_close: Callable[[], None] | None) -> None:
+        self._events = iter(events)
+        self._on_close = on_close
+        self._started = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if not self._started:
+            self._started = True
+            release_db_connection()
+        return next(self._events)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._events, "close", None)
+            if close is not None:
+                close()
+        finally:
+            # Dropped at once: a generator inside a chain (which has no close()) is
+            # closed as it goes, saving what an answer written here had streamed.
+            self._events = iter(())
+            if self._on_close is not None:
+                on_close, self._on_close = self._on_close, None
+                on_close()
 
 
-def event_stream(events: Iterable[str]) -> StreamingHttpResponse:
+def event_stream(
+    events: Iterable[str], *, on_close: Callable[[], None] | None = None
+) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
-        _released(events), content_type="text/event-stream; charset=utf-8"
+        _Released(events, on_close), content_type="text/event-stream; charset=utf-8"
     )
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"  # no proxy buffering: tokens arrive as they come

@@ -162,6 +162,142 @@ def release(*, user_id: int, answer_id: str) -> None:
     client().zrem(user_key(user_id), answer_id)
 
 
+# --- The readers' caps ------------------------------------------------------------------
+
+# Drop readers gone without a goodbye; refuse past ARGV[2] readers of the user or ARGV[3]
+# of the answer; else hold a place in both until ARGV[4] (refreshed while reading).
+_ENTER = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 'user' end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 'answer' end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+return 'ok'
+"""
+# A reader's place lasts this long past its last refresh (each keep-alive refreshes it),
+# so the places of a process that died free themselves.
+READER_HOLD_S = READ_BLOCK_MS / 1000 * 2 + 30
+
+
+def user_readers_key(user_id) -> str:
+    return f"rra:user:{user_id}:readers"
+
+
+def answer_readers_key(answer_id: str) -> str:
+    return f"rra:answer:{answer_id}:readers"
+
+
+class TooManyReaders(Exception):
+    """A reader refused: status 429 (the user's or the answer's cap) or 503 (this
+    process's), with a Retry-After."""
+
+    def __init__(self, status: int, message: str, retry_after: int) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+_process_readers = 0
+_process_lock = threading.Lock()
+
+
+class Reader:
+    """One place among an answer's readers, taken by enter() and given back by close()
+    (the response's close, whether or not the stream was ever read)."""
+
+    def __init__(self, *, user_id, answer_id: str, counted: bool) -> None:
+        self.user_id = user_id
+        self.answer_id = answer_id
+        self.token = uuid.uuid4().hex
+        self.counted = counted  # holds places in Redis (a GET of the events)
+        self.refreshed = time.monotonic()
+        self.closed = False
+
+    def refresh(self) -> None:
+        """Keep the places while the reader waits (at most once per READ_BLOCK_MS)."""
+        if not self.counted or time.monotonic() - self.refreshed < READ_BLOCK_MS / 1000:
+            return
+        self.refreshed = time.monotonic()
+        until = time.time() + READER_HOLD_S
+        try:
+            pipe = client().pipeline(transaction=False)
+            pipe.zadd(user_readers_key(self.user_id), {self.token: until})
+            pipe.zadd(answer_readers_key(self.answer_id), {self.token: until})
+            pipe.execute()
+        except redis.RedisError as exc:
+            logger.warning("could not refresh a reader of answer %s: %s", self.answer_id, exc)
+
+    def close(self) -> None:
+        global _process_readers
+        if self.closed:
+            return
+        self.closed = True
+        with _process_lock:
+            _process_readers -= 1
+        if self.counted:
+            try:
+                pipe = client().pipeline(transaction=False)
+                pipe.zrem(user_readers_key(self.user_id), self.token)
+                pipe.zrem(answer_readers_key(self.answer_id), self.token)
+                pipe.execute()
+            except redis.RedisError as exc:  # the places expire on their own
+                logger.warning("could not release a reader of %s: %s", self.answer_id, exc)
+
+
+def enter(*, user_id, answer_id: str, check: bool = True) -> Reader:
+    """A place for one more reader of the answer, or TooManyReaders: past
+    STREAM_READERS_PER_PROCESS readers in this process (503: each holds a thread), past
+    STREAM_READERS_PER_USER of the user or STREAM_READERS_PER_ANSWER of the answer (429).
+    check=False (the request that asked the question, already held to the user's answer
+    slots) counts the reader in this process without refusing it."""
+    global _process_readers
+    with _process_lock:
+        if check and _process_readers >= settings.STREAM_READERS_PER_PROCESS:
+            raise TooManyReaders(
+                503, "The server is reading too many answers right now. Try again soon.", 5
+            )
+        _process_readers += 1
+    reader = Reader(user_id=user_id, answer_id=answer_id, counted=check)
+    if not check:
+        return reader
+    try:
+        verdict = client().eval(
+            _ENTER,
+            2,
+            user_readers_key(user_id),
+            answer_readers_key(answer_id),
+            time.time(),
+            settings.STREAM_READERS_PER_USER,
+            settings.STREAM_READERS_PER_ANSWER,
+            time.time() + READER_HOLD_S,
+            reader.token,
+            int(READER_HOLD_S) + 60,
+        )
+    except BaseException:
+        reader.counted = False
+        reader.close()
+        raise
+    verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
+    if verdict != "ok":
+        reader.counted = False
+        reader.close()
+        if verdict == "user":
+            limit = settings.STREAM_READERS_PER_USER
+            message = f"You are already reading {limit} answer streams. Close one and retry."
+        else:
+            limit = settings.STREAM_READERS_PER_ANSWER
+            message = f"This answer already has {limit} readers. Close one and retry."
+        raise TooManyReaders(429, message, int(READ_BLOCK_MS / 1000))
+    return reader
+
+
+def readers_in_process() -> int:
+    return _process_readers
+
+
 # --- Starting, publishing and reading ----------------------------------------------
 
 
@@ -268,10 +404,12 @@ def valid_event_id(value: str | None) -> str:
     return "0-0"
 
 
-def read_events(answer_id: str, *, after: str = "0-0") -> Iterator[str]:
+def read_events(
+    answer_id: str, *, after: str = "0-0", reader: Reader | None = None
+) -> Iterator[str]:
     """SSE text for the answer's events after `after`, as they come, until its done or
     error event. Keep-alive comments while waiting; an error event when no worker takes
-    the answer within ANSWER_START_TIMEOUT_S."""
+    the answer within ANSWER_START_TIMEOUT_S. The reader's place is kept while it reads."""
     key = events_key(answer_id)
     r = client()
     last = after
@@ -280,6 +418,8 @@ def read_events(answer_id: str, *, after: str = "0-0") -> Iterator[str]:
     while True:
         block = READ_BLOCK_MS if last != "0-0" else min(READ_BLOCK_MS, start_timeout_ms)
         found = r.xread({key: last}, count=500, block=block)
+        if reader is not None:
+            reader.refresh()
         if not found:
             if last == "0-0" and time.monotonic() - waited_since >= settings.ANSWER_START_TIMEOUT_S:
                 message = "No worker took the answer. Is the background worker running?"

@@ -54,6 +54,8 @@ class _Hit:
     document_id = None
     chunk_id = None
     first_page = last_page = 1
+    paged = True
+    location = "p. 1"
     snippet = "text"
     score = 0.5
 
@@ -328,3 +330,55 @@ def test_a_worker_that_stops_mid_answer_tells_its_readers_at_once(
         owner_client.post(chat_stop)  # lets the generating thread end
         for thread in threads:
             thread.join(timeout=30)
+
+
+def test_readers_are_capped_per_answer_per_user_and_per_process(
+    owner_client, owner, in_worker, settings
+):
+    """No worker runs here: the answers stay queued and their readers wait. Each refused
+    reader gets a JSON 429 (503 for the process's cap) with a Retry-After; a reader that
+    goes away gives its place back."""
+    settings.STREAM_READERS_PER_ANSWER = 2
+    settings.STREAM_READERS_PER_USER = 3
+    settings.STREAM_READERS_PER_PROCESS = 100
+    settings.ANSWER_MAX_CONCURRENT_PER_USER = 5
+    asked = [_ask(owner_client, Chat.objects.create(owner=owner)) for _ in range(2)]
+    first, second = (response["X-Answer-Id"] for response in asked)
+    # The requests that asked read their answers too: counted in the process, not refused.
+    assert answers.readers_in_process() == 2
+
+    def read(answer_id):
+        return owner_client.get(f"/api/answers/{answer_id}/events")
+
+    held = [read(first), read(first)]
+    assert [r.status_code for r in held] == [200, 200]
+    refused = read(first)
+    assert refused.status_code == 429 and refused["Content-Type"] == "application/json"
+    assert refused.json()["error"]["code"] == "too_many_readers"
+    assert "already has 2 readers" in refused.json()["error"]["message"]
+    assert int(refused["Retry-After"]) > 0
+
+    held.append(read(second))  # the user's third reader
+    assert held[-1].status_code == 200
+    refused = read(second)
+    assert refused.status_code == 429 and "already reading 3" in refused.json()["error"]["message"]
+
+    held.pop(0).close()  # a reader gone: its place is free (both caps)
+    again = read(first)
+    assert again.status_code == 200
+    held.append(again)
+    r = answers.client()
+    assert r.zcard(answers.user_readers_key(owner.pk)) == 3
+    assert r.zcard(answers.answer_readers_key(first)) == 2
+
+    # The process's cap: the threads kept for every other request.
+    settings.STREAM_READERS_PER_USER = 100
+    settings.STREAM_READERS_PER_ANSWER = 100
+    settings.STREAM_READERS_PER_PROCESS = answers.readers_in_process()
+    busy = read(second)
+    assert busy.status_code == 503 and busy.json()["error"]["code"] == "server_busy"
+    assert int(busy["Retry-After"]) > 0
+    for response in held + asked:
+        response.close()
+    assert r.zcard(answers.user_readers_key(owner.pk)) == 0
+    assert answers.readers_in_process() == 0

@@ -76,3 +76,20 @@ def test_a_public_chat_never_shows_its_owners_email(owner):
     page = Client().get(f"/c/{chat.pk}/").content.decode()
     assert "Shared by its owner" in page
     assert "olive.private" not in page
+
+
+def test_links_and_images_in_an_answer_stay_inert_text():
+    """Whatever an answer quotes or a model repeats from a shared document, nothing in it
+    becomes a live link or image; citations still become buttons."""
+    from chats.rendering import render_answer
+
+    html = render_answer(
+        "Get the [official firmware](https://evil.example/fw.exe) [1].\n\n"
+        "![logo](https://tracker.example/p.png) <https://evil.example/x> [see][fw] [2]\n\n"
+        "[fw]: https://evil.example/ref\n"
+    )
+    assert "<a" not in html and "<img" not in html and "href" not in html
+    assert "[official firmware](https://evil.example/fw.exe)" in html
+    assert "![logo](https://tracker.example/p.png)" in html
+    assert "&lt;https://evil.example/x&gt;" in html
+    assert html.count('class="cite"') == 2

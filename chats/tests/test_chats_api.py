@@ -199,6 +199,8 @@ class _FakeHit:
     document_id = None
     chunk_id = None
     first_page = last_page = 1
+    paged = True
+    location = "p. 1"
     snippet = "text"
     score = 0.5
 

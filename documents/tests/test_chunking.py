@@ -318,3 +318,27 @@ def test_it_fits_the_local_model_with_its_own_tokenizer(target):
     assert len(drafts) > 1
     assert all(d.token_count <= target for d in drafts)
     assert drafts[-1].section == "Chuck alignment calibration › Result"
+
+
+def test_a_documents_title_is_its_file_name_and_what_its_metadata_adds():
+    from documents.chunking import document_title, index_text
+
+    assert document_title("FAQ_RoboRail_Calibration_v0.0_290324.pdf") == (
+        "FAQ RoboRail Calibration v0.0 290324"
+    )
+    # A metadata title that only repeats the name's words adds nothing...
+    assert document_title("Confirm the calibration.pdf", {"title": "Confirm the calibration"}) == (
+        "Confirm the calibration"
+    )
+    # ...one that says more is added; a file name without extension stays whole.
+    assert document_title("ch02.md", {"title": "Debian package management"}) == (
+        "ch02 — Debian package management"
+    )
+    assert document_title("README") == "README"
+    assert len(document_title("x" * 300 + ".pdf")) <= 121
+    assert (
+        index_text("Guide", "Setup › Wiring\nConnect X1.") == "Guide › Setup › Wiring\nConnect X1."
+    )
+    assert index_text("", "body") == "body"
+    # A Markdown file's first heading is its metadata title and already every chunk's path.
+    assert document_title("a.md", {"title": "Care guide"}, heading="Care guide") == "a"

@@ -94,3 +94,34 @@ def test_reindex_writes_new_vectors_beside_the_old_and_switches(owner, media, se
 def test_reindex_refuses_unknown_documents(owner, media):
     with pytest.raises(CommandError, match="Not found or not ready"):
         call_command("reindex", "--document", "424242", stdout=StringIO())
+
+
+def test_reindex_gives_chunks_stored_without_a_title_their_documents_title(owner, media, settings):
+    """Chunks stored before titles were indexed: reindex (same or another model) fills
+    the title, so the text leg finds the manual by its name, and embeds title + content."""
+    from documents.embeddings import reset_providers
+    from documents.models import Chunk, DocumentTerm
+    from documents.search import search
+    from documents.services import document_ingest
+    from rra.testing.fakes import FakeOpenAI
+
+    document = make_document(owner, name="Pneumatic_clamp_guide.md", content=MANUAL_MD)
+    assert document_ingest(document_id=document.pk) == "ready"
+    Chunk.objects.update(title="")  # as a library from before the title column is
+    DocumentTerm.rebuild_for(document.pk)
+    assert search(user=owner, query="pneumatic", mode="text").hits == []
+    with FakeOpenAI(dimensions=32) as server:
+        settings.EMBEDDINGS_BASE_URL = server.base_url
+        settings.EMBEDDINGS_API_KEY = server.api_key
+        settings.EMBEDDINGS_MODEL = "text-embedding-3-small"
+        reset_providers()
+        call_command("reindex", "--model", "openai", stdout=StringIO())
+        reset_providers()
+        inputs = [i for r in server.requests if r.path == "/v1/embeddings" for i in r.json["input"]]
+    chunks = Chunk.objects.filter(document=document)
+    assert set(chunks.values_list("title", flat=True)) == {"Pneumatic clamp guide"}
+    assert len(inputs) == chunks.count()
+    assert all(i.startswith("Pneumatic clamp guide › RoboRail maintenance") for i in inputs)
+    hits = search(user=owner, query="pneumatic", mode="text").hits
+    assert {h.document_id for h in hits} == {document.pk}
+    assert "neumatic" not in hits[0].content  # indexed, never quoted

@@ -297,3 +297,25 @@ def test_a_document_whose_file_is_gone_fails_without_showing_paths(owner, media)
     document.refresh_from_db()
     assert document.failure_reason == "The uploaded file is no longer stored; upload it again."
     assert document.claim is None and not document.chunks.exists()
+
+
+@pytest.mark.django_db
+def test_both_legs_index_the_documents_title_and_section_path_but_never_quote_it(
+    owner, media, fake_openai
+):
+    from documents.search import search
+
+    document = make_document(owner, name="Pneumatic_clamp_guide.md", content=MANUAL_MD)
+    assert document_ingest(document_id=document.pk) == "ready"
+    inputs = [
+        i for r in fake_openai.requests if r.path == "/v1/embeddings" for i in r.json["input"]
+    ]
+    chunks = list(Chunk.objects.filter(document=document).order_by("index"))
+    assert [c.title for c in chunks] == ["Pneumatic clamp guide"] * len(chunks)
+    # The vector leg reads "Title › Section › Subsection" then the passage...
+    assert inputs == [f"Pneumatic clamp guide › {c.content}" for c in chunks]
+    assert inputs[0].startswith("Pneumatic clamp guide › RoboRail maintenance › Calibration\n")
+    # ...the text leg finds the manual's name in every passage, which never quotes it.
+    hits = search(user=owner, query="pneumatic", mode="text").hits
+    assert {h.chunk_id for h in hits} == {c.pk for c in chunks}
+    assert all("neumatic" not in h.content for h in hits)

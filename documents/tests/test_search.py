@@ -112,6 +112,23 @@ def test_a_document_filter_limits_the_search(corpus, owner):
     assert hits and {h.document_id for h in hits} == {only}
 
 
+def test_search_reads_what_readable_by_allows_and_nothing_for_no_one(corpus, owner):
+    from django.contrib.auth.models import AnonymousUser
+
+    from documents.models import EVERY_DOCUMENT
+
+    query = "hydraulic press spirit level chuck"
+    for mode in ("hybrid", "vector", "text"):
+        assert search(user=owner, query=query, k=10, document_ids=[], mode=mode).hits == []
+        assert search(user=AnonymousUser(), query=query, k=10, mode=mode).hits == []
+        everything = {h.document_name for h in search(user=EVERY_DOCUMENT, query=query, k=10).hits}
+        assert everything == {"secret.md", "chucks.md"}
+    corpus["secret"].status = Document.Status.FAILED
+    corpus["secret"].save()
+    names = {h.document_name for h in search(user=owner, query=query, k=10).hits}
+    assert names == {"chucks.md"}
+
+
 def test_snippets_mark_terms_and_escape_html(owner, media):
     _ready(
         owner,
@@ -126,13 +143,12 @@ def test_snippets_mark_terms_and_escape_html(owner, media):
 
 def test_the_vector_leg_uses_the_models_hnsw_index(corpus, owner):
     from documents.embeddings import get_provider
-    from documents.search import _access_sql, _sql
+    from documents.search import _readable_sql, _sql
     from documents.vector_index import index_name
 
     provider = get_provider()
-    access, params = _access_sql(owner, None)
-    access = access.replace("%s", "%(access_0)s")
-    statement = _sql("vector", provider.dimensions, access)
+    docs, params = _readable_sql(owner, None)
+    statement = _sql("vector", provider.dimensions, docs)
     with connection.cursor() as cursor:
         # Tiny tables favour a sort; rule the alternatives out to see that the index
         # expression and predicate match the query.
@@ -141,7 +157,7 @@ def test_the_vector_leg_uses_the_models_hnsw_index(corpus, owner):
         cursor.execute(
             "EXPLAIN " + statement,
             {
-                "access_0": params[0],
+                **params,
                 "qvec": str(provider.embed_query("chuck")),
                 "model": provider.model_id,
                 "query": "chuck",
@@ -172,7 +188,10 @@ class TestApi:
         assert body["query"] == "spirit level" and body["mode"] == "hybrid"
         top = body["results"][0]
         assert top["document"]["name"] == "chucks.md"
-        assert top["pages"] == {"first": 1, "last": 1, "label": "p. 1"}
+        # A Markdown file has no pages: its section names the place.
+        assert top["pages"] == {"first": 1, "last": 1, "label": ""}
+        assert top["location"].startswith("§ ")
+        assert top["section"].split(" › ")[-1] in top["location"]
         assert "<mark>spirit</mark>" in top["snippet"]
         assert set(top["scores"]) == {
             "vector",

@@ -137,3 +137,59 @@ def test_sign_in_fails_closed_when_redis_is_down(client, owner, settings):
     assert response.status_code == 503
     assert "temporarily unavailable" in response.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+def test_new_chats_per_user_are_rate_limited(owner_client, owner, member, settings):
+    """10,000 empty chats in a minute made the sidebar page through 101 requests."""
+    settings.CHAT_CREATE_RATE = "2/h"
+    for _ in range(2):
+        assert owner_client.post("/api/chats", {}, "application/json").status_code == 201
+    refused = owner_client.post("/api/chats", {"title": "third"}, "application/json")
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert "Too many new chats" in refused.json()["error"]["message"]
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert Chat.objects.filter(owner=owner).count() == 2  # nothing half-made
+    # With a first question too (no answer is queued, no chat is made).
+    asked = owner_client.post("/api/chats", {"question": "How?"}, "application/json")
+    assert asked.status_code == 429 and Chat.objects.filter(owner=owner).count() == 2
+    other = Client()
+    other.force_login(member)
+    assert other.post("/api/chats", {}, "application/json").status_code == 201
+
+
+def test_new_api_tokens_per_user_are_rate_limited_by_the_api_and_the_profile(
+    owner_client, owner, settings
+):
+    from accounts.models import ApiToken
+
+    settings.TOKEN_CREATE_RATE = "2/h"
+    assert owner_client.post("/api/tokens", {"name": "a"}, "application/json").status_code == 201
+    assert owner_client.post(reverse("accounts:profile"), {"name": "b"}).status_code == 201
+    refused = owner_client.post("/api/tokens", {"name": "c"}, "application/json")
+    assert (
+        refused.status_code == 429 and "Too many new tokens" in refused.json()["error"]["message"]
+    )
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    page = owner_client.post(reverse("accounts:profile"), {"name": "d"})
+    assert page.status_code == 429 and page["Content-Type"].startswith("text/html")
+    assert "Too many new tokens. Try again in" in page.content.decode()
+    assert int(page["Retry-After"]) > 0
+    assert sorted(ApiToken.objects.filter(user=owner).values_list("name", flat=True)) == ["a", "b"]
+
+
+def test_the_profile_lists_tokens_a_page_at_a_time(owner_client, owner, settings):
+    from accounts.models import ApiToken
+
+    settings.TOKENS_PER_PAGE = 3
+    for n in range(7):
+        ApiToken.issue(user=owner, name=f"token-{n}")
+    first = owner_client.get(reverse("accounts:profile")).content.decode()
+    assert [f"token-{n}" in first for n in range(7)] == [False] * 4 + [True] * 3  # newest
+    assert "Page 1 of 3 (7 tokens)" in first and 'href="?page=2"' in first
+    last = owner_client.get(reverse("accounts:profile"), {"page": 3}).content.decode()
+    assert "<td>token-0</td>" in last and "<td>token-1</td>" not in last
+    # A page that does not exist shows the last one, not an error.
+    assert (
+        "<td>token-0</td>"
+        in owner_client.get(reverse("accounts:profile"), {"page": 99}).content.decode()
+    )

@@ -52,7 +52,8 @@ function sourcesList(messageId, passages, cited) {
     list.append(el("li", {
       value: p.number, id: `src-${messageId}-${p.number}`, "data-number": p.number, "data-document-id": p.document_id ?? "",
       "data-chunk-id": p.chunk_id ?? "", "data-page": p.first_page ?? "",
-    }, el("span", { class: "src-doc", text: p.document }), ", ", el("span", { class: "src-pages", text: p.pages }),
+    }, el("span", { class: "src-doc", text: p.document }), p.location ? ", " : "",
+    el("span", { class: "src-pages", text: p.location ?? "" }),
     el("blockquote", { class: "src-quote", text: plainSnippet(p.snippet) })));
   }
   return el("details", { class: "sources" }, el("summary", { text: `Sources (${shown.length})` }), list);
@@ -344,10 +345,11 @@ function showCitation(chip, article) {
       el("p", { class: "muted", text: "This source is a document you cannot open, so its text is not shown." }),
       close);
   } else {
-    const open = el("button", { type: "button", class: "primary", text: "Open page" });
+    const section = source.querySelector(".src-pages")?.textContent.startsWith("§");
+    const open = el("button", { type: "button", class: "primary", text: section ? "Open section" : "Open page" });
     popover = el("div", { class: "cite-popover", role: "dialog", popover: "auto", "aria-label": `Source ${number}` },
       el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), source.querySelector(".src-doc").cloneNode(true),
-        ", ", source.querySelector(".src-pages").cloneNode(true)),
+        ...(source.querySelector(".src-pages")?.textContent ? [", ", source.querySelector(".src-pages").cloneNode(true)] : [])),
       el("blockquote", { text: source.querySelector(".src-quote").textContent }), open, close);
     first = open;
     open.addEventListener("click", async () => {
