@@ -203,6 +203,7 @@ def test_sources_are_the_cited_passages_numbered_as_cited_live_and_after_a_reloa
             self.document_id, self.chunk_id = pdf_manual.pk, chunk.pk
             self.first_page, self.last_page = chunk.first_page, chunk.last_page
             self.content, self.snippet, self.score = chunk.content, chunk.content[:80], 0.9
+            self.paged, self.location = True, f"p. {chunk.first_page}"
 
     hits = [Hit(c) for c in chunks[:4]]
     passages = [
