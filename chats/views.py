@@ -7,7 +7,7 @@ from django.shortcuts import render
 
 from accounts.backends import cached_user
 from chats import answering
-from chats.models import Chat, Citation, Message, Vote
+from chats.models import CHAT_PAGE_CACHE, SIDEBAR_CACHE, Chat, Citation, Message, Vote
 from chats.selectors import hide_unreadable_sources, readable_chat
 from rra.querycache import cached
 
@@ -18,23 +18,28 @@ def _sidebar(request: HttpRequest) -> list[Chat]:
     if not request.user.is_authenticated:
         return []
     return cached(
-        "chats",
+        SIDEBAR_CACHE,
         scopes=[Chat.list_cache_scope(request.user.pk)],
         viewer=request.user,
-        params=["sidebar", SIDEBAR_SIZE],
+        params=[SIDEBAR_SIZE],
         compute=lambda: list(
             Chat.objects.owned_by(request.user).only("id", "title", "created_at")[:SIDEBAR_SIZE]
         ),
-    )
+    ).value
 
 
 def _chat_with_messages(request: HttpRequest, chat_id) -> tuple[Chat, list[Message]]:
     """A chat the requester may read, with its messages and their citations (404 else).
-    Access is checked in the database first; the messages come from the query cache."""
+    The query cache checks access in the database first (readable_chat); the messages
+    come from the cache."""
     user = request.user
-    chat = readable_chat(user, chat_id)
+    chats: list[Chat] = []
 
-    def compute() -> list[Message]:
+    def access() -> Chat:
+        chats.append(readable_chat(user, chat_id))
+        return chats[0]
+
+    def compute(chat: Chat) -> list[Message]:
         messages = list(
             chat.messages.prefetch_related(
                 Prefetch("citations", queryset=Citation.objects.order_by("number"))
@@ -44,12 +49,13 @@ def _chat_with_messages(request: HttpRequest, chat_id) -> tuple[Chat, list[Messa
         return messages
 
     messages = cached(
-        "messages",
-        scopes=[Chat.cache_scope(chat.pk)],
+        CHAT_PAGE_CACHE,
+        scopes=[Chat.cache_scope(chat_id)],
         viewer=user,
-        params=["page"],
+        access=access,
         compute=compute,
-    )
+    ).value
+    chat = chats[0]
     # The owner's name ("Shared by …") comes from the users cache, which their own
     # changes invalidate.
     if (owner := cached_user(chat.owner_id)) is not None:

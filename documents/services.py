@@ -302,6 +302,17 @@ def _batched(items: list, size: int):
         yield batch
 
 
+BLOCK_KINDS = {"heading": "h", "paragraph": "p", "list": "l", "table": "t"}
+
+
+def stored_blocks(extraction) -> list[list]:
+    """[start, end, kind, level] of the blocks of a DOCX or plain-text document (one
+    page), what the viewer needs to show its structure (DocumentContent.blocks)."""
+    if extraction.mime not in (filetypes.DOCX, filetypes.TEXT) or extraction.page_count != 1:
+        return []
+    return [[b.start, b.end, BLOCK_KINDS[b.kind], b.level] for b in extraction.blocks]
+
+
 def _store(document, run: _Run, extraction, drafts, vectors, provider, title: str) -> None:
     from documents.vector_index import ensure_index
 
@@ -324,6 +335,7 @@ def _store(document, run: _Run, extraction, drafts, vectors, provider, title: st
                 "page_count": extraction.page_count,
                 "char_count": extraction.char_count,
                 "metadata": extraction.metadata,
+                "blocks": stored_blocks(extraction),
             },
         )
         chunks = Chunk.objects.bulk_create(

@@ -186,6 +186,9 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 0.5, min=0.01)
 # Connections per process and pool (redis-py stops at 100): every streamed answer being
 # read, and every answer thread of the worker, holds one while it waits.
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", 2000, min=10)
+# After a Redis timeout or connection error, commands fail at once for this long, then
+# one is tried (rra/redis_breaker.py).
+REDIS_BREAKER_S = env.float("REDIS_BREAKER_S", 5.0, min=0.1)
 EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", True)
 EMBEDDED_REDIS_DIR = BASE_DIR / env.str("EMBEDDED_REDIS_DIR", "var/redis")
 # How many processes serve the site: deploy/gunicorn.conf.py exports its worker count.
@@ -200,6 +203,7 @@ if not REDIS_URL and EMBEDDED_REDIS:
         raise ImproperlyConfigured(f"Environment variable REDIS_URL is unset and {exc}.") from exc
 
 if REDIS_URL:
+    from rra import redis_breaker
 
     def _redis_cache(ignore_exceptions: bool) -> dict:
         return {
@@ -212,7 +216,10 @@ if REDIS_URL:
                 # Redis down must never give a 500: reads miss, writes are dropped,
                 # and the error is logged (DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS).
                 "IGNORE_EXCEPTIONS": ignore_exceptions,
-                "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS},
+                "CONNECTION_POOL_KWARGS": {
+                    "max_connections": REDIS_MAX_CONNECTIONS,
+                    "connection_class": redis_breaker.connection_class_for(REDIS_URL),
+                },
             },
         }
 
@@ -354,6 +361,13 @@ REST_FRAMEWORK = {
 # --- External services (used by ingestion, search and chat) -------------------------
 
 EMBEDDINGS_PROVIDER = env.str("EMBEDDINGS_PROVIDER", "local", choices=("local", "cohere", "openai"))
+# The model of EMBEDDINGS_PROVIDER=local (both ship inside their wheels; bench/README.md
+# compares them). Changing it: `manage.py reindex --model local/<name>` first, see README.
+LOCAL_EMBEDDING_MODEL = env.str(
+    "LOCAL_EMBEDDING_MODEL",
+    "all-MiniLM-L6-v2",
+    choices=("all-MiniLM-L6-v2", "multilingual-e5-small-q4"),
+)
 EMBEDDINGS_BASE_URL = env.url("EMBEDDINGS_BASE_URL")
 EMBEDDINGS_API_KEY = env.str("EMBEDDINGS_API_KEY")
 EMBEDDINGS_MODEL = env.str("EMBEDDINGS_MODEL")
@@ -391,10 +405,12 @@ LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 1024, min=1, max=1_000_000)
 # A passage goes to the model (or the extractive answerer) when it holds at least
 # ANSWER_MIN_COVERAGE of the question's terms, weighted by their idf over the readable
 # chunks, or its cosine similarity to the question is at least ANSWER_MIN_SCORE (a
-# paraphrase). No such passage: "the documents do not cover this", no model call.
-# Chosen on bench/eval (see bench/README.md).
+# paraphrase, or a question in another language). No such passage: "the documents do
+# not cover this", no model call. Chosen on bench/eval (see bench/README.md). Unset
+# ANSWER_MIN_SCORE: the embedding model's own calibrated threshold (cosines of different
+# models are not comparable: 0.50 for MiniLM and the remote APIs, 0.86 for e5).
 ANSWER_MIN_COVERAGE = env.float("ANSWER_MIN_COVERAGE", 0.55, min=0.0, max=1.0)
-ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", 0.50, min=-1.0, max=1.0)
+ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", None, min=-1.0, max=1.0)
 # Tokens of earlier turns sent with a question (the most recent whole turns that fit).
 HISTORY_TOKEN_BUDGET = env.int("HISTORY_TOKEN_BUDGET", 2000, min=0)
 if LLM_BASE_URL and not LLM_MODEL:
@@ -465,6 +481,7 @@ SEARCH_EF_SEARCH = env.int("SEARCH_EF_SEARCH", 100, min=1, max=1000)
 SEARCH_ITERATIVE_SCAN = env.str(
     "SEARCH_ITERATIVE_SCAN", "relaxed_order", choices=("off", "relaxed_order", "strict_order")
 )
+# Seconds a search result lives in the query cache (documents.search.SEARCH_CACHE).
 SEARCH_CACHE_TTL = env.int("SEARCH_CACHE_TTL", 60, min=0)
 # Query vectors by (model, text): a repeated question is not embedded again (0: off).
 QUERY_EMBEDDING_CACHE_TTL = env.int("QUERY_EMBEDDING_CACHE_TTL", 86400, min=0)

@@ -9,12 +9,25 @@ from django.db.models import Q
 from chats.answering.types import Passage
 
 
-def is_relevant(hit) -> bool:
+def answer_min_score() -> float:
+    """The guard's cosine threshold: ANSWER_MIN_SCORE, or when unset the embedding
+    model's own calibrated one (each model spreads its similarities differently)."""
+    if settings.ANSWER_MIN_SCORE is not None:
+        return settings.ANSWER_MIN_SCORE
+    from documents.embeddings import get_provider
+
+    return get_provider().answer_min_score
+
+
+def is_relevant(hit, min_score: float | None = None) -> bool:
     """A passage addresses the question when it holds most of the question's terms (idf
-    weighted, so a word every manual uses counts little) or means nearly the same."""
+    weighted, so a word every manual uses counts little) or means nearly the same by the
+    model's similarity (which is what lets a Dutch question over an English manual in,
+    having no words in common with it)."""
+    min_score = answer_min_score() if min_score is None else min_score
     return (hit.coverage or 0.0) >= settings.ANSWER_MIN_COVERAGE or (
         hit.vector_score or 0.0
-    ) >= settings.ANSWER_MIN_SCORE
+    ) >= min_score
 
 
 def _body(content: str, section: str) -> str:
@@ -71,7 +84,8 @@ def retrieve(*, user, question: str) -> tuple[list[Passage], list]:
     from documents.search import search
 
     hits = search(user=user, query=question, k=settings.ANSWER_PASSAGES).hits
-    relevant = [h for h in hits if is_relevant(h)]
+    min_score = answer_min_score()
+    relevant = [h for h in hits if is_relevant(h, min_score)]
     texts = with_neighbours(relevant, settings.ANSWER_CONTEXT_CHUNKS)
     passages = [
         Passage(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -39,6 +40,7 @@ from django.db import close_old_connections
 from accounts.models import User
 from chats.answering.generation import answer_events, release_db_connection
 from chats.models import Chat, Message
+from rra import redis_breaker
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,9 @@ FINAL_EVENTS = ("done", "error")
 STOP_CHECK_S = 0.2
 # A reader waits this long (ms) for the next events before a keep-alive comment.
 READ_BLOCK_MS = 15_000
+# The worker's dispatcher waits this long (ms) for a job per XREADGROUP when idle (a
+# job arriving wakes it at once); also how long it may take to notice a stop.
+DISPATCH_BLOCK_MS = 5_000
 # A stop flag outlives any answer it could stop (seconds).
 STOP_TTL_S = 600
 
@@ -106,6 +111,7 @@ def client() -> redis.Redis:
                 # Each waiting reader and each idle answer thread holds one connection
                 # while it blocks (redis-py's default pool stops at 100).
                 max_connections=settings.REDIS_MAX_CONNECTIONS,
+                connection_class=redis_breaker.connection_class_for(url),
             )
         return _clients[url]
 
@@ -541,9 +547,12 @@ def _finish(answer_id: str, info: dict[str, str]) -> None:
 
 @dataclass
 class AnswerRunner:
-    """Threads that take answer jobs from JOBS (a consumer group: each job goes to one
-    thread of one worker) and generate them. A job whose worker died is taken over after
-    ANSWER_MAX_SECONDS and ends with an error event (its partial events stay readable)."""
+    """Threads that generate answers, fed by one dispatcher thread that takes jobs from
+    JOBS (a consumer group: each job goes to one worker) only while a thread is free.
+    Idle, the worker sends Redis one blocking XREADGROUP every DISPATCH_BLOCK_MS (and
+    the reclaim sweep's every 30 s), not one per thread; a new job wakes the dispatcher
+    at once. A job whose worker died is taken over after ANSWER_MAX_SECONDS and ends
+    with an error event (its partial events stay readable)."""
 
     threads: int
     stop: threading.Event
@@ -556,42 +565,83 @@ class AnswerRunner:
             if "BUSYGROUP" not in str(exc):
                 raise
         name = f"{socket.gethostname()}-{os.getpid()}"
+        self._free = threading.Semaphore(self.threads)
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         started = [
-            threading.Thread(
-                target=self._loop, args=(f"{name}-{n}",), name=f"answer-{n}", daemon=True
-            )
+            threading.Thread(target=self._loop, name=f"answer-{n}", daemon=True)
             for n in range(self.threads)
         ]
         started.append(
-            threading.Thread(target=self._reclaim_loop, args=(name,), name="answer-reclaim")
+            threading.Thread(
+                target=self._dispatch, args=(name,), name="answer-dispatch", daemon=True
+            )
         )
-        started[-1].daemon = True
+        started.append(
+            threading.Thread(
+                target=self._reclaim_loop, args=(name,), name="answer-reclaim", daemon=True
+            )
+        )
         for thread in started:
             thread.start()
         return started
 
-    def _loop(self, consumer: str) -> None:
+    def _dispatch(self, consumer: str) -> None:
         r = client()
-        while not self.stop.is_set():
+        try:
+            while not self.stop.is_set():
+                if not self._free.acquire(timeout=1):
+                    continue  # every thread is busy: take no job it would have to queue
+                try:
+                    found = r.xreadgroup(
+                        GROUP, consumer, {JOBS: ">"}, count=1, block=DISPATCH_BLOCK_MS
+                    )
+                except redis.RedisError as exc:
+                    self._free.release()
+                    logger.warning("reading answer jobs failed: %s", exc)
+                    self.stop.wait(1)
+                    continue
+                entries = [entry for _, batch in found or [] for entry in batch]
+                if not entries:
+                    self._free.release()
+                    continue
+                entry_id, fields = entries[0]
+                answer_id = fields[b"answer"].decode()
+                if self.stop.is_set():  # taken as the worker stops: end it now
+                    self._free.release()
+                    self._end_unstarted(r, entry_id, answer_id)
+                    continue
+                self._jobs.put((entry_id, answer_id))
+        finally:
+            for _ in range(self.threads):
+                self._jobs.put(None)
+
+    def _end_unstarted(self, r, entry_id, answer_id: str) -> None:
+        info = meta(answer_id)
+        try:
+            message = "The answer was interrupted (the worker stopped). Please ask again."
+            publish(answer_id, "error", {"message": message, "message_id": None})
+            if info:
+                _finish(answer_id, info)
+            r.xack(JOBS, GROUP, entry_id)
+            r.xdel(JOBS, entry_id)
+        except redis.RedisError as exc:  # the sweep ends it
+            logger.warning("could not end answer %s: %s", answer_id, exc)
+
+    def _loop(self) -> None:
+        r = client()
+        while (job := self._jobs.get()) is not None:
+            entry_id, answer_id = job
+            self.running.add(answer_id)
             try:
-                found = r.xreadgroup(GROUP, consumer, {JOBS: ">"}, count=1, block=2000)
-            except redis.RedisError as exc:
-                logger.warning("reading answer jobs failed: %s", exc)
-                self.stop.wait(1)
-                continue
-            for _, entries in found or []:
-                for entry_id, fields in entries:
-                    answer_id = fields[b"answer"].decode()
-                    self.running.add(answer_id)
-                    try:
-                        generate(answer_id)
-                    finally:
-                        self.running.discard(answer_id)
-                    try:
-                        r.xack(JOBS, GROUP, entry_id)
-                        r.xdel(JOBS, entry_id)
-                    except redis.RedisError as exc:  # the sweep ends it (already ended)
-                        logger.warning("could not acknowledge answer job %s: %s", entry_id, exc)
+                generate(answer_id)
+            finally:
+                self.running.discard(answer_id)
+                self._free.release()
+            try:
+                r.xack(JOBS, GROUP, entry_id)
+                r.xdel(JOBS, entry_id)
+            except redis.RedisError as exc:  # the sweep ends it (already ended)
+                logger.warning("could not acknowledge answer job %s: %s", entry_id, exc)
 
     def abandon(self) -> list[str]:
         """The worker is stopping: end each answer still being generated with an error

@@ -41,9 +41,11 @@ def manual(owner, media):
 
 
 @pytest.fixture
-def in_worker(settings, redis_url):
+def in_worker(settings, redis_url, monkeypatch):
     settings.ANSWERS_IN_WORKER = True
     settings.ANSWER_START_TIMEOUT_S = 30
+    # A runner's dispatcher notices its stop within this (tests stop one each).
+    monkeypatch.setattr(answers, "DISPATCH_BLOCK_MS", 200)
 
 
 @pytest.fixture
