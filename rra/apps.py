@@ -19,12 +19,5 @@ class RraConfig(AppConfig):
                 post_save.connect(on_instance_change, sender=model, dispatch_uid=f"qc-{model}")
                 post_delete.connect(on_instance_change, sender=model, dispatch_uid=f"qc-{model}")
 
-        # Questions count wherever they are saved (rra_user_actions_total, conversions).
-        from rra import telemetry
-
-        post_save.connect(
-            telemetry.on_message_saved, sender="chats.Message", dispatch_uid="telemetry-question"
-        )
-
         # Every database connection, in any process, times its queries.
         slow_queries.connect()

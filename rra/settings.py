@@ -247,6 +247,9 @@ else:
         )
 
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Names the signed-in viewer to the service worker, so a shared device never shows the
+# previous user's cached pages (accounts/middleware.py sets it, rra/pwa_views.py reads it).
+VIEWER_COOKIE = "rra_viewer"
 
 # --- Query cache (rra/querycache.py) and HTTP caching (rra/conditional.py) ------------
 
