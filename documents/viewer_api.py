@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 
 from documents import pages, sections
 from documents.filetypes import DOCX, TEXT
-from documents.models import Chunk, Document, DocumentContent
+from documents.models import Chunk, Document, DocumentContent, is_paged
 from rra.api import json_error
 from rra.ratelimit import limit_request, too_many_requests_json
 
@@ -149,7 +149,7 @@ class PageView(_AnyAccept, APIView):
                 except pages.PageUnavailable as exc:
                     return json_error(422, "page_unavailable", exc.message)
                 body["highlights"] = [{"x": b.x, "y": b.y, "w": b.w, "h": b.h} for b in boxes]
-        elif row["page_count"] == 1:
+        elif not is_paged(document.mime_type, row["page_count"]):
             shown = _section_view(document, text, passage, section_number)
             if shown is None:
                 return json_error(
