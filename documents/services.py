@@ -118,6 +118,16 @@ def document_create(
     return UploadResult(document, created=True)
 
 
+def duplicate_note(document: Document, *, asked: str) -> str:
+    """What an upload of a file already in the library tells its owner: the document
+    kept its visibility, whichever the upload asked for."""
+    note = f"“{document.name}” is already in your library"
+    if asked == document.visibility:
+        return note + "."
+    shown = Document.Visibility(document.visibility).label.lower()
+    return f"{note}, {shown}; its visibility was not changed (change it from the document's menu)."
+
+
 def _enqueue_on_commit(document_id: int, *, delay_s: float = 0) -> None:
     from documents.tasks import ingest_document
 

@@ -339,10 +339,13 @@ function showCitation(chip, article) {
   const close = el("button", { type: "button", class: "link", "data-close": "", text: "Close" });
   let first = close;
   if (source.dataset.private === "true") {
-    // A document the reader cannot open: no name, no page, no text.
+    // A document the reader cannot open, or one deleted since: no name, no page, no text.
+    const removed = source.dataset.removed === "true";
     popover = el("div", { class: "cite-popover", role: "dialog", popover: "auto", "aria-label": `Source ${number}` },
-      el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), "Private document"),
-      el("p", { class: "muted", text: "This source is a document you cannot open, so its text is not shown." }),
+      el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), removed ? "Removed document" : "Private document"),
+      el("p", { class: "muted", text: removed
+        ? "The cited document was deleted, so its text is no longer shown."
+        : "This source is a document you cannot open, so its text is not shown." }),
       close);
   } else {
     const section = source.querySelector(".src-pages")?.textContent.startsWith("§");
