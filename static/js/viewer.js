@@ -198,7 +198,8 @@ async function load(page, section = null) {
   state.page = page;
   if (section) state.section = section;
   updateBar();
-  showStatus(section ? `Loading section ${section}…` : `Loading page ${page}…`);
+  // Until the first answer it is not known whether the document has pages or sections.
+  showStatus(section ? `Loading section ${section}…` : state.pageCount ? `Loading page ${page}…` : "Loading…");
   const params = new URLSearchParams();
   if (state.chunkId) params.set("chunk", state.chunkId);
   else if (state.quote) params.set("quote", state.quote);
