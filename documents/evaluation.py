@@ -11,6 +11,9 @@ One JSON object per line:
 - ``kind``: free text (lookup, paraphrase, multi, table, dutch, ...); ``unanswerable``
   (no ``doc``) marks a question the documents do not answer.
 - ``split``: ``tune`` (default) or ``held-out``; report both, tune on the first only.
+- ``history`` (optional): the conversation before a follow-up question, a list of
+  ``{"role": "user" | "assistant", "content": "..."}``; retrieval and the offline
+  answer read it as a chat's answer does (chats.answering.retrieval.search_query).
 
 Retrieval: hit@1, hit@5 and MRR@k of each search mode, per split and kind.
 Answers (hybrid): which questions the answer guard declines (chats.answering.retrieval.is_relevant
@@ -42,6 +45,7 @@ class Case:
     facts: tuple[str, ...] = ()
     kind: str = "lookup"
     split: str = "tune"
+    history: tuple = ()  # of chats.answering.types.Turn
 
     @property
     def answerable(self) -> bool:
@@ -85,10 +89,36 @@ def load_cases(path: Path) -> list[Case]:
             raise BadEvalFile(f"{where}: 'facts' must be a list of strings")
         if split not in SPLITS:
             raise BadEvalFile(f"{where}: 'split' must be one of {', '.join(SPLITS)}")
-        cases.append(Case(number, question.strip(), doc, tuple(pages), tuple(facts), kind, split))
+        history = _history(item.get("history", []), where)
+        cases.append(
+            Case(number, question.strip(), doc, tuple(pages), tuple(facts), kind, split, history)
+        )
     if not cases:
         raise BadEvalFile(f"{path}: no questions")
     return cases
+
+
+def _history(raw, where: str) -> tuple:
+    from chats.answering.types import Turn
+
+    if not isinstance(raw, list) or not all(
+        isinstance(t, dict)
+        and t.get("role") in ("user", "assistant")
+        and isinstance(t.get("content"), str)
+        and t["content"].strip()
+        for t in raw
+    ):
+        raise BadEvalFile(
+            f"{where}: 'history' must be a list of {{role: user|assistant, content}} turns"
+        )
+    return tuple(Turn(role=t["role"], content=t["content"]) for t in raw)
+
+
+def query_of(case: Case) -> str:
+    """What the answer's retrieval searches for this question (its history included)."""
+    from chats.answering.retrieval import search_query
+
+    return search_query(case.question, case.history)
 
 
 def _normalized(text: str) -> str:
@@ -170,7 +200,7 @@ def evaluate(cases: list[Case], *, k: int = 10, modes: list[str], user=None) -> 
         groups: dict[str, Score] = defaultdict(Score)
         for case in answerable:
             hits = search(
-                user=user, query=case.question, k=k, mode=base, rerank=extra == "rerank"
+                user=user, query=query_of(case), k=k, mode=base, rerank=extra == "rerank"
             ).hits
             rank = next((i for i, h in enumerate(hits, 1) if is_relevant(h, case)), None)
             total.add(rank)
@@ -207,9 +237,13 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
         split = case.split
         # The answer's own retrieval (guard and neighbouring chunks), and the hits before
         # the guard to tell whether a relevant passage was there to keep.
-        hits = search(user=user, query=case.question, k=settings.ANSWER_PASSAGES).hits
-        passages, kept = retrieve(user=user, question=case.question)
-        answer = extractive_answer(case.question, passages) if passages else NOT_COVERED
+        hits = search(user=user, query=query_of(case), k=settings.ANSWER_PASSAGES).hits
+        passages, kept = retrieve(user=user, question=case.question, history=case.history)
+        answer = (
+            extractive_answer(case.question, passages, history=case.history)
+            if passages
+            else NOT_COVERED
+        )
         offline = answer != NOT_COVERED
         if not case.answerable:
             report.unanswerable[split] = report.unanswerable.get(split, 0) + 1
