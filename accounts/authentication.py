@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from accounts.models import ApiToken, User, hash_token
-from rra.querycache import EVERYONE, Ask, answer, ask, cached, prefetch
+from accounts.models import USERS_CACHE, ApiToken, User, hash_token
+from rra.querycache import EVERYONE, Lookup, cached
 
 # last_used_at is a hint for the owner, not an audit log: write it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -21,7 +21,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         raw = bearer_secret(request)
         if raw is None:
             return None
-        return token_user(raw, view=(request.parser_context or {}).get("view"), request=request)
+        context = getattr(request, "parser_context", None) or {}  # DRF's request, or Django's
+        return token_user(raw, view=context.get("view"), request=request)
 
     def authenticate_header(self, request) -> str:
         return self.keyword
@@ -77,7 +78,7 @@ def _note_use(token: ApiToken) -> None:
 # Which user a token hash belongs to never changes: each process remembers it, with the
 # lookup of the token and its user (named once), so that they come from the query cache
 # in one round trip.
-_OWNERS: dict[str, tuple[int, Ask]] = {}
+_OWNERS: dict[str, tuple[int, Lookup]] = {}
 _MAX_OWNERS = 10_000
 
 
@@ -85,20 +86,20 @@ def _active_token(raw: str, *, view=None, request=None) -> ApiToken | None:
     """The active token with this secret and its user, through the query cache
     ("users"): issuing, revoking or deleting the token, or any change to its user,
     invalidates the entry (scopes token:<hash> and user:<id>). A view that names the
-    cache entries it will read for a user (``cache_prefetch(request, user_id)``) gets
-    them in the same round trip as the token."""
+    cache entries it will read for a user (``cache_ahead(request, user_id)``: Lookups)
+    gets them in the same round trip as the token."""
     key_hash = hash_token(raw)
     known = _OWNERS.get(key_hash)
     if known is None:
         owner_id = cached(
-            "users",
+            USERS_CACHE,
             scopes=[ApiToken.cache_scope(key_hash)],
             viewer=EVERYONE,
             params=["owner"],
             compute=lambda: ApiToken.objects.filter(key_hash=key_hash)
             .values_list("user_id", flat=True)
             .first(),
-        )
+        ).value
         if owner_id is None:
             return None
         known = (owner_id, _token_lookup(key_hash, owner_id))
@@ -106,21 +107,20 @@ def _active_token(raw: str, *, view=None, request=None) -> ApiToken | None:
             _OWNERS.clear()
         _OWNERS[key_hash] = known
     owner_id, token = known
-    ahead = getattr(view, "cache_prefetch", None)
-    if ahead is not None and request is not None:
-        prefetch(token, *ahead(request, owner_id))
-    return answer(
+    ahead = getattr(view, "cache_ahead", None)
+    return cached(
         token,
         compute=lambda: ApiToken.objects.active()
         .filter(key_hash=key_hash)
         .select_related("user")
         .first(),
+        ahead=ahead(request, owner_id) if ahead is not None and request is not None else (),
     ).value
 
 
-def _token_lookup(key_hash: str, owner_id: int) -> Ask:
-    return ask(
-        "users",
-        scopes=[ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)],
+def _token_lookup(key_hash: str, owner_id: int) -> Lookup:
+    return Lookup(
+        USERS_CACHE,
+        scopes=(ApiToken.cache_scope(key_hash), User.cache_scope(owner_id)),
         viewer=EVERYONE,
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.backends import ModelBackend
 
-from accounts.models import User
+from accounts.models import USERS_CACHE, User
 from rra.querycache import EVERYONE, cached
 
 
@@ -13,11 +13,11 @@ def cached_user(user_id) -> User | None:
     except (TypeError, ValueError):
         return None
     return cached(
-        "users",
+        USERS_CACHE,
         scopes=[User.cache_scope(user_id)],
         viewer=EVERYONE,
         compute=lambda: User._default_manager.filter(pk=user_id).first(),
-    )
+    ).value
 
 
 class CachedModelBackend(ModelBackend):

@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from rra.querycache import CacheScoped, InvalidatingQuerySet
+from rra.querycache import CacheScoped, InvalidatingQuerySet, Namespace
 
 
 class UserQuerySet(InvalidatingQuerySet):
@@ -200,3 +200,15 @@ class ApiToken(CacheScoped, models.Model):
     @classmethod
     def cache_scopes_from(cls, values: dict) -> list[str]:
         return [cls.cache_scope(values["key_hash"])]
+
+
+# The query cache's namespace of users and tokens (accounts.backends,
+# accounts.authentication): a user, a token with its user, or a token's owner's id
+# (None: no such token); the same for every viewer.
+USERS_CACHE = Namespace(
+    "users",
+    version=1,
+    value=(User, ApiToken, int, type(None)),
+    ttl=lambda: settings.QUERY_CACHE_TTLS["users"],
+    access="everyone",
+)

@@ -27,25 +27,33 @@ WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def chunks_of(path: Path, size: int, overlap: int) -> list[dict]:
-    """(text, first page, last page) windows of the document's concatenated page text."""
+    """(text, first page, last page) windows of the PDF's concatenated page text."""
     import pypdfium2 as pdfium
 
     pdf = pdfium.PdfDocument(str(path))
-    text, page_at = "", []
-    for index in range(len(pdf)):
-        page_text = pdf[index].get_textpage().get_text_range() + "\n"
-        text += page_text
-        page_at += [index + 1] * len(page_text)
+    texts = [pdf[index].get_textpage().get_text_range() for index in range(len(pdf))]
     pdf.close()
+    return windows(path.name, texts, size, overlap)
+
+
+def windows(name: str, page_texts: list[str], size: int, overlap: int) -> list[dict]:
+    """Windows of `size` characters, `overlap` shared with the previous one, over the pages'
+    texts joined with a newline; each with its document, pages and offset in the join."""
+    text, page_at = "", []
+    for number, page_text in enumerate(page_texts, 1):
+        text += page_text + "\n"
+        page_at += [number] * (len(page_text) + 1)
     out, step = [], size - overlap
     for start in range(0, max(len(text) - overlap, 1), step):
         end = min(start + size, len(text))
         out.append(
             {
-                "doc": path.name,
+                "doc": name,
                 "text": text[start:end],
                 "first": page_at[start],
                 "last": page_at[max(end - 1, start)],
+                "start": start,
+                "end": end,
             }
         )
     return out

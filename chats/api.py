@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed, NotAcceptable, NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ApiTokenAuthentication, bearer_secret, token_user
 from chats import answering
-from chats.models import Chat, Citation, Message, Vote
+from chats.models import CHAT_DETAIL_CACHE, CHAT_LIST_CACHE, Chat, Citation, Message, Vote
 from chats.rendering import render_answer
 from chats.selectors import hide_unreadable_sources, own_chat, readable_chat
 from rra import querycache, telemetry
@@ -57,6 +57,7 @@ class CitationSerializer(serializers.ModelSerializer):
     pages = serializers.SerializerMethodField()
     location = serializers.SerializerMethodField()
     private = serializers.SerializerMethodField()
+    source_removed = serializers.SerializerMethodField()
 
     class Meta:
         model = Citation
@@ -73,7 +74,13 @@ class CitationSerializer(serializers.ModelSerializer):
             "quote",
             "score",
             "private",
+            "source_removed",
         ]
+
+    def get_source_removed(self, citation: Citation) -> bool:
+        """True when the cited passage was gone when the answer was saved (its document
+        deleted or processed again) or its document was deleted since (no text then)."""
+        return citation.source_removed and not getattr(citation, "private", False)
 
     def get_private(self, citation: Citation) -> bool:
         """True when the viewer cannot read the cited document: only the number is
@@ -196,65 +203,53 @@ def _vote_count(value: int) -> Coalesce:
     return Coalesce(Subquery(votes), 0)
 
 
-def _params(request) -> list:
-    """What a cached body depends on besides its scopes and viewer (request: Django's or
-    DRF's, which share the query string)."""
-    return [sorted(request.GET.lists()), request.get_host(), request.scheme]
-
-
-def _cached_response(entry: querycache.Ask, compute) -> HttpResponse:
-    """compute()'s data as JSON, through the query cache (the entry named by ``entry``,
-    which is for the requesting user: the caller has checked that they may read it).
-    The entry holds the rendered body and its ETag, so a hit costs neither serialization
-    nor hashing. Besides its scopes and the viewer, the body depends on the query string
-    and on the host the pagination links are built with (_params)."""
-
-    def render() -> tuple[bytes, str, bytes | None]:
-        body = JSONRenderer().render(compute())
-        return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"', brotli_form(body)
-
-    return _json_response(querycache.answer(entry, compute=render))
+def _rendered(data) -> tuple[bytes, str, bytes | None]:
+    """A cached API body: the JSON, its ETag and its brotli form, so a hit costs neither
+    serialization, hashing nor compression."""
+    body = JSONRenderer().render(data)
+    return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"', brotli_form(body)
 
 
 def _json_response(found: querycache.Entry) -> HttpResponse:
     """The response of a cached body: the body, its ETag and its brotli form (made once
     when the entry was computed, so a hit is not compressed again)."""
-    body, etag, *br = found.value  # entries stored before the brotli form: (body, etag)
+    body, etag, br = found.value
     response = HttpResponse(body, content_type="application/json")
     response["ETag"] = etag
     if found.changed_at is not None:
         response["Last-Modified"] = http_date(found.changed_at.timestamp())
-    return with_compressed(response, br[0] if br else None)
+    return with_compressed(response, br)
 
 
-def _chat_list_entry(request: Request, user_id: int) -> querycache.Ask:
-    return querycache.ask(
-        "chats",
-        scopes=[Chat.list_cache_scope(user_id)],
+def _chat_list_lookup(request, user_id: int) -> querycache.Lookup:
+    return querycache.Lookup(
+        CHAT_LIST_CACHE,
+        scopes=(Chat.list_cache_scope(user_id),),
         viewer=querycache.UserId(user_id),
-        params=_params(request),
+        request=request,
     )
 
 
 class ChatListView(StreamingView):
-    _list_entry: querycache.Ask | None = None
+    _list_lookup: querycache.Lookup | None = None
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
         # The list most clients read again and again, with an API token, from the query
-        # cache: answered here when it is a hit (_hit), with no DRF request wrapper,
-        # content negotiation or permission classes around it. Everything else (a
-        # session, a miss, a token that does not pass, any other method) goes through
-        # DRF, which decides and answers it as it always did.
+        # cache: answered here when it is a hit (_hit), with no DRF request wrapper or
+        # content negotiation around it. Everything else (a session, a miss, a token or
+        # a request the view's classes do not pass, any other method) goes through DRF,
+        # which decides and answers it as it always did.
         return self._hit(request, kwargs) or super().dispatch(request, *args, **kwargs)
 
     def _hit(self, request: HttpRequest, kwargs: dict) -> HttpResponseBase | None:
-        """The answer DRF would give to a GET with an API token whose list is in the query
-        cache, or None. The token is checked by the function DRF's authentication uses
-        (a token that fails is left to DRF, which refuses it with its 401). DRF's other
-        steps decide nothing for such a request with this view's classes: the token's
-        user is authenticated (IsAuthenticated), there are no throttles and no
-        versioning, StreamNegotiation never refuses and ?format= is left to DRF. With
-        other classes, DRF answers."""
+        """The answer DRF would give to a GET with an API token whose list is in the
+        query cache, or None. What decides is the view's own DRF classes, as
+        APIView.initial runs them: the token by the view's first authenticator's
+        functions (one that fails is left to DRF, which refuses it with its 401), then
+        every permission and throttle class of the view; one that does not pass leaves
+        the request to DRF, which asks them again and answers its way. Negotiation is
+        skipped only when it cannot refuse (StreamNegotiation, no ?format=, no format
+        suffix) and there is no versioning; else DRF answers."""
         negotiation = self.content_negotiation_class
         format_override = negotiation.settings.URL_FORMAT_OVERRIDE
         if (
@@ -262,10 +257,9 @@ class ChatListView(StreamingView):
             or kwargs  # a format suffix
             or (format_override and format_override in request.GET)
             or not issubclass(negotiation, StreamNegotiation)  # never a 406
-            or self.authentication_classes[:1] != [ApiTokenAuthentication]
-            or list(self.permission_classes) != [IsAuthenticated]
-            or self.throttle_classes
             or self.versioning_class is not None
+            or not self.authentication_classes
+            or not issubclass(self.authentication_classes[0], ApiTokenAuthentication)
         ):
             return None
         try:
@@ -275,29 +269,34 @@ class ChatListView(StreamingView):
             user, token = token_user(secret, view=self, request=request)
         except AuthenticationFailed:
             return None
-        entry = self._list_entry_for(request, user)
-        found = querycache.peek(entry)
+        found = querycache.cached(self._lookup_for(request, user.pk))  # a peek
         if found is None:
             return None
+        before = request.user
         request.user, request.auth = user, token  # as DRF's Request sets them
         self.args, self.kwargs, self.request = (), kwargs, request
+        if not all(p.has_permission(request, self) for p in self.get_permissions()) or not all(
+            t.allow_request(request, self) for t in self.get_throttles()
+        ):
+            request.user, request.auth = before, None
+            return None
         self.headers = self.default_response_headers
         return self.finalize_response(request, _json_response(found))
 
-    def cache_prefetch(self, request: Request, user_id: int) -> list:
+    def cache_ahead(self, request, user_id: int) -> list[querycache.Lookup]:
         """The list's entry, read with the API token's (accounts.authentication)."""
         if request.method != "GET":
             return []
-        self._list_entry = _chat_list_entry(request, user_id)
-        return [self._list_entry]
+        self._list_lookup = _chat_list_lookup(request, user_id)
+        return [self._list_lookup]
 
-    def _list_entry_for(self, request, user) -> querycache.Ask:
+    def _lookup_for(self, request, user_id: int) -> querycache.Lookup:
         """The list's lookup for this user: the one read ahead with the token when it
         was named for this user (it always is: a token never changes hands), else anew."""
-        entry = self._list_entry
-        if entry is None or entry.viewer_key != querycache.viewer_key(user):
-            entry = _chat_list_entry(request, user.pk)
-        return entry
+        lookup = self._list_lookup
+        if lookup is None or lookup.viewer != user_id:
+            lookup = _chat_list_lookup(request, user_id)
+        return lookup
 
     def get(self, request: Request) -> HttpResponse:
         search = ChatSearchSerializer(data=request.query_params)
@@ -313,7 +312,8 @@ class ChatListView(StreamingView):
                 ChatSerializer(page, many=True, context={"request": request}).data
             ).data
 
-        return _cached_response(self._list_entry_for(request, request.user), compute)
+        lookup = self._lookup_for(request, request.user.pk)
+        return _json_response(querycache.cached(lookup, compute=lambda: _rendered(compute())))
 
     def post(self, request: Request):
         new = NewChatSerializer(data=request.data)
@@ -358,15 +358,17 @@ class ChatDetailView(APIView):
         return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
 
     def get(self, request: Request, chat_id) -> HttpResponse:
-        # Access first, from the database; then the body, from the cache.
-        chat = readable_chat(request.user, chat_id)
-        entry = querycache.ask(
-            "messages",
-            scopes=[Chat.cache_scope(chat.pk)],
+        # Access first, from the database (inside the cache, before anything goes out);
+        # then the body, from the cache.
+        entry = querycache.cached(
+            CHAT_DETAIL_CACHE,
+            scopes=[Chat.cache_scope(chat_id)],
             viewer=request.user,
-            params=_params(request),
+            request=request,
+            access=lambda: readable_chat(request.user, chat_id),
+            compute=lambda chat: _rendered(self._detail(request, chat)),
         )
-        return _cached_response(entry, lambda: self._detail(request, chat))
+        return _json_response(entry)
 
     def _detail(self, request: Request, chat: Chat) -> dict:
         user_id = request.user.pk if request.user.is_authenticated else None

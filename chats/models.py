@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from rra.querycache import CacheScoped, InvalidatingQuerySet
+from rra.querycache import CacheScoped, InvalidatingQuerySet, Namespace
 
 
 class ChatQuerySet(InvalidatingQuerySet):
@@ -145,6 +145,11 @@ class Citation(CacheScoped, models.Model):
         help_text="Whether the document has pages (PDF); else the section names the place.",
     )
     quote = models.TextField(help_text="The passage text as it was given to the model.")
+    source_removed = models.BooleanField(
+        default=False,
+        help_text="The cited passage was gone when the answer was saved, or its document "
+        "was deleted later (then its text is removed from quote too).",
+    )
     start_offset = models.PositiveIntegerField(default=0)
     end_offset = models.PositiveIntegerField(default=0)
     number = models.PositiveSmallIntegerField(help_text="As cited in the answer: [n].")
@@ -225,3 +230,20 @@ class Vote(CacheScoped, models.Model):
     def cache_scopes(self) -> list[str]:
         cached = Vote.message.is_cached(self)
         return _chat_scope_of_message(self.message_id, self.message if cached else None)
+
+
+# --- The query cache's namespaces of chats (rra/querycache.py) -------------------------
+# A chat list is its owner's own (scope chats:user:<id>); a chat's body is checked by
+# each call (readable_chat), since public chats are read by anyone with the link.
+
+
+def _ttl(name: str):
+    return lambda: settings.QUERY_CACHE_TTLS[name]
+
+
+# The API's bodies: (JSON bytes, ETag, brotli form or None).
+CHAT_LIST_CACHE = Namespace("chats", version=2, value=tuple, ttl=_ttl("chats"), access="own:chats")
+CHAT_DETAIL_CACHE = Namespace("messages", version=2, value=tuple, ttl=_ttl("messages"))
+# The pages' model lists: the sidebar's chats, a chat page's messages with citations.
+SIDEBAR_CACHE = Namespace("sidebar", version=1, value=list, ttl=_ttl("chats"), access="own:chats")
+CHAT_PAGE_CACHE = Namespace("chat-page", version=1, value=list, ttl=_ttl("messages"))

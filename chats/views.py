@@ -7,7 +7,7 @@ from django.shortcuts import render
 
 from accounts.backends import cached_user
 from chats import answering
-from chats.models import Chat, Citation, Message
+from chats.models import CHAT_PAGE_CACHE, SIDEBAR_CACHE, Chat, Citation, Message, Vote
 from chats.selectors import hide_unreadable_sources, readable_chat
 from rra.querycache import cached
 
@@ -18,23 +18,28 @@ def _sidebar(request: HttpRequest) -> list[Chat]:
     if not request.user.is_authenticated:
         return []
     return cached(
-        "chats",
+        SIDEBAR_CACHE,
         scopes=[Chat.list_cache_scope(request.user.pk)],
         viewer=request.user,
-        params=["sidebar", SIDEBAR_SIZE],
+        params=[SIDEBAR_SIZE],
         compute=lambda: list(
             Chat.objects.owned_by(request.user).only("id", "title", "created_at")[:SIDEBAR_SIZE]
         ),
-    )
+    ).value
 
 
 def _chat_with_messages(request: HttpRequest, chat_id) -> tuple[Chat, list[Message]]:
     """A chat the requester may read, with its messages and their citations (404 else).
-    Access is checked in the database first; the messages come from the query cache."""
+    The query cache checks access in the database first (readable_chat); the messages
+    come from the cache."""
     user = request.user
-    chat = readable_chat(user, chat_id)
+    chats: list[Chat] = []
 
-    def compute() -> list[Message]:
+    def access() -> Chat:
+        chats.append(readable_chat(user, chat_id))
+        return chats[0]
+
+    def compute(chat: Chat) -> list[Message]:
         messages = list(
             chat.messages.prefetch_related(
                 Prefetch("citations", queryset=Citation.objects.order_by("number"))
@@ -44,12 +49,13 @@ def _chat_with_messages(request: HttpRequest, chat_id) -> tuple[Chat, list[Messa
         return messages
 
     messages = cached(
-        "messages",
-        scopes=[Chat.cache_scope(chat.pk)],
+        CHAT_PAGE_CACHE,
+        scopes=[Chat.cache_scope(chat_id)],
         viewer=user,
-        params=["page"],
+        access=access,
         compute=compute,
-    )
+    ).value
+    chat = chats[0]
     # The owner's name ("Shared by …") comes from the users cache, which their own
     # changes invalidate.
     if (owner := cached_user(chat.owner_id)) is not None:
@@ -71,6 +77,17 @@ def chat_page(request: HttpRequest, chat_id) -> HttpResponse:
     is_owner = request.user.is_authenticated and chat.owner_id == request.user.pk
     # An answer still being written: the page picks it up where it is.
     running = answering.running_answer(chat) if is_owner else None
+    # The reader's own votes (not cached with the messages, which every reader shares):
+    # a reload shows which answers they marked.
+    my_votes = (
+        dict(
+            Vote.objects.filter(user=request.user, message__chat=chat).values_list(
+                "message_id", "value"
+            )
+        )
+        if request.user.is_authenticated
+        else {}
+    )
     return render(
         request,
         "chats/chat.html",
@@ -81,6 +98,7 @@ def chat_page(request: HttpRequest, chat_id) -> HttpResponse:
             "is_owner": is_owner,
             "can_ask": is_owner,
             "running_answer": running,
+            "my_votes": my_votes,
             "Message": Message,
         },
     )

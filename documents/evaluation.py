@@ -6,14 +6,19 @@ One JSON object per line:
      "kind": "lookup", "split": "tune"}
 
 - ``doc`` and ``pages``: where the answer is; a hit is relevant when it is in ``doc``
-  and, with pages, overlaps one of them. ``facts`` (optional): strings the passage must
-  all hold (whitespace and case ignored): "a passage holding every required fact".
+  and, with pages, overlaps one of them. ``section`` (optional; documents without pages):
+  the title of the heading the answer sits under; a hit is relevant only when its heading
+  path holds it (case, whitespace and section numbers ignored; "Size" is in place under
+  "2.6 Size"). ``facts`` (optional): strings the passage must all hold (whitespace and
+  case ignored): "a passage holding every required fact".
+- ``history`` (optional): the earlier turns of a follow-up,
+  ``[{"role": "user"|"assistant", "content": "..."}, ...]``. The answer's retrieval and
+  the offline answer get them, and the search modes search with
+  ``chats.answering.retrieval.search_query(question, history)``, as a chat's answer does.
 - ``kind``: free text (lookup, paraphrase, multi, table, dutch, ...); ``unanswerable``
   (no ``doc``) marks a question the documents do not answer.
-- ``split``: ``tune`` (default) or ``held-out``; report both, tune on the first only.
-- ``history`` (optional): the conversation before a follow-up question, a list of
-  ``{"role": "user" | "assistant", "content": "..."}``; retrieval and the offline
-  answer read it as a chat's answer does (chats.answering.retrieval.search_query).
+- ``split``: ``tune`` (default), ``held-out`` or ``fresh`` (written after the last tuning
+  choice); each is reported on its own, tune on the first only.
 
 Retrieval: hit@1, hit@5 and MRR@k of each search mode, per split and kind.
 Answers (hybrid): which questions the answer guard declines (chats.answering.retrieval.is_relevant
@@ -25,15 +30,18 @@ answers quote every fact.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from documents.chunking import SECTION_SEPARATOR
 from documents.models import EVERY_DOCUMENT
 from documents.search import search
 
 UNANSWERABLE = "unanswerable"
-SPLITS = ("tune", "held-out")
+SPLITS = ("tune", "held-out", "fresh")
+ROLES = ("user", "assistant")
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,8 @@ class Case:
     facts: tuple[str, ...] = ()
     kind: str = "lookup"
     split: str = "tune"
-    history: tuple = ()  # of chats.answering.types.Turn
+    section: str | None = None
+    history: tuple[tuple[str, str], ...] = ()  # (role, content) of the earlier turns
 
     @property
     def answerable(self) -> bool:
@@ -73,6 +82,7 @@ def load_cases(path: Path) -> list[Case]:
         kind = item.get("kind", "lookup")
         split = item.get("split", "tune")
         facts = item.get("facts", [])
+        section, history = item.get("section"), item.get("history", [])
         where = f"{path}:{number}"
         if not isinstance(question, str) or not question.strip():
             raise BadEvalFile(f"{where}: 'question' must be a non-empty string")
@@ -89,36 +99,35 @@ def load_cases(path: Path) -> list[Case]:
             raise BadEvalFile(f"{where}: 'facts' must be a list of strings")
         if split not in SPLITS:
             raise BadEvalFile(f"{where}: 'split' must be one of {', '.join(SPLITS)}")
-        history = _history(item.get("history", []), where)
+        if section is not None and (not isinstance(section, str) or not _words(section)):
+            raise BadEvalFile(f"{where}: 'section' must be a heading's title")
+        if not isinstance(history, list) or not all(
+            isinstance(turn, dict)
+            and turn.get("role") in ROLES
+            and isinstance(turn.get("content"), str)
+            and turn["content"].strip()
+            for turn in history
+        ):
+            raise BadEvalFile(
+                f'{where}: \'history\' must be a list of {{"role": user|assistant, "content"}}'
+            )
+        turns = tuple((turn["role"], turn["content"].strip()) for turn in history)
         cases.append(
-            Case(number, question.strip(), doc, tuple(pages), tuple(facts), kind, split, history)
+            Case(
+                number,
+                question.strip(),
+                doc,
+                tuple(pages),
+                tuple(facts),
+                kind,
+                split,
+                section.strip() if section else None,
+                turns,
+            )
         )
     if not cases:
         raise BadEvalFile(f"{path}: no questions")
     return cases
-
-
-def _history(raw, where: str) -> tuple:
-    from chats.answering.types import Turn
-
-    if not isinstance(raw, list) or not all(
-        isinstance(t, dict)
-        and t.get("role") in ("user", "assistant")
-        and isinstance(t.get("content"), str)
-        and t["content"].strip()
-        for t in raw
-    ):
-        raise BadEvalFile(
-            f"{where}: 'history' must be a list of {{role: user|assistant, content}} turns"
-        )
-    return tuple(Turn(role=t["role"], content=t["content"]) for t in raw)
-
-
-def query_of(case: Case) -> str:
-    """What the answer's retrieval searches for this question (its history included)."""
-    from chats.answering.retrieval import search_query
-
-    return search_query(case.question, case.history)
 
 
 def _normalized(text: str) -> str:
@@ -130,12 +139,48 @@ def holds_facts(text: str, facts: tuple[str, ...]) -> bool:
     return all(_normalized(f) in body for f in facts)
 
 
+_NUMBER = re.compile(r"(?<!\w)\d+(?:\.\d+)*\.?(?!\w)")
+
+
+def _words(title: str) -> str:
+    """A heading title compared: case, whitespace and section numbers ignored."""
+    return " ".join(_NUMBER.sub(" ", title).split()).lower()
+
+
+def in_section(path: str, title: str) -> bool:
+    """Whether a passage's heading path (titles joined by " › ") holds the title."""
+    wanted = _words(title)
+    return any(wanted in _words(heading) for heading in path.split(SECTION_SEPARATOR))
+
+
 def is_relevant(hit, case: Case) -> bool:
     if not case.answerable or hit.document_name != case.doc:
         return False
     if case.pages and not any(hit.first_page <= p <= hit.last_page for p in case.pages):
         return False
+    if case.section and not in_section(hit.section or "", case.section):
+        return False
     return holds_facts(hit.content, case.facts)
+
+
+def _turns(case: Case) -> list:
+    from chats.answering.types import Turn
+
+    return [Turn(role=role, content=content) for role, content in case.history]
+
+
+def search_query(case: Case) -> str:
+    """What the search modes search for: the answer path's history-aware query (the
+    question alone unless it is a follow-up)."""
+    from chats.answering.retrieval import search_query as answer_query
+
+    return answer_query(case.question, _turns(case))
+
+
+def _retrieve(*, user, case: Case):
+    from chats.answering.retrieval import retrieve
+
+    return retrieve(user=user, question=case.question, history=_turns(case))
 
 
 @dataclass
@@ -200,20 +245,21 @@ def evaluate(cases: list[Case], *, k: int = 10, modes: list[str], user=None) -> 
         groups: dict[str, Score] = defaultdict(Score)
         for case in answerable:
             hits = search(
-                user=user, query=query_of(case), k=k, mode=base, rerank=extra == "rerank"
+                user=user, query=search_query(case), k=k, mode=base, rerank=extra == "rerank"
             ).hits
             rank = next((i for i, h in enumerate(hits, 1) if is_relevant(h, case)), None)
             total.add(rank)
             groups[case.split].add(rank)
             groups[f"{case.split}/{case.kind}"].add(rank)
+            groups[f"all/{case.kind}"].add(rank)
             if rank != 1:
                 report.misses.append(
                     {
                         "line": case.line,
                         "question": case.question,
-                        "expected": f"{case.doc} {list(case.pages) or ''}".strip(),
+                        "expected": f"{case.doc} {list(case.pages) or case.section or ''}".strip(),
                         "rank": rank,
-                        "got": [f"{h.document_name} {h.pages}" for h in hits[:3]],
+                        "got": [f"{h.document_name} {h.location}".strip() for h in hits[:3]],
                     }
                 )
         done = total.finished()
@@ -229,7 +275,6 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
     from django.conf import settings
 
     from chats.answering.extractive import NOT_COVERED, extractive_answer
-    from chats.answering.retrieval import retrieve
 
     user = user or EVERY_DOCUMENT
     report = AnswerReport()
@@ -237,10 +282,10 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
         split = case.split
         # The answer's own retrieval (guard and neighbouring chunks), and the hits before
         # the guard to tell whether a relevant passage was there to keep.
-        hits = search(user=user, query=query_of(case), k=settings.ANSWER_PASSAGES).hits
-        passages, kept = retrieve(user=user, question=case.question, history=case.history)
+        hits = search(user=user, query=search_query(case), k=settings.ANSWER_PASSAGES).hits
+        passages, kept = _retrieve(user=user, case=case)
         answer = (
-            extractive_answer(case.question, passages, history=case.history)
+            extractive_answer(case.question, passages, history=_turns(case))
             if passages
             else NOT_COVERED
         )

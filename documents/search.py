@@ -14,7 +14,6 @@ per-transaction HNSW knobs, the question's terms with their idf, then the search
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import logging
@@ -24,13 +23,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
-from documents.models import EVERY_DOCUMENT, Document, location_label, pages_label
+from documents.models import Document, location_label, pages_label
 from documents.vector_index import distance_sql
 from rra import telemetry
+from rra.querycache import Namespace, bump, cached
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +219,10 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
         JOIN documents_chunk c ON c.id = e.chunk_id
         -- A semi-join on docs (hashed once) rather than a join on the CTE, which the
         -- planner turns into a re-scan of it for every candidate (bench/search).
-        JOIN documents_document d ON d.id = c.document_id AND d.embedding_model = %(model)s
+        -- Every document with vectors of this model takes part: they are written all at
+        -- once per document (ingest, reindex), so a document's set is always complete,
+        -- and one still being reindexed to another model keeps answering with these.
+        JOIN documents_document d ON d.id = c.document_id
              AND d.id IN (SELECT id FROM docs)
         WHERE e.model = %(model)s
         ORDER BY {distance}
@@ -428,25 +430,17 @@ def search(
 
 
 # --- Result cache -----------------------------------------------------------------
-# A user's readable set changes when one of their documents changes, or any shared
-# one does (EVERY_DOCUMENT, the operator tools' reader, reads everything). Each is a
-# generation counter in the cache; the search cache key includes the generations that
-# apply, so a bump invalidates.
+# Through the query cache (rra/querycache.py). A user's readable set changes when one of
+# their documents changes, or any shared one does: the scopes documents:user:<id> and
+# documents:shared, bumped by invalidate_for().
 
-
-def _generation(key: str) -> int:
-    value = cache.get(key)
-    if value is None:
-        cache.add(key, 1, None)
-        value = cache.get(key) or 1
-    return int(value)
-
-
-def _bump(key: str) -> None:
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.add(key, 2, None)
+SEARCH_CACHE = Namespace(
+    "search",
+    version=1,
+    value=dict,  # a SearchResult as asdict()
+    ttl=lambda: settings.SEARCH_CACHE_TTL,
+    access="own:documents",
+)
 
 
 def invalidate_for(
@@ -454,35 +448,20 @@ def invalidate_for(
 ) -> None:
     """Call after any change to what documents are readable (status, visibility, delete)."""
     owner_id = owner_id if owner_id is not None else getattr(document, "owner_id", None)
-    if owner_id is not None:
-        _bump(f"search:gen:user:{owner_id}")
-    if shared:
-        _bump("search:gen:shared")
-    _bump("search:gen:all")
-
-
-def cache_key(user, **params) -> str:
-    gens = (
-        [_generation("search:gen:all")]
-        if user is EVERY_DOCUMENT
-        else [
-            _generation(f"search:gen:user:{user.pk}"),
-            _generation("search:gen:shared"),
-        ]
+    bump(
+        f"documents:user:{owner_id}" if owner_id is not None else "",
+        "documents:shared" if shared else "",
     )
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[
-        :32
-    ]
-    return f"search:{user.pk}:{'.'.join(map(str, gens))}:{digest}"
 
 
 def cached_search(*, user, **params) -> tuple[SearchResult, bool]:
     """search() through the cache; returns the result and whether it was a hit."""
-    key = cache_key(user, **params)
-    stored = cache.get(key)
-    telemetry.cache_lookup("search", hit=stored is not None)
-    if stored is not None:
-        return SearchResult(**{**stored, "hits": [Hit(**h) for h in stored["hits"]]}), True
-    result = search(user=user, **params)
-    cache.set(key, asdict(result), settings.SEARCH_CACHE_TTL)
-    return result, False
+    entry = cached(
+        SEARCH_CACHE,
+        scopes=[f"documents:user:{user.pk}", "documents:shared"],
+        viewer=user,
+        params=[params],
+        compute=lambda: asdict(search(user=user, **params)),
+    )
+    stored = entry.value
+    return SearchResult(**{**stored, "hits": [Hit(**h) for h in stored["hits"]]}), entry.hit

@@ -1,27 +1,39 @@
-"""The query cache: read-through caching of per-user query results in Redis.
+"""The query cache: read-through caching of per-viewer query results in Redis.
 
-What is cached, and for how long (QUERY_CACHE_TTLS, seconds):
+The contract (docs/architecture.md, "The cache contract"):
 
-- ``users``: the signed-in user of a session or API token (5 min);
-- ``chats``: a user's chat list, as the API and the sidebar show it (3 min);
-- ``messages``: a chat with its messages, as the API and the chat page show it (2 min).
+- Each app declares its namespaces (``Namespace``): a name, a version, the type of the
+  values it holds, a TTL and who may read an entry. One namespace holds one type of
+  value; a change to what an entry holds bumps the version, so old entries are never
+  read as new ones.
+- ``cached(namespace, scopes=..., viewer=..., request=..., compute=...)`` is the one way
+  to read: it derives the key (namespace, version, scopes, viewer, the request's query
+  string, host and scheme, any extra ``params``), checks access before anything goes
+  out, reads the entry and its scopes' generations in one round trip, and stores
+  compute()'s value for the namespace's TTL on a miss. Without ``compute`` it only
+  peeks: a hit or None, nothing computed, stored or counted.
+- ``bump(*scopes)`` invalidates everything filed under those scopes.
+
+Access is checked inside cached(), before a cached body goes out, hit or miss: by the
+namespace's rule (``Namespace.access(viewer_key, scopes)``: the entry is the viewer's
+own, or the same for everyone) or, for a namespace without one, by the call's
+``access()`` (which raises to refuse: Http404, PermissionDenied) whose result compute
+receives. A call with neither is refused (ValueError).
 
 Invalidation is by *scope generations*. Every entry is filed under the scopes whose
-data it holds (``user:12``, ``chats:user:12``, ``chat:<uuid>``, ``token:<hash>``) and
-stores the generations those scopes had when it was computed. A write bumps the
-generations of the scopes it touches, so the entry no longer matches, in any process,
-and is computed again. A hit costs one Redis round trip: the entry and the generations
-come in one MGET. Writes reach the bumps through signals (save, delete, cascades,
-admin) and through ``InvalidatingQuerySet`` (``update``, ``delete``, ``bulk_create``,
-``bulk_update``), see each model's ``cache_scopes``.
+data it holds (``user:12``, ``chats:user:12``, ``chat:<uuid>``, ``token:<hash>``,
+``documents:user:12``) and stores the generations those scopes had when it was
+computed. A write bumps the generations of the scopes it touches, so the entry no longer
+matches, in any process, and is computed again. Writes reach the bumps through signals
+(save, delete, cascades, admin) and through ``InvalidatingQuerySet`` (``update``,
+``delete``, ``bulk_create``, ``bulk_update``), see each model's ``cache_scopes``.
+Generations expire (GENERATION_TTL, longer than any entry lives): a generation that is
+gone is created anew, different from every earlier one, so its entries only miss.
 
-One entry can only ever answer the question it was computed for: its key is built from
-the namespace, the scopes (which name the objects: ``chat:<uuid>``), the viewer (the
-user whose view of the data it is, or ``EVERYONE`` when it is the same for all) and the
-caller's parameters, and the entry stores the scopes and viewer it was computed for,
-which a hit must match. Two chats, or two users, cannot share an entry whatever their
-generations. The cache never decides access: a view checks that the viewer may read the
-object before it asks the cache for the object's body.
+One entry can only ever answer the question it was computed for: the entry stores the
+namespace, version, scopes and viewer it was computed for, which a hit must match, and
+a value of the namespace's type. Two chats, or two users, cannot share an entry whatever
+their generations.
 
 A bump happens twice: at once (the writer's own next read sees its write) and again when
 the transaction commits (another process may have cached the old rows in between).
@@ -42,18 +54,46 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from functools import cached_property
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.db import connection, models, transaction
 
 from rra import telemetry
 
-T = TypeVar("T")
 _SUFFIX = 1000  # generation = microseconds * _SUFFIX + random suffix
+# Seconds a scope's generation lives without a bump; longer than any entry's TTL.
+GENERATION_TTL = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """What one kind of entry is: declared once, by the app whose data it holds.
+
+    value: the type (or types) of what compute() returns; a stored value of another
+    type is a miss. ttl: seconds an entry lives, read at each store (so settings can
+    change it); 0 turns the namespace off. access: who may read an entry, checked by
+    cached() before anything goes out: ``"everyone"`` (the viewer is EVERYONE: the same
+    entry for all), ``"own:<kind>"`` (one of the entry's scopes is ``<kind>:<viewer>``,
+    ``chats:user:12`` for user 12), or None (each call passes its own access())."""
+
+    name: str
+    version: int
+    value: type | tuple[type, ...]
+    ttl: Callable[[], int] = field(compare=False)
+    access: str | None = None
+
+    def __post_init__(self) -> None:
+        if ":" in self.name or not self.name:
+            raise ValueError(f"a namespace name has no colon: {self.name!r}")
+        rule = self.access
+        if rule not in (None, "everyone") and (not rule.startswith("own:") or rule == "own:"):
+            raise ValueError(f"unknown access rule {rule!r}")
 
 
 def _gen_key(scope: str) -> str:
@@ -64,7 +104,7 @@ def _new_generation() -> int:
     return time.time_ns() // 1000 * _SUFFIX + random.randrange(_SUFFIX)  # noqa: S311
 
 
-def generations(scopes: Iterable[str]) -> dict[str, int] | None:
+def _generations(scopes: Iterable[str]) -> dict[str, int] | None:
     """The current generation of each scope (created when missing); None when the cache
     store cannot be reached."""
     scopes = list(scopes)
@@ -80,14 +120,14 @@ def _versions(gen_keys: Sequence[str], found: dict) -> list[int] | None:
     missing = [key for key in gen_keys if key not in found]
     if missing:
         for key in missing:
-            cache.add(key, _new_generation(), None)
+            cache.add(key, _new_generation(), GENERATION_TTL)
         found = {**found, **cache.get_many(missing)}
         if any(key not in found for key in missing):
             return None
     return [int(found[key]) for key in gen_keys]
 
 
-def changed_at(versions: Iterable[int]) -> datetime | None:
+def _changed_at(versions: Iterable[int]) -> datetime | None:
     """When the newest of these generations' scopes was last written (or first seen by
     the cache)."""
     newest = max(versions, default=None)
@@ -107,7 +147,7 @@ def bump(*scopes: str) -> None:
 
     def apply() -> None:
         generation = _new_generation()
-        cache.set_many({_gen_key(scope): generation for scope in scopes}, None)
+        cache.set_many({_gen_key(scope): generation for scope in scopes}, GENERATION_TTL)
 
     apply()
     if _in_transaction():
@@ -120,8 +160,8 @@ def _in_transaction() -> bool:
 
 
 @dataclass(frozen=True)
-class Entry(Generic[T]):
-    value: T
+class Entry:
+    value: Any
     hit: bool
     changed_at: datetime | None  # the newest write to the entry's scopes, if known
 
@@ -141,7 +181,7 @@ class UserId(int):
     """A viewer named by id alone (a lookup named before the user object is loaded)."""
 
 
-def viewer_key(viewer: Any) -> str:
+def _viewer_key(viewer: Any) -> str:
     """How an entry names its viewer (a user by id, ``anonymous`` or ``*``)."""
     if viewer is EVERYONE:
         return "*"
@@ -154,66 +194,141 @@ def viewer_key(viewer: Any) -> str:
     return f"user:{viewer.pk}"
 
 
-def _keys(namespace: str, scopes: Iterable[str], viewer: Any, params: Iterable[Any]):
-    """(identity, entry key, generation keys) of one lookup."""
-    scopes = tuple(sorted(set(scopes)))
-    if not scopes or not all(isinstance(scope, str) and scope for scope in scopes):
-        raise ValueError(f"a cached {namespace} entry needs the scopes of what it holds")
-    identity = (namespace, scopes, viewer_key(viewer))
-    digest = hashlib.sha256(
-        json.dumps([*identity, list(params)], default=str, separators=(",", ":")).encode()
-    ).hexdigest()[:40]
-    return identity, f"qc:{namespace}:{digest}", [_gen_key(scope) for scope in scopes]
+def _request_params(request) -> list:
+    """What a cached body depends on in its request besides scopes and viewer: the
+    query string, and the host and scheme that links in it are built with (request:
+    Django's or DRF's, which share them)."""
+    if request is None:
+        return []
+    return [sorted(request.GET.lists()), request.get_host(), request.scheme]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """One entry, named: a cached() call's namespace, scopes, viewer, request and params,
+    for reading ahead (cached(..., ahead=[...])). Its keys are derived once."""
+
+    namespace: Namespace
+    scopes: tuple[str, ...]
+    viewer: Any
+    request: Any = None
+    params: tuple = ()
+
+    @cached_property
+    def viewer_key(self) -> str:
+        return _viewer_key(self.viewer)
+
+    @cached_property
+    def identity(self) -> tuple:
+        """What a hit must have been stored for."""
+        scopes = tuple(sorted(set(self.scopes)))
+        if not scopes or not all(isinstance(scope, str) and scope for scope in scopes):
+            raise ValueError(f"a cached {self.namespace.name} entry needs the scopes it holds")
+        return (self.namespace.name, self.namespace.version, scopes, self.viewer_key)
+
+    @cached_property
+    def key(self) -> str:
+        params = [*_request_params(self.request), *self.params]
+        digest = hashlib.sha256(
+            json.dumps([*self.identity, params], default=str, separators=(",", ":")).encode()
+        ).hexdigest()[:40]
+        return f"qc:{self.namespace.name}:v{self.namespace.version}:{digest}"
+
+    @cached_property
+    def gen_keys(self) -> tuple[str, ...]:
+        return tuple(_gen_key(scope) for scope in self.identity[2])
+
+    def allowed(self) -> bool:
+        """The namespace's access rule (see Namespace) for this viewer and these scopes."""
+        rule = self.namespace.access
+        if rule == "everyone":
+            return self.viewer_key == "*"
+        kind = rule.removeprefix("own:") if rule else None
+        return (
+            bool(kind)
+            and self.viewer_key.startswith("user:")
+            and (f"{kind}:{self.viewer_key}" in self.identity[2])
+        )
+
+
+def cached(
+    namespace: Namespace | Lookup,
+    *,
+    scopes: Iterable[str] = (),
+    viewer: Any = None,
+    request: Any = None,
+    params: Iterable[Any] = (),
+    compute: Callable[..., Any] | None = None,
+    access: Callable[[], Any] | None = None,
+    ahead: Iterable[Lookup] = (),
+) -> Entry | None:
+    """The entry of (namespace, scopes, viewer, request, params): the cached value of
+    compute() if none of its scopes was written since it was stored, else compute()
+    stored for the namespace's TTL. One Redis round trip on a hit (the entry and its
+    scopes' generations in one MGET). Counts hits and misses.
+
+    scopes: what the value is made of, naming the objects (``chat:<uuid>``); at least
+    one. viewer: the user (or anonymous user) whose view this is, a UserId, or EVERYONE.
+    request: the request whose query string, host and scheme the value depends on.
+    params: anything else it depends on. access: for a namespace without an access rule,
+    run first (it raises to refuse); compute receives its result. compute None: a peek,
+    the hit or None. ahead: other entries this request reads next, read in the same
+    round trip (each used once, by its own cached() call). A prepared Lookup may stand
+    for namespace, scopes, viewer, request and params."""
+    lookup = (
+        namespace
+        if isinstance(namespace, Lookup)
+        else Lookup(namespace, tuple(scopes), viewer, request, tuple(params))
+    )
+    allowed = None
+    if lookup.namespace.access is not None:
+        if not lookup.allowed():
+            raise PermissionDenied(f"{lookup.viewer_key} may not read this entry")
+    elif access is not None:
+        allowed = access()
+    else:
+        raise ValueError(f"namespace {lookup.namespace.name!r} has no access rule: pass access")
+    run = (lambda: compute(allowed)) if access is not None and compute is not None else compute
+    read = _read(lookup, ahead)
+    if read is None:  # off, in a transaction, or the store is down: the database answers
+        return None if run is None else Entry(_checked(lookup, run()), hit=False, changed_at=None)
+    versions, stored = read
+    hit = stored is not _MISS
+    if run is None:
+        if not hit:
+            return None
+        telemetry.cache_lookup(lookup.namespace.name, hit=True)
+        return Entry(stored, hit=True, changed_at=_changed_at(versions))
+    telemetry.cache_lookup(lookup.namespace.name, hit=hit)
+    if hit:
+        value = stored
+    else:
+        value = _checked(lookup, run())
+        cache.set(lookup.key, (lookup.identity, versions, value), lookup.namespace.ttl())
+    return Entry(value, hit=hit, changed_at=_changed_at(versions))
+
+
+def _checked(lookup: Lookup, value: Any) -> Any:
+    if not isinstance(value, lookup.namespace.value):
+        raise TypeError(
+            f"namespace {lookup.namespace.name!r} holds {lookup.namespace.value}, not {type(value)}"
+        )
+    return value
 
 
 # --- Several lookups of one request in one round trip ------------------------------------
 #
 # A request that knows early which entries it will read (the API token's, then the chat
-# list's) names them with ask(), and prefetch() reads their entries and generations in
-# one MGET; each answer() that follows takes its own part, once. What is prefetched lives
-# only for the request (RequestScopeMiddleware) and any bump() in it drops all of it, so
-# a prefetched generation is never older than the request's own writes.
+# list's) names them in cached(..., ahead=[...]): their entries and generations come in
+# the same MGET, and each cached() that follows takes its own part, once. What is read
+# ahead lives only for the request (RequestScopeMiddleware) and any bump() in it drops
+# all of it, so a generation read ahead is never older than the request's own writes.
 
 _PREFETCHED: ContextVar[dict[str, dict] | None] = ContextVar("qc_prefetched", default=None)
 
 
-@dataclass(frozen=True)
-class Ask:
-    """One lookup, named: what it is for and its keys, computed once (ask())."""
-
-    namespace: str
-    identity: tuple  # (namespace, scopes, viewer key): what a hit must have been stored for
-    key: str  # the entry's
-    gen_keys: tuple[str, ...]  # the scopes' generations', in the order of identity[1]
-
-    @property
-    def viewer_key(self) -> str:
-        return self.identity[2]
-
-
-def ask(namespace: str, *, scopes: Iterable[str], viewer: Any, params: Iterable[Any] = ()) -> Ask:
-    """The lookup of (namespace, scopes, viewer, params), for prefetch() and answer(); see
-    lookup() for what the arguments mean."""
-    identity, key, gen_keys = _keys(namespace, scopes, viewer, params)
-    return Ask(namespace, identity, key, tuple(gen_keys))
-
-
-def prefetch(*asks: Ask) -> None:
-    """Read these lookups' entries and generations in one round trip, for the lookups
-    that follow in this request. Outside a request scope, in a transaction or with the
-    cache off: nothing (each lookup reads its own)."""
-    store = _PREFETCHED.get()
-    if store is None or not settings.QUERY_CACHE_ENABLED or _in_transaction():
-        return
-    ttls = settings.QUERY_CACHE_TTLS
-    planned = [a for a in asks if ttls.get(a.namespace)]
-    found = cache.get_many([key for a in planned for key in (a.key, *a.gen_keys)])
-    for a in planned:
-        store[a.key] = {key: found[key] for key in (a.key, *a.gen_keys) if key in found}
-
-
 class RequestScopeMiddleware:
-    """What prefetch() read lives for this request only."""
+    """What cached(..., ahead=...) read lives for this request only."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -226,93 +341,44 @@ class RequestScopeMiddleware:
             _PREFETCHED.reset(token)
 
 
-def lookup(
-    namespace: str,
-    *,
-    scopes: Iterable[str],
-    viewer: Any,
-    params: Iterable[Any] = (),
-    compute: Callable[[], T],
-) -> Entry[T]:
-    """The cached value of compute() for (namespace, scopes, viewer, params) if none of
-    its scopes was written since it was stored, else compute() stored for the
-    namespace's TTL. One Redis round trip on a hit (the entry and its scopes'
-    generations in one MGET). Counts hits and misses.
-
-    scopes: what the value is made of, naming the objects (``chat:<uuid>``); at least
-    one. viewer: the user (or anonymous user) whose view this is, or EVERYONE.
-    params: anything else the value depends on (query string, host, page size).
-    """
-    return answer(ask(namespace, scopes=scopes, viewer=viewer, params=params), compute=compute)
-
-
-def answer(a: Ask, *, compute: Callable[[], T]) -> Entry[T]:
-    """lookup() of a lookup named with ask() (its keys are not computed again); from what
-    was prefetched for it, if anything."""
-    read = _read(a)
-    if read is None:  # off, in a transaction, or the store is down: the database answers
-        return Entry(compute(), hit=False, changed_at=None)
-    versions, stored = read
-    hit = stored is not _MISS
-    telemetry.cache_lookup(a.namespace, hit=hit)
-    if hit:
-        value = stored
-    else:
-        value = compute()
-        cache.set(a.key, (a.identity, versions, value), settings.QUERY_CACHE_TTLS[a.namespace])
-    return Entry(value, hit=hit, changed_at=changed_at(versions))
-
-
-def peek(a: Ask) -> Entry | None:
-    """answer() when it is a hit; None (nothing computed, stored or counted) when it is
-    not, for a caller that then takes its ordinary path, which asks again."""
-    read = _read(a)
-    if read is None or read[1] is _MISS:
-        return None
-    telemetry.cache_lookup(a.namespace, hit=True)
-    return Entry(read[1], hit=True, changed_at=changed_at(read[0]))
-
-
 _MISS = object()
 
 
-def _read(a: Ask) -> tuple[list[int], Any] | None:
+def _on(lookup: Lookup) -> bool:
+    return bool(settings.QUERY_CACHE_ENABLED and lookup.namespace.ttl())
+
+
+def _read(lookup: Lookup, ahead: Iterable[Lookup] = ()) -> tuple[list[int], Any] | None:
     """(the scopes' generations, the stored value or _MISS when there is none that is
     current); None when the cache is off for the namespace, in a transaction, or down.
-    From what was prefetched for this lookup (used once), else one MGET."""
-    if not settings.QUERY_CACHE_ENABLED or not settings.QUERY_CACHE_TTLS[a.namespace]:
-        return None
-    if _in_transaction():
+    From what was read ahead for this lookup (used once), else one MGET, which also
+    reads the ``ahead`` lookups for the request's later calls."""
+    if not _on(lookup) or _in_transaction():
         return None
     store = _PREFETCHED.get()
-    found = store.pop(a.key, None) if store else None
+    found = store.pop(lookup.key, None) if store else None
     if found is None:
-        found = cache.get_many([a.key, *a.gen_keys])
-    versions = _versions(a.gen_keys, found)
+        planned = [a for a in ahead if _on(a)] if store is not None else []
+        keys = [lookup.key, *lookup.gen_keys]
+        found = cache.get_many([*keys, *(k for a in planned for k in (a.key, *a.gen_keys))])
+        for a in planned:
+            store[a.key] = {k: found[k] for k in (a.key, *a.gen_keys) if k in found}
+    versions = _versions(lookup.gen_keys, found)
     if versions is None:
         return None
-    stored = found.get(a.key)
+    stored = found.get(lookup.key)
     # An entry holds the generations read *before* its value was computed: a write
     # during the computation leaves it out of date, never wrongly current. It also holds
-    # what it was computed for, which must be what is asked now.
+    # what it was computed for, which must be what is asked now, and a value of the
+    # namespace's type.
     current = (
         isinstance(stored, tuple)
         and len(stored) == 3
-        and stored[0] == a.identity
+        and stored[0] == lookup.identity
         and stored[1] == versions
+        and isinstance(stored[2], lookup.namespace.value)
     )
     return versions, stored[2] if current else _MISS
-
-
-def cached(
-    namespace: str,
-    *,
-    scopes: Iterable[str],
-    viewer: Any,
-    params: Iterable[Any] = (),
-    compute: Callable[[], T],
-) -> T:
-    return lookup(namespace, scopes=scopes, viewer=viewer, params=params, compute=compute).value
 
 
 # --- Invalidation ---------------------------------------------------------------------
@@ -342,13 +408,13 @@ class CacheScoped:
         )
 
 
-def scopes_of_rows(queryset: models.QuerySet) -> list[str]:
+def _scopes_of_rows(queryset: models.QuerySet) -> list[str]:
     model = queryset.model
     rows = queryset.order_by().values(*model.cache_scope_fields).distinct()
     return [scope for row in rows for scope in model.cache_scopes_from(row)]
 
 
-def scopes_of_objects(objs: Iterable[models.Model]) -> list[str]:
+def _scopes_of_objects(objs: Iterable[models.Model]) -> list[str]:
     return [scope for obj in objs for scope in obj.cache_scopes()]
 
 
@@ -359,32 +425,32 @@ class InvalidatingQuerySet(models.QuerySet):
     """
 
     def update(self, **kwargs) -> int:
-        scopes = scopes_of_rows(self)
+        scopes = _scopes_of_rows(self)
         fields = {name.split("__")[0].removesuffix("_id") for name in self.model.cache_scope_fields}
         moved = any(name.removesuffix("_id") in fields for name in kwargs)
         # Rows that move (a new owner, say) change their new scopes too.
         pks = list(self.values_list("pk", flat=True)) if moved else []
         count = super().update(**kwargs)
         if pks:
-            scopes += scopes_of_rows(self.model._default_manager.filter(pk__in=pks))
+            scopes += _scopes_of_rows(self.model._default_manager.filter(pk__in=pks))
         bump(*scopes)
         return count
 
     def delete(self):
-        scopes = scopes_of_rows(self)
+        scopes = _scopes_of_rows(self)
         result = super().delete()
         bump(*scopes)
         return result
 
     def bulk_create(self, objs, *args, **kwargs):
         created = super().bulk_create(objs, *args, **kwargs)
-        bump(*scopes_of_objects(created))
+        bump(*_scopes_of_objects(created))
         return created
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
         count = super().bulk_update(objs, fields, *args, **kwargs)
-        bump(*scopes_of_objects(objs))
+        bump(*_scopes_of_objects(objs))
         return count
 
 

@@ -72,12 +72,25 @@ def search_query(question: str, history: Sequence[Turn] = ()) -> str:
     return " ".join(part for part in (question, before, answer) if part)
 
 
-def is_relevant(hit) -> bool:
+def answer_min_score() -> float:
+    """The guard's cosine threshold: ANSWER_MIN_SCORE, or when unset the embedding
+    model's own calibrated one (each model spreads its similarities differently)."""
+    if settings.ANSWER_MIN_SCORE is not None:
+        return settings.ANSWER_MIN_SCORE
+    from documents.embeddings import get_provider
+
+    return get_provider().answer_min_score
+
+
+def is_relevant(hit, min_score: float | None = None) -> bool:
     """A passage addresses the question when it holds most of the question's terms (idf
-    weighted, so a word every manual uses counts little) or means nearly the same."""
+    weighted, so a word every manual uses counts little) or means nearly the same by the
+    model's similarity (which is what lets a Dutch question over an English manual in,
+    having no words in common with it)."""
+    min_score = answer_min_score() if min_score is None else min_score
     return (hit.coverage or 0.0) >= settings.ANSWER_MIN_COVERAGE or (
         hit.vector_score or 0.0
-    ) >= settings.ANSWER_MIN_SCORE
+    ) >= min_score
 
 
 def _body(content: str, section: str) -> str:
@@ -155,7 +168,8 @@ def retrieve(*, user, question: str, history: Sequence[Turn] = ()) -> tuple[list
 
     query = search_query(question, history)
     hits = search(user=user, query=query, k=settings.ANSWER_PASSAGES).hits
-    relevant = [h for h in hits if is_relevant(h)]
+    min_score = answer_min_score()
+    relevant = [h for h in hits if is_relevant(h, min_score)]
     from chats.answering.extractive import is_procedure_question
 
     span = (

@@ -171,7 +171,9 @@ _MARGINALIA = re.compile(
 # Script and style elements go with their content (code, not manual text; unclosed: to
 # the end, as a browser reads it).
 _SCRIPT = re.compile(r"<(script|style)\b[^>]{0,500}>.*?(?:</\1\s*>|\Z)", re.DOTALL | re.IGNORECASE)
-_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
+# A tag never spans a blank line (CommonMark's raw HTML cannot either): "cat <<EOF" in a
+# shell example is no tag, whatever ">" comes sections later.
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s(?:[^<>\n]|\n(?![ \t]*\n))*)?/?>")
 _CELL_END = re.compile(r"</t[dh]\s*>", re.IGNORECASE)
 _ROW_END = re.compile(r"</tr\s*>", re.IGNORECASE)
 _FIGURE_FENCE = re.compile(r"<::|::>")

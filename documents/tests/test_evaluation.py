@@ -155,12 +155,82 @@ def test_it_rejects_an_unanswerable_question_with_a_document(tmp_path):
     with pytest.raises(CommandError, match=r"bad.jsonl:1: an unanswerable question has no 'doc'"):
         call_command("evaluate_retrieval", str(bad))
     bad.write_text('{"question": "x?", "doc": "a.md", "split": "test"}\n')
-    with pytest.raises(CommandError, match=r"'split' must be one of tune, held-out"):
+    with pytest.raises(CommandError, match=r"'split' must be one of tune, held-out, fresh"):
+        call_command("evaluate_retrieval", str(bad))
+
+
+def test_a_section_places_the_hit_and_fresh_is_its_own_split(eval_corpus, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    lines = [
+        # Right document, section and fact: a hit, reported under "fresh".
+        {
+            "question": "How do I tension the conveyor belt?",
+            "doc": "conveyor.md",
+            "section": "belt  TENSION",
+            "facts": ["take-up screws"],
+            "kind": "procedure",
+            "split": "fresh",
+        },
+        # The same fact named under another section of that document: never in place.
+        {
+            "question": "How do I tension the conveyor belt?",
+            "doc": "conveyor.md",
+            "section": "Gearbox",
+            "facts": ["take-up screws"],
+            "kind": "procedure",
+            "split": "fresh",
+        },
+        # A follow-up carries the earlier turns; it is loaded and reported by kind.
+        {
+            "question": "And how often after that?",
+            "history": [
+                {"role": "user", "content": "When is the conveyor gearbox oil changed first?"},
+                {"role": "assistant", "content": "After the first 500 hours."},
+            ],
+            "doc": "conveyor.md",
+            "section": "Gearbox",
+            "facts": ["5,000 hours"],
+            "kind": "followup",
+        },
+    ]
+    questions.write_text("\n".join(json.dumps(x) for x in lines))
+    out = StringIO()
+    report = tmp_path / "report.json"
+    call_command(
+        "evaluate_retrieval", str(questions), "--modes", "hybrid", "--json", str(report), stdout=out
+    )
+    [hybrid] = json.loads(report.read_text())["modes"]
+    groups = hybrid["groups"]
+    assert groups["fresh"]["n"] == 2
+    assert groups["fresh"]["hit_at_5"] == 0.5  # only the question with the right section
+    assert groups["all/procedure"]["n"] == 2
+    assert groups["tune/followup"]["n"] == 1
+    missed = [m for m in hybrid["misses"] if m["rank"] is None]
+    assert [m["expected"] for m in missed] == ["conveyor.md Gearbox"]
+    assert "fresh/procedure" in out.getvalue()
+
+
+def test_in_section_ignores_case_spacing_and_numbers():
+    from documents.evaluation import in_section
+
+    assert in_section("Finding Files › 2.6 Size", "size")
+    assert in_section("Chapter 26. Backup and Restore › 26.1. SQL  Dump", "SQL Dump")
+    assert not in_section("Chapter 26. Backup and Restore › 26.1. SQL Dump", "File System Level")
+    assert not in_section("", "Size")
+
+
+def test_it_rejects_a_malformed_history_or_section(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "And then?", "doc": "a.md", "history": [{"role": "bot"}]}\n')
+    with pytest.raises(CommandError, match=r"bad.jsonl:1: 'history' must be a list"):
+        call_command("evaluate_retrieval", str(bad))
+    bad.write_text('{"question": "x?", "doc": "a.md", "section": "  "}\n')
+    with pytest.raises(CommandError, match=r"bad.jsonl:1: 'section' must be a heading's title"):
         call_command("evaluate_retrieval", str(bad))
 
 
 def test_a_follow_up_is_searched_with_its_history_and_bad_history_is_rejected(tmp_path):
-    from documents.evaluation import BadEvalFile, load_cases, query_of
+    from documents.evaluation import BadEvalFile, load_cases, search_query
 
     path = tmp_path / "q.jsonl"
     turns = [
@@ -172,8 +242,8 @@ def test_a_follow_up_is_searched_with_its_history_and_bad_history_is_rejected(tm
         + "\n"
     )
     (case,) = load_cases(path)
-    assert [t.role for t in case.history] == ["user", "assistant"]
-    assert query_of(case) == (
+    assert [role for role, _ in case.history] == ["user", "assistant"]
+    assert search_query(case) == (
         "Which tool do I need for that? How do I calibrate the chuck? Put a spirit level on it ."
     )
     path.write_text(json.dumps({"question": "q", "doc": "m.md", "history": [{"role": "x"}]}))

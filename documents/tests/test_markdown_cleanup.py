@@ -67,6 +67,23 @@ def test_it_leaves_comments_and_layout_markup_out_of_the_text(tmp_path):
     assert all(markup not in p.text for p in extraction.pages for markup in ("<!--", "<td>"))
 
 
+def test_a_here_document_in_an_example_is_text_not_a_tag(tmp_path):
+    # "<<EOF" in a shell example once opened a "tag" that ran to the next ">", two
+    # sections later, and blanked both headings out.
+    extraction = extract(
+        tmp_path,
+        "# Launchers\n\n    # cat /usr/local/bin/kitty <<EOF\n    exec /usr/bin/kitty\n    EOF\n\n"
+        "# Killing a process\n\nUse kill(1) to send a signal.\n\n"
+        "# Scheduling tasks\n\nRun crontab -l > saved.txt first.\n",
+    )
+
+    text = body(extraction)
+    assert "Use kill(1) to send a signal." in text
+    assert "exec /usr/bin/kitty" in text
+    headings = [b.text for b in extraction.blocks if b.kind == "heading"]
+    assert headings == ["Launchers", "Killing a process", "Scheduling tasks"]
+
+
 def test_scripts_and_styles_go_with_their_code(tmp_path):
     extraction = extract(
         tmp_path,

@@ -286,7 +286,7 @@ def _requested_marker(world: World, requested) -> str | None:
 def _cache_lookups() -> float:
     return sum(
         metrics.CACHE_REQUESTS.labels(namespace, result)._value.get()
-        for namespace in ("users", "chats", "messages")
+        for namespace in ("users", "chats", "sidebar", "messages", "chat-page")
         for result in ("hit", "miss")
     )
 
@@ -294,7 +294,7 @@ def _cache_lookups() -> float:
 def _cache_hits() -> float:
     return sum(
         metrics.CACHE_REQUESTS.labels(namespace, "hit")._value.get()
-        for namespace in ("chats", "messages")
+        for namespace in ("chats", "sidebar", "messages", "chat-page")
     )
 
 

@@ -4,6 +4,7 @@ another one sharing Redis."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -25,6 +26,14 @@ from rra import metrics, querycache
 from rra.testing import factories
 
 pytestmark = pytest.mark.usefixtures("redis_url")
+
+
+# Namespaces of the tests' own entries: one the same for everyone, one whose calls
+# check access themselves.
+SHARED = querycache.Namespace(
+    "test-shared", version=1, value=(str, int), ttl=lambda: 60, access="everyone"
+)
+PER_CALL = querycache.Namespace("test-per-call", version=1, value=str, ttl=lambda: 60)
 
 
 def titles(response) -> list[str]:
@@ -85,7 +94,9 @@ def test_it_uses_the_configured_ttls(api, owner, redis_url):
     assert max(ttls["users"]) <= 300 < max(ttls["users"]) + 5
     assert max(ttls["chats"]) <= 180 < max(ttls["chats"]) + 5
     assert max(ttls["messages"]) <= 120 < max(ttls["messages"]) + 5
-    assert ttls["gen"] == {-1}  # generations never expire on their own
+    # Generations expire too, after longer than any entry lives.
+    assert min(ttls["gen"]) > 0 and max(ttls["gen"]) <= querycache.GENERATION_TTL
+    assert max(settings.QUERY_CACHE_TTLS.values()) < querycache.GENERATION_TTL
 
 
 @pytest.mark.django_db
@@ -245,17 +256,17 @@ def test_it_does_not_cache_inside_a_transaction(owner):
 
     with transaction.atomic():
         querycache.cached(
-            "chats",
+            SHARED,
             scopes=["chats:user:x"],
             viewer=querycache.EVERYONE,
             params=["k"],
             compute=compute,
         )
     querycache.cached(
-        "chats", scopes=["chats:user:x"], viewer=querycache.EVERYONE, params=["k"], compute=compute
+        SHARED, scopes=["chats:user:x"], viewer=querycache.EVERYONE, params=["k"], compute=compute
     )
     querycache.cached(
-        "chats", scopes=["chats:user:x"], viewer=querycache.EVERYONE, params=["k"], compute=compute
+        SHARED, scopes=["chats:user:x"], viewer=querycache.EVERYONE, params=["k"], compute=compute
     )
     # The read inside the transaction was not stored; the next one was, and was hit.
     assert len(computed) == 2
@@ -263,12 +274,12 @@ def test_it_does_not_cache_inside_a_transaction(owner):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_bumps_again_when_the_transaction_commits(owner):
-    before = querycache.generations(["chats:user:t"])["chats:user:t"]
+    before = querycache._generations(["chats:user:t"])["chats:user:t"]
     with transaction.atomic():
         querycache.bump("chats:user:t")
-        during = querycache.generations(["chats:user:t"])["chats:user:t"]
+        during = querycache._generations(["chats:user:t"])["chats:user:t"]
         assert during != before
-    assert querycache.generations(["chats:user:t"])["chats:user:t"] not in (before, during)
+    assert querycache._generations(["chats:user:t"])["chats:user:t"] not in (before, during)
 
 
 @pytest.mark.django_db
@@ -380,22 +391,22 @@ def test_it_never_serves_one_process_stale_data_after_another_writes(api, owner,
 def test_one_generation_never_lets_two_objects_or_two_viewers_share_an_entry(owner, member):
     # One bump gives several scopes the same generation; entries still stay apart.
     querycache.bump("chat:a", "chat:b")
-    assert len(set(querycache.generations(["chat:a", "chat:b"]).values())) == 1
+    assert len(set(querycache._generations(["chat:a", "chat:b"]).values())) == 1
 
-    def value(name):
-        return lambda: name
+    def cached(scopes, viewer, name):
+        return querycache.cached(
+            PER_CALL, scopes=scopes, viewer=viewer, access=lambda: None, compute=lambda _: name
+        ).value
 
-    assert querycache.cached("chats", scopes=["chat:a"], viewer=owner, compute=value("A")) == "A"
-    assert querycache.cached("chats", scopes=["chat:b"], viewer=owner, compute=value("B")) == "B"
-    assert querycache.cached("chats", scopes=["chat:a"], viewer=member, compute=value("A2")) == "A2"
-    assert (
-        querycache.cached("chats", scopes=["chat:a"], viewer=None, compute=value("anon")) == "anon"
-    )
+    assert cached(["chat:a"], owner, "A") == "A"
+    assert cached(["chat:b"], owner, "B") == "B"
+    assert cached(["chat:a"], member, "A2") == "A2"
+    assert cached(["chat:a"], None, "anon") == "anon"
     # Each is still its own entry, and hit.
-    assert querycache.cached("chats", scopes=["chat:a"], viewer=owner, compute=value("x")) == "A"
-    assert querycache.cached("chats", scopes=["chat:b"], viewer=owner, compute=value("x")) == "B"
+    assert cached(["chat:a"], owner, "x") == "A"
+    assert cached(["chat:b"], owner, "x") == "B"
     with pytest.raises(ValueError):
-        querycache.cached("chats", scopes=[], viewer=owner, compute=value("x"))
+        cached([], owner, "x")
 
 
 class RedisCalls:
@@ -442,18 +453,28 @@ def test_what_a_request_reads_ahead_is_used_once_and_dropped_when_it_writes(owne
 
     def lookup():
         return querycache.cached(
-            "chats", scopes=["chats:user:p"], viewer=owner, params=["x"], compute=compute
+            SHARED,
+            scopes=["chats:user:p"],
+            viewer=querycache.EVERYONE,
+            params=["x"],
+            compute=compute,
+        ).value
+
+    ahead = querycache.Lookup(SHARED, ("chats:user:p",), querycache.EVERYONE, params=("x",))
+
+    def prefetch():  # another entry's read, which reads `ahead` in the same round trip
+        querycache.cached(
+            SHARED, scopes=["other"], viewer=querycache.EVERYONE, compute=lambda: 0, ahead=[ahead]
         )
 
-    ahead = querycache.ask("chats", scopes=["chats:user:p"], viewer=owner, params=["x"])
     assert lookup() == 1  # stored
 
     def request(_request):
-        querycache.prefetch(ahead)
+        prefetch()
         calls = RedisCalls(redis_url)
         first = lookup()  # from what was read ahead: no round trip of its own
         used = calls.since_last()
-        querycache.prefetch(ahead)
+        prefetch()
         querycache.bump("chats:user:p")  # this request writes...
         second = lookup()  # ...so the read-ahead generation may not answer it
         return first, used, second
@@ -461,8 +482,8 @@ def test_what_a_request_reads_ahead_is_used_once_and_dropped_when_it_writes(owne
     first, used, second = querycache.RequestScopeMiddleware(request)(None)
     assert first == 1 and used == 0
     assert second == 2
-    # Outside a request nothing is kept: prefetch is a no-op.
-    querycache.prefetch(ahead)
+    # Outside a request nothing is kept: reading ahead is a no-op.
+    prefetch()
     assert querycache._PREFETCHED.get() is None
 
 
@@ -475,10 +496,15 @@ def test_a_cached_chat_list_names_each_entry_once(api, owner, monkeypatch):
     api.get("/api/me")
     assert titles(api.get("/api/chats")) == ["Calibration"]
     named = []
-    keys = querycache._keys
-    monkeypatch.setattr(
-        querycache, "_keys", lambda namespace, *a: named.append(namespace) or keys(namespace, *a)
-    )
+    key = querycache.Lookup.key.func
+
+    def counted(lookup):
+        named.append(lookup.namespace.name)
+        return key(lookup)
+
+    counting = functools.cached_property(counted)
+    counting.__set_name__(querycache.Lookup, "key")
+    monkeypatch.setattr(querycache.Lookup, "key", counting)
     assert titles(api.get("/api/chats")) == ["Calibration"]
     # The list's entry, named once (read ahead, then answered); the token's was named
     # on its first use in this process.
@@ -676,3 +702,68 @@ def test_a_cached_chat_list_answers_with_the_same_headers_as_a_computed_one(api,
     assert not_modified.status_code == 304
     assert api.get("/api/chats?format=xml").status_code == 404
     assert api.get("/api/chats", HTTP_ACCEPT="text/html").status_code == 200
+
+
+# --- The contract: declared namespaces, access inside the helper ----------------------
+
+
+@pytest.mark.django_db
+def test_access_is_checked_inside_the_helper_before_anything_goes_out(owner, outsider):
+    from django.core.exceptions import PermissionDenied
+
+    mine = querycache.Namespace("test-own", version=1, value=str, ttl=lambda: 60, access="own:t")
+    scope = f"t:user:{owner.pk}"
+    assert querycache.cached(mine, scopes=[scope], viewer=owner, compute=lambda: "A").value == "A"
+    # Another viewer, anonymous or EVERYONE never gets it, hit or peek.
+    for viewer in (outsider, None, querycache.EVERYONE):
+        with pytest.raises(PermissionDenied):
+            querycache.cached(mine, scopes=[scope], viewer=viewer, compute=lambda: "B")
+        with pytest.raises(PermissionDenied):
+            querycache.cached(mine, scopes=[scope], viewer=viewer)
+    # A namespace without a rule needs the call's own check, which runs first and whose
+    # refusal stops the read; its result is what compute receives.
+    with pytest.raises(ValueError):
+        querycache.cached(PER_CALL, scopes=["chat:z"], viewer=owner, compute=lambda: "x")
+
+    def refuse():
+        raise PermissionDenied
+
+    querycache.cached(PER_CALL, scopes=["chat:z"], viewer=owner, access=lambda: "ok", compute=str)
+    with pytest.raises(PermissionDenied):
+        querycache.cached(PER_CALL, scopes=["chat:z"], viewer=owner, access=refuse)
+    found = querycache.cached(PER_CALL, scopes=["chat:z"], viewer=owner, access=lambda: "ok")
+    assert found is not None and found.hit and found.value == "ok"
+
+
+@pytest.mark.django_db
+def test_a_new_version_or_a_value_of_another_type_is_never_read_as_an_entry(owner):
+    old = querycache.Namespace(
+        "test-versioned", version=1, value=(str, int), ttl=lambda: 60, access="everyone"
+    )
+    shared = {"scopes": ["v:1"], "viewer": querycache.EVERYONE}
+    assert querycache.cached(old, **shared, compute=lambda: "v1").value == "v1"
+    assert querycache.cached(old, **shared, compute=lambda: "again").value == "v1"  # a hit
+    new = querycache.Namespace(
+        "test-versioned", version=2, value=int, ttl=lambda: 60, access="everyone"
+    )
+    assert querycache.cached(new, **shared) is None  # the version 1 entry is not read
+    assert querycache.cached(new, **shared, compute=lambda: 2).value == 2
+    with pytest.raises(TypeError):  # a compute that breaks the declaration is refused
+        querycache.cached(new, scopes=["v:2"], viewer=querycache.EVERYONE, compute=lambda: "2")
+    with pytest.raises(ValueError):
+        querycache.Namespace("test-versioned", version=3, value=int, ttl=lambda: 60, access="all")
+
+
+@pytest.mark.django_db
+def test_a_generation_that_expired_only_makes_its_entries_miss(owner, redis_url):
+    import redis
+
+    value = iter(range(10))
+    read = {"scopes": ["exp:1"], "viewer": querycache.EVERYONE, "compute": lambda: next(value)}
+    assert querycache.cached(SHARED, **read).value == 0
+    assert querycache.cached(SHARED, **read).value == 0
+    raw = redis.Redis.from_url(redis_url)
+    (gen,) = raw.keys("*qc:gen:exp:1")
+    assert 0 < raw.ttl(gen) <= querycache.GENERATION_TTL
+    raw.delete(gen)  # as when it expires
+    assert querycache.cached(SHARED, **read).value == 1
