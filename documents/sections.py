@@ -20,9 +20,12 @@ several paragraphs or table cells gives one mark per text run, never broken nest
 from __future__ import annotations
 
 import html
+import json
 import re
 from dataclasses import dataclass
 
+from django.core.cache import cache
+from django.db import connection
 from markdown_it import MarkdownIt
 
 from documents.filetypes import MARKDOWN
@@ -45,8 +48,22 @@ class Section:
     end: int
 
 
-def page_sections(document_id: int, page_text: str) -> list[Section]:
-    """The sections of a one-page document, from its chunks."""
+SECTIONS_CACHE_S = 24 * 3600
+
+
+def page_sections(document_id: int, page_text: str, version: str = "") -> list[Section]:
+    """The sections of a one-page document, from its chunks; cached under `version`
+    (what changes when the chunks are replaced: the document's ready_at)."""
+    key = f"viewer:sections:{document_id}:{version}" if version else None
+    cached = cache.get(key) if key else None
+    if cached is None:
+        cached = _page_sections(document_id, page_text)
+        if key:
+            cache.set(key, cached, SECTIONS_CACHE_S)
+    return [Section(i, title, start, end) for i, (title, start, end) in enumerate(cached, 1)]
+
+
+def _page_sections(document_id: int, page_text: str) -> list[tuple[str, int, int]]:
     rows = (
         Chunk.objects.filter(document_id=document_id, first_page=1, last_page=1)
         .order_by("index")
@@ -64,12 +81,7 @@ def page_sections(document_id: int, page_text: str) -> list[Section]:
         runs.append((title, line_start))
         last_index = index
     return [
-        Section(
-            number=i,
-            title=title,
-            start=start,
-            end=runs[i][1] if i < len(runs) else len(page_text),
-        )
+        (title, start, runs[i][1] if i < len(runs) else len(page_text))
         for i, (title, start) in enumerate(runs, 1)
     ]
 
@@ -147,7 +159,17 @@ def render_markdown(text: str, passage: tuple[int, int] | None) -> str:
         start, end = _markdown_start(text, passage[0]), _markdown_end(text, passage[1])
         if start < end:
             text = text[:start] + START + text[start:end] + STOP + text[end:]
-    return _marks(_md.render(text))
+    tokens = _md.parse(text)
+    for token in tokens:
+        # Aligned table columns: a class, not a style attribute (the CSP allows no inline
+        # styles).
+        style = token.attrGet("style") if token.type in ("th_open", "td_open") else None
+        if style:
+            del token.attrs["style"]
+            align = style.removeprefix("text-align:")
+            if align in ("left", "center", "right"):
+                token.attrSet("class", f"align-{align}")
+    return _marks(_md.renderer.render(tokens, _md.options, {}))
 
 
 def _markdown_start(text: str, start: int) -> int:
@@ -194,6 +216,23 @@ def _marks(rendered: str) -> str:
 
 
 # --- DOCX and plain text ----------------------------------------------------------------
+
+
+def stored_blocks(document_id: int, start: int, end: int) -> list[list]:
+    """The stored blocks (DocumentContent.blocks) that overlap start..end, picked out by
+    PostgreSQL: a long manual has tens of thousands."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(jsonb_agg(e.block ORDER BY e.n), '[]'::jsonb)"
+            " FROM documents_documentcontent c,"
+            " jsonb_array_elements(c.blocks) WITH ORDINALITY AS e(block, n)"
+            " WHERE c.document_id = %s"
+            " AND (e.block->>1)::bigint > %s AND (e.block->>0)::bigint < %s",
+            [document_id, start, end],
+        )
+        row = cursor.fetchone()
+    blocks = row[0] if row else []
+    return json.loads(blocks) if isinstance(blocks, str) else blocks
 
 
 def _paragraphs(page_text: str, start: int, end: int) -> list[list]:

@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 
 from documents import pages, sections
 from documents.filetypes import DOCX, TEXT
-from documents.models import Chunk, Document, DocumentContent
+from documents.models import Chunk, Document, DocumentContent, is_paged
 from rra.api import json_error
 from rra.ratelimit import limit_request, too_many_requests_json
 
@@ -50,7 +50,15 @@ class _AnyAccept:
 def _document(request: Request, document_id: int) -> Document:
     return get_object_or_404(
         Document.objects.readable_by(request.user).only(
-            "id", "name", "mime_type", "status", "sha256", "file", "owner_id", "visibility"
+            "id",
+            "name",
+            "mime_type",
+            "status",
+            "sha256",
+            "file",
+            "owner_id",
+            "visibility",
+            "ready_at",
         ),
         pk=document_id,
     )
@@ -149,7 +157,7 @@ class PageView(_AnyAccept, APIView):
                 except pages.PageUnavailable as exc:
                     return json_error(422, "page_unavailable", exc.message)
                 body["highlights"] = [{"x": b.x, "y": b.y, "w": b.w, "h": b.h} for b in boxes]
-        elif row["page_count"] == 1:
+        elif not is_paged(document.mime_type, row["page_count"]):
             shown = _section_view(document, text, passage, section_number)
             if shown is None:
                 return json_error(
@@ -176,7 +184,7 @@ class PageView(_AnyAccept, APIView):
                     start,
                     start + len(view.text),
                     _shift(view.passage, start),
-                    _blocks(document),
+                    _blocks(document, start, start + len(view.text)),
                 ),
             )
         return Response(body)
@@ -186,14 +194,12 @@ def _shift(passage: tuple[int, int] | None, delta: int) -> tuple[int, int] | Non
     return None if passage is None else (passage[0] + delta, passage[1] + delta)
 
 
-def _blocks(document: Document) -> list:
-    """The stored blocks of a DOCX or plain-text document (empty before they were kept)."""
+def _blocks(document: Document, start: int, end: int) -> list:
+    """The stored blocks of a DOCX or plain-text document over start..end (empty before
+    they were kept)."""
     if document.mime_type not in (DOCX, TEXT):
         return []
-    return (
-        DocumentContent.objects.filter(document=document).values_list("blocks", flat=True).first()
-        or []
-    )
+    return sections.stored_blocks(document.pk, start, end)
 
 
 def _section_view(
@@ -201,7 +207,8 @@ def _section_view(
 ) -> dict | None:
     """A document without pages, a section at a time: section `number` when asked, else
     the passage's; None when there is no such section."""
-    found = sections.page_sections(document.pk, text)
+    version = document.ready_at.isoformat() if document.ready_at else ""
+    found = sections.page_sections(document.pk, text, version)
     if number:
         if not 1 <= int(number) <= len(found):
             return None
@@ -226,7 +233,9 @@ def _section_view(
         "section": current.title if current else "",
         "section_number": current.number if current else None,
         "section_count": len(found),
-        "html": sections.render(document.mime_type, text, start, end, passage, _blocks(document)),
+        "html": sections.render(
+            document.mime_type, text, start, end, passage, _blocks(document, start, end)
+        ),
     }
 
 

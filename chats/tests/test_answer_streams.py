@@ -13,6 +13,7 @@ from django.test import Client
 
 from accounts.models import ApiToken
 from chats.answering import llm
+from chats.answering import runner as answer_runner
 from chats.answering import transport as answers
 from chats.answering.llm import Token, Usage
 from chats.models import Chat, Message
@@ -226,7 +227,7 @@ def test_each_user_has_a_capped_number_of_running_answers(
     # A worker takes the queued answers; when they end, the slots are free again.
     SlowModel(words=1, delay=0).install(monkeypatch)
     stop = threading.Event()
-    threads = answers.AnswerRunner(threads=2, stop=stop).start()
+    threads = answer_runner.AnswerRunner(threads=2, stop=stop).start()
     try:
         deadline = time.monotonic() + 30
         while answers.client().zcard(answers.user_key(owner.pk)) and time.monotonic() < deadline:
@@ -264,7 +265,7 @@ def test_an_answer_whose_worker_died_ends_with_an_error_and_frees_its_slot(
     # A worker takes the job, publishes a token and dies.
     r.xreadgroup(answers.GROUP, "dead-worker", {answers.JOBS: ">"}, count=1)
     answers.publish(answer_id, "token", {"text": "Half "}, first=True)
-    assert answers.reclaim_stale(consumer="sweeper", min_idle_ms=0) == 1
+    assert answer_runner.reclaim_stale(consumer="sweeper", min_idle_ms=0) == 1
     stream = events(owner_client.get(f"/api/answers/{answer_id}/events"))
     assert [n for n, _ in stream] == ["token", "error"]
     assert "interrupted" in stream[-1][1]["message"]
@@ -313,7 +314,7 @@ def test_a_worker_that_stops_mid_answer_tells_its_readers_at_once(
     SlowModel(words=1000, delay=0.01).install(monkeypatch)
     chat = Chat.objects.create(owner=owner)
     stop = threading.Event()
-    runner = answers.AnswerRunner(threads=1, stop=stop)
+    runner = answer_runner.AnswerRunner(threads=1, stop=stop)
     threads = runner.start()
     try:
         response = _ask(owner_client, chat)
@@ -400,7 +401,7 @@ def test_an_idle_runner_blocks_on_one_read_however_many_threads_it_has(
 
     r.config_resetstat()
     stop = threading.Event()
-    threads = answers.AnswerRunner(threads=64, stop=stop).start()
+    threads = answer_runner.AnswerRunner(threads=64, stop=stop).start()
     try:
         deadline = time.monotonic() + 10
         while reads() < 1 and time.monotonic() < deadline:

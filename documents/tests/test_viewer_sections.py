@@ -224,6 +224,8 @@ def test_documents_processed_before_blocks_were_kept_show_paragraphs(owner_clien
         # A passage that starts a list item, a table row or a heading keeps the line what it is.
         ("- one\n- two\n", "- two", "<li><mark>two</mark></li>"),
         ("| a | b |\n|---|---|\n| c | d |\n", "| c | d |", "<td><mark>c</mark></td>"),
+        # Aligned columns get a class: the CSP allows no style attributes.
+        ("| a | b |\n|:-:|--:|\n| c | d |\n", "c", '<td class="align-center"><mark>c</mark>'),
         ("## Setup\n\nText.\n", "## Setup", "<h2><mark>Setup</mark></h2>"),
         ("```\ncode line\n```\n", "```\ncode line\n```", "<code><mark>code line</mark>"),
         # A passage over two paragraphs is marked in each, never across their tags.
@@ -234,9 +236,26 @@ def test_markdown_marks_keep_the_structure(source, passage, expected):
     start = source.index(passage)
     html = sections.render_markdown(source, (start, start + len(passage)))
     assert expected in html
-    assert "\ue000" not in html and "\ue001" not in html
+    assert "\ue000" not in html and "\ue001" not in html and "style=" not in html
 
 
 def test_sentinels_in_a_document_cannot_fake_a_mark():
     html = sections.render_markdown("a \ue000fake\ue001 b", None)
     assert "<mark>" not in html and "\ufffd" in html
+
+
+def test_a_long_section_is_shown_around_the_passage(owner_client, owner, media):
+    filler = "\n\n".join(
+        f"Paragraph {n} describes the inspection of rail segment {n} in detail." for n in range(450)
+    )
+    source = f"# Rails\n\n## Inspection\n\n{filler}\n\nThe last segment needs a torque of 85 Nm.\n"
+    document = _ingest(owner, "rails.md", source.encode(), "text/markdown")
+    chunk = document.chunks.get(content__contains="85 Nm")
+    data = _view(owner_client, document, chunk=chunk.pk)
+    assert len(source) > 30_000 and len(data["text"]) <= 20_000
+    assert data["truncated_before"] is True and data["truncated_after"] is False
+    assert "torque of 85 Nm" in _marked(data["html"])
+    assert "Paragraph 0 " not in data["text"]
+    first = _view(owner_client, document, section=1)
+    assert first["truncated_after"] is True and "<mark>" not in first["html"]
+    assert "<h2>Inspection</h2>" in first["html"]

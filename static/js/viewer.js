@@ -198,7 +198,8 @@ async function load(page, section = null) {
   state.page = page;
   if (section) state.section = section;
   updateBar();
-  showStatus(section ? `Loading section ${section}…` : `Loading page ${page}…`);
+  // Until the first answer it is not known whether the document has pages or sections.
+  showStatus(section ? `Loading section ${section}…` : state.pageCount ? `Loading page ${page}…` : "Loading…");
   const params = new URLSearchParams();
   if (state.chunkId) params.set("chunk", state.chunkId);
   else if (state.quote) params.set("quote", state.quote);
@@ -233,7 +234,9 @@ function renderPdf(data) {
   const { page, page_count: count } = data;
   const sheet = el("div", { class: "viewer-sheet" });
   if (data.width > 0 && data.height > 0) sheet.style.aspectRatio = `${data.width} / ${data.height}`;
-  const shown = Math.min(ui.body.clientWidth || 800, 832); // .viewer-sheet max-width: 52rem
+  // .viewer-sheet: 100% up to 52rem; 48rem on a narrow screen (viewer.css)
+  const narrow = window.matchMedia("(max-width: 600px)").matches;
+  const shown = narrow ? 768 : Math.min(ui.body.clientWidth || 800, 832);
   const w1 = widthFor(shown);
   const w2 = widthFor(shown * 2);
   const src = (w) => `${data.image_url}?width=${w}`;
@@ -304,7 +307,7 @@ function reveal(node) {
   ui.body.scrollTop = 0;
   if (!node) return;
   const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-  requestAnimationFrame(() => node.scrollIntoView({ block: "center", inline: "nearest", behavior: smooth ? "smooth" : "auto" }));
+  requestAnimationFrame(() => node.scrollIntoView({ block: "center", inline: "center", behavior: smooth ? "smooth" : "auto" }));
 }
 
 function trimQuote(quote) {
