@@ -27,10 +27,15 @@ def _static_manifest(django_db_blocker):
 
 @pytest.fixture(autouse=True)
 def _clean_caches():
-    """Each test starts with empty caches and rate-limit counters."""
+    """Each test starts with empty caches and rate-limit counters, and Redis's circuit
+    breakers closed (a test of a dead Redis leaves them open)."""
+    from rra import redis_breaker
+
+    redis_breaker.reset_all()
     for alias in settings.CACHES:
         caches[alias].clear()
     yield
+    redis_breaker.reset_all()
 
 
 class RateLimitClock:

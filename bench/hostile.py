@@ -5,6 +5,11 @@ expressions that used to backtrack, old against new, on the same input.
     .venv/bin/python bench/hostile.py [--mb 1]
 
 Prints numbers; it is not a test. Needs no database.
+
+    .venv/bin/python bench/hostile.py clients [--slow 300] [--readers 300] ...
+
+measures hostile clients instead (slow headers, idle stream readers; with and without
+the front server): bench/hostile_clients.py.
 """
 
 from __future__ import annotations
@@ -89,4 +94,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["clients"]:
+        from bench import hostile_clients
+
+        hostile_clients.main(sys.argv[2:])
+    else:
+        main()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
@@ -7,7 +8,7 @@ from django.shortcuts import render
 
 from accounts.backends import cached_user
 from chats import answering
-from chats.models import CHAT_PAGE_CACHE, SIDEBAR_CACHE, Chat, Citation, Message
+from chats.models import CHAT_PAGE_CACHE, SIDEBAR_CACHE, Chat, Citation, Message, Vote
 from chats.selectors import hide_unreadable_sources, readable_chat
 from rra.querycache import cached
 
@@ -63,11 +64,24 @@ def _chat_with_messages(request: HttpRequest, chat_id) -> tuple[Chat, list[Messa
     return chat, messages
 
 
+def _model_configured() -> bool:
+    """Whether answers are written by a model (chats.answering.llm.get_llm chooses xAI
+    or an OpenAI-compatible server); without one they quote the manuals (extractive)."""
+    return bool(settings.XAI_API_KEY or settings.LLM_BASE_URL)
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The chat page with no chat open: ask a first question."""
     return render(
-        request, "chats/chat.html", {"chat": None, "chats": _sidebar(request), "can_ask": True}
+        request,
+        "chats/chat.html",
+        {
+            "chat": None,
+            "chats": _sidebar(request),
+            "can_ask": True,
+            "model_configured": _model_configured(),
+        },
     )
 
 
@@ -77,6 +91,17 @@ def chat_page(request: HttpRequest, chat_id) -> HttpResponse:
     is_owner = request.user.is_authenticated and chat.owner_id == request.user.pk
     # An answer still being written: the page picks it up where it is.
     running = answering.running_answer(chat) if is_owner else None
+    # The reader's own votes (not cached with the messages, which every reader shares):
+    # a reload shows which answers they marked.
+    my_votes = (
+        dict(
+            Vote.objects.filter(user=request.user, message__chat=chat).values_list(
+                "message_id", "value"
+            )
+        )
+        if request.user.is_authenticated
+        else {}
+    )
     return render(
         request,
         "chats/chat.html",
@@ -87,6 +112,8 @@ def chat_page(request: HttpRequest, chat_id) -> HttpResponse:
             "is_owner": is_owner,
             "can_ask": is_owner,
             "running_answer": running,
+            "my_votes": my_votes,
+            "model_configured": _model_configured(),
             "Message": Message,
         },
     )

@@ -219,7 +219,10 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
         JOIN documents_chunk c ON c.id = e.chunk_id
         -- A semi-join on docs (hashed once) rather than a join on the CTE, which the
         -- planner turns into a re-scan of it for every candidate (bench/search).
-        JOIN documents_document d ON d.id = c.document_id AND d.embedding_model = %(model)s
+        -- Every document with vectors of this model takes part: they are written all at
+        -- once per document (ingest, reindex), so a document's set is always complete,
+        -- and one still being reindexed to another model keeps answering with these.
+        JOIN documents_document d ON d.id = c.document_id
              AND d.id IN (SELECT id FROM docs)
         WHERE e.model = %(model)s
         ORDER BY {distance}

@@ -134,11 +134,18 @@ if DATABASE_URL:
     _db_fields = {k: _db.get(k, "") for k in ("NAME", "USER", "PASSWORD", "HOST", "PORT")}
     _db_options = dict(_db.get("OPTIONS", {}))
 else:
-    from rra import embedded_db
-
-    _db_fields = embedded_db.ensure_running(
-        EMBEDDED_PG_DIR, env.str("EMBEDDED_DB_NAME", embedded_db.DATABASE_NAME)
-    )
+    # Started (or found) on the first connection (rra/embedded_db/base.py), not here:
+    # importing the settings starts nothing.
+    _embedded_name = env.str("EMBEDDED_DB_NAME", "rra")
+    _db_fields = {
+        "NAME": _embedded_name,
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": "",  # the server's socket folder, filled in when it is found
+        "PORT": "",
+        "EMBEDDED_DIR": str(EMBEDDED_PG_DIR),
+        "EMBEDDED_DATABASE": _embedded_name,
+    }
     _db_options = {}
 
 DB_POOL = env.bool("DB_POOL", True)
@@ -163,7 +170,7 @@ if DB_POOL:
 
 DATABASES = {
     "default": {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "django.db.backends.postgresql" if DATABASE_URL else "rra.embedded_db",
         **_db_fields,
         "OPTIONS": _db_options,
         # Pooled connections are returned to the pool after each request.
@@ -186,20 +193,24 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 0.5, min=0.01)
 # Connections per process and pool (redis-py stops at 100): every streamed answer being
 # read, and every answer thread of the worker, holds one while it waits.
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", 2000, min=10)
+# After a Redis timeout or connection error, commands fail at once for this long, then
+# one is tried (rra/redis_breaker.py).
+REDIS_BREAKER_S = env.float("REDIS_BREAKER_S", 5.0, min=0.1)
 EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", True)
 EMBEDDED_REDIS_DIR = BASE_DIR / env.str("EMBEDDED_REDIS_DIR", "var/redis")
 # How many processes serve the site: deploy/gunicorn.conf.py exports its worker count.
 WEB_PROCESSES = env.int("RRA_WEB_PROCESSES", 1, min=1)
 
-if not REDIS_URL and EMBEDDED_REDIS:
+# The private server is started (or found) by django.setup() (RraConfig.ready: manage.py,
+# wsgi, the worker, the tests), not here: importing the settings starts nothing.
+EMBEDDED_REDIS_STARTS = not REDIS_URL and EMBEDDED_REDIS
+if EMBEDDED_REDIS_STARTS:
     from rra import embedded_redis
 
-    try:
-        REDIS_URL = embedded_redis.ensure_running(EMBEDDED_REDIS_DIR)
-    except RuntimeError as exc:
-        raise ImproperlyConfigured(f"Environment variable REDIS_URL is unset and {exc}.") from exc
+    REDIS_URL = embedded_redis.url(EMBEDDED_REDIS_DIR)
 
 if REDIS_URL:
+    from rra import redis_breaker
 
     def _redis_cache(ignore_exceptions: bool) -> dict:
         return {
@@ -212,7 +223,10 @@ if REDIS_URL:
                 # Redis down must never give a 500: reads miss, writes are dropped,
                 # and the error is logged (DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS).
                 "IGNORE_EXCEPTIONS": ignore_exceptions,
-                "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS},
+                "CONNECTION_POOL_KWARGS": {
+                    "max_connections": REDIS_MAX_CONNECTIONS,
+                    "connection_class": redis_breaker.connection_class_for(REDIS_URL),
+                },
             },
         }
 
@@ -240,6 +254,9 @@ else:
         )
 
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Names the signed-in viewer to the service worker, so a shared device never shows the
+# previous user's cached pages (accounts/middleware.py sets it, rra/pwa_views.py reads it).
+VIEWER_COOKIE = "rra_viewer"
 
 # --- Query cache (rra/querycache.py) and HTTP caching (rra/conditional.py) ------------
 
@@ -354,6 +371,13 @@ REST_FRAMEWORK = {
 # --- External services (used by ingestion, search and chat) -------------------------
 
 EMBEDDINGS_PROVIDER = env.str("EMBEDDINGS_PROVIDER", "local", choices=("local", "cohere", "openai"))
+# The model of EMBEDDINGS_PROVIDER=local (both ship inside their wheels; bench/README.md
+# compares them). Changing it: `manage.py reindex --model local/<name>` first, see README.
+LOCAL_EMBEDDING_MODEL = env.str(
+    "LOCAL_EMBEDDING_MODEL",
+    "all-MiniLM-L6-v2",
+    choices=("all-MiniLM-L6-v2", "multilingual-e5-small-q4"),
+)
 EMBEDDINGS_BASE_URL = env.url("EMBEDDINGS_BASE_URL")
 EMBEDDINGS_API_KEY = env.str("EMBEDDINGS_API_KEY")
 EMBEDDINGS_MODEL = env.str("EMBEDDINGS_MODEL")
@@ -391,10 +415,12 @@ LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 1024, min=1, max=1_000_000)
 # A passage goes to the model (or the extractive answerer) when it holds at least
 # ANSWER_MIN_COVERAGE of the question's terms, weighted by their idf over the readable
 # chunks, or its cosine similarity to the question is at least ANSWER_MIN_SCORE (a
-# paraphrase). No such passage: "the documents do not cover this", no model call.
-# Chosen on bench/eval (see bench/README.md).
+# paraphrase, or a question in another language). No such passage: "the documents do
+# not cover this", no model call. Chosen on bench/eval (see bench/README.md). Unset
+# ANSWER_MIN_SCORE: the embedding model's own calibrated threshold (cosines of different
+# models are not comparable: 0.50 for MiniLM and the remote APIs, 0.86 for e5).
 ANSWER_MIN_COVERAGE = env.float("ANSWER_MIN_COVERAGE", 0.55, min=0.0, max=1.0)
-ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", 0.50, min=-1.0, max=1.0)
+ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", None, min=-1.0, max=1.0)
 # Tokens of earlier turns sent with a question (the most recent whole turns that fit).
 HISTORY_TOKEN_BUDGET = env.int("HISTORY_TOKEN_BUDGET", 2000, min=0)
 if LLM_BASE_URL and not LLM_MODEL:
@@ -485,6 +511,9 @@ ANSWER_PASSAGES = env.int("ANSWER_PASSAGES", 6, min=1, max=30)
 # Each passage in the prompt also carries this many chunks before and after it from the
 # same section, so a fact cut at a chunk boundary reaches the model whole (0: off).
 ANSWER_CONTEXT_CHUNKS = env.int("ANSWER_CONTEXT_CHUNKS", 1, min=0, max=5)
+# ...and this many for a "how do I ..." question, so the whole procedure of a section
+# reaches the answer (its steps run on past one chunk either side).
+ANSWER_PROCEDURE_CHUNKS = env.int("ANSWER_PROCEDURE_CHUNKS", 4, min=0, max=20)
 LLM_RETRY_DELAY_S = env.float("LLM_RETRY_DELAY_S", 0.5, min=0)
 MAX_QUESTION_CHARS = env.int("MAX_QUESTION_CHARS", 4000, min=100)
 # Answers run in the worker and stream through Redis (chats/answering/transport.py); false (or no

@@ -40,6 +40,7 @@ from documents.embeddings.base import (
     InputType,
     TransientEmbeddingError,
 )
+from documents.embeddings.e5 import E5_MODEL_NAME, E5Provider
 from documents.embeddings.local import (
     LOCAL_DEFAULT_BATCH_SIZE,
     LOCAL_MODEL_NAME,
@@ -59,6 +60,12 @@ from documents.embeddings.remote import (
     parse_retry_after,
 )
 
+# The local models, by the name LOCAL_EMBEDDING_MODEL takes (bench/README.md compares them).
+LOCAL_MODELS: dict[str, type[EmbeddingProvider]] = {
+    LOCAL_MODEL_NAME: LocalProvider,
+    E5_MODEL_NAME: E5Provider,
+}
+
 # --- One provider per process ------------------------------------------------------------
 
 _providers: dict[str, EmbeddingProvider] = {}
@@ -66,7 +73,9 @@ _providers_lock = threading.Lock()
 
 
 def get_provider(name: str | None = None) -> EmbeddingProvider:
-    """The provider called name (default: EMBEDDINGS_PROVIDER), built once per process."""
+    """The provider called name, built once per process. name is a provider (local,
+    cohere, openai; default EMBEDDINGS_PROVIDER, and local means LOCAL_EMBEDDING_MODEL) or
+    a local model's id ("local/multilingual-e5-small-q4", as stored with its vectors)."""
     name = name or settings.EMBEDDINGS_PROVIDER
     provider = _providers.get(name)
     if provider is None:
@@ -87,8 +96,14 @@ def reset_providers() -> None:
 
 
 def _build_provider(name: str) -> EmbeddingProvider:
-    if name == "local":
-        return LocalProvider(
+    if name == "local" or name.startswith("local/"):
+        model = name.removeprefix("local/") if "/" in name else settings.LOCAL_EMBEDDING_MODEL
+        if model not in LOCAL_MODELS:
+            raise ImproperlyConfigured(
+                f"Unknown local embedding model {model!r}: expected one of "
+                f"{', '.join(sorted(LOCAL_MODELS))}."
+            )
+        return LOCAL_MODELS[model](
             batch_size=settings.EMBEDDINGS_BATCH_SIZE or LOCAL_DEFAULT_BATCH_SIZE,
             threads=settings.EMBEDDINGS_THREADS,
         )
@@ -120,17 +135,21 @@ def _build_provider(name: str) -> EmbeddingProvider:
             batch_size=settings.EMBEDDINGS_BATCH_SIZE,
         )
     raise ImproperlyConfigured(
-        f"Unknown embeddings provider {name!r}: expected local, cohere or openai."
+        f"Unknown embeddings provider {name!r}: expected local, cohere, openai or "
+        f"local/<model> ({', '.join(sorted(LOCAL_MODELS))})."
     )
 
 
 __all__ = [
     "COHERE_MAX_BATCH",
+    "E5_MODEL_NAME",
     "LOCAL_DEFAULT_BATCH_SIZE",
+    "LOCAL_MODELS",
     "LOCAL_MODEL_NAME",
     "OPENAI_DEFAULT_BATCH_SIZE",
     "OPENAI_MAX_BATCH",
     "CohereProvider",
+    "E5Provider",
     "EmbeddingError",
     "EmbeddingProvider",
     "InputType",

@@ -47,6 +47,9 @@ class EmbeddingProvider(ABC):
     model_id: str  # stored with every vector, e.g. "local/all-MiniLM-L6-v2"
     max_input_tokens: int  # as counted by count_tokens
     batch_size: int  # texts per request (or per forward pass)
+    # The cosine similarity from which a passage means what a question asks (the answer
+    # guard's threshold when ANSWER_MIN_SCORE is unset): a property of the model.
+    answer_min_score: float = 0.50
     _dimensions: int | None = None
 
     @property
