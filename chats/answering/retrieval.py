@@ -7,6 +7,9 @@ from django.conf import settings
 from django.db.models import Q
 
 from chats.answering.types import Passage
+from documents.embeddings import get_provider
+from documents.models import Chunk
+from documents.search import search
 
 
 def answer_min_score() -> float:
@@ -14,8 +17,6 @@ def answer_min_score() -> float:
     model's own calibrated one (each model spreads its similarities differently)."""
     if settings.ANSWER_MIN_SCORE is not None:
         return settings.ANSWER_MIN_SCORE
-    from documents.embeddings import get_provider
-
     return get_provider().answer_min_score
 
 
@@ -44,8 +45,6 @@ def with_neighbours(hits: list, span: int) -> dict[int, str]:
     texts = {h.chunk_id: h.content for h in hits}
     if span < 1 or not hits:
         return texts
-    from documents.models import Chunk
-
     own = {
         c["id"]: c
         for c in Chunk.objects.filter(id__in=texts).values("id", "document_id", "index", "section")
@@ -81,8 +80,6 @@ def retrieve(*, user, question: str) -> tuple[list[Passage], list]:
     """The numbered passages for the prompt, and the search hits behind them. Only hits
     that address the question are kept (is_relevant): none means "not covered", and
     the model is not called."""
-    from documents.search import search
-
     hits = search(user=user, query=question, k=settings.ANSWER_PASSAGES).hits
     min_score = answer_min_score()
     relevant = [h for h in hits if is_relevant(h, min_score)]
