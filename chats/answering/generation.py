@@ -112,7 +112,7 @@ def answer_events(
     hits: list = []
     next_stop_check = 0.0
     try:
-        passages, hits = retrieve(user=user, question=question)
+        passages, hits = retrieve(user=user, question=question, history=history)
         release_db_connection()
         yield ("citations", {"passages": _citation_list(passages, hits)})
         if not passages:
