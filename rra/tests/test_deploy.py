@@ -27,8 +27,21 @@ GRACEFUL_TIMEOUT = 10
 MIGRATION_LOCK = 0x5252_415F_4D49_4752  # deploy/migrate_locked.py's LOCK_KEY
 
 
-def _admin_connection() -> psycopg.Connection:
+def _db() -> dict:
+    """The test database's settings, with the embedded server's socket folder filled in
+    (Django fills it in only at its first connection: without it, libpq would try the
+    default socket, some other PostgreSQL's or none)."""
     db = settings.DATABASES["default"]
+    if not db["HOST"] and db.get("EMBEDDED_DIR"):
+        from rra.embedded_db.base import _server_fields
+
+        fields = _server_fields(db["EMBEDDED_DIR"], db["EMBEDDED_DATABASE"])
+        return {**db, "HOST": fields["HOST"], "USER": db["USER"] or fields["USER"]}
+    return db
+
+
+def _admin_connection() -> psycopg.Connection:
+    db = _db()
     return psycopg.connect(
         host=db["HOST"] or None,
         port=db["PORT"] or None,
@@ -42,7 +55,7 @@ def _admin_connection() -> psycopg.Connection:
 def _database_url(name: str) -> str:
     """A DATABASE_URL for `name` on the server of the test settings (for the embedded one:
     its unix socket directory, percent-encoded as the host)."""
-    db = settings.DATABASES["default"]
+    db = _db()
     auth = quote(db["USER"], safe="")
     if db["PASSWORD"]:
         auth += ":" + quote(db["PASSWORD"], safe="")
