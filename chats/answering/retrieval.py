@@ -9,14 +9,25 @@ from django.db.models import Q
 from chats.answering.types import Passage
 
 
-def answer_min_score() -> float:
-    """The guard's cosine threshold: ANSWER_MIN_SCORE, or when unset the embedding
-    model's own calibrated one (each model spreads its similarities differently)."""
-    if settings.ANSWER_MIN_SCORE is not None:
-        return settings.ANSWER_MIN_SCORE
+def answer_min_score(question: str = "") -> float:
+    """The guard's cosine threshold for this question. ANSWER_MIN_SCORE, or when unset the
+    embedding model's own calibrated one (each model spreads its similarities
+    differently). A question in another language than the library's shares no words with
+    its passages, so coverage cannot vouch for them: it gets the model's cross-lingual
+    threshold (documents.languages tells the language)."""
     from documents.embeddings import get_provider
+    from documents.languages import question_language
 
-    return get_provider().answer_min_score
+    provider = get_provider()
+    same = provider.answer_min_score
+    if settings.ANSWER_MIN_SCORE is not None:
+        same = settings.ANSWER_MIN_SCORE
+    cross = provider.cross_lingual_min_score
+    if cross is None or not question:
+        return same
+    if question_language(question) == settings.SEARCH_TEXT_CONFIG:
+        return same
+    return cross
 
 
 def is_relevant(hit, min_score: float | None = None) -> bool:
@@ -84,7 +95,7 @@ def retrieve(*, user, question: str) -> tuple[list[Passage], list]:
     from documents.search import search
 
     hits = search(user=user, query=question, k=settings.ANSWER_PASSAGES).hits
-    min_score = answer_min_score()
+    min_score = answer_min_score(question)
     relevant = [h for h in hits if is_relevant(h, min_score)]
     texts = with_neighbours(relevant, settings.ANSWER_CONTEXT_CHUNKS)
     passages = [

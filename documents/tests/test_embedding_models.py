@@ -89,6 +89,7 @@ def test_a_document_ingested_with_e5_is_searchable_through_its_own_index(owner, 
 
 
 def test_reindex_moves_a_library_to_another_model_while_searches_answer(owner, media, settings):
+    settings.LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the site runs MiniLM
     documents = []
     for name, content in (("belt.md", BELT), ("network.md", NETWORK)):
         document = make_document(owner, name=name, content=content)
