@@ -9,6 +9,10 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import limits  # noqa: F401 - connects the failed-sign-in counter
+        from accounts.services import pending_signups_prune
+        from rra import registry
+
+        registry.PRUNERS["pending_signups"] = pending_signups_prune
 
 
 class RRAAdminConfig(admin_apps.AdminConfig):

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
 
-VIEWER_COOKIE = "rra_viewer"
+VIEWER_COOKIE = settings.VIEWER_COOKIE
 CLEAR_SITE_DATA = '"cache", "storage"'
 
 

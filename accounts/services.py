@@ -6,6 +6,7 @@ the sign-in and password-reset links)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
@@ -19,6 +20,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import User
 from rra import telemetry
+from rra.housekeeping import delete_in_batches
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +93,17 @@ def _send(request, user: User, template: str, context: dict) -> None:
     except OSError as exc:  # smtplib.SMTPException too: refused, or no mail server
         logger.warning("could not send %s email: %s", template, exc)
         raise EmailNotSent(str(exc)) from exc
+
+
+def pending_signups_prune(*, now) -> int:
+    """Housekeeping (rra.registry.PRUNERS, "pending_signups"): sign-ups never confirmed,
+    once their last link has expired (PASSWORD_RESET_TIMEOUT): accounts that are
+    inactive, have no usable password and never signed in, and own nothing (an account
+    an admin deactivated, or gave anything to, stays). Signing up again later simply
+    starts a new one."""
+    expired = now - timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
+    owns_nothing = {"documents": None, "chats": None, "api_tokens": None, "votes": None}
+    expired_pending = User.objects.pending().filter(
+        is_superuser=False, created_at__lt=expired, **owns_nothing
+    )
+    return delete_in_batches(expired_pending)

@@ -57,6 +57,7 @@ class CitationSerializer(serializers.ModelSerializer):
     pages = serializers.SerializerMethodField()
     location = serializers.SerializerMethodField()
     private = serializers.SerializerMethodField()
+    source_removed = serializers.SerializerMethodField()
 
     class Meta:
         model = Citation
@@ -73,7 +74,13 @@ class CitationSerializer(serializers.ModelSerializer):
             "quote",
             "score",
             "private",
+            "source_removed",
         ]
+
+    def get_source_removed(self, citation: Citation) -> bool:
+        """True when the cited passage was gone when the answer was saved (its document
+        deleted or processed again) or its document was deleted since (no text then)."""
+        return citation.source_removed and not getattr(citation, "private", False)
 
     def get_private(self, citation: Citation) -> bool:
         """True when the viewer cannot read the cited document: only the number is

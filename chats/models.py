@@ -145,6 +145,11 @@ class Citation(CacheScoped, models.Model):
         help_text="Whether the document has pages (PDF); else the section names the place.",
     )
     quote = models.TextField(help_text="The passage text as it was given to the model.")
+    source_removed = models.BooleanField(
+        default=False,
+        help_text="The cited passage was gone when the answer was saved, or its document "
+        "was deleted later (then its text is removed from quote too).",
+    )
     start_offset = models.PositiveIntegerField(default=0)
     end_offset = models.PositiveIntegerField(default=0)
     number = models.PositiveSmallIntegerField(help_text="As cited in the answer: [n].")

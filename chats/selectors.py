@@ -31,6 +31,7 @@ def own_chat(user, chat_id) -> Chat:
 
 
 PRIVATE_SOURCE = "Private document"
+REMOVED_SOURCE = "Removed document"
 
 
 def hide_unreadable_sources(messages: Iterable[Message], viewer) -> None:
@@ -49,8 +50,20 @@ def hide_unreadable_sources(messages: Iterable[Message], viewer) -> None:
         else set()
     )
     for citation in citations:
+        citation.removed = False
         if citation.document_id in readable:
             citation.private = False
+            continue
+        if citation.document_id is None and citation.source_removed:
+            # Deleted (its text went with it, documents.signals): said so, to everyone.
+            citation.private = False
+            citation.removed = True
+            citation.chunk_id = None
+            citation.document_name = REMOVED_SOURCE
+            citation.section = ""
+            citation.quote = ""
+            citation.first_page = citation.last_page = 0
+            citation.start_offset = citation.end_offset = 0
             continue
         citation.private = True
         citation.document_id = None

@@ -7,7 +7,7 @@ from django.shortcuts import render
 
 from accounts.backends import cached_user
 from chats import answering
-from chats.models import CHAT_PAGE_CACHE, SIDEBAR_CACHE, Chat, Citation, Message
+from chats.models import CHAT_PAGE_CACHE, SIDEBAR_CACHE, Chat, Citation, Message, Vote
 from chats.selectors import hide_unreadable_sources, readable_chat
 from rra.querycache import cached
 
@@ -77,6 +77,17 @@ def chat_page(request: HttpRequest, chat_id) -> HttpResponse:
     is_owner = request.user.is_authenticated and chat.owner_id == request.user.pk
     # An answer still being written: the page picks it up where it is.
     running = answering.running_answer(chat) if is_owner else None
+    # The reader's own votes (not cached with the messages, which every reader shares):
+    # a reload shows which answers they marked.
+    my_votes = (
+        dict(
+            Vote.objects.filter(user=request.user, message__chat=chat).values_list(
+                "message_id", "value"
+            )
+        )
+        if request.user.is_authenticated
+        else {}
+    )
     return render(
         request,
         "chats/chat.html",
@@ -87,6 +98,7 @@ def chat_page(request: HttpRequest, chat_id) -> HttpResponse:
             "is_owner": is_owner,
             "can_ask": is_owner,
             "running_answer": running,
+            "my_votes": my_votes,
             "Message": Message,
         },
     )

@@ -23,6 +23,7 @@ from documents.services import (
     document_delete,
     document_reprocess,
     document_validate_upload,
+    duplicate_note,
 )
 from rra import telemetry
 from rra.api import json_error
@@ -182,6 +183,12 @@ class DocumentListView(APIView):
                 {
                     **DocumentSerializer(r.document, context={"request": request}).data,
                     "created": r.created,
+                    # A file already there keeps its visibility; say so when it differs.
+                    **(
+                        {"note": duplicate_note(r.document, asked=visibility)}
+                        if not r.created and r.document.visibility != visibility
+                        else {}
+                    ),
                 }
                 for r in results
             ]

@@ -261,7 +261,7 @@ def evaluate(cases: list[Case], *, k: int = 10, modes: list[str], user=None) -> 
                         "question": case.question,
                         "expected": f"{case.doc} {list(case.pages) or case.section or ''}".strip(),
                         "rank": rank,
-                        "got": [f"{h.document_name} {h.pages}" for h in hits[:3]],
+                        "got": [f"{h.document_name} {h.location}".strip() for h in hits[:3]],
                     }
                 )
         done = total.finished()

@@ -191,6 +191,13 @@ class DocumentContent(models.Model):
     page_count = models.PositiveIntegerField(default=0)
     char_count = models.PositiveIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
+    blocks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="DOCX and plain text: [start, end, kind, level] of each block of page 1 "
+        "(kind h, p, l or t), so the viewer shows headings, lists and tables. Markdown is "
+        "rendered from its page text; PDFs have page images.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -340,7 +340,7 @@ def text_view(
             start, end = _section_range(chunk, page)
             start, end = min(start, passage[0]), max(end, passage[1])
     if end - start > MAX_TEXT_CHARS:
-        start, end = _window(page_text, start, end, passage)
+        start, end = window(page_text, start, end, passage)
     start, end = max(0, start), min(len(page_text), end)
     text = page_text[start:end]
     relative = None
@@ -373,7 +373,7 @@ def _section_range(chunk: Chunk, page: int) -> tuple[int, int]:
     return rows[first][1], rows[last][2]
 
 
-def _window(text: str, start: int, end: int, passage: tuple[int, int] | None) -> tuple[int, int]:
+def window(text: str, start: int, end: int, passage: tuple[int, int] | None) -> tuple[int, int]:
     """At most MAX_TEXT_CHARS of text[start:end] around the passage, cut at paragraph
     (else line, else word) boundaries."""
     if passage is None:

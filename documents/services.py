@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from documents import filetypes
 from documents.models import Chunk, Document, DocumentContent, DocumentTerm, Embedding
+from documents.search import invalidate_for
+from documents.signals import readability_changed
 from rra import telemetry
 
 logger = logging.getLogger(__name__)
@@ -108,8 +110,22 @@ def document_create(
     except BaseException:
         document.file.delete(save=False)  # no row points at it: never leave an orphan
         raise
-    telemetry.document_uploaded(document)
+    telemetry.document_uploaded(
+        owner_id=owner.pk,
+        shared_with_all=document.visibility == Document.Visibility.SHARED,
+        first=not Document.objects.filter(owner=owner).exclude(pk=document.pk).exists(),
+    )
     return UploadResult(document, created=True)
+
+
+def duplicate_note(document: Document, *, asked: str) -> str:
+    """What an upload of a file already in the library tells its owner: the document
+    kept its visibility, whichever the upload asked for."""
+    note = f"“{document.name}” is already in your library"
+    if asked == document.visibility:
+        return note + "."
+    shown = Document.Visibility(document.visibility).label.lower()
+    return f"{note}, {shown}; its visibility was not changed (change it from the document's menu)."
 
 
 def _enqueue_on_commit(document_id: int, *, delay_s: float = 0) -> None:
@@ -150,23 +166,7 @@ def document_delete(*, document: Document) -> None:
         document.delete()
 
 
-def _invalidate_citing_chats(*, document_id: int, chunks_only: bool = False) -> None:
-    """Citations keep their text but lose the link (SET_NULL) when chunks or the
-    document go: the cached chats that show them must be read again."""
-    from chats.models import Citation
-    from rra.querycache import bump, scopes_of_rows
-
-    citing = (
-        Citation.objects.filter(chunk__document_id=document_id)
-        if chunks_only
-        else Citation.objects.filter(document_id=document_id)
-    )
-    bump(*scopes_of_rows(citing))
-
-
 def _invalidate_search(owner_id: int) -> None:
-    from documents.search import invalidate_for
-
     invalidate_for(owner_id=owner_id)
 
 
@@ -302,6 +302,17 @@ def _batched(items: list, size: int):
         yield batch
 
 
+BLOCK_KINDS = {"heading": "h", "paragraph": "p", "list": "l", "table": "t"}
+
+
+def stored_blocks(extraction) -> list[list]:
+    """[start, end, kind, level] of the blocks of a DOCX or plain-text document (one
+    page), what the viewer needs to show its structure (DocumentContent.blocks)."""
+    if extraction.mime not in (filetypes.DOCX, filetypes.TEXT) or extraction.page_count != 1:
+        return []
+    return [[b.start, b.end, BLOCK_KINDS[b.kind], b.level] for b in extraction.blocks]
+
+
 def _store(document, run: _Run, extraction, drafts, vectors, provider, title: str) -> None:
     from documents.vector_index import ensure_index
 
@@ -314,7 +325,8 @@ def _store(document, run: _Run, extraction, drafts, vectors, provider, title: st
             .exists()
         ):
             raise Superseded
-        _invalidate_citing_chats(document_id=document.pk, chunks_only=True)
+        # Its passages are replaced: whoever shows them (chats' citations) reads again.
+        readability_changed.send(sender=Document, document_id=document.pk, chunks_only=True)
         Chunk.objects.filter(document=document).delete()
         DocumentContent.objects.update_or_create(
             document=document,
@@ -324,6 +336,7 @@ def _store(document, run: _Run, extraction, drafts, vectors, provider, title: st
                 "page_count": extraction.page_count,
                 "char_count": extraction.char_count,
                 "metadata": extraction.metadata,
+                "blocks": stored_blocks(extraction),
             },
         )
         chunks = Chunk.objects.bulk_create(
@@ -365,6 +378,7 @@ def _store(document, run: _Run, extraction, drafts, vectors, provider, title: st
 
 
 def _fail(run: _Run, reason: str) -> str:
+    telemetry.ingest_failed(reason[:2000])
     try:
         run.update(status=Document.Status.FAILED, claim=None, failure_reason=reason[:2000])
     except Superseded:

@@ -1,8 +1,11 @@
 """The page viewer's API: a page with the cited passage located on it, and page images.
 
-GET /api/documents/{id}/pages/{n}?chunk=<chunk id>&quote=<text>
+GET /api/documents/{id}/pages/{n}?chunk=<chunk id>&quote=<text>&section=<k>
     The page and where the passage is on it (see PageView). `chunk` wins while the chunk
-    exists; `quote` is the fallback for citations whose chunk was replaced.
+    exists; `quote` is the fallback for citations whose chunk was replaced. A document
+    without pages (Markdown, text, DOCX without page marks) is shown a section at a time:
+    the passage's, or section k (1-based) when asked, rendered as HTML
+    (documents.sections).
 GET /api/documents/{id}/pages/{n}/image?width=<px>
     The page as a PNG (PDF only), cached on disk and by the browser (ETag).
 
@@ -22,8 +25,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from documents import pages
-from documents.models import Chunk, Document, DocumentContent
+from documents import pages, sections
+from documents.filetypes import DOCX, TEXT
+from documents.models import Chunk, Document, DocumentContent, is_paged
 from rra.api import json_error
 from rra.ratelimit import limit_request, too_many_requests_json
 
@@ -46,7 +50,15 @@ class _AnyAccept:
 def _document(request: Request, document_id: int) -> Document:
     return get_object_or_404(
         Document.objects.readable_by(request.user).only(
-            "id", "name", "mime_type", "status", "sha256", "file", "owner_id", "visibility"
+            "id",
+            "name",
+            "mime_type",
+            "status",
+            "sha256",
+            "file",
+            "owner_id",
+            "visibility",
+            "ready_at",
         ),
         pk=document_id,
     )
@@ -67,12 +79,22 @@ class PageView(_AnyAccept, APIView):
     non-PDF), image_url (PDF; add ?width=), highlights: [{x, y, w, h}] (fractions of the
     page, origin top left; PDF), match ("chunk" | "quote" | null: how the passage was
     found), passage_text, section, and for non-PDF documents text (the cited section, or
-    the page text, at most pages.MAX_TEXT_CHARS), passage {start, end} (offsets in text,
-    or null), text_offset (where text starts in the page), truncated_before/after}."""
+    the page text, at most pages.MAX_TEXT_CHARS), html (that text rendered, the passage
+    in <mark>), passage {start, end} (offsets in text, or null), text_offset (where text
+    starts in the page), truncated_before/after, and for documents without pages
+    section_number and section_count (null otherwise)}."""
 
     def get(self, request: Request, document_id: int, page: int) -> Response:
         document = _document(request, document_id)
         chunk_id = request.query_params.get("chunk", "").strip()
+        section_number = request.query_params.get("section", "").strip()
+        if section_number and not (section_number.isdigit() and len(section_number) <= 9):
+            return json_error(
+                400,
+                "invalid",
+                "Some fields are not valid.",
+                {"section": ["Give a section number (1 for the first)."]},
+            )
         quote = request.query_params.get("quote", "")[:MAX_QUOTE_CHARS]
         if chunk_id and not (chunk_id.isascii() and chunk_id.isdigit() and len(chunk_id) <= 18):
             return json_error(
@@ -135,19 +157,86 @@ class PageView(_AnyAccept, APIView):
                 except pages.PageUnavailable as exc:
                     return json_error(422, "page_unavailable", exc.message)
                 body["highlights"] = [{"x": b.x, "y": b.y, "w": b.w, "h": b.h} for b in boxes]
+        elif not is_paged(document.mime_type, row["page_count"]):
+            shown = _section_view(document, text, passage, section_number)
+            if shown is None:
+                return json_error(
+                    404, "not_found", f"The document has no section {section_number}."
+                )
+            body.update(shown)
         else:
             view = pages.text_view(document, text, passage, chunk, page)
+            start = view.offset
             body.update(
                 text=view.text,
                 passage=(
                     {"start": view.passage[0], "end": view.passage[1]} if view.passage else None
                 ),
-                text_offset=view.offset,
+                text_offset=start,
                 truncated_before=view.truncated_before,
                 truncated_after=view.truncated_after,
                 section=view.section,
+                section_number=None,
+                section_count=None,
+                html=sections.render(
+                    document.mime_type,
+                    text,
+                    start,
+                    start + len(view.text),
+                    _shift(view.passage, start),
+                    _blocks(document, start, start + len(view.text)),
+                ),
             )
         return Response(body)
+
+
+def _shift(passage: tuple[int, int] | None, delta: int) -> tuple[int, int] | None:
+    return None if passage is None else (passage[0] + delta, passage[1] + delta)
+
+
+def _blocks(document: Document, start: int, end: int) -> list:
+    """The stored blocks of a DOCX or plain-text document over start..end (empty before
+    they were kept)."""
+    if document.mime_type not in (DOCX, TEXT):
+        return []
+    return sections.stored_blocks(document.pk, start, end)
+
+
+def _section_view(
+    document: Document, text: str, passage: tuple[int, int] | None, number: str
+) -> dict | None:
+    """A document without pages, a section at a time: section `number` when asked, else
+    the passage's; None when there is no such section."""
+    version = document.ready_at.isoformat() if document.ready_at else ""
+    found = sections.page_sections(document.pk, text, version)
+    if number:
+        if not 1 <= int(number) <= len(found):
+            return None
+        current = found[int(number) - 1]
+    elif passage is not None:
+        current = sections.section_at(found, passage[0])
+    else:
+        current = found[0] if found else None
+    start, end = (current.start, current.end) if current else (0, len(text))
+    if passage is not None and (passage[1] <= start or passage[0] >= end):
+        passage = None  # cited elsewhere: this section is shown without a mark
+    if passage is not None:
+        passage = (max(passage[0], start), min(passage[1], end))
+    if end - start > pages.MAX_TEXT_CHARS:
+        start, end = pages.window(text, start, end, passage)
+    return {
+        "text": text[start:end],
+        "passage": ({"start": passage[0] - start, "end": passage[1] - start} if passage else None),
+        "text_offset": start,
+        "truncated_before": current is not None and start > current.start,
+        "truncated_after": end < (current.end if current else len(text)),
+        "section": current.title if current else "",
+        "section_number": current.number if current else None,
+        "section_count": len(found),
+        "html": sections.render(
+            document.mime_type, text, start, end, passage, _blocks(document, start, end)
+        ),
+    }
 
 
 def _busy():

@@ -17,6 +17,7 @@ from documents.services import (
     document_delete,
     document_reprocess,
     document_validate_upload,
+    duplicate_note,
 )
 from rra.ratelimit import limit_items, too_many_files, too_many_requests_page
 
@@ -79,7 +80,7 @@ def upload(request: HttpRequest) -> HttpResponse:
                 request, f"“{result.document.name}” was uploaded and is being processed."
             )
         else:
-            messages.info(request, f"“{result.document.name}” is already in your library.")
+            messages.info(request, duplicate_note(result.document, asked=visibility))
     return redirect("documents:library")
 
 

@@ -1,5 +1,20 @@
 from django.apps import AppConfig, apps
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_delete, post_save
+
+
+def _start_private_redis() -> None:
+    """Start (or find) the private Redis when REDIS_URL is unset (rra/embedded_redis.py):
+    at django.setup(), before anything connects, not when the settings are read."""
+    if not getattr(settings, "EMBEDDED_REDIS_STARTS", False):
+        return
+    from rra import embedded_redis
+
+    try:
+        embedded_redis.ensure_running(settings.EMBEDDED_REDIS_DIR)
+    except RuntimeError as exc:
+        raise ImproperlyConfigured(f"Environment variable REDIS_URL is unset and {exc}.") from exc
 
 
 class RraConfig(AppConfig):
@@ -10,6 +25,8 @@ class RraConfig(AppConfig):
 
     def ready(self) -> None:
         from rra import slow_queries
+
+        _start_private_redis()
         from rra.querycache import CacheScoped, on_instance_change
 
         # Saves and deletes (cascades and admin included) of the models that feed the
@@ -18,13 +35,6 @@ class RraConfig(AppConfig):
             if issubclass(model, CacheScoped):
                 post_save.connect(on_instance_change, sender=model, dispatch_uid=f"qc-{model}")
                 post_delete.connect(on_instance_change, sender=model, dispatch_uid=f"qc-{model}")
-
-        # Questions count wherever they are saved (rra_user_actions_total, conversions).
-        from rra import telemetry
-
-        post_save.connect(
-            telemetry.on_message_saved, sender="chats.Message", dispatch_uid="telemetry-question"
-        )
 
         # Every database connection, in any process, times its queries.
         slow_queries.connect()

@@ -5,10 +5,8 @@
 - finished task results of django-tasks-db: successful ones after
   HOUSEKEEPING_TASK_RETENTION_DAYS, failed ones after HOUSEKEEPING_FAILED_TASK_RETENTION_DAYS
   (queued and running rows are never touched)
-- sign-ups never confirmed, once their last link has expired (PASSWORD_RESET_TIMEOUT):
-  accounts that are inactive, have no usable password and never signed in, and own
-  nothing (an account an admin deactivated, or gave anything to, stays). Signing up again
-  later simply starts a new one.
+- whatever the apps register in rra.registry.PRUNERS (accounts: sign-ups never
+  confirmed, once their last link has expired).
 
 The worker runs housekeeping_run() every HOUSEKEEPING_INTERVAL_S (rra/management/commands/
 worker.py); with several workers, an advisory lock lets one of them do it at a time.
@@ -24,7 +22,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from rra import metrics
+from rra import metrics, registry
 
 logger = logging.getLogger("rra.housekeeping")
 
@@ -32,7 +30,7 @@ LOCK_KEY = 0x5252_415F_484B_5550  # "RRA_HKUP": one worker at a time
 BATCH = 5000
 
 
-def _delete_in_batches(queryset: QuerySet) -> int:
+def delete_in_batches(queryset: QuerySet) -> int:
     """Delete the matching rows a batch at a time: short transactions, short locks."""
     model = queryset.model
     deleted = 0
@@ -48,7 +46,7 @@ def _delete_in_batches(queryset: QuerySet) -> int:
 def prune_sessions(*, now) -> int:
     from django.contrib.sessions.models import Session
 
-    return _delete_in_batches(Session.objects.filter(expire_date__lt=now))
+    return delete_in_batches(Session.objects.filter(expire_date__lt=now))
 
 
 def prune_task_results(*, now) -> int:
@@ -61,19 +59,7 @@ def prune_task_results(*, now) -> int:
         Q(status=TaskResultStatus.SUCCESSFUL, finished_at__lt=done_before)
         | Q(status=TaskResultStatus.FAILED, finished_at__lt=failed_before)
     )
-    return _delete_in_batches(old)
-
-
-def prune_pending_signups(*, now) -> int:
-    from accounts.models import User
-
-    expired = now - timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
-    # Owning nothing: an account an admin gave something to stays.
-    owns_nothing = {"documents": None, "chats": None, "api_tokens": None, "votes": None}
-    expired_pending = User.objects.pending().filter(
-        is_superuser=False, created_at__lt=expired, **owns_nothing
-    )
-    return _delete_in_batches(expired_pending)
+    return delete_in_batches(old)
 
 
 def housekeeping_run(*, now=None) -> dict[str, int] | None:
@@ -88,8 +74,9 @@ def housekeeping_run(*, now=None) -> dict[str, int] | None:
         counts = {
             "sessions": prune_sessions(now=now),
             "task_results": prune_task_results(now=now),
-            "pending_signups": prune_pending_signups(now=now),
         }
+        for kind, prune in registry.PRUNERS.items():
+            counts[kind] = prune(now=now)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])

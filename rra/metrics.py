@@ -262,47 +262,19 @@ def update_process_gauges() -> None:
 
 
 class DatabaseCollector:
-    """Ingestion queue depth and worker heartbeats, read from the database when scraped
-    (three small indexed queries); what cannot be read is left out and logged."""
+    """Worker heartbeats and what the apps register (rra.registry.GAUGES: the ingestion
+    queue), read from the database when scraped (small indexed queries); what cannot be
+    read is left out and logged."""
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._queue()
+        from rra import registry
+
+        for gauges in registry.GAUGES:
+            try:
+                yield from gauges()
+            except Exception as exc:
+                logger.warning("metrics: %s could not be read: %s", gauges.__qualname__, exc)
         yield from self._workers()
-
-    def _queue(self) -> Iterator[Metric]:
-        from django.db.models import Count, Min
-        from django.utils import timezone
-
-        from documents.models import Document
-
-        waiting = [Document.Status.QUEUED, *Document.IN_PROGRESS]
-        try:
-            counts = dict(
-                Document.objects.filter(status__in=waiting)
-                .order_by()
-                .values_list("status")
-                .annotate(n=Count("pk"))
-                .values_list("status", "n")
-            )
-            oldest = Document.objects.filter(status=Document.Status.QUEUED).aggregate(
-                at=Min("updated_at")
-            )["at"]
-        except Exception as exc:
-            logger.warning("metrics: the ingestion queue could not be read: %s", exc)
-            return
-        queue = GaugeMetricFamily(
-            "rra_ingest_queue_documents",
-            "Documents queued or being processed, by status.",
-            labels=["status"],
-        )
-        for status in waiting:
-            queue.add_metric([str(status)], counts.get(status, 0))
-        yield queue
-        yield GaugeMetricFamily(
-            "rra_ingest_oldest_queued_seconds",
-            "Age of the oldest queued document (0 when none is queued).",
-            value=(timezone.now() - oldest).total_seconds() if oldest else 0.0,
-        )
 
     def _workers(self) -> Iterator[Metric]:
         from django.db.models import Count, Max, Q

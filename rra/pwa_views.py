@@ -24,8 +24,6 @@ from django.urls import reverse
 from django.utils.cache import get_conditional_response
 from django.views.decorators.http import require_safe
 
-from accounts.middleware import VIEWER_COOKIE
-
 SW_SOURCE = "js/sw.js"
 
 
@@ -62,7 +60,7 @@ def worker_config(source: str) -> dict:
         ],
         # Pages and API answers are cached per person: the opaque id in this cookie
         # (accounts/middleware.py); without it (signed out) or unreadable, per "anonymous".
-        "viewerCookie": VIEWER_COOKIE,
+        "viewerCookie": settings.VIEWER_COOKIE,
         # Background Sync sends queued questions with this cookie's CSRF token.
         "csrfCookie": settings.CSRF_COOKIE_NAME,
         # Development: static names are not hashed and pages change all the time, so

@@ -408,13 +408,13 @@ class CacheScoped:
         )
 
 
-def scopes_of_rows(queryset: models.QuerySet) -> list[str]:
+def _scopes_of_rows(queryset: models.QuerySet) -> list[str]:
     model = queryset.model
     rows = queryset.order_by().values(*model.cache_scope_fields).distinct()
     return [scope for row in rows for scope in model.cache_scopes_from(row)]
 
 
-def scopes_of_objects(objs: Iterable[models.Model]) -> list[str]:
+def _scopes_of_objects(objs: Iterable[models.Model]) -> list[str]:
     return [scope for obj in objs for scope in obj.cache_scopes()]
 
 
@@ -425,32 +425,32 @@ class InvalidatingQuerySet(models.QuerySet):
     """
 
     def update(self, **kwargs) -> int:
-        scopes = scopes_of_rows(self)
+        scopes = _scopes_of_rows(self)
         fields = {name.split("__")[0].removesuffix("_id") for name in self.model.cache_scope_fields}
         moved = any(name.removesuffix("_id") in fields for name in kwargs)
         # Rows that move (a new owner, say) change their new scopes too.
         pks = list(self.values_list("pk", flat=True)) if moved else []
         count = super().update(**kwargs)
         if pks:
-            scopes += scopes_of_rows(self.model._default_manager.filter(pk__in=pks))
+            scopes += _scopes_of_rows(self.model._default_manager.filter(pk__in=pks))
         bump(*scopes)
         return count
 
     def delete(self):
-        scopes = scopes_of_rows(self)
+        scopes = _scopes_of_rows(self)
         result = super().delete()
         bump(*scopes)
         return result
 
     def bulk_create(self, objs, *args, **kwargs):
         created = super().bulk_create(objs, *args, **kwargs)
-        bump(*scopes_of_objects(created))
+        bump(*_scopes_of_objects(created))
         return created
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
         count = super().bulk_update(objs, fields, *args, **kwargs)
-        bump(*scopes_of_objects(objs))
+        bump(*_scopes_of_objects(objs))
         return count
 
 

@@ -134,11 +134,18 @@ if DATABASE_URL:
     _db_fields = {k: _db.get(k, "") for k in ("NAME", "USER", "PASSWORD", "HOST", "PORT")}
     _db_options = dict(_db.get("OPTIONS", {}))
 else:
-    from rra import embedded_db
-
-    _db_fields = embedded_db.ensure_running(
-        EMBEDDED_PG_DIR, env.str("EMBEDDED_DB_NAME", embedded_db.DATABASE_NAME)
-    )
+    # Started (or found) on the first connection (rra/embedded_db/base.py), not here:
+    # importing the settings starts nothing.
+    _embedded_name = env.str("EMBEDDED_DB_NAME", "rra")
+    _db_fields = {
+        "NAME": _embedded_name,
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": "",  # the server's socket folder, filled in when it is found
+        "PORT": "",
+        "EMBEDDED_DIR": str(EMBEDDED_PG_DIR),
+        "EMBEDDED_DATABASE": _embedded_name,
+    }
     _db_options = {}
 
 DB_POOL = env.bool("DB_POOL", True)
@@ -163,7 +170,7 @@ if DB_POOL:
 
 DATABASES = {
     "default": {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "django.db.backends.postgresql" if DATABASE_URL else "rra.embedded_db",
         **_db_fields,
         "OPTIONS": _db_options,
         # Pooled connections are returned to the pool after each request.
@@ -194,13 +201,13 @@ EMBEDDED_REDIS_DIR = BASE_DIR / env.str("EMBEDDED_REDIS_DIR", "var/redis")
 # How many processes serve the site: deploy/gunicorn.conf.py exports its worker count.
 WEB_PROCESSES = env.int("RRA_WEB_PROCESSES", 1, min=1)
 
-if not REDIS_URL and EMBEDDED_REDIS:
+# The private server is started (or found) by django.setup() (RraConfig.ready: manage.py,
+# wsgi, the worker, the tests), not here: importing the settings starts nothing.
+EMBEDDED_REDIS_STARTS = not REDIS_URL and EMBEDDED_REDIS
+if EMBEDDED_REDIS_STARTS:
     from rra import embedded_redis
 
-    try:
-        REDIS_URL = embedded_redis.ensure_running(EMBEDDED_REDIS_DIR)
-    except RuntimeError as exc:
-        raise ImproperlyConfigured(f"Environment variable REDIS_URL is unset and {exc}.") from exc
+    REDIS_URL = embedded_redis.url(EMBEDDED_REDIS_DIR)
 
 if REDIS_URL:
     from rra import redis_breaker
@@ -247,6 +254,9 @@ else:
         )
 
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Names the signed-in viewer to the service worker, so a shared device never shows the
+# previous user's cached pages (accounts/middleware.py sets it, rra/pwa_views.py reads it).
+VIEWER_COOKIE = "rra_viewer"
 
 # --- Query cache (rra/querycache.py) and HTTP caching (rra/conditional.py) ------------
 

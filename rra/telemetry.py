@@ -105,6 +105,7 @@ class _IngestRun:
     started: float
     mark: float
     stored: dict[str, int] = field(default_factory=dict)
+    reason: str = ""
 
 
 _ingest_run: contextvars.ContextVar[_IngestRun | None] = contextvars.ContextVar(
@@ -128,6 +129,13 @@ def ingest_step(step: str, **fields: Any) -> None:
     log.info(
         "ingest.step", document_id=run.document_id, step=step, duration_ms=_ms(seconds), **fields
     )
+
+
+def ingest_failed(reason: str) -> None:
+    """The current ingestion run fails for this reason (logged with its outcome)."""
+    run = _ingest_run.get()
+    if run is not None:
+        run.reason = reason
 
 
 def track_ingest(func: F) -> F:
@@ -156,23 +164,11 @@ def track_ingest(func: F) -> F:
                 metrics.INGEST_CHUNKS.inc(run.stored.get("chunks", 0))
                 fields.update(run.stored)
             if outcome == "failed":
-                fields["reason"] = _failure_reason(document_id)
+                fields["reason"] = run.reason
             level = "warning" if outcome in ("failed", "error") else "info"
             getattr(log, level)("ingest.done", duration_ms=_ms(seconds), **fields)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _failure_reason(document_id: int) -> str:
-    from documents.models import Document
-
-    try:
-        return (
-            Document.objects.filter(pk=document_id).values_list("failure_reason", flat=True).first()
-            or ""
-        )
-    except Exception:
-        return ""
 
 
 # --- Search ------------------------------------------------------------------------------------
@@ -269,8 +265,8 @@ def llm_stream(items: Iterator[Any], *, provider: Any) -> Iterator[Any]:
 #
 #     telemetry.signup_requested(user)      # a new address asked for an account
 #     telemetry.signup_confirmed(user)      # ...and confirmed it
-#     telemetry.document_uploaded(document) # a new document (first_upload from the DB)
-#     telemetry.question_asked(message)     # a question saved (first_question from the DB)
+#     telemetry.document_uploaded(...)      # a new document (documents says if it is the first)
+#     telemetry.question_asked(...)         # a question saved (chats says if it is the first)
 #     telemetry.voted(value)                # "up" or "down", when a vote is cast or changed
 #     telemetry.shared("chat" | "document") # made public / shared
 
@@ -292,41 +288,21 @@ def signup_confirmed(user: Any) -> None:
     conversion("signup", user_id=user.pk)
 
 
-def document_uploaded(document: Any) -> None:
-    """A new document (not a duplicate of one the owner has). The owner's first when
-    they have no other document."""
-    from documents.models import Document
-
+def document_uploaded(*, owner_id: int, shared_with_all: bool, first: bool) -> None:
+    """A new document (not a duplicate of one the owner has); `first`: the owner has no
+    other document."""
     user_action("upload")
-    if document.visibility == Document.Visibility.SHARED:
+    if shared_with_all:
         shared("document")
-    others = Document.objects.filter(owner_id=document.owner_id).exclude(pk=document.pk)
-    if not others.exists():
-        conversion("first_upload", user_id=document.owner_id)
+    if first:
+        conversion("first_upload", user_id=owner_id)
 
 
-def question_asked(message: Any) -> None:
-    """A question was saved. The asker's first when none of their chats holds another."""
-    from chats.models import Message
-
+def question_asked(*, owner_id: int, first: bool) -> None:
+    """A question was saved; `first`: none of the asker's chats holds another."""
     user_action("question")
-    owner_id = message.chat.owner_id
-    others = Message.objects.filter(chat__owner_id=owner_id, role=Message.Role.USER).exclude(
-        pk=message.pk
-    )
-    if not others.exists():
+    if first:
         conversion("first_question", user_id=owner_id)
-
-
-def on_message_saved(
-    sender: Any, instance: Any, created: bool, raw: bool = False, **_: Any
-) -> None:
-    """post_save of chats.Message (rra/apps.py): every path that saves a question counts."""
-    if created and not raw and instance.role == instance.Role.USER:
-        try:
-            question_asked(instance)
-        except Exception as exc:  # metrics must never break asking
-            log.warning("telemetry.question_failed", error=type(exc).__name__)
 
 
 def voted(value: str) -> None:

@@ -5,8 +5,10 @@ Modules, in the order a question meets them:
     service.py     the one path from a request to an answer's event stream (limit,
                    slot, saving the question, queueing it, reading its events), stop,
                    replay; the four API views that answer call answer_response()
-    transport.py   how answers travel: per-user slots, Redis streams, the worker's
-                   runner (AnswerRunner), the stop flag, the one SSE encoder
+    transport.py   how answers travel: per-user slots, readers' caps, Redis streams,
+                   the stop flag, the one SSE encoder
+    runner.py      the worker's side: AnswerRunner's threads take jobs and publish
+                   each answer's events
     generation.py  writing one answer: history, retrieval, the model's stream, events,
                    and answer_save(), the one place an answer is saved
     retrieval.py   the passages: search, the relevance guard, neighbouring chunks
@@ -26,6 +28,7 @@ from django.conf import settings
 
 from chats.answering import transport
 from chats.answering.extractive import NOT_COVERED
+from chats.answering.runner import AnswerRunner
 from chats.answering.service import (
     answer_response,
     answer_stop,
@@ -37,7 +40,7 @@ from chats.answering.service import (
     running_answer,
     title_from,
 )
-from chats.answering.transport import AnswerRunner, sse
+from chats.answering.transport import sse
 
 __all__ = [
     "NOT_COVERED",

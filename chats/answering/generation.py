@@ -189,6 +189,61 @@ def _citation_list(passages: list[Passage], hits: list) -> list[dict]:
     ]
 
 
+def _still_there(hits) -> tuple[set[int], set[int]]:
+    """The cited documents and chunks that still exist, locked (FOR NO KEY UPDATE) until
+    the answer commits: a document deleted or processed again while the answer was
+    being written waits for it, or is already gone and cited as a removed source,
+    instead of failing the answer's commit on a foreign key."""
+    from documents.models import Chunk, Document
+
+    hits = list(hits)
+    document_ids = {h.document_id for h in hits if h.document_id}
+    chunk_ids = {h.chunk_id for h in hits if h.chunk_id}
+    documents = set(
+        Document.objects.filter(pk__in=document_ids)
+        .order_by("pk")
+        .select_for_update(no_key=True)
+        .values_list("pk", flat=True)
+        if document_ids
+        else []
+    )
+    chunks = set(
+        Chunk.objects.filter(pk__in=chunk_ids)
+        .order_by("pk")
+        .select_for_update(no_key=True)
+        .values_list("pk", flat=True)
+        if chunk_ids
+        else []
+    )
+    return documents, chunks
+
+
+def _citation(message, passage, hit, *, documents: set[int], chunks: set[int]) -> Citation:
+    """A citation of the passage; one whose document is gone keeps its number and name
+    but not its text, one whose passage was replaced keeps its document and text; both
+    are marked source_removed."""
+    document_id = hit.document_id if hit.document_id in documents else None
+    chunk_id = hit.chunk_id if hit.chunk_id in chunks else None
+    removed = (hit.document_id is not None and document_id is None) or (
+        hit.chunk_id is not None and chunk_id is None
+    )
+    return Citation(
+        message=message,
+        chunk_id=chunk_id,
+        document_id=document_id,
+        document_name=passage.document,
+        first_page=hit.first_page,
+        last_page=hit.last_page,
+        section=passage.section,
+        paged=hit.paged,
+        quote=hit.content if document_id is not None or hit.document_id is None else "",
+        source_removed=removed,
+        number=passage.number,
+        rank=passage.number,
+        score=hit.score,
+    )
+
+
 def answer_save(
     *,
     chat: Chat,
@@ -214,25 +269,12 @@ def answer_save(
             completion_tokens=usage.completion_tokens if usage else 0,
             model=(usage.model if usage else getattr(llm, "model", "")) if passages else "",
         )
+        chosen = [supplied[n] for n in cited_numbers(content) if n in supplied]
+        documents, chunks = _still_there(hit for _, hit in chosen)
         Citation.objects.bulk_create(
             [
-                Citation(
-                    message=message,
-                    chunk_id=hit.chunk_id,
-                    document_id=hit.document_id,
-                    document_name=passage.document,
-                    first_page=hit.first_page,
-                    last_page=hit.last_page,
-                    section=passage.section,
-                    paged=hit.paged,
-                    quote=hit.content,
-                    number=number,
-                    rank=number,
-                    score=hit.score,
-                )
-                for number in cited_numbers(content)
-                if number in supplied
-                for passage, hit in [supplied[number]]
+                _citation(message, passage, hit, documents=documents, chunks=chunks)
+                for passage, hit in chosen
             ]
         )
         Chat.objects.filter(pk=chat.pk).update(updated_at=timezone.now())

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from chats.answering import transport as answers
+from chats.answering import runner as answer_runner
 from documents.services import document_ingest
 from documents.tests.conftest import make_document
 
@@ -41,16 +41,18 @@ def manual(owner, media):
 
 
 @pytest.fixture
-def in_worker(settings, redis_url):
+def in_worker(settings, redis_url, monkeypatch):
     settings.ANSWERS_IN_WORKER = True
     settings.ANSWER_START_TIMEOUT_S = 30
+    # A runner's dispatcher notices its stop within this (tests stop one each).
+    monkeypatch.setattr(answer_runner, "DISPATCH_BLOCK_MS", 200)
 
 
 @pytest.fixture
 def runner(in_worker):
     """The worker's answer threads, in this process (a separate DB connection each)."""
     stop = threading.Event()
-    threads = answers.AnswerRunner(threads=2, stop=stop).start()
+    threads = answer_runner.AnswerRunner(threads=2, stop=stop).start()
     yield
     stop.set()
     for thread in threads:

@@ -13,6 +13,7 @@ from django.test import Client
 
 from accounts.models import ApiToken
 from chats.answering import llm
+from chats.answering import runner as answer_runner
 from chats.answering import transport as answers
 from chats.answering.llm import Token, Usage
 from chats.models import Chat, Message
@@ -226,7 +227,7 @@ def test_each_user_has_a_capped_number_of_running_answers(
     # A worker takes the queued answers; when they end, the slots are free again.
     SlowModel(words=1, delay=0).install(monkeypatch)
     stop = threading.Event()
-    threads = answers.AnswerRunner(threads=2, stop=stop).start()
+    threads = answer_runner.AnswerRunner(threads=2, stop=stop).start()
     try:
         deadline = time.monotonic() + 30
         while answers.client().zcard(answers.user_key(owner.pk)) and time.monotonic() < deadline:
@@ -264,7 +265,7 @@ def test_an_answer_whose_worker_died_ends_with_an_error_and_frees_its_slot(
     # A worker takes the job, publishes a token and dies.
     r.xreadgroup(answers.GROUP, "dead-worker", {answers.JOBS: ">"}, count=1)
     answers.publish(answer_id, "token", {"text": "Half "}, first=True)
-    assert answers.reclaim_stale(consumer="sweeper", min_idle_ms=0) == 1
+    assert answer_runner.reclaim_stale(consumer="sweeper", min_idle_ms=0) == 1
     stream = events(owner_client.get(f"/api/answers/{answer_id}/events"))
     assert [n for n, _ in stream] == ["token", "error"]
     assert "interrupted" in stream[-1][1]["message"]
@@ -313,7 +314,7 @@ def test_a_worker_that_stops_mid_answer_tells_its_readers_at_once(
     SlowModel(words=1000, delay=0.01).install(monkeypatch)
     chat = Chat.objects.create(owner=owner)
     stop = threading.Event()
-    runner = answers.AnswerRunner(threads=1, stop=stop)
+    runner = answer_runner.AnswerRunner(threads=1, stop=stop)
     threads = runner.start()
     try:
         response = _ask(owner_client, chat)
@@ -342,10 +343,11 @@ def test_readers_are_capped_per_answer_per_user_and_per_process(
     settings.STREAM_READERS_PER_USER = 3
     settings.STREAM_READERS_PER_PROCESS = 100
     settings.ANSWER_MAX_CONCURRENT_PER_USER = 5
+    before = answers.readers_in_process()  # earlier tests' responses left unclosed
     asked = [_ask(owner_client, Chat.objects.create(owner=owner)) for _ in range(2)]
     first, second = (response["X-Answer-Id"] for response in asked)
     # The requests that asked read their answers too: counted in the process, not refused.
-    assert answers.readers_in_process() == 2
+    assert answers.readers_in_process() == before + 2
 
     def read(answer_id):
         return owner_client.get(f"/api/answers/{answer_id}/events")
@@ -381,4 +383,39 @@ def test_readers_are_capped_per_answer_per_user_and_per_process(
     for response in held + asked:
         response.close()
     assert r.zcard(answers.user_readers_key(owner.pk)) == 0
-    assert answers.readers_in_process() == 0
+    assert answers.readers_in_process() == before
+
+
+def test_an_idle_runner_blocks_on_one_read_however_many_threads_it_has(
+    owner_client, owner, in_worker, monkeypatch
+):
+    """The idle worker sent about 250 Redis commands a second: each of its 256 answer
+    threads polled the job stream. Now one dispatcher reads, and only while a thread
+    is free; a new job still wakes it at once."""
+    SlowModel(words=3, delay=0).install(monkeypatch)
+    r = answers.client()
+
+    def reads() -> int:
+        stats = r.info("commandstats").get("cmdstat_xreadgroup", {})
+        return int(stats.get("calls", 0))
+
+    r.config_resetstat()
+    stop = threading.Event()
+    threads = answer_runner.AnswerRunner(threads=64, stop=stop).start()
+    try:
+        deadline = time.monotonic() + 10
+        while reads() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)  # the dispatcher is blocked in its first read now
+        assert reads() == 1  # not 64
+        response = _ask(owner_client, Chat.objects.create(owner=owner))
+        stream = events(response)
+        assert stream[-1][0] == "done" and _tokens(stream) == "word0 word1 word2 "
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+    # The job was read once and the dispatcher read again for the next (blocked: one
+    # call per DISPATCH_BLOCK_MS, 200 ms here).
+    assert reads() <= 2 + 10 * 2

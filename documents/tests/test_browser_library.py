@@ -33,7 +33,9 @@ def test_upload_watch_processing_and_filter(
     upload.write_bytes(MANUAL_MD)
     page.set_input_files("#id_files", str(upload))
     page.click("#upload-form button[type=submit]")
-    page.locator("#upload-list li", has_text="Uploaded — processing").wait_for()
+    page.locator("#upload-list li", has_text="guide.md").locator(
+        ".upload-state", has_text="Processing"
+    ).wait_for()
     page.locator("#doc-list .doc-row", has_text="guide.md").wait_for()
     document = Document.objects.get(name="guide.md")
     assert document.owner == owner and document.status == "queued"

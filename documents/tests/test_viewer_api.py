@@ -319,9 +319,10 @@ def test_markdown_returns_the_section_text_with_the_passage(owner_client, owner,
     body = chunk.content.split("\n", 1)[1]
     assert " ".join(chunk_text.replace("#", " ").split()) == " ".join(body.split())
     assert data["text_offset"] + passage["start"] == page_text.index(chunk_text)
-    # The shown text is the section, not the whole document.
+    # The shown text is the section, not the whole document: the first of two.
     assert "PMAC" not in text
-    assert data["truncated_after"] is True
+    assert (data["section_number"], data["section_count"]) == (1, 2)
+    assert data["truncated_after"] is False
 
     by_quote = _page(owner_client, document, 1, quote=chunk.content).json()
     assert by_quote["match"] == "quote"

@@ -50,7 +50,7 @@ def test_it_refuses_nothing_on_the_chat_answer_viewer_and_library(
     answer = page.locator(".msg.assistant .answer:not(.streaming)")
     answer.wait_for(timeout=60_000)  # streamed over fetch (connect-src), Markdown as HTML
     page.locator(".msg.assistant button.cite").first.click()
-    page.locator(".cite-popover").get_by_role("button", name="Open page").click()
+    page.locator(".cite-popover").get_by_role("button", name="Open section").click()
     page.locator("dialog[open] mark").first.wait_for()  # viewer.css, CSSOM-placed highlight
     violations += page.evaluate("window.cspViolations")
     page.keyboard.press("Escape")

@@ -74,3 +74,39 @@ def test_the_embedded_server_starts_once_when_many_processes_start_together(tmp_
         )
         assert stop.returncode == 0, stop.stderr
     assert not (pgdata / "postmaster.pid").exists()
+
+
+def test_importing_the_settings_starts_nothing(tmp_path):
+    # No database URL and no Redis URL: both servers would be the private ones, in
+    # folders of their own here. Reading the settings must start neither: they start on
+    # the first connection (PostgreSQL) and at django.setup() (Redis).
+    pgdata, redis_dir = tmp_path / "pg", tmp_path / "redis"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "POSTGRES_URL", "REDIS_URL")
+    }
+    env.update(
+        {
+            "ENV_FILE": "",
+            "DEBUG": "true",
+            "EMBEDDED_REDIS": "true",
+            "EMBEDDED_PG_DIR": str(pgdata),
+            "EMBEDDED_REDIS_DIR": str(redis_dir),
+        }
+    )
+    code = (
+        "import rra.settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['HOST'] or '-', s.REDIS_URL)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    engine, host, redis_url = done.stdout.split()
+    assert (engine, host) == ("rra.embedded_db", "-")
+    assert redis_url == f"unix://{redis_dir.resolve()}/redis.sock?db=0"
+    # Nothing was started: no data folder, no socket, no pid file, no server process.
+    assert not pgdata.exists() and not redis_dir.exists()
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert str(tmp_path) not in ps.stdout

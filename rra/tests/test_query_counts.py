@@ -49,9 +49,10 @@ CASES = {
     # + the question's terms and their idf, before the search (documents.search).
     "api-search": ("owner", 7),
     "page-home": ("owner", 3),
-    "page-chat": ("owner", 6),
+    # + the reader's own votes, so a reload shows them pressed (issue 22 item 3).
+    "page-chat": ("owner", 7),
     # + the owner's name ("Shared by …"), read through the users cache (cold here).
-    "page-chat-public": ("member", 7),
+    "page-chat-public": ("member", 8),
     "page-library": ("owner", 3),
 }
 

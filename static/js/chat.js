@@ -42,18 +42,21 @@ const thread = (() => {
   };
 })();
 
-function sourcesList(messageId, passages) {
-  if (!passages.length) return null;
+// The sources an answer shows are the passages it cites, numbered as its [n] markers:
+// the same list the page shows after a reload (only cited passages are saved).
+function sourcesList(messageId, passages, cited) {
+  const shown = passages.filter((p) => cited.has(Number(p.number)));
+  if (!shown.length) return null;
   const list = el("ol");
-  for (const p of passages) {
+  for (const p of shown) {
     list.append(el("li", {
-      id: `src-${messageId}-${p.number}`, "data-number": p.number, "data-document-id": p.document_id ?? "",
+      value: p.number, id: `src-${messageId}-${p.number}`, "data-number": p.number, "data-document-id": p.document_id ?? "",
       "data-chunk-id": p.chunk_id ?? "", "data-page": p.first_page ?? "",
     }, el("span", { class: "src-doc", text: p.document }), p.location ? ", " : "",
     el("span", { class: "src-pages", text: p.location ?? "" }),
     el("blockquote", { class: "src-quote", text: plainSnippet(p.snippet) })));
   }
-  return el("details", { class: "sources" }, el("summary", { text: `Sources (${passages.length})` }), list);
+  return el("details", { class: "sources" }, el("summary", { text: `Sources (${shown.length})` }), list);
 }
 
 // Search snippets come as escaped HTML with <mark>: read them as text for quoting.
@@ -101,7 +104,8 @@ function answerBubble() {
         article.append(el("p", { class: "msg-error", text: data.message }));
       }
       answer.classList.remove("streaming");
-      const sources = sourcesList(data.message_id, state.passages);
+      const cited = new Set([...answer.querySelectorAll(".cite")].map((chip) => Number(chip.dataset.cite)));
+      const sources = sourcesList(data.message_id, state.passages, cited);
       if (sources) article.append(sources);
       if (data.message_id) article.append(tools(data.message_id, true));
       thread.follow();
@@ -305,32 +309,55 @@ conversation?.addEventListener("click", async (event) => {
   }
 });
 
+// The popover is shown in the top layer (the popover attribute): the rows of the
+// conversation are positioned, and a later message would otherwise cover it.
 let popover;
+function closePopover() {
+  if (popover?.isConnected) {
+    if (popover.matches(":popover-open")) popover.hidePopover();
+    popover.remove();
+  }
+  popover = null;
+}
+
+function placePopover(chip) {
+  const box = chip.getBoundingClientRect();
+  const width = popover.offsetWidth;
+  const height = popover.offsetHeight;
+  const left = Math.max(8, Math.min(box.left, window.innerWidth - width - 8));
+  const below = box.bottom + 6;
+  const top = below + height > window.innerHeight - 8 && box.top - height - 6 > 8 ? box.top - height - 6 : below;
+  popover.style.left = `${left}px`;
+  popover.style.top = `${Math.max(8, Math.min(top, window.innerHeight - height - 8))}px`;
+}
+
 function showCitation(chip, article) {
   const number = chip.dataset.cite;
   const source = article.querySelector(`.sources li[data-number="${number}"]`);
-  popover?.remove();
+  closePopover();
   if (!source) return;
   const close = el("button", { type: "button", class: "link", "data-close": "", text: "Close" });
+  let first = close;
   if (source.dataset.private === "true") {
-    // A document the reader cannot open: no name, no page, no text.
-    popover = el("div", { class: "cite-popover", role: "dialog", "aria-label": `Source ${number}` },
-      el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), "Private document"),
-      el("p", { class: "muted", text: "This source is a document you cannot open, so its text is not shown." }),
+    // A document the reader cannot open, or one deleted since: no name, no page, no text.
+    const removed = source.dataset.removed === "true";
+    popover = el("div", { class: "cite-popover", role: "dialog", popover: "auto", "aria-label": `Source ${number}` },
+      el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), removed ? "Removed document" : "Private document"),
+      el("p", { class: "muted", text: removed
+        ? "The cited document was deleted, so its text is no longer shown."
+        : "This source is a document you cannot open, so its text is not shown." }),
       close);
-    chip.after(popover);
-    close.focus();
   } else {
     const section = source.querySelector(".src-pages")?.textContent.startsWith("§");
     const open = el("button", { type: "button", class: "primary", text: section ? "Open section" : "Open page" });
-    popover = el("div", { class: "cite-popover", role: "dialog", "aria-label": `Source ${number}` },
+    popover = el("div", { class: "cite-popover", role: "dialog", popover: "auto", "aria-label": `Source ${number}` },
       el("p", { class: "src-title" }, el("strong", { text: `[${number}] ` }), source.querySelector(".src-doc").cloneNode(true),
         ...(source.querySelector(".src-pages")?.textContent ? [", ", source.querySelector(".src-pages").cloneNode(true)] : [])),
       el("blockquote", { text: source.querySelector(".src-quote").textContent }), open, close);
-    chip.after(popover);
-    open.focus();
+    first = open;
     open.addEventListener("click", async () => {
       const viewer = await import("./viewer.js");
+      closePopover();
       viewer.openCitation({
         documentId: source.dataset.documentId, page: Number(source.dataset.page),
         chunkId: source.dataset.chunkId || null, quote: source.querySelector(".src-quote").textContent,
@@ -338,32 +365,88 @@ function showCitation(chip, article) {
       });
     });
   }
-  close.addEventListener("click", () => { popover.remove(); chip.focus(); });
-  popover.addEventListener("keydown", (e) => { if (e.key === "Escape") { popover.remove(); chip.focus(); } });
+  const shown = popover;
+  chip.after(shown);
+  shown.showPopover();
+  placePopover(chip);
+  first.focus();
+  // Light dismiss (a click outside, Escape) hides it: take it out of the page then.
+  shown.addEventListener("toggle", (event) => {
+    if (event.newState === "closed") {
+      shown.remove();
+      if (popover === shown) popover = null;
+    }
+  });
+  close.addEventListener("click", () => { closePopover(); chip.focus(); });
+  shown.addEventListener("keydown", (e) => { if (e.key === "Escape") { e.preventDefault(); closePopover(); chip.focus(); } });
 }
+conversation?.addEventListener("scroll", () => { if (popover) closePopover(); }, { passive: true });
+window.addEventListener("resize", () => { if (popover) closePopover(); });
 
 // Chat header: rename, share, delete.
 document.querySelector(".chat-actions")?.addEventListener("click", async (event) => {
   const action = event.target.closest("button")?.dataset.action;
   try {
     if (action === "rename") {
-      const title = window.prompt("New name for this chat", document.getElementById("chat-title").textContent);
-      if (!title?.trim()) return;
-      const chat = await api(`/api/chats/${chatId}`, { method: "PATCH", body: { title } });
-      document.getElementById("chat-title").textContent = chat.title;
-      const entry = sideChats.find((c) => c.id === chatId);
-      if (entry) entry.title = chat.title;
-      sideList?.refresh();
+      startRename();
     } else if (action === "share") {
       openShareDialog(event.target.closest("button"));
     } else if (action === "delete") {
       if (!window.confirm("Delete this chat and all its messages?")) return;
       await api(`/api/chats/${chatId}`, { method: "DELETE" });
-      location.assign("/");
+      // Replace, not add: Back must not lead to the deleted chat, nor a reload to a 404.
+      location.replace("/");
     }
   } catch (error) {
     setStatus(error.message);
   }
+});
+
+// Rename in place: the title becomes a field (Enter saves, Escape cancels).
+const renameForm = document.getElementById("rename-form");
+const renameInput = document.getElementById("rename-title");
+const renameError = document.getElementById("rename-error");
+function showRename(on) {
+  renameForm.hidden = !on;
+  document.getElementById("chat-title").hidden = on;
+  document.querySelector(".chat-actions").hidden = on;
+  renameError.textContent = "";
+}
+function startRename() {
+  renameInput.value = document.getElementById("chat-title").textContent;
+  showRename(true);
+  renameInput.focus();
+  renameInput.select();
+}
+renameForm?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const title = renameInput.value.trim();
+  if (!title) {
+    renameError.textContent = "A chat needs a title.";
+    renameInput.focus();
+    return;
+  }
+  try {
+    const chat = await api(`/api/chats/${chatId}`, { method: "PATCH", body: { title } });
+    document.getElementById("chat-title").textContent = chat.title;
+    document.title = `${chat.title} · ${document.title.split(" · ").pop()}`;
+    const entry = sideChats.find((c) => String(c.id) === String(chatId));
+    if (entry) entry.title = chat.title;
+    sideList?.refresh();
+    showRename(false);
+    document.querySelector('[data-action="rename"]').focus();
+  } catch (error) {
+    renameError.textContent = error.message; // the field keeps what was typed
+  }
+});
+renameForm?.addEventListener("click", (event) => {
+  if (event.target.closest("[data-rename=cancel]")) {
+    showRename(false);
+    document.querySelector('[data-action="rename"]').focus();
+  }
+});
+renameInput?.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") { event.preventDefault(); showRename(false); }
 });
 
 // The share dialog says what a link shares before anything is shared.
@@ -400,6 +483,15 @@ function openShareDialog(button) {
   };
   dialog.showModal();
 }
+
+// On a narrow screen the chat list is folded behind the "Chats" button.
+const sidebarToggle = document.querySelector(".sidebar-toggle");
+sidebarToggle?.addEventListener("click", () => {
+  const open = !app.classList.contains("sidebar-open");
+  app.classList.toggle("sidebar-open", open);
+  sidebarToggle.setAttribute("aria-expanded", String(open));
+  if (open) document.getElementById("chat-filter")?.focus();
+});
 
 const filter = document.getElementById("chat-filter");
 let filterTimer;

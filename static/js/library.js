@@ -1,4 +1,5 @@
-// Document library: drag-and-drop upload with per-file progress, live statuses, filters.
+// Document library: drag-and-drop upload (a queue that keeps to the upload limit, each
+// file with its own progress and status), live statuses, filters.
 import { api, csrf, el } from "./api.js";
 
 const form = document.getElementById("upload-form");
@@ -20,59 +21,128 @@ let pollTimer;
 let list;
 
 // --- Upload ---------------------------------------------------------------------
-// One request for all files (the upload rate limit counts requests); each file's
-// bar follows the bytes of its own part of the multipart body.
-function upload(files) {
-  if (!files.length) return;
-  const rows = files.map((file) => {
+// Each file is sent on its own, one after the other, so each has its own progress, its
+// own status and its own error, and one bad file refuses only itself. UPLOAD_RATE
+// counts files: when the server says 429, the rest wait in this queue and are sent when
+// its Retry-After has passed. Each line then follows its document to "Ready".
+const queue = [];
+let sending = false;
+
+function uploadLine(item, text, kind = "") {
+  item.state.textContent = text;
+  item.state.className = `upload-state${kind ? ` ${kind}` : ""}`;
+  item.row.dataset.state = kind || "active";
+}
+
+function enqueue(files) {
+  const visibility = form.querySelector("input[name=visibility]:checked")?.value || "private";
+  for (const file of files) {
     const bar = el("progress", { max: 100, value: 0, "aria-label": `Uploading ${file.name}` });
-    const note = el("span", { class: "muted", text: `${(file.size / 1048576).toFixed(1)} MB` });
-    const row = el("li", {}, el("span", { class: "doc-name", text: file.name }), bar, note);
+    const state = el("span", { class: "upload-state", text: "Waiting to be sent" });
+    const row = el("li", { "data-state": "waiting" }, el("span", { class: "doc-name", text: file.name }), bar, state);
     uploads.append(row);
-    return { file, bar, note, row };
-  });
-  const body = new FormData();
-  for (const file of files) body.append("files", file);
-  body.append("visibility", document.getElementById("id_visibility").value);
-  const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/api/documents");
-  xhr.setRequestHeader("X-CSRFToken", csrf());
-  xhr.setRequestHeader("Accept", "application/json");
-  xhr.upload.addEventListener("progress", (event) => {
-    const total = event.total || files.reduce((n, f) => n + f.size, 0);
-    const overhead = Math.max(0, total - files.reduce((n, f) => n + f.size, 0));
-    let offset = 0;
-    for (const { file, bar } of rows) {
-      const share = overhead / rows.length;
-      const done = (event.loaded - offset - share) / file.size;
-      bar.value = Math.round(100 * Math.min(1, Math.max(0, done)));
-      offset += file.size + share;
+    queue.push({ file, visibility, bar, state, row });
+  }
+  pump();
+}
+
+const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+async function pump() {
+  if (sending) return;
+  sending = true;
+  try {
+    while (queue.length) {
+      const item = queue[0];
+      uploadLine(item, "Sending…");
+      const { status, data, retryAfter } = await send(item);
+      if (status === 429 && retryAfter > 0) {
+        // The limit: this file and those after it wait, then go on by themselves.
+        item.bar.value = 0;
+        const until = Date.now() + retryAfter * 1000;
+        for (let left = until - Date.now(); left > 0; left = until - Date.now()) {
+          uploadLine(item, `Waiting: the upload limit lets the next file go in ${Math.ceil(left / 1000)} s`, "waiting");
+          for (const other of queue.slice(1)) uploadLine(other, "Waiting for the upload limit", "waiting");
+          await pause(Math.min(1000, left));
+        }
+        continue;
+      }
+      queue.shift();
+      if (status === 200 || status === 201) {
+        const doc = data.results[0];
+        item.bar.value = 100;
+        item.bar.remove();
+        item.row.dataset.documentId = doc.id;
+        uploadLine(item, doc.created ? "Uploaded — processing" : "Already in your library");
+        follow(item.row, doc);
+        refresh();
+      } else {
+        item.bar.remove();
+        const message = status === 0 ? "Not sent: no connection." : data?.error?.message || `Upload failed (${status}).`;
+        uploadLine(item, message, "error");
+        const retry = el("button", { type: "button", "data-upload": "retry", text: "Try again", "aria-label": `Try ${item.file.name} again` });
+        retry.addEventListener("click", () => {
+          retry.remove();
+          item.row.replaceChildren(item.row.firstChild, item.bar, item.state);
+          item.bar.value = 0;
+          queue.push(item);
+          uploadLine(item, "Waiting to be sent");
+          pump();
+        });
+        item.row.append(retry);
+      }
     }
+  } finally {
+    sending = false;
+  }
+}
+
+// One file in one request; resolves with the status (0: no connection) and the body.
+function send({ file, visibility, bar }) {
+  return new Promise((resolve) => {
+    const body = new FormData();
+    body.append("files", file);
+    body.append("visibility", visibility);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/documents");
+    xhr.setRequestHeader("X-CSRFToken", csrf());
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.total) bar.value = Math.round((100 * event.loaded) / event.total);
+    });
+    xhr.addEventListener("load", () => {
+      let data = {};
+      try { data = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      resolve({ status: xhr.status, data, retryAfter: Number(xhr.getResponseHeader("Retry-After")) || 0 });
+    });
+    xhr.addEventListener("error", () => resolve({ status: 0, data: {}, retryAfter: 0 }));
+    xhr.send(body);
   });
-  xhr.addEventListener("load", () => {
-    let data = {};
-    try { data = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
-    if (xhr.status === 200 || xhr.status === 201) {
-      data.results.forEach((doc, i) => {
-        rows[i].bar.value = 100;
-        rows[i].note.textContent = doc.created ? "Uploaded — processing" : "Already in your library";
-      });
-      refresh();
-    } else {
-      const message = data?.error?.message || `Upload failed (${xhr.status}).`;
-      for (const { bar, note } of rows) { bar.remove(); note.textContent = message; note.className = "field-error"; }
-    }
-  });
-  xhr.addEventListener("error", () => {
-    for (const { note } of rows) { note.textContent = "Upload failed: no connection."; note.className = "field-error"; }
-  });
-  xhr.send(body);
+}
+
+// An uploaded file's line follows its document: processing, then ready (or why not).
+function follow(line, doc) {
+  if (doc.status === "ready") {
+    line.querySelector(".upload-state").textContent = `Ready — ${doc.page_count} pages · ${doc.chunk_count} passages`;
+    line.querySelector(".upload-state").className = "upload-state ready";
+    line.dataset.state = "ready";
+  } else if (doc.status === "failed") {
+    line.querySelector(".upload-state").textContent = `Failed: ${doc.failure_reason}`;
+    line.querySelector(".upload-state").className = "upload-state error";
+    line.dataset.state = "failed";
+  } else {
+    line.querySelector(".upload-state").textContent = `Processing: ${LABELS[doc.status] || doc.status}…`;
+  }
 }
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  upload([...input.files]);
-  form.reset();
+  if (!input.files.length) {
+    input.focus();
+    return;
+  }
+  enqueue([...input.files]);
+  input.value = ""; // the files are in the queue; the visibility choice stays
 });
 for (const name of ["dragenter", "dragover"]) {
   dropzone.addEventListener(name, (event) => { event.preventDefault(); dropzone.classList.add("over"); });
@@ -82,7 +152,7 @@ for (const name of ["dragleave", "drop"]) {
 }
 dropzone.addEventListener("drop", (event) => {
   event.preventDefault();
-  upload([...event.dataTransfer.files]);
+  enqueue([...event.dataTransfer.files]);
 });
 
 // --- Library --------------------------------------------------------------------
@@ -145,6 +215,10 @@ async function refresh() {
     return;
   }
   documents = all;
+  for (const line of uploads.querySelectorAll("li[data-document-id]")) {
+    const doc = documents.find((d) => String(d.id) === line.dataset.documentId);
+    if (doc && line.dataset.state !== "ready") follow(line, doc);
+  }
   await render();
   clearTimeout(pollTimer);
   if (documents.some((d) => PROCESSING.has(d.status))) pollTimer = setTimeout(refresh, 2000);

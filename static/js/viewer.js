@@ -1,4 +1,7 @@
 // Citation viewer: a modal <dialog> with the cited page and the passage highlighted.
+// A document without pages (Markdown, text, DOCX) is shown a section at a time, as the
+// HTML the server renders (documents/sections.py: raw HTML off, links inert, no
+// images), with prev/next going through its sections.
 // Loaded on demand with a dynamic import() of this module, which exports openCitation.
 //   openCitation({ documentId, page, chunkId, quote, title })
 // documentId and page are required (numbers or numeric strings); chunkId (the cited
@@ -15,7 +18,7 @@ const CSS_URL = document.querySelector('meta[name="viewer-css"]')?.content
 
 let styles; // Promise: the stylesheet is added once
 let ui; // the dialog and its parts, built once
-let state = null; // { documentId, page, pageCount, chunkId, quote, title, isPdf }
+let state = null; // { documentId, page, pageCount, chunkId, quote, title, isPdf, section, sectionCount, moved }
 let opener = null;
 let request = 0; // only the latest page request may update the dialog
 let controller = null;
@@ -114,6 +117,12 @@ function onClose() {
 
 function go(delta) {
   if (!state) return;
+  state.moved = true;
+  if (state.sectionCount) {
+    const section = state.section + delta;
+    if (section >= 1 && section <= state.sectionCount) load(state.page, section);
+    return;
+  }
   const page = state.page + delta;
   if (page < 1 || (state.pageCount && page > state.pageCount)) return;
   load(page);
@@ -136,12 +145,28 @@ function showContent(children) {
 }
 
 function updateBar() {
-  const { page, pageCount, isPdf } = state;
-  ui.pageNo.textContent = isPdf && pageCount ? `Page ${page} of ${pageCount}` : "";
-  const paged = isPdf && pageCount > 1;
+  const { page, pageCount, isPdf, section, sectionCount } = state;
+  if (sectionCount) {
+    ui.pageNo.textContent = `Section ${section} of ${sectionCount}`;
+    ui.prev.hidden = ui.next.hidden = sectionCount < 2;
+    ui.prev.disabled = section <= 1;
+    ui.next.disabled = section >= sectionCount;
+    setNav("section");
+    return;
+  }
+  ui.pageNo.textContent = (isPdf || pageCount > 1) && pageCount ? `Page ${page} of ${pageCount}` : "";
+  const paged = pageCount > 1;
   ui.prev.hidden = ui.next.hidden = !paged;
   ui.prev.disabled = page <= 1;
   ui.next.disabled = !!pageCount && page >= pageCount;
+  setNav("page");
+}
+
+function setNav(unit) {
+  ui.prev.setAttribute("aria-label", `Previous ${unit}`);
+  ui.prev.title = `Previous ${unit} (←)`;
+  ui.next.setAttribute("aria-label", `Next ${unit}`);
+  ui.next.title = `Next ${unit} (→)`;
 }
 
 function errorText(error) {
@@ -166,16 +191,19 @@ function errorText(error) {
   }
 }
 
-async function load(page) {
+async function load(page, section = null) {
   const ticket = ++request;
   controller?.abort();
   controller = new AbortController();
   state.page = page;
+  if (section) state.section = section;
   updateBar();
-  showStatus(`Loading page ${page}…`);
+  // Until the first answer it is not known whether the document has pages or sections.
+  showStatus(section ? `Loading section ${section}…` : state.pageCount ? `Loading page ${page}…` : "Loading…");
   const params = new URLSearchParams();
   if (state.chunkId) params.set("chunk", state.chunkId);
   else if (state.quote) params.set("quote", state.quote);
+  if (section) params.set("section", section);
   const query = params.toString();
   let data;
   try {
@@ -190,6 +218,8 @@ async function load(page) {
   if (ticket !== request || !state) return;
   state.pageCount = data.page_count;
   state.isPdf = !!data.image_url;
+  state.section = data.section_number || 0;
+  state.sectionCount = data.section_count || 0;
   if (!state.title) ui.title.textContent = data.document.name;
   updateBar();
   if (state.isPdf) renderPdf(data);
@@ -204,7 +234,9 @@ function renderPdf(data) {
   const { page, page_count: count } = data;
   const sheet = el("div", { class: "viewer-sheet" });
   if (data.width > 0 && data.height > 0) sheet.style.aspectRatio = `${data.width} / ${data.height}`;
-  const shown = Math.min(ui.body.clientWidth || 800, 832); // .viewer-sheet max-width: 52rem
+  // .viewer-sheet: 100% up to 52rem; 48rem on a narrow screen (viewer.css)
+  const narrow = window.matchMedia("(max-width: 600px)").matches;
+  const shown = narrow ? 768 : Math.min(ui.body.clientWidth || 800, 832);
   const w1 = widthFor(shown);
   const w2 = widthFor(shown * 2);
   const src = (w) => `${data.image_url}?width=${w}`;
@@ -238,9 +270,16 @@ function renderPdf(data) {
 
 function renderText(data) {
   const text = data.text || "";
-  const prose = el("div", { class: "viewer-prose" });
+  let prose = el("div", { class: "viewer-prose" });
   let mark = null;
-  if (data.passage && data.passage.end > data.passage.start) {
+  if (typeof data.html === "string") {
+    // Rendered by the server from the document (documents/sections.py): raw HTML off,
+    // every character escaped, links inert, no images. The passage is in <mark>s.
+    const kind = { "text/plain": " is-plain", "text/markdown": "" }[data.document.mime_type] ?? " is-docx";
+    prose = el("div", { class: `viewer-doc${kind}` });
+    prose.innerHTML = data.html;
+    mark = prose.querySelector("mark");
+  } else if (data.passage && data.passage.end > data.passage.start) {
     const { start, end } = data.passage;
     mark = el("mark", { text: text.slice(start, end) });
     prose.append(document.createTextNode(text.slice(0, start)), mark, document.createTextNode(text.slice(end)));
@@ -260,6 +299,7 @@ function renderText(data) {
 function noteFor(data) {
   if (data.match || !(state.chunkId || state.quote)) return null;
   if (data.page !== state.firstPage) return null; // other pages of a passage: nothing to say
+  if (state.moved) return null; // another section, asked for
   return el("p", { class: "viewer-note", role: "note", text: "The cited passage could not be located exactly on this page; the document may have changed since the answer." });
 }
 
@@ -267,7 +307,7 @@ function reveal(node) {
   ui.body.scrollTop = 0;
   if (!node) return;
   const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-  requestAnimationFrame(() => node.scrollIntoView({ block: "center", inline: "nearest", behavior: smooth ? "smooth" : "auto" }));
+  requestAnimationFrame(() => node.scrollIntoView({ block: "center", inline: "center", behavior: smooth ? "smooth" : "auto" }));
 }
 
 function trimQuote(quote) {
@@ -284,7 +324,7 @@ export async function openCitation({ documentId, page = 1, chunkId = null, quote
   const first = Math.max(1, Number.parseInt(page, 10) || 1);
   state = {
     documentId: documentId == null ? "" : String(documentId).trim(),
-    page: first, firstPage: first, pageCount: 0, isPdf: false,
+    page: first, firstPage: first, pageCount: 0, isPdf: false, section: 0, sectionCount: 0, moved: false,
     chunkId: chunkId ? String(chunkId) : "", quote: trimQuote(quote), title: title || "",
   };
   ui.title.textContent = state.title || "Source";

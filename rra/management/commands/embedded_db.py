@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from rra import embedded_db
 
@@ -19,7 +20,8 @@ class Command(BaseCommand):
             stopped = embedded_db.stop(settings.EMBEDDED_PG_DIR)
             self.stdout.write("stopped" if stopped else "not running")
             return
-        db = settings.DATABASES["default"]
+        connection.ensure_connection()  # starts or finds the server, fills in HOST
+        db = connection.settings_dict
         self.stdout.write(
             f"running: data in {settings.EMBEDDED_PG_DIR}, socket in {db['HOST']}, database {db['NAME']}"
         )

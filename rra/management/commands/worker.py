@@ -1,9 +1,11 @@
-"""The background worker: django-tasks-db's db_worker, the answer threads (chats/answering/:
-ANSWER_WORKER_THREADS answers generated at once) and a recovery sweep.
+"""The background worker: django-tasks-db's db_worker, and what the apps register in
+rra.registry: services beside the task loop (chats: the answer threads,
+ANSWER_WORKER_THREADS answers generated at once), warm-ups (documents: the embedding
+model) and recovery sweeps.
 
-Every WORKER_SWEEP_INTERVAL_S a thread re-queues documents whose worker died mid-way
-(documents.services.documents_requeue_stale), so nothing stays stuck. Run as many
-workers on as many machines as needed; claims make the work safe to share.
+Every WORKER_SWEEP_INTERVAL_S a thread runs the sweeps (documents: re-queue documents
+whose worker died mid-way), so nothing stays stuck. Run as many workers on as many
+machines as needed; claims make the work safe to share.
 
 Every HOUSEKEEPING_INTERVAL_S a third prunes expired sessions and old finished task
 results (rra/housekeeping.py).
@@ -24,27 +26,28 @@ from django.db import close_old_connections
 from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 
+from rra import health, metrics, registry
+from rra.embedded_redis import refuse_local_memory_cache
+from rra.housekeeping import housekeeping_run
+
 logger = logging.getLogger("rra.worker")
 
 
 def sweep_forever(stop: threading.Event, interval: float) -> None:
-    from documents.services import documents_requeue_stale
-
     while not stop.is_set():
-        try:
-            counts = documents_requeue_stale()
-            if any(counts.values()):
-                logger.warning("recovered stale documents: %s", counts)
-        except Exception:
-            logger.exception("stale-document sweep failed")
-        finally:
-            close_old_connections()
+        for name, sweep in registry.WORKER_SWEEPS.items():
+            try:
+                counts = sweep()
+                if any(counts.values()):
+                    logger.warning("recovered %s: %s", name, counts)
+            except Exception:
+                logger.exception("%s sweep failed", name)
+            finally:
+                close_old_connections()
         stop.wait(interval)
 
 
 def housekeeping_forever(stop: threading.Event, interval: float) -> None:
-    from rra.housekeeping import housekeeping_run
-
     while not stop.is_set():
         try:
             housekeeping_run()  # None: another worker holds the lock and does it
@@ -56,18 +59,15 @@ def housekeeping_forever(stop: threading.Event, interval: float) -> None:
 
 
 def warm_up() -> None:
-    """Load the embedding model before the first task, not during it."""
-    try:
-        from documents.embeddings import get_provider
-
-        get_provider().warm_up()
-    except Exception as exc:  # a provider may be unavailable now; tasks will retry
-        logger.warning("embedding provider warm-up failed: %s", exc)
+    """What the apps load before the first task, not during it."""
+    for warm in registry.WORKER_WARM_UPS:
+        try:
+            warm()
+        except Exception:  # the task that needs it will try again
+            logger.exception("warm-up %s failed", warm.__qualname__)
 
 
 def heartbeat_forever(stop: threading.Event, interval: float) -> None:
-    from rra import health
-
     worker = health.worker_id()
     started_at = timezone.now()
     try:
@@ -91,12 +91,9 @@ def heartbeat_forever(stop: threading.Event, interval: float) -> None:
 
 
 class Command(DbWorkerCommand):
-    help = "Run the background worker (tasks + recovery of stale documents)."
+    help = "Run the background worker (tasks, the apps' services and recovery sweeps)."
 
     def handle(self, *args, **options):
-        from rra import metrics
-        from rra.embedded_redis import refuse_local_memory_cache
-
         # The worker writes (documents, answers) that the web processes must see.
         refuse_local_memory_cache(settings.CACHES, why="a task worker runs beside the web")
 
@@ -127,16 +124,19 @@ class Command(DbWorkerCommand):
             )
         for thread in threads:
             thread.start()
-        from chats.answering import runner_start
-
-        # Answers stream through Redis: these threads generate them (chats/answering/).
-        # Not for --batch (it exits once the task queue is empty).
-        runner = None if options.get("batch") else runner_start(stop=stop)
+        # The apps' services (answers stream through Redis: chats' threads generate
+        # them). Not for --batch (it exits once the task queue is empty).
+        services = [] if options.get("batch") else [s(stop) for s in registry.WORKER_SERVICES]
         warm_up()
         try:
             return super().handle(*args, **options)
         finally:
             stop.set()
-            if runner is not None and (ended := runner.abandon()):
-                logger.warning("stopping: %d answers in progress ended with an error", len(ended))
+            for service in filter(None, services):
+                if ended := service.abandon():
+                    logger.warning(
+                        "stopping: %s ended %d jobs in progress with an error",
+                        type(service).__name__,
+                        len(ended),
+                    )
             threads[1].join(timeout=5)  # removes the heartbeat row

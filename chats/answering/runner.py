@@ -1,0 +1,282 @@
+"""The worker side of answers: AnswerRunner's threads take jobs from the Redis stream
+JOBS, generate each answer (chats.answering.generation.answer_events) and publish its
+events on the answer's stream (chats/answering/transport.py: keys, publish, slots)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+from django.conf import settings
+from django.db import close_old_connections
+
+from accounts.models import User
+from chats.answering.generation import answer_events, release_db_connection
+from chats.answering.transport import (
+    FINAL_EVENTS,
+    GROUP,
+    JOBS,
+    STOP_CHECK_S,
+    client,
+    events_key,
+    meta,
+    publish,
+    release,
+    running_key,
+    stop_requested,
+)
+from chats.models import Chat, Message
+
+logger = logging.getLogger(__name__)
+
+# The worker's dispatcher waits this long (ms) for a job per XREADGROUP when idle (a
+# job arriving wakes it at once); also how long it may take to notice a stop.
+DISPATCH_BLOCK_MS = 5_000
+
+
+def generate(answer_id: str) -> None:
+    """Run one answer and publish its events (in the worker, or in tests)."""
+    info = meta(answer_id)
+    if info is None:
+        logger.warning("answer %s expired before it started", answer_id)
+        return
+    try:
+        with _prepare_slots():
+            chat = Chat.objects.filter(pk=info["chat"]).first()
+            user = User.objects.filter(pk=info["user"]).first()
+            question = Message.objects.filter(pk=info["question"]).first()
+            release_db_connection()
+        if chat is None or user is None or question is None:
+            publish(answer_id, "error", {"message": "The chat was deleted.", "message_id": None})
+            return
+        events = answer_events(
+            chat=chat,
+            user=user,
+            question=question.content,
+            user_message=question,
+            stopped=lambda: stop_requested(chat.pk),
+            stop_check_s=STOP_CHECK_S,
+        )
+        try:
+            # The database part (history, retrieval) under a bounded number of slots:
+            # many answers starting at once queue here instead of timing out on the
+            # connection pool. answer_events gives its connection back before the model.
+            with _prepare_slots():
+                name, data = next(events)
+            publish(answer_id, name, data, first=True)
+            _publish_coalesced(answer_id, events)
+        finally:
+            events.close()
+    except Exception:
+        logger.exception("answer %s failed", answer_id)
+        try:
+            message = "Something went wrong while answering. Please try again."
+            publish(answer_id, "error", {"message": message, "message_id": None})
+        except redis.RedisError:
+            pass
+    finally:
+        _finish(answer_id, info)
+        close_old_connections()
+
+
+def _publish_coalesced(answer_id: str, events) -> None:
+    """Publish the rest of the answer's events. The first token goes at once (the
+    reader's time to first token); later tokens that arrive within
+    ANSWER_TOKEN_FLUSH_MS of the last write are joined into one event, written with the
+    next token after the window or before any other event: fewer Redis writes in the
+    worker and fewer wake-ups of every reader, the same text."""
+    window = settings.ANSWER_TOKEN_FLUSH_MS / 1000
+    pending: list[str] = []
+    sent_token = False
+    last = time.monotonic()
+
+    def flush() -> None:
+        nonlocal last
+        if pending:
+            publish(answer_id, "token", {"text": "".join(pending)})
+            pending.clear()
+            last = time.monotonic()
+
+    try:
+        for name, data in events:
+            if name == "token":
+                pending.append(data["text"])
+                if not sent_token or time.monotonic() - last >= window:
+                    flush()
+                    sent_token = True
+                continue
+            flush()
+            publish(answer_id, name, data)
+    finally:
+        flush()  # what arrived before an error is still the reader's
+
+
+_slots: threading.BoundedSemaphore | None = None
+
+
+def _prepare_slots() -> threading.BoundedSemaphore:
+    """As many slots as the connection pool has connections, less two for the rest."""
+    global _slots
+    if _slots is None:
+        pool = settings.DATABASES["default"]["OPTIONS"].get("pool") or {}
+        _slots = threading.BoundedSemaphore(max(1, pool.get("max_size", 10) - 2))
+    return _slots
+
+
+def _finish(answer_id: str, info: dict[str, str]) -> None:
+    r = client()
+    release(user_id=int(info["user"]), answer_id=answer_id)
+    # Compare-and-delete: a newer answer in the same chat keeps its key.
+    if r.get(running_key(info["chat"])) == answer_id.encode():
+        r.delete(running_key(info["chat"]))
+
+
+@dataclass
+class AnswerRunner:
+    """Threads that generate answers, fed by one dispatcher thread that takes jobs from
+    JOBS (a consumer group: each job goes to one worker) only while a thread is free.
+    Idle, the worker sends Redis one blocking XREADGROUP every DISPATCH_BLOCK_MS (and
+    the reclaim sweep's every 30 s), not one per thread; a new job wakes the dispatcher
+    at once. A job whose worker died is taken over after ANSWER_MAX_SECONDS and ends
+    with an error event (its partial events stay readable)."""
+
+    threads: int
+    stop: threading.Event
+    running: set[str] = field(default_factory=set)  # answer ids being generated
+
+    def start(self) -> list[threading.Thread]:
+        try:
+            client().xgroup_create(JOBS, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        name = f"{socket.gethostname()}-{os.getpid()}"
+        self._free = threading.Semaphore(self.threads)
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        started = [
+            threading.Thread(target=self._loop, name=f"answer-{n}", daemon=True)
+            for n in range(self.threads)
+        ]
+        started.append(
+            threading.Thread(
+                target=self._dispatch, args=(name,), name="answer-dispatch", daemon=True
+            )
+        )
+        started.append(
+            threading.Thread(
+                target=self._reclaim_loop, args=(name,), name="answer-reclaim", daemon=True
+            )
+        )
+        for thread in started:
+            thread.start()
+        return started
+
+    def _dispatch(self, consumer: str) -> None:
+        r = client()
+        try:
+            while not self.stop.is_set():
+                if not self._free.acquire(timeout=1):
+                    continue  # every thread is busy: take no job it would have to queue
+                try:
+                    found = r.xreadgroup(
+                        GROUP, consumer, {JOBS: ">"}, count=1, block=DISPATCH_BLOCK_MS
+                    )
+                except redis.RedisError as exc:
+                    self._free.release()
+                    logger.warning("reading answer jobs failed: %s", exc)
+                    self.stop.wait(1)
+                    continue
+                entries = [entry for _, batch in found or [] for entry in batch]
+                if not entries:
+                    self._free.release()
+                    continue
+                entry_id, fields = entries[0]
+                answer_id = fields[b"answer"].decode()
+                if self.stop.is_set():  # taken as the worker stops: end it now
+                    self._free.release()
+                    self._end_unstarted(r, entry_id, answer_id)
+                    continue
+                self._jobs.put((entry_id, answer_id))
+        finally:
+            for _ in range(self.threads):
+                self._jobs.put(None)
+
+    def _end_unstarted(self, r, entry_id, answer_id: str) -> None:
+        info = meta(answer_id)
+        try:
+            message = "The answer was interrupted (the worker stopped). Please ask again."
+            publish(answer_id, "error", {"message": message, "message_id": None})
+            if info:
+                _finish(answer_id, info)
+            r.xack(JOBS, GROUP, entry_id)
+            r.xdel(JOBS, entry_id)
+        except redis.RedisError as exc:  # the sweep ends it
+            logger.warning("could not end answer %s: %s", answer_id, exc)
+
+    def _loop(self) -> None:
+        r = client()
+        while (job := self._jobs.get()) is not None:
+            entry_id, answer_id = job
+            self.running.add(answer_id)
+            try:
+                generate(answer_id)
+            finally:
+                self.running.discard(answer_id)
+                self._free.release()
+            try:
+                r.xack(JOBS, GROUP, entry_id)
+                r.xdel(JOBS, entry_id)
+            except redis.RedisError as exc:  # the sweep ends it (already ended)
+                logger.warning("could not acknowledge answer job %s: %s", entry_id, exc)
+
+    def abandon(self) -> list[str]:
+        """The worker is stopping: end each answer still being generated with an error
+        event (what was streamed stays readable) and free its slot, so its readers are
+        told now rather than after ANSWER_MAX_SECONDS. Returns their ids."""
+        ended = []
+        for answer_id in list(self.running):
+            info = meta(answer_id)
+            try:
+                message = "The answer was interrupted (the worker stopped). Please ask again."
+                publish(answer_id, "error", {"message": message, "message_id": None})
+                if info:
+                    _finish(answer_id, info)
+                ended.append(answer_id)
+            except redis.RedisError as exc:
+                logger.warning("could not end answer %s: %s", answer_id, exc)
+        return ended
+
+    def _reclaim_loop(self, name: str) -> None:
+        idle_ms = int(settings.ANSWER_MAX_SECONDS * 1000)
+        while not self.stop.wait(30):
+            try:
+                reclaim_stale(consumer=f"{name}-reclaim", min_idle_ms=idle_ms)
+            except Exception:
+                logger.exception("reclaiming answer jobs failed")
+
+
+def reclaim_stale(*, consumer: str, min_idle_ms: int) -> int:
+    """End the answers whose worker died: an error event after what was published."""
+    r = client()
+    _, claimed, *_ = r.xautoclaim(JOBS, GROUP, consumer, min_idle_time=min_idle_ms, count=100)
+    for entry_id, fields in claimed:
+        if not fields:
+            continue
+        answer_id = fields[b"answer"].decode()
+        info = meta(answer_id)
+        last = r.xrevrange(events_key(answer_id), count=1)
+        ended = bool(last) and last[0][1][b"event"].decode() in FINAL_EVENTS
+        if not ended:
+            message = "The answer was interrupted (the worker stopped). Please ask again."
+            publish(answer_id, "error", {"message": message, "message_id": None})
+        if info:
+            _finish(answer_id, info)
+        r.xack(JOBS, GROUP, entry_id)
+        r.xdel(JOBS, entry_id)
+    return len(claimed)
