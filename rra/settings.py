@@ -419,7 +419,7 @@ LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", 1024, min=1, max=1_000_000)
 # paraphrase, or a question in another language). No such passage: "the documents do
 # not cover this", no model call. Chosen on bench/eval (see bench/README.md). Unset
 # ANSWER_MIN_SCORE: the embedding model's own calibrated threshold (cosines of different
-# models are not comparable: 0.50 for MiniLM and the remote APIs, 0.86 for e5, which
+# models are not comparable: 0.50 for MiniLM and the remote APIs, 0.88 for e5, which
 # also has its own threshold for questions in another language than the library's).
 ANSWER_MIN_COVERAGE = env.float("ANSWER_MIN_COVERAGE", 0.55, min=0.0, max=1.0)
 ANSWER_MIN_SCORE = env.float("ANSWER_MIN_SCORE", None, min=-1.0, max=1.0)

@@ -128,7 +128,7 @@ def test_a_dutch_question_is_answered_from_the_english_passage_the_model_finds(
 ):
     from chats.answering.retrieval import retrieve
 
-    passages, kept = retrieve(user=owner, question=DUTCH)
+    _passages, kept = retrieve(user=owner, question=DUTCH)
     assert kept and kept[0].section.endswith("Network")
     # Let in by the model's similarity, not by the question's words.
     assert all((h.coverage or 0) < settings.ANSWER_MIN_COVERAGE for h in kept)
