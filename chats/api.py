@@ -343,7 +343,10 @@ class ChatListView(StreamingView):
 
         def head(asked: Message) -> list[str]:
             body = ChatSerializer(asked.chat, context={"request": request}).data
-            return [answering.sse("chat", {k: str(v) if k == "id" else v for k, v in body.items()})]
+            # The id is the start of the answer's stream: a client that reconnects with it
+            # as Last-Event-ID reads the answer from its first event.
+            data = {k: str(v) if k == "id" else v for k, v in body.items()}
+            return [answering.sse("chat", data, event_id="0-0")]
 
         response = answering.answer_response(request=request, prepare=prepare, head=head)
         if created and isinstance(response, StreamingHttpResponse):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 
 from chats.models import Chat, Citation, Message
+from documents.models import Document
 from documents.signals import readability_changed
 from rra import telemetry
 from rra.querycache import bump
@@ -27,6 +28,16 @@ def citing_chats_changed(sender, document_id: int, chunks_only: bool = False, **
     )
     chat_ids = citing.order_by().values_list("message__chat_id", flat=True).distinct()
     bump(*(Chat.cache_scope(chat_id) for chat_id in chat_ids))
+
+
+@receiver(pre_delete, sender=Document)
+def citations_lose_text(sender, instance: Document, **kwargs) -> None:
+    """A deleted document's text goes from every citation that copied it (an answer
+    keeps its number and says the source was removed), in the delete's transaction, by
+    every way a document is deleted."""
+    Citation.objects.filter(document_id=instance.pk).update(
+        quote="", section="", source_removed=True
+    )
 
 
 @receiver(post_save, sender=Message)

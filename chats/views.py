@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
@@ -63,11 +64,24 @@ def _chat_with_messages(request: HttpRequest, chat_id) -> tuple[Chat, list[Messa
     return chat, messages
 
 
+def _model_configured() -> bool:
+    """Whether answers are written by a model (chats.answering.llm.get_llm chooses xAI
+    or an OpenAI-compatible server); without one they quote the manuals (extractive)."""
+    return bool(settings.XAI_API_KEY or settings.LLM_BASE_URL)
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The chat page with no chat open: ask a first question."""
     return render(
-        request, "chats/chat.html", {"chat": None, "chats": _sidebar(request), "can_ask": True}
+        request,
+        "chats/chat.html",
+        {
+            "chat": None,
+            "chats": _sidebar(request),
+            "can_ask": True,
+            "model_configured": _model_configured(),
+        },
     )
 
 
@@ -99,6 +113,7 @@ def chat_page(request: HttpRequest, chat_id) -> HttpResponse:
             "can_ask": is_owner,
             "running_answer": running,
             "my_votes": my_votes,
+            "model_configured": _model_configured(),
             "Message": Message,
         },
     )

@@ -12,10 +12,9 @@ One JSON object per line:
   "2.6 Size"). ``facts`` (optional): strings the passage must all hold (whitespace and
   case ignored): "a passage holding every required fact".
 - ``history`` (optional): the earlier turns of a follow-up,
-  ``[{"role": "user"|"assistant", "content": "..."}, ...]``. The answer's retrieval gets
-  them; the search modes search with ``chats.answering.retrieval.search_query(question,
-  history)`` when the answer path defines one (history-aware retrieval), else with the
-  question alone.
+  ``[{"role": "user"|"assistant", "content": "..."}, ...]``. The answer's retrieval and
+  the offline answer get them, and the search modes search with
+  ``chats.answering.retrieval.search_query(question, history)``, as a chat's answer does.
 - ``kind``: free text (lookup, paraphrase, multi, table, dutch, ...); ``unanswerable``
   (no ``doc``) marks a question the documents do not answer.
 - ``split``: ``tune`` (default), ``held-out`` or ``fresh`` (written after the last tuning
@@ -30,7 +29,6 @@ answers quote every fact.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from collections import defaultdict
@@ -165,24 +163,24 @@ def is_relevant(hit, case: Case) -> bool:
     return holds_facts(hit.content, case.facts)
 
 
-def search_query(case: Case) -> str:
-    """What the search modes search for: the answer path's history-aware query when it
-    has one, else the question."""
-    from chats.answering import retrieval
+def _turns(case: Case) -> list:
+    from chats.answering.types import Turn
 
-    build = getattr(retrieval, "search_query", None)
-    if case.history and build is not None:
-        return build(case.question, [{"role": r, "content": c} for r, c in case.history])
-    return case.question
+    return [Turn(role=role, content=content) for role, content in case.history]
+
+
+def search_query(case: Case) -> str:
+    """What the search modes search for: the answer path's history-aware query (the
+    question alone unless it is a follow-up)."""
+    from chats.answering.retrieval import search_query as answer_query
+
+    return answer_query(case.question, _turns(case))
 
 
 def _retrieve(*, user, case: Case):
     from chats.answering.retrieval import retrieve
 
-    if case.history and "history" in inspect.signature(retrieve).parameters:
-        history = [{"role": r, "content": c} for r, c in case.history]
-        return retrieve(user=user, question=case.question, history=history)
-    return retrieve(user=user, question=case.question)
+    return retrieve(user=user, question=case.question, history=_turns(case))
 
 
 @dataclass
@@ -286,7 +284,11 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
         # the guard to tell whether a relevant passage was there to keep.
         hits = search(user=user, query=search_query(case), k=settings.ANSWER_PASSAGES).hits
         passages, kept = _retrieve(user=user, case=case)
-        answer = extractive_answer(case.question, passages) if passages else NOT_COVERED
+        answer = (
+            extractive_answer(case.question, passages, history=_turns(case))
+            if passages
+            else NOT_COVERED
+        )
         offline = answer != NOT_COVERED
         if not case.answerable:
             report.unanswerable[split] = report.unanswerable.get(split, 0) + 1

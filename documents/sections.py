@@ -159,7 +159,17 @@ def render_markdown(text: str, passage: tuple[int, int] | None) -> str:
         start, end = _markdown_start(text, passage[0]), _markdown_end(text, passage[1])
         if start < end:
             text = text[:start] + START + text[start:end] + STOP + text[end:]
-    return _marks(_md.render(text))
+    tokens = _md.parse(text)
+    for token in tokens:
+        # Aligned table columns: a class, not a style attribute (the CSP allows no inline
+        # styles).
+        style = token.attrGet("style") if token.type in ("th_open", "td_open") else None
+        if style:
+            del token.attrs["style"]
+            align = style.removeprefix("text-align:")
+            if align in ("left", "center", "right"):
+                token.attrSet("class", f"align-{align}")
+    return _marks(_md.renderer.render(tokens, _md.options, {}))
 
 
 def _markdown_start(text: str, start: int) -> int:

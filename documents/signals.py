@@ -42,18 +42,6 @@ def document_saved(sender, instance: Document, created: bool, **kwargs) -> None:
     readability_changed.send(sender=Document, document_id=instance.pk, chunks_only=False)
 
 
-@receiver(pre_delete, sender=Document)
-def citations_lose_text(sender, instance: Document, **kwargs) -> None:
-    """Its text goes from every citation that copied it (an answer keeps its number
-    and says the source was removed), in the delete's transaction, by every way a
-    document is deleted."""
-    from chats.models import Citation
-
-    Citation.objects.filter(document_id=instance.pk).update(
-        quote="", section="", source_removed=True
-    )
-
-
 @receiver(post_delete, sender=Document)
 def document_deleted(sender, instance: Document, **kwargs) -> None:
     """The stored file and rendered page images go with the document, once the delete

@@ -513,6 +513,9 @@ ANSWER_PASSAGES = env.int("ANSWER_PASSAGES", 6, min=1, max=30)
 # Each passage in the prompt also carries this many chunks before and after it from the
 # same section, so a fact cut at a chunk boundary reaches the model whole (0: off).
 ANSWER_CONTEXT_CHUNKS = env.int("ANSWER_CONTEXT_CHUNKS", 1, min=0, max=5)
+# ...and this many for a "how do I ..." question, so the whole procedure of a section
+# reaches the answer (its steps run on past one chunk either side).
+ANSWER_PROCEDURE_CHUNKS = env.int("ANSWER_PROCEDURE_CHUNKS", 4, min=0, max=20)
 LLM_RETRY_DELAY_S = env.float("LLM_RETRY_DELAY_S", 0.5, min=0)
 MAX_QUESTION_CHARS = env.int("MAX_QUESTION_CHARS", 4000, min=100)
 # Answers run in the worker and stream through Redis (chats/answering/transport.py); false (or no

@@ -34,6 +34,7 @@ _GLYPH = "[\ue000-\uf8ff]"
 _PRIVATE_USE = re.compile(_GLYPH)
 _GLYPH_IN_BRACKETS = re.compile(rf"\s*\(\s*{_GLYPH}+\s*\)")  # "button (<glyph>)"
 RELATIVE_THRESHOLD = 0.4  # a sentence must score at least this share of the best one
+EARLIER_WEIGHT = 0.5  # a follow-up's terms from the question before it, against its own
 
 # The quoted sentences together must hold at least this share of the question's content
 # terms (weighted by rarity among the candidate sentences), else the answer declines.
@@ -122,14 +123,47 @@ def _sentences_of(passage: Passage) -> list[str]:
         sentence = re.sub(r"^(?:[-*•▪●]|#+)\s+", "", sentence)  # list marker or heading
         if len(sentence.split()) < MIN_SENTENCE_WORDS or _TOC_LINE.search(sentence):
             continue
+        if _is_heading(sentence, passage.section):
+            continue
         sentences.append(sentence)
     return sentences
+
+
+# "3.1 Calibration of chuck rotation", "2. Troubleshooting": a numbered title line.
+_NUMBERED_TITLE = re.compile(r"^(?:§\s*)?\d+(?:\.\d+)*\.?\s+\S")
+_HEADING_MAX_WORDS = 10
+
+
+def _is_heading(line: str, section: str) -> bool:
+    """A heading repeated in the text (one of its section path's headings, or a short
+    numbered title without a sentence's end): never an answer on its own."""
+    if any(line == part.strip() for part in section.split(SECTION_SEPARATOR.strip())):
+        return True
+    return (
+        bool(_NUMBERED_TITLE.match(line))
+        and len(line.split()) <= _HEADING_MAX_WORDS
+        and not line.rstrip().endswith((".", ":", "?", "!", ")"))
+    )
 
 
 _BRACKETED_NUMBERS = re.compile(r"\[([\d,\s]*\d[\d,\s]*)\]")
 
 
+# Markdown images and links of a document are quoted as their text (the answer renderer
+# keeps any left inert anyway: chats.rendering).
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\(((?:[^()\s]|\([^()\s]*\))*)(?:\s+\"[^\"]*\")?\)")
+
+
+def plain(sentence: str) -> str:
+    """A quoted line as plain text: "![logo](x.png)" -> "logo", "[firmware](https://…)"
+    -> "firmware (https://…)" (shown, never a link: the reader sees where it points)."""
+    sentence = _MD_IMAGE.sub(r"\1", sentence)
+    return _MD_LINK.sub(lambda m: f"{m[1]} ({m[2]})" if m[2] else m[1], sentence)
+
+
 def _quoted(sentence: str) -> str:
+    sentence = plain(sentence)
     words = sentence.split(" ")
     if len(words) > MAX_SENTENCE_WORDS:
         sentence = " ".join(words[:MAX_SENTENCE_WORDS]) + " …"
@@ -158,10 +192,240 @@ def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> li
     return extra
 
 
-def extractive_answer(question: str, passages: Sequence[Passage]) -> str:
-    """The Markdown answer: a one-line lead-in, then up to MAX_SENTENCES sentences quoted
-    from the best passages (and the lines that those ending with ":" introduce), each
-    followed by [n] of its passage."""
+# A question that points back at the conversation ("Which tool do I need for that?",
+# "And if I also run apt-cacher-ng?", "Wat kost dat?"): words that refer to something
+# said before, in English, Dutch and German, or an opening that continues.
+_REFERRING_TEXT = """
+    that this it its those these them they there then same also else instead former latter
+    above previous
+    dat dit deze daar daarvoor daarna ervoor hiervoor ook zelfde
+    dies diese dieser dafür dazu danach dort auch gleiche
+"""
+_REFERRING = frozenset(_REFERRING_TEXT.split())
+_CONTINUING = re.compile(
+    r"^\s*(?:and|but|or|so|what about|how about|en|maar|of|und|aber|oder)\b", re.IGNORECASE
+)
+_WORDS = re.compile(r"\w+", re.UNICODE)
+FOLLOW_UP_MAX_WORDS = 16  # a longer question is taken to stand on its own
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether a question leans on the conversation: short, and referring back,
+    continuing ("And if ...", "What about ...") or without a content word of its own
+    ("And then?"). A short question that names its subject ("How do I calibrate the
+    chuck?") stands on its own even in a conversation."""
+    words = _WORDS.findall(question.lower())
+    if not words or len(words) > FOLLOW_UP_MAX_WORDS:
+        return False
+    return (
+        bool(_CONTINUING.match(question))
+        or any(w in _REFERRING for w in words)
+        or not content_terms(question)
+    )
+
+
+def earlier_turns(history: Sequence[Turn]) -> tuple[str, str]:
+    """The last question asked before this one and the answer it got ("" if none)."""
+    question = answer = ""
+    for turn in reversed(history):
+        if turn.role == "assistant" and not question and not answer:
+            answer = turn.content
+        elif turn.role == "user":
+            question = turn.content
+            break
+    return question, answer
+
+
+def _earlier_terms(question: str, history: Sequence[Turn]) -> set[str]:
+    """The content terms a follow-up takes from the question before it ("Which tool do I
+    need for that?" after "How do I calibrate the chuck?": calibrat, chuck)."""
+    if not history or not is_follow_up(question):
+        return set()
+    before, _ = earlier_turns(history)
+    return content_terms(before) - content_terms(question)
+
+
+# "How do I ...?", "What are the steps to ...", "Hoe ...", "Wie kann ich ...": a question
+# whose answer is a procedure (not "how often", "how long", "how many", "how much").
+_PROCEDURE_QUESTION = re.compile(
+    r"^\s*(?:and\s+|so\s+)?how\s+(?:do|can|could|should|would|must|shall|to|does one|is)\b"
+    r"(?!.*\b(?:often|long|many|much)\b)"
+    r"|\b(?:steps?|procedure|instructions?)\b"
+    r"|^\s*hoe\s+(?!vaak|lang|veel|groot)"
+    r"|^\s*wie\s+(?!oft|lange|viel|viele|gro)\w+\s+(?:ich|man)\b",
+    re.IGNORECASE,
+)
+# A line that is a step: "1." / "2)" / "a)" / "Step 3:" / a bullet.
+_STEP = re.compile(
+    r"^\s*(?:\d{1,2}[.)]|[a-z][.)]|step\s+\d+[:.)]?|[-*+•▪●◦‣])\s+(?=\S)", re.IGNORECASE
+)
+MAX_STEPS = 20
+MAX_INTRO = 3  # lines before the first step that come with the steps
+PROCEDURE_LEAD_IN = "Here are the steps from the documents"
+# A multi-part question's parts: after "?" or ";", or at "and"/"also" before a question
+# word ("What is X, and how often is Y replaced?").
+_PART_BREAK = re.compile(
+    r"\?\s+|;\s*|,?\s+(?:and|also|plus|en|und|sowie)\s+(?=(?:what|which|how|when|where|who|"
+    r"why|is|are|do|does|can|should|must|wat|welke|hoe|wanneer|waar|was|welche|wie|wann|wo)\b)",
+    re.IGNORECASE,
+)
+
+
+def is_procedure_question(question: str) -> bool:
+    return bool(_PROCEDURE_QUESTION.search(question))
+
+
+def question_parts(question: str) -> list[str]:
+    """The parts of a question that asks several things (one part if it asks one)."""
+    parts = [p.strip(" ,?") for p in _PART_BREAK.split(question)]
+    return [p for p in parts if content_terms(p)] or [question]
+
+
+def _clean_line(line: str) -> str:
+    line = _GLYPH_IN_BRACKETS.sub("", line)
+    line = " ".join(_PRIVATE_USE.sub(" ", line).split())
+    return line.replace("( ", "(").replace(" )", ")")
+
+
+@dataclass
+class _Procedure:
+    intro: list[tuple[int, str]]  # (passage number, line)
+    lines: list[tuple[int, bool, str]]  # (passage number, is a step, text), reading order
+    section: str
+    score: float
+
+
+def _lines(text: str, section: str) -> list[str]:
+    """Lines of a passage's text, cleaned; the section path and its headings left out."""
+    section = " ".join(section.split())
+    headings = {part.strip() for part in section.split(SECTION_SEPARATOR.strip())}
+    lines = (_clean_line(line) for line in text.split("\n"))
+    return [
+        line
+        for line in lines
+        if line and not _TOC_LINE.search(line) and line != section and line not in headings
+    ]
+
+
+_TITLE_END = (".", ":", ";", ",", "!", "?", ")")
+_TITLE_MAX_WORDS = 6
+
+
+def _is_title(line: str) -> bool:
+    """A short line without a sentence's end that is not a step: a heading the
+    extractor did not mark ("Send to HGG"), which ends a procedure."""
+    return (
+        not _STEP.match(line)
+        and len(line.split()) <= _TITLE_MAX_WORDS
+        and not line.endswith(_TITLE_END)
+        and ":" not in line  # "Necessary tool: Spirit level"
+        and line[:1].isupper()
+    )
+
+
+def _section_lines(passages: list[Passage]) -> list[tuple[int, str]]:
+    """The lines of passages of one section in reading order, each with the number of
+    the first passage that holds it: every chunk once, though neighbouring passages
+    may both carry it."""
+    pieces: dict[int, tuple[int, str]] = {}
+    for passage in sorted(passages, key=lambda p: p.number):
+        if not passage.chunks:  # not from retrieval: its text as it is
+            return [(passage.number, line) for line in _lines(passage.text, passage.section)]
+        for index, text in passage.chunks:
+            pieces.setdefault(index, (passage.number, text))
+    section = passages[0].section
+    return [
+        (number, line)
+        for _, (number, text) in sorted(pieces.items())
+        for line in _lines(text, section)
+    ]
+
+
+def _procedure_of(passages: list[Passage], weigh) -> _Procedure | None:
+    """The best procedure in one section's passages: of the runs of lines between
+    title-like lines, the best-matching one with at least two steps (its step lines and
+    the lines between them) with up to MAX_INTRO lines just before its first step that
+    bear on the question. None when no run has two steps."""
+    section = passages[0].section
+    lines = _section_lines(passages)
+    runs, run = [], []
+    for item in lines:
+        if _is_title(item[1]):
+            runs.append(run)
+            run = []
+        else:
+            run.append(item)
+    runs.append(run)
+    found = [p for p in (_run_procedure(r, section, weigh) for r in runs) if p is not None]
+    return max(found, key=lambda p: p.score, default=None)
+
+
+def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Procedure | None:
+    steps = [i for i, (_, line) in enumerate(lines) if _STEP.match(line)]
+    if len(steps) < 2:
+        return None
+    first, last = steps[0], steps[-1]
+    body: list[tuple[int, bool, str]] = []
+    for number, line in lines[first : last + 1]:
+        step = bool(_STEP.match(line))
+        body.append((number, step, _STEP.sub("", line, count=1) if step else line))
+    intro = [
+        (number, line)
+        for number, line in lines[max(0, first - 4) : first]
+        if len(line.split()) <= MAX_SENTENCE_WORDS // 2
+        and (weigh(content_terms(line)) > 0 or ":" in line)  # "Necessary tool: ..."
+    ][-MAX_INTRO:]
+    # What the procedure is about: its heading and the lines that introduce it ("To go to
+    # the calibration menu:") count twice.
+    about = content_terms(section).union(*(content_terms(line) for _, line in intro))
+    terms = about.union(*(content_terms(text) for *_, text in body))
+    return _Procedure(intro, body, section, weigh(terms) + weigh(about))
+
+
+def _procedures(passages: list[Passage], weigh) -> list[_Procedure]:
+    """One candidate procedure per section among passages (in their order)."""
+    sections: dict[tuple, list[Passage]] = {}
+    for passage in passages:
+        sections.setdefault((passage.document_id, passage.document, passage.section), []).append(
+            passage
+        )
+    found = (_procedure_of(group, weigh) for group in sections.values())
+    return [procedure for procedure in found if procedure is not None]
+
+
+def _procedure_answer(procedure: _Procedure) -> str:
+    """Numbered steps, each cited; the lines between steps (conditions such as "If the
+    chuck is level:", results) as their own paragraphs, so numbering goes on after them."""
+    section = procedure.section.split(SECTION_SEPARATOR)[-1].strip()
+    head = f"{PROCEDURE_LEAD_IN} ({_quoted(section)}):" if section else f"{PROCEDURE_LEAD_IN}:"
+    blocks = [head] + [f"{_quoted(line)} [{n}]" for n, line in procedure.intro]
+    count, items = 0, []
+    for n, step, text in procedure.lines:
+        if step:
+            count += 1
+            if count > MAX_STEPS:
+                items.append("…")
+                break
+            items.append(f"{count}. {_quoted(text)} [{n}]")
+        else:
+            if items:
+                blocks.append("\n".join(items))
+                items = []
+            blocks.append(f"{_quoted(text)} [{n}]")
+    if items:
+        blocks.append("\n".join(items))
+    return "\n\n".join(blocks)
+
+
+def extractive_answer(
+    question: str, passages: Sequence[Passage], *, history: Sequence[Turn] = ()
+) -> str:
+    """The Markdown answer. For "how do I ..." the steps of the best procedure among the
+    passages (one section), numbered and cited. Otherwise a one-line lead-in, then up to
+    MAX_SENTENCES sentences quoted from the best passages (and the lines that those
+    ending with ":" introduce), each followed by [n] of its passage, with the best
+    sentence of each part of a multi-part question. A follow-up's earlier question
+    counts too, at EARLIER_WEIGHT."""
     if not passages:
         return NOT_COVERED
     ranked = sorted(enumerate(passages), key=lambda item: (-item[1].score, item[0]))
@@ -182,7 +446,8 @@ def extractive_answer(question: str, passages: Sequence[Passage]) -> str:
     if not candidates:
         return NOT_COVERED
 
-    question_terms = content_terms(question)
+    earlier = _earlier_terms(question, history)
+    question_terms = content_terms(question) | earlier
     if not question_terms:
         return NOT_COVERED
     # Rarer terms weigh more (inverse frequency over the candidate sentences; a term no
@@ -190,10 +455,15 @@ def extractive_answer(question: str, passages: Sequence[Passage]) -> str:
     total = len(candidates)
     weight = {
         term: math.log(1 + total / (sum(term in c.terms for c in candidates) + 0.5))
+        * (EARLIER_WEIGHT if term in earlier else 1.0)
         for term in question_terms
     }
+
+    def weigh(terms: set[str]) -> float:
+        return sum(weight[t] for t in question_terms & terms)
+
     for candidate in candidates:
-        candidate.score = sum(weight[term] for term in question_terms & candidate.terms)
+        candidate.score = weigh(candidate.terms)
     best = max(c.score for c in candidates)
     if best <= 0:
         return NOT_COVERED
@@ -207,6 +477,22 @@ def extractive_answer(question: str, passages: Sequence[Passage]) -> str:
     covered = set().union(*(c.terms | c.context for c in chosen)) & question_terms
     if sum(weight[t] for t in covered) < MIN_COVERAGE * sum(weight.values()):
         return NOT_COVERED
+    if is_procedure_question(question):
+        # Every passage: a procedure's chunks may be several hits of its section.
+        procedures = _procedures([passage for _, passage in ranked], weigh)
+        if procedures:
+            # The best-matching one (max keeps the better-ranked passage on a tie), if
+            # it matches about as well as the best sentences do.
+            top = max(procedures, key=lambda p: p.score)
+            if top.score >= best:
+                return _procedure_answer(top)
+    parts = question_parts(question)
+    for part in parts if len(parts) > 1 else ():
+        # Every part gets its best sentence (by the part's terms, then overall).
+        terms = content_terms(part) & question_terms
+        top = max(candidates, key=lambda c: (weigh(c.terms & terms), c.score, -c.passage_rank))
+        if weigh(top.terms & terms) > 0 and not any(top is c for c in chosen):
+            chosen.append(top)
     chosen += _continuations(chosen, candidates)
     chosen.sort(key=lambda c: (c.passage_rank, c.position))  # reading order
     lines = [f"- {_quoted(c.text)} [{c.number}]" for c in chosen]
@@ -222,7 +508,7 @@ class ExtractiveLLM(LLMProvider):
     def stream(
         self, *, question: str, passages: list[Passage], history: list[Turn]
     ) -> Iterator[Token | Usage]:
-        answer = extractive_answer(question, passages)
+        answer = extractive_answer(question, passages, history=history)
         for piece in _SPLIT_TOKENS.findall(answer):  # word by word, like a model
             yield Token(piece)
         read = count_tokens(question) + sum(count_tokens(p.text) for p in passages)

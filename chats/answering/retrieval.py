@@ -3,10 +3,33 @@ addressing the question, and the neighbouring chunks of their section."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from django.conf import settings
 from django.db.models import Q
 
-from chats.answering.types import Passage
+from chats.answering.extractive import earlier_turns, is_follow_up, is_procedure_question
+from chats.answering.types import Passage, Turn
+from documents.embeddings import get_provider
+from documents.models import Chunk
+from documents.search import search
+
+_CITATIONS = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
+EARLIER_ANSWER_WORDS = 30  # of the previous answer, what the search also reads
+
+
+def search_query(question: str, history: Sequence[Turn] = ()) -> str:
+    """What retrieval searches for. A follow-up is searched together with the question
+    before it and the start of its answer (the question first, so a length cut takes
+    the conversation's words, not the user's); any other question as it is."""
+    if not history or not is_follow_up(question):
+        return question
+    before, answer = earlier_turns(history)
+    if not before:
+        return question
+    answer = " ".join(_CITATIONS.sub(" ", answer).split()[:EARLIER_ANSWER_WORDS])
+    return " ".join(part for part in (question, before, answer) if part)
 
 
 def answer_min_score(question: str = "") -> float:
@@ -15,7 +38,6 @@ def answer_min_score(question: str = "") -> float:
     differently). A question in another language than the library's shares no words with
     its passages, so coverage cannot vouch for them: it gets the model's cross-lingual
     threshold (documents.languages tells the language)."""
-    from documents.embeddings import get_provider
     from documents.languages import question_language
 
     provider = get_provider()
@@ -48,65 +70,92 @@ def _body(content: str, section: str) -> str:
     return content
 
 
-def with_neighbours(hits: list, span: int) -> dict[int, str]:
-    """chunk id -> the hit's text with up to `span` chunks before and after it from the
-    same document and section (its parent), in reading order. Chunks that are hits
-    themselves are not repeated in another hit's text."""
-    texts = {h.chunk_id: h.content for h in hits}
-    if span < 1 or not hits:
-        return texts
-    from documents.models import Chunk
-
+def neighbourhoods(hits: list, span: int) -> dict[int, tuple[str, list[tuple[int, str]]]]:
+    """chunk id -> (the section line its content starts with, or "", and [(chunk index,
+    text without the section line)] of the hit's chunk with up to `span` chunks before
+    and after it from the same document and section (its parent), in reading order).
+    Chunks that are hits themselves are not repeated in another hit's neighbourhood."""
+    if not hits:
+        return {}
     own = {
         c["id"]: c
-        for c in Chunk.objects.filter(id__in=texts).values("id", "document_id", "index", "section")
-    }
-    wanted = Q()
-    for c in own.values():
-        wanted |= Q(
-            document_id=c["document_id"],
-            section=c["section"],
-            index__range=(c["index"] - span, c["index"] + span),
+        for c in Chunk.objects.filter(id__in=[h.chunk_id for h in hits]).values(
+            "id", "document_id", "index", "section"
         )
-    around: dict[tuple[int, int], str] = {
-        (n["document_id"], n["index"]): _body(n["content"], n["section"])
-        for n in Chunk.objects.filter(wanted)
-        .exclude(id__in=texts)
-        .values("document_id", "index", "content", "section")
     }
+    around: dict[tuple[int, int], str] = {}
+    if span >= 1 and own:
+        wanted = Q()
+        for c in own.values():
+            wanted |= Q(
+                document_id=c["document_id"],
+                section=c["section"],
+                index__range=(c["index"] - span, c["index"] + span),
+            )
+        around = {
+            (n["document_id"], n["index"]): _body(n["content"], n["section"])
+            for n in Chunk.objects.filter(wanted)
+            .exclude(id__in=own)
+            .values("document_id", "index", "content", "section")
+        }
+    found = {}
     for hit in hits:
         c = own.get(hit.chunk_id)
         if c is None:
             continue
-        key = c["document_id"]
-        before = [around.get((key, c["index"] - d)) for d in range(span, 0, -1)]
-        after = [around.get((key, c["index"] + d)) for d in range(1, span + 1)]
-        body = _body(hit.content, c["section"])
-        parts = [p for p in (*before, body, *after) if p]
-        head = f"{c['section']}\n" if c["section"] and hit.content.startswith(c["section"]) else ""
-        texts[hit.chunk_id] = head + "\n".join(parts)
+        key, index = c["document_id"], c["index"]
+        pieces = [
+            (i, around[(key, i)])
+            for i in range(index - span, index + span + 1)
+            if i != index and (key, i) in around
+        ]
+        pieces.append((index, _body(hit.content, c["section"])))
+        head = c["section"] if c["section"] and hit.content.startswith(c["section"]) else ""
+        found[hit.chunk_id] = (head, sorted(pieces))
+    return found
+
+
+def with_neighbours(hits: list, span: int) -> dict[int, str]:
+    """chunk id -> the hit's text with its neighbourhood (neighbourhoods()), the section
+    line first as in a chunk's content."""
+    texts = {h.chunk_id: h.content for h in hits}
+    if span < 1:
+        return texts
+    for chunk_id, (head, pieces) in neighbourhoods(hits, span).items():
+        body = "\n".join(text for _, text in pieces if text)
+        texts[chunk_id] = f"{head}\n{body}" if head else body
     return texts
 
 
-def retrieve(*, user, question: str) -> tuple[list[Passage], list]:
+def retrieve(*, user, question: str, history: Sequence[Turn] = ()) -> tuple[list[Passage], list]:
     """The numbered passages for the prompt, and the search hits behind them. Only hits
     that address the question are kept (is_relevant): none means "not covered", and
-    the model is not called."""
-    from documents.search import search
-
-    hits = search(user=user, query=question, k=settings.ANSWER_PASSAGES).hits
+    the model is not called. A follow-up is searched with the turn before it
+    (search_query), with a model or without."""
+    query = search_query(question, history)
+    hits = search(user=user, query=query, k=settings.ANSWER_PASSAGES).hits
     min_score = answer_min_score(question)
     relevant = [h for h in hits if is_relevant(h, min_score)]
-    texts = with_neighbours(relevant, settings.ANSWER_CONTEXT_CHUNKS)
-    passages = [
-        Passage(
-            number=i,
-            text=texts[h.chunk_id],
-            document=h.document_name,
-            pages=h.pages,
-            section=h.section,
-            score=h.vector_score or 0.0,
+    span = (
+        max(settings.ANSWER_PROCEDURE_CHUNKS, settings.ANSWER_CONTEXT_CHUNKS)
+        if is_procedure_question(question)
+        else settings.ANSWER_CONTEXT_CHUNKS
+    )
+    around = neighbourhoods(relevant, span)
+    passages = []
+    for i, h in enumerate(relevant, 1):
+        head, pieces = around.get(h.chunk_id, ("", []))
+        body = "\n".join(text for _, text in pieces if text)
+        passages.append(
+            Passage(
+                number=i,
+                text=(f"{head}\n{body}" if head else body) if pieces else h.content,
+                document=h.document_name,
+                pages=h.pages,
+                section=h.section,
+                score=h.vector_score or 0.0,
+                document_id=h.document_id,
+                chunks=tuple(pieces),
+            )
         )
-        for i, h in enumerate(relevant, 1)
-    ]
     return passages, relevant

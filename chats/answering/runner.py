@@ -4,6 +4,7 @@ events on the answer's stream (chats/answering/transport.py: keys, publish, slot
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -274,9 +275,35 @@ def reclaim_stale(*, consumer: str, min_idle_ms: int) -> int:
         ended = bool(last) and last[0][1][b"event"].decode() in FINAL_EVENTS
         if not ended:
             message = "The answer was interrupted (the worker stopped). Please ask again."
-            publish(answer_id, "error", {"message": message, "message_id": None})
+            saved = _save_interrupted(answer_id, info, message) if info else None
+            publish(answer_id, "error", {"message": message, "message_id": saved})
         if info:
             _finish(answer_id, info)
         r.xack(JOBS, GROUP, entry_id)
         r.xdel(JOBS, entry_id)
     return len(claimed)
+
+
+def _save_interrupted(answer_id: str, info: dict[str, str], error: str) -> int | None:
+    """The text its readers were sent, saved as a partial answer (its worker died
+    before it could save it); None when nothing was sent or the chat is gone."""
+    parts = [
+        json.loads(fields[b"data"])["text"]
+        for _, fields in client().xrange(events_key(answer_id))
+        if fields[b"event"] == b"token"
+    ]
+    if not parts:
+        return None
+    try:
+        chat = Chat.objects.filter(pk=info["chat"]).first()
+        if chat is None:
+            return None
+        return Message.objects.create(
+            chat=chat,
+            role=Message.Role.ASSISTANT,
+            content="".join(parts),
+            status=Message.Status.PARTIAL,
+            error=error,
+        ).pk
+    finally:
+        close_old_connections()

@@ -25,6 +25,11 @@ class Passage:
     pages: str  # e.g. "p. 3" or "pp. 3–4", or "" for non-paginated documents
     section: str = ""
     score: float = 0.0  # retrieval score, higher is better
+    # Its document and the (chunk index, text) pieces that `text` joins, in reading order:
+    # the offline answer puts the passages of one section back together with them (each
+    # chunk once). Empty when unknown.
+    document_id: int = -1
+    chunks: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

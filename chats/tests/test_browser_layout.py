@@ -348,3 +348,62 @@ def test_a_chat_is_renamed_in_place_without_a_browser_prompt(
         expect(page.locator("#chat-list a[aria-current=page]")).to_have_text("Levelling the chuck")
     assert prompts == []
     assert not page_errors
+
+
+def test_without_a_model_the_page_says_answers_quote_the_manuals(
+    live_server, context, page, page_errors, size, owner, admin_user, settings
+):
+    """Item 9: the notice, one line for users and in full for admins, naming the setting;
+    gone once a model is configured."""
+    settings.XAI_API_KEY = ""
+    settings.LLM_BASE_URL = ""
+    sign_in(context, live_server, owner)
+    page.goto(live_server.url + "/")
+    notice = page.locator("#model-notice")
+    expect(notice).to_contain_text(
+        "Answers quote your manuals; connect a model for written answers"
+    )
+    expect(notice).to_contain_text("XAI_API_KEY")
+    assert notice.bounding_box()["height"] < 80  # one line (two on a phone)
+    assert page.locator("#question").bounding_box()["y"] < page.viewport_size["height"] - 40
+    screenshot(page, f"chat-no-model-{size}")
+    context.clear_cookies()
+    sign_in(context, live_server, admin_user)
+    page.goto(live_server.url + "/")
+    expect(notice).to_contain_text("No language model is connected")
+    expect(notice).to_contain_text("LLM_BASE_URL and LLM_MODEL")
+    screenshot(page, f"chat-no-model-admin-{size}")
+    settings.LLM_BASE_URL = "http://127.0.0.1:9/v1"
+    page.goto(live_server.url + "/")
+    expect(page.locator("#question")).to_be_visible()
+    expect(notice).to_have_count(0)
+    assert not page_errors
+
+
+def test_an_install_button_appears_when_the_browser_offers_the_app(
+    live_server, context, page, page_errors, size, owner
+):
+    """Item 9: beforeinstallprompt shows "Install app", which shows the browser's dialog.
+    (Headless Chromium never fires the event itself: it is dispatched as Chromium would.)"""
+    sign_in(context, live_server, owner)
+    page.goto(live_server.url + "/")
+    button = page.get_by_role("button", name="Install app")
+    expect(button).to_be_hidden()
+    page.wait_for_load_state("networkidle")
+    page.evaluate(
+        """() => {
+          const offer = new Event("beforeinstallprompt", { cancelable: true });
+          offer.prompt = () => { window.installPrompted = (window.installPrompted || 0) + 1; return Promise.resolve(); };
+          offer.userChoice = Promise.resolve({ outcome: "accepted" });
+          window.dispatchEvent(offer);
+          window.offerPrevented = offer.defaultPrevented;
+        }"""
+    )
+    expect(button).to_be_visible()
+    assert page.evaluate("window.offerPrevented") is True
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    screenshot(page, f"install-button-{size}")
+    button.click()
+    expect(button).to_be_hidden()
+    assert page.evaluate("window.installPrompted") == 1
+    assert not page_errors

@@ -253,3 +253,19 @@ def test_the_chat_list_refuses_a_search_the_database_cannot_take(owner_client, o
             response = client.get("/api/chats", {"q": q})
             assert response.status_code == 400
             assert "q" in response.json()["error"]["fields"]
+
+
+def test_the_first_chat_event_of_a_new_chat_carries_the_stream_start_as_its_id(
+    owner_client, manual
+):
+    """A client reconnecting with it as Last-Event-ID reads the answer from its start."""
+    response = owner_client.post(
+        "/api/chats",
+        json.dumps({"question": "How do I level the front chuck?"}),
+        content_type="application/json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    assert response.status_code == 201
+    body = b"".join(response.streaming_content).decode()
+    first = body.split("\n\n")[0].splitlines()
+    assert first[:2] == ["id: 0-0", "event: chat"]

@@ -227,3 +227,25 @@ def test_it_rejects_a_malformed_history_or_section(tmp_path):
     bad.write_text('{"question": "x?", "doc": "a.md", "section": "  "}\n')
     with pytest.raises(CommandError, match=r"bad.jsonl:1: 'section' must be a heading's title"):
         call_command("evaluate_retrieval", str(bad))
+
+
+def test_a_follow_up_is_searched_with_its_history_and_bad_history_is_rejected(tmp_path):
+    from documents.evaluation import BadEvalFile, load_cases, search_query
+
+    path = tmp_path / "q.jsonl"
+    turns = [
+        {"role": "user", "content": "How do I calibrate the chuck?"},
+        {"role": "assistant", "content": "Put a spirit level on it [1]."},
+    ]
+    path.write_text(
+        json.dumps({"question": "Which tool do I need for that?", "doc": "m.md", "history": turns})
+        + "\n"
+    )
+    (case,) = load_cases(path)
+    assert [role for role, _ in case.history] == ["user", "assistant"]
+    assert search_query(case) == (
+        "Which tool do I need for that? How do I calibrate the chuck? Put a spirit level on it ."
+    )
+    path.write_text(json.dumps({"question": "q", "doc": "m.md", "history": [{"role": "x"}]}))
+    with pytest.raises(BadEvalFile, match=r"q.jsonl:1: 'history' must be a list"):
+        load_cases(path)

@@ -163,8 +163,13 @@ function eta(seconds) {
 
 function row(doc) {
   const status = el("span", { class: `status status-${doc.status}`, text: LABELS[doc.status] || doc.status });
+  const name = doc.status === "ready"
+    ? el("button", { type: "button", class: "doc-open", "data-action": "open", text: doc.name, title: `Read ${doc.name}` })
+    : el("span", { text: doc.name });
+  const shared = doc.visibility === "shared";
   const item = el("li", { class: "doc-row", "data-id": doc.id },
-    el("span", { class: "doc-name" }, doc.name, doc.visibility === "shared" ? el("small", { class: "muted", text: " (shared)" }) : null),
+    el("span", { class: "doc-name" }, name,
+      el("span", { class: "doc-visibility", text: shared ? "Everyone on this site" : "Only me" })),
     status);
   if (PROCESSING.has(doc.status)) {
     item.append(el("progress", { max: 100, value: Math.round(doc.progress.fraction * 100), "aria-label": `Progress of ${doc.name}` }),
@@ -174,11 +179,17 @@ function row(doc) {
   } else if (doc.status === "ready") {
     item.append(el("small", { class: "muted", text: `${doc.page_count} pages · ${doc.chunk_count} passages` }));
   }
-  if (doc.is_owner || staff) {
-    item.append(el("span", { class: "doc-actions" },
-      el("button", { type: "button", "data-action": "reprocess", "aria-label": `Process ${doc.name} again`, text: "Reprocess" }),
-      el("button", { type: "button", class: "danger", "data-action": "delete", "aria-label": `Delete ${doc.name}`, text: "Delete" })));
+  const actions = el("span", { class: "doc-actions" });
+  if (doc.status === "ready") {
+    actions.append(el("button", { type: "button", "data-action": "search-in", "aria-label": `Search in ${doc.name}`, text: "Search in it" }));
   }
+  if (doc.is_owner || staff) {
+    actions.append(
+      el("button", { type: "button", "data-action": "visibility", "aria-label": shared ? `Make ${doc.name} private` : `Share ${doc.name} with everyone on this site`, text: shared ? "Make private" : "Share" }),
+      el("button", { type: "button", "data-action": "reprocess", "aria-label": `Process ${doc.name} again`, text: "Reprocess" }),
+      el("button", { type: "button", class: "danger", "data-action": "delete", "aria-label": `Delete ${doc.name}`, text: "Delete" }));
+  }
+  if (actions.childElementCount) item.append(actions);
   return item;
 }
 
@@ -188,18 +199,38 @@ function visible() {
   return documents.filter((d) => (!status || d.status === status) && (!text || d.name.toLowerCase().includes(text)));
 }
 
+const emptyBox = document.getElementById("library-empty");
+const emptyText = document.getElementById("library-empty-text");
+
 async function render() {
   const shown = visible();
   currentRows = shown;
-  countLine.textContent = `${shown.length} of ${documents.length} documents`;
+  countLine.textContent = documents.length ? `${shown.length} of ${documents.length} documents` : "";
+  // Empty states: nothing uploaded yet, or nothing matches the filters.
+  const filtered = filterText.value.trim() || filterStatus.value;
+  emptyBox.hidden = shown.length > 0;
+  document.getElementById("filter-clear").hidden = !filtered;
+  if (!shown.length) {
+    emptyText.textContent = filtered
+      ? `No documents match ${filterText.value.trim() ? `“${filterText.value.trim()}”` : "this filter"}${filterStatus.value ? ` with the status “${LABELS[filterStatus.value]}”` : ""}.`
+      : "No documents yet. Upload a manual to get started.";
+  }
   if (!list) {
     const { createVirtualList } = await import("./vlist.js");
     listBox.replaceChildren();
     list = createVirtualList({ container: listBox, count: shown.length, estimateHeight: 56, overscan: 8, renderRow: (i) => row(currentRows[i]) });
   }
+  listBox.hidden = !shown.length;
   list.setCount(shown.length);
   list.refresh();
 }
+
+document.getElementById("filter-clear").addEventListener("click", () => {
+  filterText.value = "";
+  filterStatus.value = "";
+  render();
+  filterText.focus();
+});
 
 async function refresh() {
   const all = [];
@@ -224,23 +255,105 @@ async function refresh() {
   if (documents.some((d) => PROCESSING.has(d.status))) pollTimer = setTimeout(refresh, 2000);
 }
 
+async function openDocument(doc) {
+  const viewer = await import("./viewer.js");
+  viewer.openCitation({ documentId: doc.id, page: 1, title: doc.name });
+}
+
 listBox.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-action]");
   if (!button) return;
   const id = button.closest("[data-id]").dataset.id;
   const doc = documents.find((d) => String(d.id) === id);
+  const action = button.dataset.action;
   try {
-    if (button.dataset.action === "delete") {
+    if (action === "open") {
+      await openDocument(doc);
+      return;
+    }
+    if (action === "search-in") {
+      setScope(doc);
+      searchInput.focus();
+      return;
+    }
+    if (action === "delete") {
       if (!window.confirm(`Delete “${doc.name}” with its passages?`)) return;
       await api(`/api/documents/${id}`, { method: "DELETE" });
+      countLine.textContent = `“${doc.name}” was deleted.`;
+    } else if (action === "visibility") {
+      const visibility = doc.visibility === "shared" ? "private" : "shared";
+      await api(`/api/documents/${id}`, { method: "PATCH", body: { visibility } });
     } else {
       await api(`/api/documents/${id}/reprocess`, { method: "POST" });
     }
     await refresh();
+    // The focus stays on the row's button (the row is drawn again).
+    listBox.querySelector(`[data-id="${id}"] [data-action="${action}"]`)?.focus();
   } catch (error) {
     countLine.textContent = error.message;
   }
 });
+
+// --- Search: the passages of the library (or of one document) that match ---------------
+const searchForm = document.getElementById("search-form");
+const searchInput = document.getElementById("search-q");
+const searchStatus = document.getElementById("search-status");
+const searchResults = document.getElementById("search-results");
+const scopeLine = document.getElementById("search-scope");
+let scope = null; // a document, or null: the whole library
+
+function setScope(doc) {
+  scope = doc;
+  scopeLine.hidden = !doc;
+  document.getElementById("search-scope-name").textContent = doc ? doc.name : "";
+  searchInput.placeholder = doc ? `Search in ${doc.name}` : "e.g. calibrate the chuck";
+}
+document.getElementById("search-scope-clear").addEventListener("click", () => { setScope(null); searchInput.focus(); });
+
+// The API's snippets are escaped text with <mark> around matches: rebuild them from
+// text nodes, keeping only the marks.
+function snippetNodes(html) {
+  const parsed = new DOMParser().parseFromString(html || "", "text/html").body;
+  return [...parsed.childNodes].map((node) => (node.nodeName === "MARK"
+    ? el("mark", { text: node.textContent }) : document.createTextNode(node.textContent)));
+}
+
+searchForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const q = searchInput.value.trim();
+  if (!q) {
+    searchStatus.textContent = "Type the words to find.";
+    searchInput.focus();
+    return;
+  }
+  const params = new URLSearchParams({ q, k: "20", mode: "text" }); // full text: passages holding the words
+  if (scope) params.set("documents", scope.id);
+  searchStatus.textContent = "Searching…";
+  searchResults.replaceChildren();
+  try {
+    const data = await api(`/api/search?${params}`);
+    const where = scope ? ` in “${scope.name}”` : "";
+    searchStatus.textContent = data.results.length
+      ? `${data.results.length} passage${data.results.length === 1 ? "" : "s"} found${where}.`
+      : `Nothing found for “${q}”${where}. Try other words, or check that the manual is ready.`;
+    for (const hit of data.results) {
+      const open = el("button", { type: "button", class: "doc-open", text: hit.document.name, title: "Open at this passage" });
+      open.addEventListener("click", async () => {
+        const viewer = await import("./viewer.js");
+        viewer.openCitation({
+          documentId: hit.document.id, page: hit.pages.first, chunkId: hit.chunk_id,
+          quote: new DOMParser().parseFromString(hit.snippet || "", "text/html").body.textContent, title: hit.document.name,
+        });
+      });
+      searchResults.append(el("li", {},
+        el("div", { class: "hit-head" }, open, el("span", { class: "muted", text: hit.location || hit.pages.label || "" })),
+        el("p", { class: "hit-snippet" }, ...snippetNodes(hit.snippet))));
+    }
+  } catch (error) {
+    searchStatus.textContent = error.message;
+  }
+});
+
 filterText.addEventListener("input", render);
 filterStatus.addEventListener("change", render);
 refresh();

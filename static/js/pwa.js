@@ -7,7 +7,8 @@
 // A new worker waits (sw.js never skips waiting on its own). When one is installed
 // while an older one controls the page, a non-modal banner says "A new version is
 // available" with a Reload button: it posts SKIP_WAITING to the waiting worker and the
-// page reloads once that worker takes control (controllerchange). <html> gets the class
+// page reloads once that worker takes control (controllerchange). An "Install app" button
+// appears when the browser offers installation (beforeinstallprompt). <html> gets the class
 // "offline" while the browser is offline, for pages that want to show it.
 
 const UPDATE_CHECK_MS = 60 * 60 * 1000;
@@ -91,6 +92,30 @@ function showUpdateBanner(worker) {
 function showConnection() {
   document.documentElement.classList.toggle("offline", !navigator.onLine);
 }
+
+// Install: Chromium offers the app through beforeinstallprompt; the header's "Install
+// app" button (hidden until then) shows the browser's install dialog.
+let installEvent = null;
+window.addEventListener("beforeinstallprompt", (event) => {
+  event.preventDefault();
+  installEvent = event;
+  const button = document.getElementById("install-app");
+  if (button) button.hidden = false;
+});
+document.getElementById("install-app")?.addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  if (!installEvent) return;
+  const offered = installEvent;
+  installEvent = null;
+  button.hidden = true; // the browser's prompt can be shown once per event
+  await offered.prompt();
+  await offered.userChoice?.catch(() => undefined);
+});
+window.addEventListener("appinstalled", () => {
+  installEvent = null;
+  const button = document.getElementById("install-app");
+  if (button) button.hidden = true;
+});
 
 window.addEventListener("online", showConnection);
 window.addEventListener("offline", showConnection);

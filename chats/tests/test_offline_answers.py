@@ -1,0 +1,251 @@
+"""Offline answers (no model configured) that read like help, over a realistic manual:
+a procedure as numbered, cited steps from one section; every part of a multi-part
+question; follow-ups that use the conversation (offline and with a model); links and
+images of a shared document quoted as inert text."""
+
+import re
+
+import pytest
+
+from chats.answering.extractive import extractive_answer, question_parts
+from chats.answering.llm import reset_llm
+from chats.answering.retrieval import is_follow_up, search_query
+from chats.answering.types import Passage, Turn
+from chats.models import Chat, Message
+from chats.tests.conftest import events
+from documents.models import Document
+from documents.services import document_ingest
+from documents.tests.conftest import make_document
+from rra.testing.fakes import FakeOpenAI
+
+# A service manual as a vendor writes it: a procedure under a numbered heading, long
+# enough to span several chunks, with conditions between its steps; a second procedure
+# in another section, so "one section" is tested; specifications in their own sections.
+MANUAL = b"""# RoboRail service manual
+
+## 3. Calibration procedures
+
+### 3.1 Calibration of chuck rotation
+
+Calibration of the chuck rotation makes sure that the home position of both chucks is
+level. This calibration procedure applies to the front and rear chuck.
+
+Necessary tool: Spirit level
+
+To make sure that the home position of the chucks is level, do the procedure that follows:
+
+1. Make sure that a jaw set is installed on the chucks.
+2. Select Home chucks to put the chucks at their home position.
+3. Make sure that jaw no. 4 is on top.
+4. Put a spirit level in the middle of the chucks.
+5. In the Calibration menu, select Chuck rotation calibration.
+6. Push the Emergency button on the remote control to stop the motors.
+7. Manually turn the chuck until it is level.
+8. Push the Emergency button again to release it.
+9. Select Done to save the home position.
+
+### 3.2 Calibration of the trolley
+
+Necessary tool: Measuring tape
+
+1. Select Home trolley to move the trolley to the rear of the machine.
+2. Measure the distance between the rear of the trolley and the hook.
+3. Enter the measured distance and select Submit values.
+
+## 4. Specifications
+
+### 4.1 Rail bolts
+
+Tighten the rail bolts to a torque of 85 Nm with a calibrated torque wrench.
+
+### 4.2 Drive belt
+
+Replace the drive belt every 2,000 operating hours, or earlier when it shows cracks.
+"""
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def manual(owner, media, settings):
+    settings.CHUNK_TARGET_TOKENS = 60  # the chuck procedure spans several chunks
+    document = make_document(owner, name="RoboRail_service_manual.md", content=MANUAL)
+    assert document_ingest(document_id=document.pk) == "ready"
+    return document
+
+
+def _ask(client, chat, question) -> tuple[str, list]:
+    stream = events(
+        client.post(
+            f"/api/chats/{chat.pk}/messages",
+            {"question": question},
+            content_type="application/json",
+        )
+    )
+    message = Message.objects.get(pk=stream[-1][1]["message_id"])
+    return message.content, stream
+
+
+def test_how_do_i_gets_the_procedures_steps_in_order_numbered_and_cited(
+    owner_client, owner, manual
+):
+    assert manual.chunks.filter(section__endswith="3.1 Calibration of chuck rotation").count() > 1
+    chat = Chat.objects.create(owner=owner)
+    answer, stream = _ask(owner_client, chat, "How do I calibrate the chuck rotation?")
+
+    steps = re.findall(r"^(\d+)\. (.+) \[(\d+)\]$", answer, re.MULTILINE)
+    assert [int(n) for n, _, _ in steps] == list(range(1, 10))  # numbered 1..9, in order
+    texts = [text for _, text, _ in steps]
+    assert texts[0] == "Make sure that a jaw set is installed on the chucks."
+    assert texts[6] == "Manually turn the chuck until it is level."
+    assert texts[-1] == "Select Done to save the home position."
+    # One section: the trolley's steps are not mixed in.
+    assert "trolley" not in answer.lower()
+    # Each step cites a passage of the chuck section that holds it.
+    passages = {p["number"]: p for p in stream[0][1]["passages"]}
+    for *_, number in steps:
+        assert passages[int(number)]["section"].endswith("3.1 Calibration of chuck rotation")
+    # The heading names the procedure but is never the answer itself.
+    assert "3.1 Calibration of chuck rotation" in answer.splitlines()[0]
+    assert "Necessary tool: Spirit level" in answer, answer
+
+
+def test_a_multi_part_question_gets_every_part(owner_client, owner, manual):
+    chat = Chat.objects.create(owner=owner)
+    answer, _ = _ask(
+        owner_client,
+        chat,
+        "What torque do the rail bolts need, and how often should the drive belt be replaced?",
+    )
+
+    assert "85 Nm" in answer and "2,000 operating hours" in answer
+    assert re.search(r"85 Nm.*\[\d\]", answer) and re.search(r"2,000 operating.*\[\d\]", answer)
+
+
+def test_a_follow_up_uses_the_conversation_offline(owner_client, owner, manual):
+    chat = Chat.objects.create(owner=owner)
+    _ask(owner_client, chat, "How do I calibrate the chuck rotation?")
+    answer, _ = _ask(owner_client, chat, "Which tool do I need for that?")
+
+    assert "Spirit level" in answer
+    assert "Measuring tape" not in answer  # the trolley's tool is another conversation
+
+
+def test_a_follow_up_uses_the_conversation_with_a_model(owner_client, owner, manual, settings):
+    server = FakeOpenAI(api_key="k").start()
+    server.reply = "A spirit level [1]."
+    settings.LLM_BASE_URL = server.base_url
+    settings.LLM_API_KEY = "k"
+    settings.LLM_MODEL = "fake-model"
+    reset_llm()
+    try:
+        chat = Chat.objects.create(owner=owner)
+        _ask(owner_client, chat, "How do I calibrate the trolley?")
+        _, stream = _ask(owner_client, chat, "Which tool do I need for that?")
+        prompt = server.chat_requests[-1]["messages"][0]["content"]
+    finally:
+        server.stop()
+        reset_llm()
+    # The passages given to the model are the trolley's, found through the earlier turn.
+    sections = [p["section"] for p in stream[0][1]["passages"]]
+    assert sections and sections[0].endswith("3.2 Calibration of the trolley")
+    assert "Measuring tape" in prompt
+
+
+def test_links_and_images_of_a_shared_document_stay_inert_in_an_offline_answer(
+    owner_client, owner, outsider, media
+):
+    hostile = make_document(
+        outsider,
+        name="firmware.md",
+        content=(
+            b"# Controller firmware\n\n"
+            b"Update the controller firmware with the [official firmware]"
+            b"(https://evil.example/fw.exe) installer before calibration. "
+            b"![logo](https://tracker.example/p.png)\n"
+        ),
+        visibility=Document.Visibility.SHARED,
+    )
+    assert document_ingest(document_id=hostile.pk) == "ready"
+    chat = Chat.objects.create(owner=owner)
+    answer, stream = _ask(owner_client, chat, "How do I update the controller firmware?")
+
+    assert "official firmware" in answer and "](" not in answer
+    html = next(d["html"] for name, d in stream if name == "done")
+    assert "<a" not in html and "<img" not in html and "href" not in html
+    assert "official firmware (https://evil.example/fw.exe)" in html  # shown, not live
+    page = owner_client.get(f"/c/{chat.pk}/").content.decode()
+    assert "evil.example" in page and 'href="https://evil.example' not in page
+    assert "tracker.example/p.png" not in page or '<img src="https://tracker' not in page
+
+
+# --- The parts, without the database ---------------------------------------------------
+
+
+def test_what_is_a_follow_up_and_what_retrieval_searches_for_it():
+    history = [
+        Turn("user", "How do I calibrate the chuck rotation?"),
+        Turn("assistant", "Here are the steps [1]: put a spirit level on the chuck [1]."),
+    ]
+    assert is_follow_up("Which tool do I need for that?")
+    assert is_follow_up("And if the chuck is still not level?")
+    assert is_follow_up("Welk gereedschap heb ik daarvoor nodig?")
+    assert not is_follow_up("How do I calibrate the trolley?")  # names its subject
+    assert search_query("Which tool do I need for that?", history) == (
+        "Which tool do I need for that? How do I calibrate the chuck rotation? "
+        "Here are the steps : put a spirit level on the chuck ."
+    )
+    assert search_query("How do I calibrate the trolley?", history) == (
+        "How do I calibrate the trolley?"
+    )
+    assert search_query("Which tool do I need for that?", []) == "Which tool do I need for that?"
+
+
+def test_a_question_is_split_into_its_parts():
+    assert question_parts("What torque do the bolts need, and how often is the belt replaced?") == [
+        "What torque do the bolts need",
+        "how often is the belt replaced",
+    ]
+    assert question_parts("Which files and photos should I include?") == [
+        "Which files and photos should I include"
+    ]
+
+
+def test_steps_are_numbered_across_conditions_and_never_start_with_a_heading():
+    text = (
+        "3. Calibration procedures\n"
+        "To go to the calibration menu:\n"
+        "▪ Put the RoboRail in Maintenance mode.\n"
+        "▪ Select the Calibration button on the remote control.\n"
+        "If the menu does not open:\n"
+        "▪ Restart the remote control.\n"
+        "Send to HGG\n"
+        "▪ Enter your e-mail address.\n"
+        "▪ Enter the machine number.\n"
+    )
+    passage = Passage(1, text, "m.pdf", "p. 6", "3. Calibration procedures")
+    answer = extractive_answer("How do I get to the calibration menu?", [passage])
+
+    assert answer.splitlines()[0] == (
+        "Here are the steps from the documents (3. Calibration procedures):"
+    )
+    assert "1. Put the RoboRail in Maintenance mode. [1]" in answer
+    assert "2. Select the Calibration button on the remote control. [1]" in answer
+    assert "If the menu does not open: [1]" in answer
+    assert "3. Restart the remote control. [1]" in answer
+    # A title line ends the procedure: the next one's steps are not this one's.
+    assert "e-mail" not in answer and "1. Calibration procedures" not in answer
+
+
+def test_a_lookup_answer_never_quotes_a_bare_heading():
+    passage = Passage(
+        1,
+        "3.1 Calibration of chuck rotation\nCalibrate the chuck rotation with a spirit level.",
+        "m.pdf",
+        "p. 6",
+        "3. Calibration procedures",
+    )
+    answer = extractive_answer("What is the calibration of chuck rotation done with?", [passage])
+
+    assert "- Calibrate the chuck rotation with a spirit level. [1]" in answer
+    assert "3.1 Calibration of chuck rotation [1]" not in answer
