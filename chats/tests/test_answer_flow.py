@@ -115,14 +115,14 @@ def test_edit_and_resend_the_last_question(owner_client, owner, manual):
     stream = events(
         owner_client.post(
             f"/api/chats/{chat.pk}/edit-last",
-            {"question": "Which address do I ping when the PMAC has no communication?"},
+            {"question": "Which IP do I ping for the PMAC?"},
             content_type="application/json",
         )
     )
     assert stream[-1][0] == "done"
     messages = list(chat.messages.all())
     assert [m.role for m in messages] == ["user", "assistant"]
-    assert messages[0].content == "Which address do I ping when the PMAC has no communication?"
+    assert messages[0].content == "Which IP do I ping for the PMAC?"
     assert "192.168.7.10" in messages[1].content
 
 
