@@ -32,12 +32,24 @@ def search_query(question: str, history: Sequence[Turn] = ()) -> str:
     return " ".join(part for part in (question, before, answer) if part)
 
 
-def answer_min_score() -> float:
-    """The guard's cosine threshold: ANSWER_MIN_SCORE, or when unset the embedding
-    model's own calibrated one (each model spreads its similarities differently)."""
+def answer_min_score(question: str = "") -> float:
+    """The guard's cosine threshold for this question. ANSWER_MIN_SCORE, or when unset the
+    embedding model's own calibrated one (each model spreads its similarities
+    differently). A question in another language than the library's shares no words with
+    its passages, so coverage cannot vouch for them: it gets the model's cross-lingual
+    threshold (documents.languages tells the language)."""
+    from documents.languages import question_language
+
+    provider = get_provider()
+    same = provider.answer_min_score
     if settings.ANSWER_MIN_SCORE is not None:
-        return settings.ANSWER_MIN_SCORE
-    return get_provider().answer_min_score
+        same = settings.ANSWER_MIN_SCORE
+    cross = provider.cross_lingual_min_score
+    if cross is None or not question:
+        return same
+    if question_language(question) == settings.SEARCH_TEXT_CONFIG:
+        return same
+    return cross
 
 
 def is_relevant(hit, min_score: float | None = None) -> bool:
@@ -122,7 +134,7 @@ def retrieve(*, user, question: str, history: Sequence[Turn] = ()) -> tuple[list
     (search_query), with a model or without."""
     query = search_query(question, history)
     hits = search(user=user, query=query, k=settings.ANSWER_PASSAGES).hits
-    min_score = answer_min_score()
+    min_score = answer_min_score(question)
     relevant = [h for h in hits if is_relevant(h, min_score)]
     span = (
         max(settings.ANSWER_PROCEDURE_CHUNKS, settings.ANSWER_CONTEXT_CHUNKS)
