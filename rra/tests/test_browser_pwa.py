@@ -379,6 +379,9 @@ def test_a_queued_question_is_never_sent_as_someone_else(
     open_controlled(page, live_server.url + "/accounts/login/")
     sign_in(page, owner)
     page.goto(live_server.url + "/")
+    # Queued while offline, so it is still waiting (online, Background Sync would send it
+    # at once, rightly as its author) when the owner's session ends.
+    context.set_offline(True)
     page.evaluate(
         with_queue(
             """async () => {
@@ -387,8 +390,12 @@ def test_a_queued_question_is_never_sent_as_someone_else(
     }"""
         )
     )
+    assert page.evaluate(
+        with_queue("async () => (await (await QUEUE_MODULE).pendingQuestions()).length")
+    ) == 1
     # The owner's session ends without a sign-out; someone else signs in and opens a chat.
     context.clear_cookies()
+    context.set_offline(False)
     page.goto(live_server.url + "/accounts/login/")
     sign_in(page, member)
     page.goto(live_server.url + "/")
