@@ -20,7 +20,7 @@ DEPLOY_ENV := ENV_FILE= DEBUG=false SECRET_KEY=$$($(PY) -c 'import secrets; prin
 .PHONY: help setup run test lint format check-deploy deploy-check worker db-stop clean redis-server chromium nginx bench-load
 
 help:
-	@echo "make run    set everything up and serve http://127.0.0.1:8000 (web + worker)"
+	@echo "make run    set everything up and serve http://127.0.0.1:8000, or BIND (web + worker)"
 	@echo "make test   set everything up and run lint, checks and the whole test suite"
 	@echo "make format apply ruff's formatting and safe fixes"
 	@echo "make db-stop stop the embedded PostgreSQL and the private Redis"
@@ -47,10 +47,6 @@ setup: $(INSTALLED) .env
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 run: setup nginx
-	@echo
-	@echo "  RRA is starting on http://127.0.0.1:8000  (web + background worker; Ctrl-C stops both)"
-	@echo "  Create an admin account:  $(PY) manage.py createsuperuser"
-	@echo
 	@deploy/run-dev.sh
 
 worker: setup

@@ -9,16 +9,17 @@ wheel; nothing is downloaded), in its own database (EMBEDDED_DB_NAME=rra_models)
    hybrid search on the TUNE split of the questions, overall and per kind (the held-out
    questions are not read);
 2. the answer guard: for each tune question, whether any of the answer's passages passes
-   coverage >= ANSWER_MIN_COVERAGE or cosine >= a threshold; a sweep of thresholds with
-   the share of answerable questions wrongly declined and of unanswerable ones declined,
-   and the threshold it picks (the lowest that declines >= 0.80 of the unanswerable,
-   then the highest that wrongly declines <= 0.10);
+   coverage >= ANSWER_MIN_COVERAGE or cosine >= the model's threshold (its cross-lingual
+   one when documents.languages finds the question in another language than the
+   library's): the share of answerable questions wrongly declined (and of the
+   cross-lingual ones) and of unanswerable ones declined, and a sweep of the
+   same-language threshold, from which the model's threshold is chosen;
 3. speed, each in a fresh process with 1 and 2 threads: model load, passages/s embedding
    96 of the library's chunks in batches of 32 (what ingestion does; the best of three
    runs), and the median and best latency of one query (uncached), with the machine's
    load average (on a shared machine, other work slows every number).
 
-Per-question guard signals go to var/eval_models-<model>.json.
+Per-question guard signals go to var/eval_models-<model>.json. --no-speed skips step 3.
 
 Prints numbers; it is not a test.
 """
@@ -49,8 +50,6 @@ os.environ.update(
 )
 
 THRESHOLDS = [round(0.30 + 0.01 * i, 2) for i in range(66)]  # 0.30 .. 0.95
-TARGET_WRONGLY_DECLINED = 0.10
-TARGET_UNANSWERABLE_DECLINED = 0.80
 SPEED_PASSAGES = 96
 SPEED_QUERIES = 20
 
@@ -80,59 +79,62 @@ def ingest(folder: Path, user) -> int:
     return sum(d.chunks_total for d in Document.objects.all())
 
 
-def guard_sweep(cases) -> tuple[list[tuple[float, float, float]], dict]:
-    """(threshold, answerable wrongly declined, unanswerable declined) per threshold,
-    from each question's best coverage and best cosine among the answer's passages."""
+def guard_rows(cases) -> list[dict]:
+    """Per question: answerable?, cross-lingual?, and the best coverage and cosine among
+    the answer's passages (what the guard reads)."""
     from django.conf import settings
 
+    from documents.languages import question_language
     from documents.models import EVERY_DOCUMENT
     from documents.search import search
 
-    best: list[tuple[bool, float, float]] = []
-    dump = []
+    rows = []
     for case in cases:
         hits = search(user=EVERY_DOCUMENT, query=case.question, k=settings.ANSWER_PASSAGES).hits
-        coverage = max((h.coverage or 0.0 for h in hits), default=0.0)
-        cosine = max((h.vector_score or 0.0 for h in hits), default=0.0)
-        best.append((case.answerable, coverage, cosine))
-        nearest = search(user=EVERY_DOCUMENT, query=case.question, k=30, mode="vector").hits
-        dump.append(
+        rows.append(
             {
                 "line": case.line,
                 "kind": case.kind,
-                "hits": [[h.coverage or 0.0, h.vector_score or 0.0] for h in hits],
-                "nearest": [h.vector_score for h in nearest],
+                "answerable": case.answerable,
+                "cross": question_language(case.question) != settings.SEARCH_TEXT_CONFIG,
+                "coverage": max((h.coverage or 0.0 for h in hits), default=0.0),
+                "cosine": max((h.vector_score or 0.0 for h in hits), default=0.0),
             }
         )
     out = ROOT / "var" / f"eval_models-{settings.LOCAL_EMBEDDING_MODEL}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(dump))
-    answerable = [b for b in best if b[0]] or [(True, 0.0, 0.0)]
-    unanswerable = [b for b in best if not b[0]] or [(False, 0.0, 0.0)]
+    out.write_text(json.dumps(rows))
+    return rows
+
+
+def declined(row: dict, same: float, cross: float) -> bool:
+    from django.conf import settings
+
+    threshold = cross if row["cross"] else same
+    return row["coverage"] < settings.ANSWER_MIN_COVERAGE and row["cosine"] < threshold
+
+
+def share(rows: list[dict], same: float, cross: float) -> str:
+    if not rows:
+        return "-"
+    n = sum(declined(r, same, cross) for r in rows)
+    return f"{n}/{len(rows)} ({n / len(rows):.2f})"
+
+
+def guard_sweep(rows: list[dict]) -> list[tuple[float, float, float]]:
+    """(threshold, answerable wrongly declined, unanswerable declined) over the questions
+    in the library's language, per same-language threshold."""
+    same = [r for r in rows if not r["cross"]]
+    answerable = [r for r in same if r["answerable"]] or [{"coverage": 0, "cosine": 0}]
+    unanswerable = [r for r in same if not r["answerable"]] or [{"coverage": 0, "cosine": 0}]
     sweep = []
-    for threshold in THRESHOLDS:
-
-        def declined(row, threshold=threshold):
-            return row[1] < settings.ANSWER_MIN_COVERAGE and row[2] < threshold
-
-        sweep.append(
-            (
-                threshold,
-                sum(map(declined, answerable)) / len(answerable),
-                sum(map(declined, unanswerable)) / len(unanswerable),
-            )
-        )
-    return sweep, {"answerable": len(answerable), "unanswerable": len(unanswerable)}
-
-
-def pick_threshold(sweep) -> tuple[float, float, float]:
-    meets = [row for row in sweep if row[2] >= TARGET_UNANSWERABLE_DECLINED]
-    within = [row for row in meets if row[1] <= TARGET_WRONGLY_DECLINED]
-    if within:
-        return within[-1]  # the strictest threshold that still answers enough
-    if meets:
-        return meets[0]  # the loosest that declines enough
-    return min(sweep, key=lambda row: row[1] + (1 - row[2]))
+    for t in THRESHOLDS:
+        for r in (*answerable, *unanswerable):
+            r.setdefault("cross", False)
+        a = sum(declined(r, t, t) for r in answerable) / len(answerable)
+        u = sum(declined(r, t, t) for r in unanswerable) / len(unanswerable)
+        sweep.append((t, a, u))
+    return sweep
 
 
 def speed(model: str, threads: int) -> dict:
@@ -193,7 +195,8 @@ def main() -> None:
     if sys.argv[1:2] == ["--speed"]:
         speed_child(sys.argv[2])
         return
-    folder, questions = Path(sys.argv[1]), Path(sys.argv[2])
+    skip_speed = "--no-speed" in sys.argv
+    folder, questions = (Path(a) for a in sys.argv[1:] if a != "--no-speed")
     import django
 
     django.setup()
@@ -217,14 +220,15 @@ def main() -> None:
         chunks = ingest(folder, user)
         ingest_s = time.perf_counter() - started
         reports = {r.mode: r for r in evaluate(tune, k=10, modes=["vector", "hybrid"])}
-        sweep, _ = guard_sweep(tune)
+        guard = guard_rows(tune)
+        sweep = guard_sweep(guard)
         rows[model] = {
+            "guard": guard,
             "chunks": chunks,
             "ingest_s": ingest_s,
             "reports": reports,
             "sweep": sweep,
-            "pick": pick_threshold(sweep),
-            "speed": [speed(model, threads) for threads in (1, 2)],
+            "speed": [] if skip_speed else [speed(model, threads) for threads in (1, 2)],
         }
         print(f"{model}: {chunks} chunks, library ingested in {ingest_s:.1f} s", flush=True)
 
@@ -238,18 +242,41 @@ def main() -> None:
         print(f"{model:<26} " + " ".join(f"{c:>11}" for c in cells))
 
     print(
-        f"\nanswer guard on the tune split (coverage >= {settings.ANSWER_MIN_COVERAGE} or "
-        "cosine >= threshold): answerable wrongly declined / unanswerable declined"
+        f"\nanswer guard on the tune split: a passage passes with coverage >= "
+        f"{settings.ANSWER_MIN_COVERAGE} or cosine >= the model's threshold (its cross-lingual "
+        "one for a question in another language)"
+    )
+    print("same-language sweep, threshold: answerable wrongly declined / unanswerable declined")
+    for model, row in rows.items():
+        shown = [r for r in row["sweep"] if round(r[0] * 100) % 5 == 0 and r[2] >= 0.5]
+        print(f"  {model}: " + "  ".join(f"{t:.2f}: {a:.2f}/{u:.2f}" for t, a, u in shown))
+    print(
+        f"{'model':<26} {'thresholds':>11} {'answerable declined':>20} {'of them cross-lingual':>22}"
+        f" {'unanswerable declined':>22}"
     )
     for model, row in rows.items():
-        shown = [r for r in row["sweep"] if round(r[0] * 100) % 5 == 0]
-        print(f"{model}:")
-        print("  " + "  ".join(f"{t:.2f}: {a:.2f}/{u:.2f}" for t, a, u in shown))
-        t, a, u = row["pick"]
+        provider = LOCAL_MODELS[model]
+        same = provider.answer_min_score
+        cross = provider.cross_lingual_min_score or same
+        guard = row["guard"]
+        answerable = [r for r in guard if r["answerable"]]
         print(
-            f"  picked {t:.2f}: answerable wrongly declined {a:.2f}, unanswerable declined {u:.2f}"
+            f"{model:<26} {same:>5.2f}/{cross:<5.2f} {share(answerable, same, cross):>20} "
+            f"{share([r for r in answerable if r['cross']], same, cross):>22} "
+            f"{share([r for r in guard if not r['answerable']], same, cross):>22}"
         )
+        cross_cosines = sorted(round(r["cosine"], 3) for r in answerable if r["cross"])
+        print(f"  cross-lingual questions' best cosine: {cross_cosines}")
 
+    misses = defaultdict(list)
+    for model, row in rows.items():
+        for miss in row["reports"]["hybrid"].misses:
+            if miss["rank"] is None or miss["rank"] > 5:
+                misses[model].append(miss["line"])
+    print("\nhybrid misses at 5 (question lines): " + json.dumps(dict(misses)))
+
+    if skip_speed:
+        return
     print("\nspeed (fresh process per row; batches of 32 passages, one uncached query)")
     print(
         f"{'model':<26} {'threads':>7} {'load s':>7} {'passages/s':>10} {'query ms':>9} "
@@ -262,12 +289,6 @@ def main() -> None:
                 f"{s['passages_per_s']:>10.1f} {s['query_ms']:>9.1f} {s['query_ms_best']:>8.1f} "
                 f"{s['load_average']:>12.1f}"
             )
-    misses = defaultdict(list)
-    for model, row in rows.items():
-        for miss in row["reports"]["hybrid"].misses:
-            if miss["rank"] is None or miss["rank"] > 5:
-                misses[model].append(miss["line"])
-    print("\nhybrid misses at 5 (question lines): " + json.dumps(dict(misses)))
 
 
 if __name__ == "__main__":

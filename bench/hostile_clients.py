@@ -156,6 +156,65 @@ def forget_readers(redis_url: str) -> None:
         r.delete(key)
 
 
+def prepare(*, users: int, stops: list):
+    """A private Redis, migrated and seeded database: (env, redis, [(token, answer)])."""
+    work = ROOT / "var" / "bench-hostile"
+    work.mkdir(parents=True, exist_ok=True)
+    redis = redis_server.start(prefix="rra-hostile-redis-", new_session=True)
+    stops.append(lambda: (load.terminate(redis.process), shutil.rmtree(redis.folder, True)))
+    prom_dir = tempfile.mkdtemp(prefix="rra-hostile-prometheus-")
+    stops.append(lambda: shutil.rmtree(prom_dir, True))
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "REDIS_URL": redis.url,
+        "LOG_LEVEL": "ERROR",
+        "STATIC_ROOT": str(work / "static"),
+        "MEDIA_ROOT": str(work / "media"),
+        "ANSWER_START_TIMEOUT_S": "3600",
+        "PROMETHEUS_MULTIPROC_DIR": prom_dir,
+        "DJANGO_SETTINGS_MODULE": "rra.settings",
+        "EMBEDDINGS_PROVIDER": "openai",
+        "EMBEDDINGS_BASE_URL": "http://127.0.0.1:9/v1",
+        "EMBEDDINGS_MODEL": "bench-model",
+    }
+    if not (os.environ.get("POSTGRES_URL") or os.environ.get("DATABASE_URL")):
+        env["EMBEDDED_DB_NAME"] = DB_NAME
+
+    def manage(*argv: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *argv], cwd=ROOT, env=env, check=True, text=True, **kw
+        )
+
+    log("migrate, collectstatic, seed")
+    manage("migrate", "--noinput", stdout=subprocess.DEVNULL)
+    manage("collectstatic", "--noinput", "--verbosity", "0")
+    out = manage(
+        "shell", "-c", SEED.format(users=users, redis_url=redis.url), capture_output=True
+    ).stdout
+    seeded = json.loads(out.split("SEEDED=", 1)[1].splitlines()[0])
+    return env, redis, seeded
+
+
+def wait_until_up(port: int, web: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/health/live")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if web.poll() is not None or time.monotonic() > deadline:
+            sys.exit("the server did not start; see var/bench-hostile/")
+        time.sleep(0.5)
+
+
 def run_mode(mode: str, args, env: dict, seeded: list, procs: list) -> dict:
     forget_readers(env["REDIS_URL"])
     web_port = free_port()
@@ -195,18 +254,7 @@ def run_mode(mode: str, args, env: dict, seeded: list, procs: list) -> dict:
                     stderr=subprocess.STDOUT,
                 )
             stoppers.insert(0, lambda: load.terminate(nginx))
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/api/health/live")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if web.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"{mode}: the server did not start; see {work}")
-            time.sleep(0.5)
+        wait_until_up(port, web)
         time.sleep(5)  # the workers' warm-up
         stop = threading.Event()
         token = seeded[0][0]
@@ -270,47 +318,9 @@ def main(argv: list[str]) -> None:
     modes = args.modes.split(",")
     if "front" in modes and front.nginx_binary() is None:
         sys.exit("nginx not found (apt-get install nginx-light)")
-    work = ROOT / "var" / "bench-hostile"
-    work.mkdir(parents=True, exist_ok=True)
     stops = []
     try:
-        redis = redis_server.start(prefix="rra-hostile-redis-", new_session=True)
-        stops.append(lambda: (load.terminate(redis.process), shutil.rmtree(redis.folder, True)))
-        prom_dir = tempfile.mkdtemp(prefix="rra-hostile-prometheus-")
-        stops.append(lambda: shutil.rmtree(prom_dir, True))
-        env = {
-            **os.environ,
-            "ENV_FILE": "",
-            "DEBUG": "false",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "SECURE_SSL_REDIRECT": "false",
-            "REDIS_URL": redis.url,
-            "LOG_LEVEL": "ERROR",
-            "STATIC_ROOT": str(work / "static"),
-            "MEDIA_ROOT": str(work / "media"),
-            "ANSWER_START_TIMEOUT_S": "3600",
-            "PROMETHEUS_MULTIPROC_DIR": prom_dir,
-            "DJANGO_SETTINGS_MODULE": "rra.settings",
-            "EMBEDDINGS_PROVIDER": "openai",
-            "EMBEDDINGS_BASE_URL": "http://127.0.0.1:9/v1",
-            "EMBEDDINGS_MODEL": "bench-model",
-        }
-        if not (os.environ.get("POSTGRES_URL") or os.environ.get("DATABASE_URL")):
-            env["EMBEDDED_DB_NAME"] = DB_NAME
-
-        def manage(*argv: str, **kw) -> subprocess.CompletedProcess:
-            return subprocess.run(
-                [sys.executable, "manage.py", *argv], cwd=ROOT, env=env, check=True, text=True, **kw
-            )
-
-        log("migrate, collectstatic, seed")
-        manage("migrate", "--noinput", stdout=subprocess.DEVNULL)
-        manage("collectstatic", "--noinput", "--verbosity", "0")
-        out = manage(
-            "shell", "-c", SEED.format(users=args.users, redis_url=redis.url), capture_output=True
-        ).stdout
-        seeded = json.loads(out.split("SEEDED=", 1)[1].splitlines()[0])
+        env, _redis, seeded = prepare(users=args.users, stops=stops)
         results = {mode: run_mode(mode, args, env, seeded, stops) for mode in modes}
     finally:
         for stop in reversed(stops):

@@ -171,6 +171,8 @@ def base_env(redis_url: str, log_level: str) -> dict[str, str]:
         "LOG_LEVEL": log_level,
         "STATIC_ROOT": "var/bench-load/static",
         "MEDIA_ROOT": "var/bench-load/media",
+        # The synthetic corpus's vectors are stored as MiniLM's (bench/corpus.py).
+        "LOCAL_EMBEDDING_MODEL": "all-MiniLM-L6-v2",
     }
     if not USING_URL:
         env["EMBEDDED_DB_NAME"] = DB_NAME

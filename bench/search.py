@@ -61,6 +61,8 @@ def setup_django(db_name: str) -> None:
             "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
             "LOG_LEVEL": "WARNING",
             "EMBEDDINGS_PROVIDER": "local",
+            # The synthetic corpus's vectors are stored as MiniLM's (bench/corpus.py).
+            "LOCAL_EMBEDDING_MODEL": "all-MiniLM-L6-v2",
         }
     )
     if not USING_URL:

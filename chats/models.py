@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from documents.models import location_label, pages_label
 from rra.querycache import CacheScoped, InvalidatingQuerySet, Namespace
 
 
@@ -172,15 +173,11 @@ class Citation(CacheScoped, models.Model):
     @property
     def pages(self) -> str:
         """The page label ("p. 3"), or "" for a document without pages."""
-        from documents.models import pages_label
-
         return pages_label(self.first_page, self.last_page) if self.paged else ""
 
     @property
     def location(self) -> str:
         """What the sources list shows after the document's name: "p. 3" or "§ Setup"."""
-        from documents.models import location_label
-
         return location_label(self.first_page, self.last_page, self.section, paged=self.paged)
 
     cache_scope_fields = ("message__chat_id",)

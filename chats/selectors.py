@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from django.http import Http404
 
 from chats.models import Chat, Citation, Message
+from documents.models import Document
 
 
 def readable_chat(user, chat_id) -> Chat:
@@ -40,8 +41,6 @@ def hide_unreadable_sources(messages: Iterable[Message], viewer) -> None:
     never the passages of their private documents. Works on prefetched citations, in
     place; one query. Changes to a document's visibility or owner, and its deletion,
     invalidate the cached chats that cite it (documents.signals)."""
-    from documents.models import Document
-
     citations: list[Citation] = [c for m in messages for c in m.citations.all()]
     cited = {c.document_id for c in citations if c.document_id is not None}
     readable = (

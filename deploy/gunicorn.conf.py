@@ -1,7 +1,8 @@
 """Gunicorn settings (gthread workers; see DESIGN.md for why WSGI).
 
-Every value can be set from the environment: BIND, WEB_CONCURRENCY, GUNICORN_THREADS,
-GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE, GUNICORN_MAX_REQUESTS.
+Every value can be set in the environment or in .env (the environment wins): BIND,
+WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT,
+GUNICORN_KEEPALIVE, GUNICORN_MAX_REQUESTS.
 
 Logging: gunicorn's own lines use RRA's formatter (LOG_LEVEL, LOG_FORMAT; read from the
 environment or .env like the settings do); its access log is off because the request
@@ -23,11 +24,11 @@ from dotenv import dotenv_values
 from rra.env import Env
 
 ROOT = Path(__file__).resolve().parent.parent
-env = Env(os.environ)
 _env_file = os.environ.get("ENV_FILE", str(ROOT / ".env"))
-# The observability settings also come from .env, as in rra/settings.py (the
-# environment wins); the web server's own knobs above come from the environment only.
-obs_env = Env({**(dotenv_values(_env_file) if _env_file else {}), **os.environ})
+# Every value comes from the environment or from .env, as in rra/settings.py (the
+# environment wins), as .env.example lists them.
+env = Env({**(dotenv_values(_env_file) if _env_file else {}), **os.environ})
+obs_env = env
 
 bind = env.str("BIND", "127.0.0.1:8000")
 workers = env.int("WEB_CONCURRENCY", 2, min=1)

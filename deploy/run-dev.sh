@@ -9,8 +9,23 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-listen="${BIND:-127.0.0.1:8000}"
-upstream="${UPSTREAM_BIND:-127.0.0.1:8001}"
+# BIND and UPSTREAM_BIND from the environment, else from .env (as the settings read it).
+setting() {
+  $PY -c 'import os, sys
+from dotenv import dotenv_values
+path = os.environ.get("ENV_FILE", ".env")
+values = dotenv_values(path) if path and os.path.exists(path) else {}
+print(os.environ.get(sys.argv[1]) or values.get(sys.argv[1]) or sys.argv[2])' "$1" "$2"
+}
+listen="$(setting BIND 127.0.0.1:8000)"
+# Ctrl-C: gunicorn waits up to this long for its workers, whose threads may be holding
+# answer streams open (30 s in production); in development a few seconds are enough.
+export GUNICORN_GRACEFUL_TIMEOUT="$(setting GUNICORN_GRACEFUL_TIMEOUT 3)"
+upstream="$(setting UPSTREAM_BIND 127.0.0.1:8001)"
+echo
+echo "  RRA is starting on http://${listen}  (web + background worker; Ctrl-C stops both)"
+echo "  Create an admin account:  $PY manage.py createsuperuser"
+echo
 
 $PY manage.py worker &
 worker=$!

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from documents import filetypes
 from documents.models import Document
+from documents.search import cached_search, clean_query
 from documents.services import (
     FileTooLarge,
     display_name,
@@ -314,8 +315,6 @@ def _hit_json(hit, *, content: bool = False) -> dict:
 
 class SearchView(APIView):
     def get(self, request: Request) -> Response:
-        from documents.search import cached_search, clean_query
-
         params = SearchQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         limited = limit_request(request, group="search", rate=settings.SEARCH_RATE)

@@ -26,7 +26,9 @@ from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
+from documents.embeddings import get_provider
 from documents.models import Document, location_label, pages_label
+from documents.rerank import RerankError, rerank_hits
 from documents.vector_index import distance_sql
 from rra import telemetry
 from rra.querycache import Namespace, bump, cached
@@ -341,8 +343,6 @@ def search(
     exact: bool = False,
 ) -> SearchResult:
     """Ranked passages for a user. `exact` turns the vector index off (benchmarks)."""
-    from documents.embeddings import get_provider
-
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
     query, _ = clean_query(query)
@@ -411,8 +411,6 @@ def search(
     ]
     reranked = False
     if rerank and hits:
-        from documents.rerank import RerankError, rerank_hits
-
         started = time.perf_counter()
         try:
             hits = rerank_hits(query, hits)

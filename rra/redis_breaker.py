@@ -7,8 +7,9 @@ after that, liveness included. After the first timeout or connection error the b
 opens: for REDIS_BREAKER_S seconds every command fails at once with a ConnectionError
 (which the callers already handle: the cache misses, sessions fall back to the
 database, most rate limits fail open and sign-in's fail closed, answers answer 503).
-Then one command is let through (half-open): its success closes the breaker, its
-failure opens it again. Readiness reports it ("degraded", rra/health.py).
+Then a PING on a socket of its own, in a background thread, tries Redis (half-open):
+a reply closes the breaker, none opens it again for REDIS_BREAKER_S; no request waits
+for it (over TLS, one request's command is the probe instead). Readiness reports it ("degraded", rra/health.py).
 
 One breaker per Redis server and process. It is a connection class: settings and
 chats.answering.transport build their clients with connection_class_for(url).
@@ -34,7 +35,9 @@ class CircuitOpen(redis.ConnectionError):
 
 
 class Breaker:
-    def __init__(self) -> None:
+    def __init__(self, address: str = "") -> None:
+        self.address = address  # host:port or a unix socket's path
+        self._probing = False
         self._lock = threading.Lock()
         self._local = threading.local()
         self.open_until = 0.0  # monotonic; 0: closed
@@ -62,13 +65,19 @@ class Breaker:
                 self.attempts += 1
                 return
             now = time.monotonic()
-            if now < self.open_until:
-                self.refused += 1
-                raise CircuitOpen("Redis did not answer a moment ago (circuit open)")
-            # Half-open: this thread tries; the others are refused meanwhile.
-            self.open_until = now + self._seconds()
-            self._local.probe = True
-            self.attempts += 1
+            if now >= self.open_until and not self._can_ping():
+                # Half-open (a TLS server): this request tries; the others are refused.
+                self.open_until = now + self._seconds()
+                self._local.probe = True
+                self.attempts += 1
+                return
+            if now >= self.open_until and not self._probing:
+                # Half-open: a background PING tries, no request waits for it.
+                self._probing = True
+                self.open_until = now + self._seconds()
+                threading.Thread(target=self._ping, name="redis-breaker", daemon=True).start()
+            self.refused += 1
+            raise CircuitOpen("Redis did not answer a moment ago (circuit open)")
 
     def failed(self, exc: BaseException) -> None:
         self._local.probe = False
@@ -94,6 +103,38 @@ class Breaker:
             if was_open:
                 logger.warning("Redis answers again: circuit closed")
 
+    def _can_ping(self) -> bool:
+        return bool(self.address) and not self.address.startswith("tls:")
+
+    def _ping(self) -> None:
+        """PING on a socket of its own within the socket timeout: any reply (even an
+        error such as NOAUTH) means Redis answers again, and the breaker closes."""
+        import socket
+
+        from django.conf import settings
+
+        timeout = getattr(settings, "REDIS_SOCKET_TIMEOUT", 0.5)
+        answered, error = False, OSError("no reply")
+        try:
+            if self.address.startswith("/"):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(timeout)
+                sock.connect(self.address)
+            else:
+                host, _, port = self.address.rpartition(":")
+                sock = socket.create_connection((host, int(port)), timeout=timeout)
+            with sock:
+                sock.sendall(b"PING\r\n")
+                answered = bool(sock.recv(64))
+        except OSError as exc:
+            error = exc
+        with self._lock:
+            self._probing = False
+        if answered:
+            self.succeeded()
+        else:
+            self.failed(error)
+
     def reset(self) -> None:
         with self._lock:
             self.open_until = 0.0
@@ -108,7 +149,7 @@ def breaker_for(address: str) -> Breaker:
     """One breaker per Redis server (host:port or socket path) in this process."""
     with _breakers_lock:
         if address not in _breakers:
-            _breakers[address] = Breaker()
+            _breakers[address] = Breaker(address)
         return _breakers[address]
 
 
@@ -129,6 +170,8 @@ class _Guarded:
         if found is None:
             path = getattr(self, "path", None)
             address = path or f"{getattr(self, 'host', '')}:{getattr(self, 'port', '')}"
+            if isinstance(self, SSLConnection):
+                address = "tls:" + address  # no plain PING: a request tries instead
             found = self.__dict__["_rra_breaker"] = breaker_for(address)
         return found
 

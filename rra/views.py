@@ -16,7 +16,35 @@ def not_found(request: HttpRequest, exception=None) -> HttpResponse:
     return render(request, "errors/404.html", status=404)
 
 
+def _database_unavailable() -> bool:
+    """Whether the error being handled is the database not answering (restarting,
+    unreachable, or the pool out of connections): worth a retry, not a bug."""
+    import sys
+
+    from django.db import InterfaceError, OperationalError
+    from psycopg_pool import PoolTimeout
+
+    error = sys.exc_info()[1]
+    return isinstance(error, OperationalError | InterfaceError | PoolTimeout)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    if _database_unavailable():
+        # 503 with Retry-After: clients and load balancers retry instead of giving up.
+        if _wants_json(request):
+            response = json_error(
+                503,
+                "database_unavailable",
+                "The database is not answering right now. Please try again in a few seconds.",
+            )
+        else:
+            response = HttpResponse(
+                "The database is not answering right now. Please try again in a few seconds.",
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
+        response["Retry-After"] = "5"
+        return response
     if _wants_json(request):
         return json_error(
             500, "server_error", "Something went wrong on our side. Please try again."

@@ -197,11 +197,53 @@ def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> li
     return extra
 
 
+# A question that points back at the conversation ("Which tool do I need for that?",
+# "And if I also run apt-cacher-ng?", "Wat kost dat?"): words that refer to something
+# said before, in English, Dutch and German, or an opening that continues.
+_REFERRING_TEXT = """
+    that this it its those these them they there then same also else instead former latter
+    above previous
+    dat dit deze daar daarvoor daarna ervoor hiervoor ook zelfde
+    dies diese dieser dafür dazu danach dort auch gleiche
+"""
+_REFERRING = frozenset(_REFERRING_TEXT.split())
+_CONTINUING = re.compile(
+    r"^\s*(?:and|but|or|so|what about|how about|en|maar|of|und|aber|oder)\b", re.IGNORECASE
+)
+_WORDS = re.compile(r"\w+", re.UNICODE)
+FOLLOW_UP_MAX_WORDS = 16  # a longer question is taken to stand on its own
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether a question leans on the conversation: short, and referring back,
+    continuing ("And if ...", "What about ...") or without a content word of its own
+    ("And then?"). A short question that names its subject ("How do I calibrate the
+    chuck?") stands on its own even in a conversation."""
+    words = _WORDS.findall(question.lower())
+    if not words or len(words) > FOLLOW_UP_MAX_WORDS:
+        return False
+    return (
+        bool(_CONTINUING.match(question))
+        or any(w in _REFERRING for w in words)
+        or not content_terms(question)
+    )
+
+
+def earlier_turns(history: Sequence[Turn]) -> tuple[str, str]:
+    """The last question asked before this one and the answer it got ("" if none)."""
+    question = answer = ""
+    for turn in reversed(history):
+        if turn.role == "assistant" and not question and not answer:
+            answer = turn.content
+        elif turn.role == "user":
+            question = turn.content
+            break
+    return question, answer
+
+
 def _earlier_terms(question: str, history: Sequence[Turn]) -> set[str]:
     """The content terms a follow-up takes from the question before it ("Which tool do I
     need for that?" after "How do I calibrate the chuck?": calibrat, chuck)."""
-    from chats.answering.retrieval import earlier_turns, is_follow_up
-
     if not history or not is_follow_up(question):
         return set()
     before, _ = earlier_turns(history)

@@ -45,6 +45,7 @@ from chats.answering.types import (
 )
 from chats.models import Chat, Citation, Message
 from chats.rendering import render_answer
+from documents.models import Chunk, Document
 from rra import telemetry
 
 logger = logging.getLogger(__name__)
@@ -194,8 +195,6 @@ def _still_there(hits) -> tuple[set[int], set[int]]:
     the answer commits: a document deleted or processed again while the answer was
     being written waits for it, or is already gone and cited as a removed source,
     instead of failing the answer's commit on a foreign key."""
-    from documents.models import Chunk, Document
-
     hits = list(hits)
     document_ids = {h.document_id for h in hits if h.document_id}
     chunk_ids = {h.chunk_id for h in hits if h.chunk_id}

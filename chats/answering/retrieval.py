@@ -9,54 +9,14 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.db.models import Q
 
+from chats.answering.extractive import earlier_turns, is_follow_up, is_procedure_question
 from chats.answering.types import Passage, Turn
+from documents.embeddings import get_provider
+from documents.models import Chunk
+from documents.search import search
 
-# A question that points back at the conversation ("Which tool do I need for that?",
-# "And if I also run apt-cacher-ng?", "Wat kost dat?"): words that refer to something
-# said before, in English, Dutch and German, or an opening that continues.
-_REFERRING_TEXT = """
-    that this it its those these them they there then same also else instead former latter
-    above previous
-    dat dit deze daar daarvoor daarna ervoor hiervoor ook zelfde
-    dies diese dieser dafür dazu danach dort auch gleiche
-"""
-_REFERRING = frozenset(_REFERRING_TEXT.split())
-_CONTINUING = re.compile(
-    r"^\s*(?:and|but|or|so|what about|how about|en|maar|of|und|aber|oder)\b", re.IGNORECASE
-)
-_WORDS = re.compile(r"\w+", re.UNICODE)
 _CITATIONS = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
-FOLLOW_UP_MAX_WORDS = 16  # a longer question is taken to stand on its own
 EARLIER_ANSWER_WORDS = 30  # of the previous answer, what the search also reads
-
-
-def is_follow_up(question: str) -> bool:
-    """Whether a question leans on the conversation: short, and referring back,
-    continuing ("And if ...", "What about ...") or without a content word of its own
-    ("And then?"). A short question that names its subject ("How do I calibrate the
-    chuck?") stands on its own even in a conversation."""
-    from chats.answering.extractive import content_terms
-
-    words = _WORDS.findall(question.lower())
-    if not words or len(words) > FOLLOW_UP_MAX_WORDS:
-        return False
-    return (
-        bool(_CONTINUING.match(question))
-        or any(w in _REFERRING for w in words)
-        or not content_terms(question)
-    )
-
-
-def earlier_turns(history: Sequence[Turn]) -> tuple[str, str]:
-    """The last question asked before this one and the answer it got ("" if none)."""
-    question = answer = ""
-    for turn in reversed(history):
-        if turn.role == "assistant" and not question and not answer:
-            answer = turn.content
-        elif turn.role == "user":
-            question = turn.content
-            break
-    return question, answer
 
 
 def search_query(question: str, history: Sequence[Turn] = ()) -> str:
@@ -72,14 +32,24 @@ def search_query(question: str, history: Sequence[Turn] = ()) -> str:
     return " ".join(part for part in (question, before, answer) if part)
 
 
-def answer_min_score() -> float:
-    """The guard's cosine threshold: ANSWER_MIN_SCORE, or when unset the embedding
-    model's own calibrated one (each model spreads its similarities differently)."""
-    if settings.ANSWER_MIN_SCORE is not None:
-        return settings.ANSWER_MIN_SCORE
-    from documents.embeddings import get_provider
+def answer_min_score(question: str = "") -> float:
+    """The guard's cosine threshold for this question. ANSWER_MIN_SCORE, or when unset the
+    embedding model's own calibrated one (each model spreads its similarities
+    differently). A question in another language than the library's shares no words with
+    its passages, so coverage cannot vouch for them: it gets the model's cross-lingual
+    threshold (documents.languages tells the language)."""
+    from documents.languages import question_language
 
-    return get_provider().answer_min_score
+    provider = get_provider()
+    same = provider.answer_min_score
+    if settings.ANSWER_MIN_SCORE is not None:
+        same = settings.ANSWER_MIN_SCORE
+    cross = provider.cross_lingual_min_score
+    if cross is None or not question:
+        return same
+    if question_language(question) == settings.SEARCH_TEXT_CONFIG:
+        return same
+    return cross
 
 
 def is_relevant(hit, min_score: float | None = None) -> bool:
@@ -105,8 +75,6 @@ def neighbourhoods(hits: list, span: int) -> dict[int, tuple[str, list[tuple[int
     text without the section line)] of the hit's chunk with up to `span` chunks before
     and after it from the same document and section (its parent), in reading order).
     Chunks that are hits themselves are not repeated in another hit's neighbourhood."""
-    from documents.models import Chunk
-
     if not hits:
         return {}
     own = {
@@ -164,14 +132,10 @@ def retrieve(*, user, question: str, history: Sequence[Turn] = ()) -> tuple[list
     that address the question are kept (is_relevant): none means "not covered", and
     the model is not called. A follow-up is searched with the turn before it
     (search_query), with a model or without."""
-    from documents.search import search
-
     query = search_query(question, history)
     hits = search(user=user, query=query, k=settings.ANSWER_PASSAGES).hits
-    min_score = answer_min_score()
+    min_score = answer_min_score(question)
     relevant = [h for h in hits if is_relevant(h, min_score)]
-    from chats.answering.extractive import is_procedure_question
-
     span = (
         max(settings.ANSWER_PROCEDURE_CHUNKS, settings.ANSWER_CONTEXT_CHUNKS)
         if is_procedure_question(question)

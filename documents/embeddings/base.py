@@ -48,8 +48,11 @@ class EmbeddingProvider(ABC):
     max_input_tokens: int  # as counted by count_tokens
     batch_size: int  # texts per request (or per forward pass)
     # The cosine similarity from which a passage means what a question asks (the answer
-    # guard's threshold when ANSWER_MIN_SCORE is unset): a property of the model.
+    # guard's threshold when ANSWER_MIN_SCORE is unset): a property of the model. The
+    # second is for a question in another language than the library's, which shares no
+    # words with its passages (None: as the first).
     answer_min_score: float = 0.50
+    cross_lingual_min_score: float | None = None
     _dimensions: int | None = None
 
     @property

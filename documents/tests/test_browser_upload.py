@@ -55,6 +55,8 @@ def test_seven_files_the_limit_lets_five_through_the_rest_wait_and_follow(
     expect(bad_line.locator(".upload-state.error")).to_have_count(1)
     error = bad_line.locator(".upload-state").inner_text()
     assert "manual-3.md" in error and "upload limit" not in error
+    # Sending the same file again would not help: no "Try again" for it.
+    expect(bad_line.get_by_role("button")).to_have_count(0)
     assert page.locator("#upload-list .upload-state.error").count() == 1
     for n in (0, 1, 3, 4):
         expect(lines.nth(n).locator(".upload-state")).not_to_have_class("upload-state error")

@@ -89,6 +89,7 @@ def test_a_document_ingested_with_e5_is_searchable_through_its_own_index(owner, 
 
 
 def test_reindex_moves_a_library_to_another_model_while_searches_answer(owner, media, settings):
+    settings.LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the site runs MiniLM
     documents = []
     for name, content in (("belt.md", BELT), ("network.md", NETWORK)):
         document = make_document(owner, name=name, content=content)
@@ -144,3 +145,19 @@ def test_reindex_moves_a_library_to_another_model_while_searches_answer(owner, m
     for document in (*documents, late):
         document.refresh_from_db()
         assert document.embedding_model == E5
+
+
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [
+        ("Welk IP-adres moet ik pingen als de PMAC geen verbinding heeft?", "dutch"),
+        ("Wie oft muss ich die Ausrichtung des Spannfutters kalibrieren?", "german"),
+        ("Which IP do I ping for the PMAC?", "english"),
+        ("PMAC 192.168.7.10", "english"),  # no function words: the library's language
+        ("", "english"),
+    ],
+)
+def test_the_question_language_comes_from_the_stop_word_lists(question, language):
+    from documents.languages import question_language
+
+    assert question_language(question) == language

@@ -486,6 +486,7 @@ def test_it_builds_one_provider_per_process(settings, cohere_server):
 
 def test_it_builds_the_local_provider_by_default_and_shares_the_model(settings, local):
     settings.EMBEDDINGS_PROVIDER = "local"
+    settings.LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
     settings.EMBEDDINGS_BATCH_SIZE = None
     provider = get_provider()
     assert isinstance(provider, LocalProvider)

@@ -197,9 +197,12 @@ def test_postgresql_restarted_under_load(tmp_path):
         # When it recovered (printed; the figure is for the README, not asserted).
         failed = [t for t, _, status, _ in load.results if status not in (200, 201)]
         codes = sorted({status for _, _, status, _ in load.results if status not in (200, 201)})
-        # A request that meets the database down gets an error status (a 500 today; a
-        # 503 would say "try again"), never a dropped connection or a wrong answer.
-        assert set(codes) <= {500, 503}, codes
+        # A request that meets the database down gets a 503 with Retry-After (try
+        # again), never a 500, a dropped connection or a wrong answer.
+        assert set(codes) <= {503}, codes
+        for _, _, status, body in load.results:
+            if status == 503:
+                assert json.loads(body)["error"]["code"] == "database_unavailable"
         if failed:
             print(
                 f"{load.name}: {len(failed)} failed requests {codes}, last {max(failed) - restarted_at:+.2f} s after the restart returned"

@@ -27,8 +27,21 @@ GRACEFUL_TIMEOUT = 10
 MIGRATION_LOCK = 0x5252_415F_4D49_4752  # deploy/migrate_locked.py's LOCK_KEY
 
 
-def _admin_connection() -> psycopg.Connection:
+def _db() -> dict:
+    """The test database's settings, with the embedded server's socket folder filled in
+    (Django fills it in only at its first connection: without it, libpq would try the
+    default socket, some other PostgreSQL's or none)."""
     db = settings.DATABASES["default"]
+    if not db["HOST"] and db.get("EMBEDDED_DIR"):
+        from rra.embedded_db.base import _server_fields
+
+        fields = _server_fields(db["EMBEDDED_DIR"], db["EMBEDDED_DATABASE"])
+        return {**db, "HOST": fields["HOST"], "USER": db["USER"] or fields["USER"]}
+    return db
+
+
+def _admin_connection() -> psycopg.Connection:
+    db = _db()
     return psycopg.connect(
         host=db["HOST"] or None,
         port=db["PORT"] or None,
@@ -42,7 +55,7 @@ def _admin_connection() -> psycopg.Connection:
 def _database_url(name: str) -> str:
     """A DATABASE_URL for `name` on the server of the test settings (for the embedded one:
     its unix socket directory, percent-encoded as the host)."""
-    db = settings.DATABASES["default"]
+    db = _db()
     auth = quote(db["USER"], safe="")
     if db["PASSWORD"]:
         auth += ":" + quote(db["PASSWORD"], safe="")
@@ -470,3 +483,50 @@ def test_docker_compose_itself_starts_what_the_commands_promise(tmp_path):
     assert set(started["docker compose up app"]) == {
         "app", "worker", "postgres", "redis", "metrics-token"
     }  # fmt: skip
+
+
+GUNICORN_VALUES = (
+    "import runpy; c = runpy.run_path('deploy/gunicorn.conf.py'); "
+    "print(c['bind'], c['workers'], c['threads'], c['graceful_timeout'])"
+)
+
+
+def test_gunicorn_reads_bind_and_its_settings_from_env_file_and_the_environment_wins(tmp_path):
+    """.env.example lists BIND, WEB_CONCURRENCY and GUNICORN_* in .env (issue 22 item 9)."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "BIND=127.0.0.1:9123\nWEB_CONCURRENCY=3\nGUNICORN_THREADS=7\nGUNICORN_GRACEFUL_TIMEOUT=4\n"
+    )
+    env = _env(ENV_FILE=str(env_file))
+    for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_GRACEFUL_TIMEOUT"):
+        env.pop(name, None)
+    result = _run([sys.executable, "-c", GUNICORN_VALUES], env)
+    assert result.stdout.split() == ["127.0.0.1:9123", "3", "7", "4"], result.stderr
+    result = _run([sys.executable, "-c", GUNICORN_VALUES], {**env, "BIND": "127.0.0.1:9124"})
+    assert result.stdout.split()[0] == "127.0.0.1:9124", result.stderr
+
+
+def test_make_run_says_the_address_it_serves_from_env_file(tmp_path):
+    """deploy/run-dev.sh prints BIND as .env sets it, not always port 8000; the server
+    is not started here (gunicorn and nginx are replaced by commands that exit)."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("BIND=127.0.0.1:9125\n")
+    env = _env(ENV_FILE=str(env_file))
+    source = (ROOT / "deploy" / "run-dev.sh").read_text()
+    for real, stand_in in (
+        ("$PY manage.py worker &", "true &"),
+        ("command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]", "false"),
+        (".venv/bin/gunicorn --config deploy/gunicorn.conf.py", "true"),
+    ):
+        assert real in source
+        source = source.replace(real, stand_in)
+    # In var/ (ignored), so that the script's "cd $(dirname $0)/.." is the project.
+    copy = ROOT / "var" / f"run-dev-{uuid.uuid4().hex}.sh"
+    copy.parent.mkdir(exist_ok=True)
+    copy.write_text(source)
+    try:
+        result = _run(["bash", str(copy)], env)
+    finally:
+        copy.unlink()
+    assert "RRA is starting on http://127.0.0.1:9125 " in result.stdout, result
+    assert "8000" not in result.stdout

@@ -100,10 +100,24 @@ def test_a_partitioned_redis_opens_the_breaker_and_requests_stop_waiting(
     assert signin.status_code == 503
     assert breaker.attempts == attempts  # none of that waited on Redis either
 
-    # Redis answers again: after REDIS_BREAKER_S one command tries, and it closes.
-    os.kill(server.process.pid, signal.SIGCONT)
-    settings.REDIS_BREAKER_S = 0.2
+    # Still stopped when the open period ends: the background PING gets no reply, and
+    # the request that started it did not wait for it.
     breaker.open_until = time.monotonic()  # the open period is over
-    assert client.get("/api/health/ready").json()["checks"]["cache"]["status"] == "ok"
+    assert client.get("/api/chats").status_code == 200
+    assert breaker.attempts == attempts
+    deadline = time.monotonic() + 10
+    while breaker._probing and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert breaker.is_open and breaker.trips == 1
+
+    # Redis answers again: the next PING closes the breaker, and Redis serves again.
+    os.kill(server.process.pid, signal.SIGCONT)
+    breaker.open_until = time.monotonic()
+    assert client.get("/api/chats").status_code == 200  # refused fast; starts the PING
+    deadline = time.monotonic() + 10
+    while breaker.is_open and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not breaker.is_open
+    assert client.get("/api/health/ready").json()["checks"]["cache"]["status"] == "ok"
+    assert breaker.attempts > attempts
     assert client.get("/api/chats").status_code == 200

@@ -13,6 +13,7 @@ const filterStatus = document.getElementById("filter-status");
 const me = Number(listBox.dataset.userId);
 const staff = listBox.dataset.staff === "true";
 const PROCESSING = new Set(["queued", "extracting", "chunking", "embedding"]);
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const LABELS = { queued: "Queued", extracting: "Extracting text", chunking: "Splitting into passages", embedding: "Embedding", ready: "Ready", failed: "Failed" };
 
 let documents = [];
@@ -80,6 +81,8 @@ async function pump() {
         item.bar.remove();
         const message = status === 0 ? "Not sent: no connection." : data?.error?.message || `Upload failed (${status}).`;
         uploadLine(item, message, "error");
+        // Sending again helps only when the connection or the server failed, not the file.
+        if (status !== 0 && status < 500) continue;
         const retry = el("button", { type: "button", "data-upload": "retry", text: "Try again", "aria-label": `Try ${item.file.name} again` });
         retry.addEventListener("click", () => {
           retry.remove();
@@ -123,7 +126,7 @@ function send({ file, visibility, bar }) {
 // An uploaded file's line follows its document: processing, then ready (or why not).
 function follow(line, doc) {
   if (doc.status === "ready") {
-    line.querySelector(".upload-state").textContent = `Ready — ${doc.page_count} pages · ${doc.chunk_count} passages`;
+    line.querySelector(".upload-state").textContent = `Ready — ${plural(doc.page_count, "page")} · ${plural(doc.chunk_count, "passage")}`;
     line.querySelector(".upload-state").className = "upload-state ready";
     line.dataset.state = "ready";
   } else if (doc.status === "failed") {
@@ -177,7 +180,7 @@ function row(doc) {
   } else if (doc.status === "failed") {
     item.append(el("span", { class: "field-error", text: doc.failure_reason }));
   } else if (doc.status === "ready") {
-    item.append(el("small", { class: "muted", text: `${doc.page_count} pages · ${doc.chunk_count} passages` }));
+    item.append(el("small", { class: "muted", text: `${plural(doc.page_count, "page")} · ${plural(doc.chunk_count, "passage")}` }));
   }
   const actions = el("span", { class: "doc-actions" });
   if (doc.status === "ready") {

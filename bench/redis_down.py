@@ -1,0 +1,99 @@
+"""Pages and the API while Redis is partitioned away (issue 21 item 3): gunicorn with
+production settings on the embedded PostgreSQL (database rra_hostile) or POSTGRES_URL
+and a private Redis, probed with Redis up, then with its process stopped (SIGSTOP:
+connections open, nothing answers), then resumed.
+
+    .venv/bin/python bench/redis_down.py [--seconds 10]
+
+GET /api/health/live, GET /api/chats (API token) and the sign-in page every 100 ms, each on a new connection, for --seconds per phase. Prints
+p50/p95/max per phase; the first request of the outage waits one socket timeout
+(REDIS_SOCKET_TIMEOUT), then the circuit breaker answers without Redis. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import hostile_clients, load  # noqa: E402
+from bench.streams import fmt_ms, log  # noqa: E402
+from rra.testing.redis_server import free_port  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    stops = []
+    phases: dict[str, list] = {}
+    try:
+        env, redis, seeded = hostile_clients.prepare(users=1, stops=stops)
+        port = free_port()
+        work = ROOT / "var" / "bench-hostile"
+        with (work / "gunicorn-redis-down.log").open("wb") as out_log:
+            web = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "gunicorn"),
+                    "--config",
+                    "deploy/gunicorn.conf.py",
+                ],
+                cwd=ROOT,
+                env={**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"},
+                stdout=out_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        stops.append(lambda: load.terminate(web, group=True, grace=20))
+        hostile_clients.wait_until_up(port, web)
+        time.sleep(5)
+        token = seeded[0][0]
+        for phase in ("Redis up", "Redis stopped", "Redis resumed"):
+            if phase == "Redis stopped":
+                os.kill(redis.process.pid, signal.SIGSTOP)
+            elif phase == "Redis resumed":
+                os.kill(redis.process.pid, signal.SIGCONT)
+            stop = threading.Event()
+            probes = [
+                hostile_clients.FreshProbe(port, "/api/health/live", {}, stop),
+                hostile_clients.FreshProbe(
+                    port, "/api/chats", {"Authorization": f"Bearer {token}"}, stop
+                ),
+                hostile_clients.FreshProbe(port, "/accounts/login/", {}, stop),
+            ]
+            log(f"{phase}: {args.seconds:g} s")
+            for probe in probes:
+                probe.start()
+            time.sleep(args.seconds)
+            stop.set()
+            for probe in probes:
+                probe.join()
+            phases[phase] = [(p.path, p.latencies, p.failures) for p in probes]
+    finally:
+        for stop_fn in reversed(stops):
+            try:
+                stop_fn()
+            except Exception as exc:  # keep stopping the others
+                log(f"stopping failed: {exc}")
+    print()
+    print(f"gunicorn 2 workers, probes every 100 ms on new connections, {args.seconds:g} s a phase")
+    for phase, rows in phases.items():
+        print(f"  {phase}:")
+        for path, latencies, failures in rows:
+            first = f"first {latencies[0] * 1000:7.1f} ms" if latencies else ""
+            print(
+                f"    GET {path[:17]:<17} {fmt_ms(latencies)}  {first}  failures {json.dumps(failures[:3])}"
+            )
+
+
+if __name__ == "__main__":
+    main()

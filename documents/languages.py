@@ -1,0 +1,52 @@
+"""Which language a question is written in, from PostgreSQL's own stop-word lists.
+
+A question in another language than the library's (SEARCH_TEXT_CONFIG) shares almost no
+words with its passages, so the answer guard's word coverage says nothing about it; a
+multilingual embedding model's similarity still does (chats.answering.retrieval).
+Short questions carry enough function words ("welke", "het", "die", "ich", "the") to
+tell: the language whose list holds the most of the question's words wins, the library's
+own on a tie.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+
+# Snowball configurations that ship with PostgreSQL, each with a stop-word list.
+LANGUAGES = (
+    "danish",
+    "dutch",
+    "english",
+    "finnish",
+    "french",
+    "german",
+    "hungarian",
+    "italian",
+    "norwegian",
+    "portuguese",
+    "russian",
+    "spanish",
+    "swedish",
+)
+
+
+def question_language(question: str) -> str:
+    """The text search configuration whose stop words the question uses most
+    (SEARCH_TEXT_CONFIG when none has more than it)."""
+    own = settings.SEARCH_TEXT_CONFIG
+    if not question.strip():
+        return own
+    languages = sorted({own, *LANGUAGES})
+    with connection.cursor() as cursor:
+        # ts_debug gives each word's lexemes; an empty array marks a stop word.
+        cursor.execute(
+            "SELECT l.cfg, (SELECT count(*) FROM ts_debug(l.cfg::regconfig, %s) d "
+            "WHERE d.lexemes = '{}') FROM unnest(%s::text[]) AS l(cfg)",
+            [question, languages],
+        )
+        counts = dict(cursor.fetchall())
+    best = max(counts.values(), default=0)
+    if counts.get(own, 0) >= best:
+        return own
+    return min(cfg for cfg, count in counts.items() if count == best)
