@@ -172,6 +172,11 @@ def _quoted(sentence: str) -> str:
     return _BRACKETED_NUMBERS.sub(r"\\[\1\\]", sentence)
 
 
+# A line that introduces what follows it: "If the laser value increases:", "... create a
+# training user account by the following." (then the commands).
+_INTRODUCES = re.compile(r"(?::|\b(?:following|follows|below)\s*[.:]?)$", re.IGNORECASE)
+
+
 def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> list[_Candidate]:
     """The lines that chosen lines ending with ":" introduce (the next ones of the same
     passage, up to MAX_CONTINUATION each, stopping after one that introduces again)."""
@@ -179,7 +184,7 @@ def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> li
     taken = {id(c) for c in chosen}
     extra = []
     for line in chosen:
-        if not line.text.endswith(":"):
+        if not _INTRODUCES.search(line.text):
             continue
         for step in range(1, MAX_CONTINUATION + 1):
             following = at.get((line.passage_rank, line.position + step))
@@ -187,7 +192,7 @@ def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> li
                 break
             extra.append(following)
             taken.add(id(following))
-            if following.text.endswith(":"):
+            if _INTRODUCES.search(following.text):
                 break
     return extra
 
@@ -293,6 +298,7 @@ class _Procedure:
     lines: list[tuple[int, bool, str]]  # (passage number, is a step, text), reading order
     section: str
     score: float
+    steps_score: float = 0.0  # of the steps and the lines announcing them alone
 
 
 def _lines(text: str, section: str) -> list[str]:
@@ -378,8 +384,15 @@ def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Proced
     # What the procedure is about: its heading and the lines that introduce it ("To go to
     # the calibration menu:") count twice.
     about = content_terms(section).union(*(content_terms(line) for _, line in intro))
-    terms = about.union(*(content_terms(text) for *_, text in body))
-    return _Procedure(intro, body, section, weigh(terms) + weigh(about))
+    # The steps' own words: their lines and the lines that announce them ("To go to the
+    # calibration menu:"), not the prose before them.
+    own = (
+        set()
+        .union(*(content_terms(text) for *_, text in body))
+        .union(*(content_terms(line) for _, line in intro if line.endswith(":")))
+    )
+    terms = about | own
+    return _Procedure(intro, body, section, weigh(terms) + weigh(about), weigh(own))
 
 
 def _procedures(passages: list[Passage], weigh) -> list[_Procedure]:
@@ -482,9 +495,11 @@ def extractive_answer(
         procedures = _procedures([passage for _, passage in ranked], weigh)
         if procedures:
             # The best-matching one (max keeps the better-ranked passage on a tie), if
-            # it matches about as well as the best sentences do.
+            # it matches about as well as the best sentences do...
             top = max(procedures, key=lambda p: p.score)
-            if top.score >= best:
+            # ...and its own lines, not only its heading, say as much as the best
+            # sentence: a list of options under a fitting heading is no procedure.
+            if top.score >= best and top.steps_score >= best:
                 return _procedure_answer(top)
     parts = question_parts(question)
     for part in parts if len(parts) > 1 else ():

@@ -249,3 +249,19 @@ def test_a_lookup_answer_never_quotes_a_bare_heading():
 
     assert "- Calibrate the chuck rotation with a spirit level. [1]" in answer
     assert "3.1 Calibration of chuck rotation [1]" not in answer
+
+
+def test_a_line_introducing_commands_brings_them_and_a_list_of_options_is_no_procedure():
+    text = (
+        "You can create a training user account, e.g. fish, by the following.\n"
+        "$ sudo adduser fish\n"
+        "Desktop environments choose the default editor in their settings:\n"
+        "- GNOME desktop: Settings, Default Applications\n"
+        "- KDE desktop: Control Center, Component Chooser\n"
+    )
+    passage = Passage(1, text, "ref.md", "", "Users › Training account")
+    answer = extractive_answer("How do I create a training user account?", [passage])
+
+    assert answer.startswith("Here is what the documents say:")  # not the desktop list
+    assert "- $ sudo adduser fish [1]" in answer
+    assert "1. GNOME" not in answer
