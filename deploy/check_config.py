@@ -8,7 +8,7 @@
 - deploy/prometheus/prometheus.yml: structure; with --promtool, `promtool check config`.
 - Grafana: the provisioned datasource and dashboard provider, and the dashboard JSON:
   every panel uses the provisioned datasource, every metric it queries is defined in
-  rra/metrics.py; with --promtool every query is parsed by `promtool check rules`.
+  rra/metrics.py and the apps' */monitoring.py; with --promtool every query is parsed by `promtool check rules`.
 - Dockerfile: the entrypoint and health check it names exist and are executable; the
   build targets development and production exist (production last) and compose uses them.
 
@@ -35,7 +35,9 @@ COMPOSE = ROOT / "docker-compose.yml"
 PROMETHEUS = ROOT / "deploy/prometheus/prometheus.yml"
 GRAFANA = ROOT / "deploy/grafana"
 DASHBOARD = GRAFANA / "dashboards/rra.json"
-METRICS_MODULE = ROOT / "rra/metrics.py"
+# The platform's metrics, and the gauges each app registers with it (issue 23: rra/
+# imports no app, so an app's own series live in its monitoring.py).
+METRICS_MODULES = [ROOT / "rra/metrics.py", *sorted(ROOT.glob("*/monitoring.py"))]
 
 problems: list[str] = []
 
@@ -345,10 +347,11 @@ def metric_names(expr: str) -> set[str]:
 
 
 def defined_metrics() -> set[str] | None:
-    """Every series name rra/metrics.py can export (None when it does not exist)."""
-    if not METRICS_MODULE.exists():
+    """Every series name the metrics modules can export (None when there are none)."""
+    modules = [path for path in METRICS_MODULES if path.exists()]
+    if not modules:
         return None
-    source = METRICS_MODULE.read_text()
+    source = "\n".join(path.read_text() for path in modules)
     names: set[str] = set()
     pattern = r"\b(Counter|Histogram|Gauge|Summary|GaugeMetricFamily|CounterMetricFamily)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\""
     for kind, name in re.findall(pattern, source):
@@ -420,10 +423,12 @@ def check_grafana(compose: dict, promtool: str | None) -> None:
     print("deploy-check: the dashboard queries " + ", ".join(sorted(used)))
     defined = defined_metrics()
     if defined is None:
-        print("note: rra/metrics.py not found; dashboard metric names not cross-checked")
+        print("note: no metrics module found; dashboard metric names not cross-checked")
     else:
         for name in sorted(used - defined):
-            problem(where, f"metric {name} is not defined in rra/metrics.py")
+            problem(
+                where, f"metric {name} is not defined in rra/metrics.py or an app's monitoring.py"
+            )
 
     if promtool and exprs:
         # Every query becomes a recording rule, which promtool parses (Grafana's interval
