@@ -56,6 +56,11 @@ def test_a_markdown_citation_opens_its_section_highlighted(
     assert box and 0 <= box["y"] < viewport["height"] and box["x"] + 1 >= 0
     assert box["x"] + box["width"] <= viewport["width"] + 1
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    # Prose reads left-aligned like the manual, not centred like a caption.
+    assert dialog.locator(".viewer-doc p").first.evaluate("p => getComputedStyle(p).textAlign") in (
+        "start",
+        "left",
+    )
     screenshot(page, f"viewer-section-{width}")
 
     next_button = dialog.get_by_role("button", name="Next section")
