@@ -24,8 +24,6 @@ import asyncio
 import collections
 import http.client
 import json
-import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -164,26 +162,17 @@ def prepare(*, users: int, stops: list):
     stops.append(lambda: (load.terminate(redis.process), shutil.rmtree(redis.folder, True)))
     prom_dir = tempfile.mkdtemp(prefix="rra-hostile-prometheus-")
     stops.append(lambda: shutil.rmtree(prom_dir, True))
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "REDIS_URL": redis.url,
-        "LOG_LEVEL": "ERROR",
-        "STATIC_ROOT": str(work / "static"),
-        "MEDIA_ROOT": str(work / "media"),
-        "ANSWER_START_TIMEOUT_S": "3600",
-        "PROMETHEUS_MULTIPROC_DIR": prom_dir,
-        "DJANGO_SETTINGS_MODULE": "rra.settings",
-        "EMBEDDINGS_PROVIDER": "openai",
-        "EMBEDDINGS_BASE_URL": "http://127.0.0.1:9/v1",
-        "EMBEDDINGS_MODEL": "bench-model",
-    }
-    if not (os.environ.get("POSTGRES_URL") or os.environ.get("DATABASE_URL")):
-        env["EMBEDDED_DB_NAME"] = DB_NAME
+    env = load.service_env(
+        redis_url=redis.url,
+        db_name=DB_NAME,
+        prom_dir=prom_dir,
+        log_level="ERROR",
+        work=work,
+        ANSWER_START_TIMEOUT_S="3600",
+        EMBEDDINGS_PROVIDER="openai",
+        EMBEDDINGS_BASE_URL="http://127.0.0.1:9/v1",
+        EMBEDDINGS_MODEL="bench-model",
+    )
 
     def manage(*argv: str, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -16,8 +16,6 @@ primary-key lookups). Prints numbers; not a test.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -64,22 +62,15 @@ def main() -> None:
         stops.append(lambda: (load.terminate(server.process), shutil.rmtree(server.folder, True)))
         prom_dir = tempfile.mkdtemp(prefix="rra-idle-prometheus-")
         stops.append(lambda: shutil.rmtree(prom_dir, True))
-        env = {
-            **os.environ,
-            "ENV_FILE": "",
-            "DEBUG": "false",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "REDIS_URL": server.url,
-            "LOG_LEVEL": "WARNING",
-            "PROMETHEUS_MULTIPROC_DIR": prom_dir,
-            "METRICS_ENDPOINT": "",
-            "EMBEDDINGS_PROVIDER": "openai",
-            "EMBEDDINGS_BASE_URL": "http://127.0.0.1:9/v1",
-            "EMBEDDINGS_MODEL": "bench-model",
-        }
-        if not (os.environ.get("POSTGRES_URL") or os.environ.get("DATABASE_URL")):
-            env["EMBEDDED_DB_NAME"] = "rra_idle"
+        env = load.service_env(
+            redis_url=server.url,
+            db_name="rra_idle",
+            prom_dir=prom_dir,
+            METRICS_ENDPOINT="",
+            EMBEDDINGS_PROVIDER="openai",
+            EMBEDDINGS_BASE_URL="http://127.0.0.1:9/v1",
+            EMBEDDINGS_MODEL="bench-model",
+        )
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput"],
             cwd=ROOT,

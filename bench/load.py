@@ -179,6 +179,38 @@ def base_env(redis_url: str, log_level: str) -> dict[str, str]:
     return env
 
 
+def service_env(
+    *,
+    redis_url: str,
+    db_name: str,
+    prom_dir: str,
+    log_level: str = "WARNING",
+    work: Path | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of a bench's own web and worker processes: production settings
+    (no .env, DEBUG off) on loopback, its private Redis, its own embedded database (unless
+    POSTGRES_URL or DATABASE_URL names one) and Prometheus folder, plus `extra`."""
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "REDIS_URL": redis_url,
+        "LOG_LEVEL": log_level,
+        "PROMETHEUS_MULTIPROC_DIR": prom_dir,
+        "DJANGO_SETTINGS_MODULE": "rra.settings",
+    }
+    if work is not None:
+        env |= {"STATIC_ROOT": str(work / "static"), "MEDIA_ROOT": str(work / "media")}
+    env |= extra
+    if not (os.environ.get("POSTGRES_URL") or os.environ.get("DATABASE_URL")):
+        env["EMBEDDED_DB_NAME"] = db_name
+    return env
+
+
 def setup_django(env: dict[str, str]) -> None:
     os.environ.update(env)
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn gets a fresh one per start

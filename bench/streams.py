@@ -23,7 +23,6 @@ import asyncio
 import http.client
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -265,29 +264,19 @@ def run(args, stops: list) -> None:
 
     prom_dir = tempfile.mkdtemp(prefix="rra-streams-prometheus-")
     stops.append(lambda: shutil.rmtree(prom_dir, True))
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "REDIS_URL": redis.url,
-        "LOG_LEVEL": "WARNING",
-        "STATIC_ROOT": str(work / "static"),
-        "MEDIA_ROOT": str(work / "media"),
-        "LLM_BASE_URL": llm_url,
-        "LLM_API_KEY": "bench-key",
-        "LLM_MODEL": "fake",
-        "LLM_MAX_TOKENS": "100000",
-        "RATELIMIT_ENABLE": "false",
-        "ANSWER_MAX_CONCURRENT_PER_USER": "100000",
-        "ANSWER_WORKER_THREADS": str(args.answer_threads),
-        "PROMETHEUS_MULTIPROC_DIR": prom_dir,
-        "DJANGO_SETTINGS_MODULE": "rra.settings",
-    }
-    if not (os.environ.get("POSTGRES_URL") or os.environ.get("DATABASE_URL")):
-        env["EMBEDDED_DB_NAME"] = DB_NAME
+    env = load.service_env(
+        redis_url=redis.url,
+        db_name=DB_NAME,
+        prom_dir=prom_dir,
+        work=work,
+        LLM_BASE_URL=llm_url,
+        LLM_API_KEY="bench-key",
+        LLM_MODEL="fake",
+        LLM_MAX_TOKENS="100000",
+        RATELIMIT_ENABLE="false",
+        ANSWER_MAX_CONCURRENT_PER_USER="100000",
+        ANSWER_WORKER_THREADS=str(args.answer_threads),
+    )
     py = sys.executable
 
     def manage(*argv: str, **kw) -> subprocess.CompletedProcess:
