@@ -390,9 +390,12 @@ def test_a_queued_question_is_never_sent_as_someone_else(
     }"""
         )
     )
-    assert page.evaluate(
-        with_queue("async () => (await (await QUEUE_MODULE).pendingQuestions()).length")
-    ) == 1
+    assert (
+        page.evaluate(
+            with_queue("async () => (await (await QUEUE_MODULE).pendingQuestions()).length")
+        )
+        == 1
+    )
     # The owner's session ends without a sign-out; someone else signs in and opens a chat.
     context.clear_cookies()
     context.set_offline(False)
