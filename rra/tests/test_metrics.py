@@ -275,6 +275,9 @@ def test_one_scrape_adds_up_the_samples_of_every_process(tmp_path, monkeypatch):
     assert f'rra_process_resident_memory_bytes{{pid="{clean}"}}' not in text
     assert f'rra_process_resident_memory_bytes{{pid="{killed}"}}' in text
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    # gunicorn.conf.py tells the settings how many web processes there are through
+    # os.environ; recorded here so that it does not outlive the test.
+    monkeypatch.setenv("RRA_WEB_PROCESSES", "1")
     conf = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
     conf["child_exit"](None, SimpleNamespace(pid=killed))
     text = metrics.render(multiproc_dir=str(tmp_path), database=False)[0].decode()
@@ -284,6 +287,9 @@ def test_one_scrape_adds_up_the_samples_of_every_process(tmp_path, monkeypatch):
 
 def test_gunicorn_start_removes_only_the_files_of_dead_processes(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    # gunicorn.conf.py tells the settings how many web processes there are through
+    # os.environ; recorded here so that it does not outlive the test.
+    monkeypatch.setenv("RRA_WEB_PROCESSES", "1")
     conf = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **_out())
     dead_pid = int(dead.stdout)
