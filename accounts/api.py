@@ -8,6 +8,7 @@ from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -15,6 +16,15 @@ from accounts.models import ApiToken
 from rra.ratelimit import limit_request, too_many_requests_json
 
 MAX_TOKEN_DAYS = 3650
+
+
+class TokenPages(PageNumberPagination):
+    """The API's token list in pages of TOKENS_PER_PAGE, as the profile page shows it: a
+    user may hold many tokens (new ones are rate limited, not counted), and one response
+    must not grow with them. A page past the end is a 404 ("Invalid page.")."""
+
+    def get_page_size(self, request) -> int:
+        return settings.TOKENS_PER_PAGE
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
@@ -77,8 +87,10 @@ def tokens(request: Request) -> Response:
         return Response(
             {**ApiTokenSerializer(token).data, "token": raw}, status=status.HTTP_201_CREATED
         )
-    active = ApiToken.objects.active().filter(user=request.user)
-    return Response({"results": ApiTokenSerializer(active, many=True).data})
+    active = ApiToken.objects.active().filter(user=request.user).order_by("-created_at", "-pk")
+    pages = TokenPages()
+    page = pages.paginate_queryset(active, request)
+    return pages.get_paginated_response(ApiTokenSerializer(page, many=True).data)
 
 
 @api_view(["DELETE"])

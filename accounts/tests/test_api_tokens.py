@@ -134,3 +134,20 @@ def test_an_expired_token_is_refused_even_from_the_cache(client, owner, monkeypa
     later = timezone.now() + timedelta(hours=2)
     monkeypatch.setattr(timezone, "now", lambda: later)
     assert client.get("/api/me", **_bearer(raw)).status_code == 401
+
+
+def test_the_token_list_comes_in_pages(owner_client, owner, outsider, settings):
+    settings.TOKENS_PER_PAGE = 20
+    for n in range(43):
+        ApiToken.issue(user=owner, name=f"runner {n}")
+    ApiToken.issue(user=outsider, name="not mine")
+    first = owner_client.get("/api/tokens")
+    assert first.status_code == 200
+    body = first.json()
+    assert body["count"] == 43 and len(body["results"]) == 20
+    assert body["results"][0]["name"] == "runner 42"  # newest first
+    second = owner_client.get(body["next"]).json()
+    last = owner_client.get(second["next"]).json()
+    assert [t["name"] for t in last["results"]] == ["runner 2", "runner 1", "runner 0"]
+    assert last["next"] is None
+    assert owner_client.get("/api/tokens?page=9").status_code == 404

@@ -37,7 +37,7 @@ LARGE = 10 * SMALL
 # queries it may run, for any amount of data.
 CASES = {
     "api-me": ("owner", 2),
-    "api-tokens": ("owner", 3),
+    "api-tokens": ("owner", 4),  # the page, and the count of its pages (TOKENS_PER_PAGE)
     "api-chats": ("owner", 3),
     "api-chat-detail": ("owner", 6),
     "api-chat-detail-public": ("member", 6),
