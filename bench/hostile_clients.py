@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "deploy"))
 import front  # noqa: E402
 
 from bench import load  # noqa: E402
-from bench.streams import Probe, fmt_ms, log  # noqa: E402
+from bench.streams import Probe, fmt_ms, log, stop_all, wait_until_up  # noqa: E402
 from rra.testing import redis_server  # noqa: E402
 from rra.testing.redis_server import free_port  # noqa: E402
 
@@ -189,21 +189,6 @@ def prepare(*, users: int, stops: list):
     return env, redis, seeded
 
 
-def wait_until_up(port: int, web: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/api/health/live")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        if web.poll() is not None or time.monotonic() > deadline:
-            sys.exit("the server did not start; see var/bench-hostile/")
-        time.sleep(0.5)
-
-
 def run_mode(mode: str, args, env: dict, seeded: list, procs: list) -> dict:
     forget_readers(env["REDIS_URL"])
     web_port = free_port()
@@ -243,7 +228,7 @@ def run_mode(mode: str, args, env: dict, seeded: list, procs: list) -> dict:
                     stderr=subprocess.STDOUT,
                 )
             stoppers.insert(0, lambda: load.terminate(nginx))
-        wait_until_up(port, web)
+        wait_until_up(port, web, "the server did not start; see var/bench-hostile/")
         time.sleep(5)  # the workers' warm-up
         stop = threading.Event()
         token = seeded[0][0]
@@ -312,11 +297,7 @@ def main(argv: list[str]) -> None:
         env, _redis, seeded = prepare(users=args.users, stops=stops)
         results = {mode: run_mode(mode, args, env, seeded, stops) for mode in modes}
     finally:
-        for stop in reversed(stops):
-            try:
-                stop()
-            except Exception as exc:  # keep stopping the others
-                log(f"stopping failed: {exc}")
+        stop_all(stops)
     print()
     print(
         f"{args.slow} slow-header connections + {args.readers} idle stream readers "

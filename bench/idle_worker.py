@@ -31,7 +31,7 @@ import psutil  # noqa: E402
 import redis as redis_lib  # noqa: E402
 
 from bench import load  # noqa: E402
-from bench.streams import fmt_ms, log  # noqa: E402
+from bench.streams import fmt_ms, log, stop_all  # noqa: E402
 from rra.testing import redis_server  # noqa: E402
 
 JOBS = "rra:answers:jobs"  # chats.answering.transport.JOBS
@@ -121,11 +121,7 @@ def main() -> None:
                 waits.append(time.perf_counter() - queued)
             time.sleep(1)
     finally:
-        for stop in reversed(stops):
-            try:
-                stop()
-            except Exception as exc:  # keep stopping the others
-                log(f"stopping failed: {exc}")
+        stop_all(stops)
     print()
     print(f"idle worker, {elapsed:.0f} s (ANSWER_WORKER_THREADS default):")
     print(f"  Redis commands {total} = {total / elapsed:.2f}/s: {dict(sorted(seen.items()))}")

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import hostile_clients, load  # noqa: E402
-from bench.streams import fmt_ms, log  # noqa: E402
+from bench.streams import fmt_ms, log, wait_until_up  # noqa: E402
 from rra.testing.redis_server import free_port  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def main() -> None:
                 start_new_session=True,
             )
         stops.append(lambda: load.terminate(web, group=True, grace=20))
-        hostile_clients.wait_until_up(port, web)
+        wait_until_up(port, web, "the server did not start; see var/bench-hostile/")
         time.sleep(5)
         token = seeded[0][0]
         for phase in ("Redis up", "Redis stopped", "Redis resumed"):

@@ -73,6 +73,35 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def stop_all(stops: list) -> None:
+    """Run a bench's stop callbacks, last started first; one failing does not keep the
+    others from running."""
+    for stop in reversed(stops):
+        try:
+            stop()
+        except Exception as exc:  # keep stopping the others
+            log(f"stopping failed: {exc}")
+
+
+def wait_until_up(
+    port: int, web: subprocess.Popen, failure: str = "the server did not start"
+) -> None:
+    """Until /api/health/live on 127.0.0.1:port answers 200; exits with `failure` when the
+    server process ends first or 180 s pass."""
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/health/live")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if web.poll() is not None or time.monotonic() > deadline:
+            sys.exit(failure)
+        time.sleep(0.5)
+
+
 def fake_llm_main(rate: float, seconds: float) -> None:
     """The fake LLM in its own process: --rate words/s for --seconds, citing [1]."""
     from rra.testing.fakes import FakeOpenAI
@@ -222,11 +251,7 @@ def main() -> None:
     try:
         run(args, stops)
     finally:
-        for stop in reversed(stops):
-            try:
-                stop()
-            except Exception as exc:  # keep stopping the others
-                log(f"stopping failed: {exc}")
+        stop_all(stops)
 
 
 def terminate(process: subprocess.Popen, *, group: bool = False) -> None:
@@ -322,18 +347,7 @@ def run(args, stops: list) -> None:
     stops.append(lambda: terminate(web, group=True))
     if args.pin:
         os.sched_setaffinity(web.pid, {0})  # before it forks its workers
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/api/health/live")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        if web.poll() is not None or time.monotonic() > deadline:
-            sys.exit("gunicorn did not start; see var/bench-streams/gunicorn.log")
-        time.sleep(0.5)
+    wait_until_up(port, web, "gunicorn did not start; see var/bench-streams/gunicorn.log")
     # Warm-up: one answer end to end (the worker loads the embedding model), then wait
     # until the web workers' background warm-up is over too (CPU quiet for 2 s).
     asyncio.run(all_streams(port, tokens, 1, 0, args.seconds * 3 + 60))
