@@ -108,9 +108,7 @@ def test_the_viewer_renders_a_page_of_a_pdf_in_the_bucket_and_delete_removes_it(
     assert not (media / "page-cache" / str(document.pk)).exists()  # and the local copy
 
 
-def test_a_file_gone_from_the_bucket_fails_the_document_with_a_reason(
-    owner_client, s3_storage
-):
+def test_a_file_gone_from_the_bucket_fails_the_document_with_a_reason(owner_client, s3_storage):
     document = _upload(owner_client, "press.md", MANUAL)
     s3_storage.server.client().delete_object(
         Bucket="rra-test", Key=f"{s3_storage.prefix}/{document.file.name}"
