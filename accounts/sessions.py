@@ -12,9 +12,9 @@ what decides is the session as read, checked as Django always checks it
 (``django.contrib.auth.get_user``: the user's own record, its session hash, is_active),
 so a session ended (sign-out, password change, expiry, admin) is refused as before.
 
-Everything else is cached_db's: writes go to the database and the cache, a session
-missing from the cache is read from the database, and with Redis down (the default
-cache swallows its errors behind the breaker) the database answers.
+Everything else is cached_db's, as rra/sessions.py keeps it: writes go to the database
+and the cache, a session missing from the cache is read from the database, and while
+Redis's circuit breaker refuses nothing is read ahead and the database answers.
 """
 
 from __future__ import annotations
@@ -23,16 +23,15 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django.contrib.sessions.backends import cached_db
 
 from accounts.backends import user_lookup
-from rra import querycache
+from rra import querycache, sessions
 
 _OWNERS: dict[str, int] = {}
 _MAX_OWNERS = 50_000
 
 
-class SessionStore(cached_db.SessionStore):
+class SessionStore(sessions.SessionStore):
     def load(self) -> dict:
         data = None
         if self.session_key is not None and settings.SESSION_CACHE_ALIAS == "default":
