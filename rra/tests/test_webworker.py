@@ -81,7 +81,7 @@ def server(tmp_path):
 def test_a_worker_with_no_free_thread_leaves_new_connections_to_the_other(server):
     for _ in range(4):
         held: dict[str, str] = {}
-        slow = threading.Thread(target=lambda: held.update(pid=_get(server, "/slow?2")))
+        slow = threading.Thread(target=lambda held=held: held.update(pid=_get(server, "/slow?2")))
         slow.start()
         time.sleep(0.5)  # the slow request holds its worker's only thread
         # Each of these goes to the worker with a free thread; with stock gthread the
