@@ -58,6 +58,8 @@ QUESTION_WORDS = _QUESTION_WORDS_TEXT.split()
 
 # The most terms of a question that are ranked.
 MAX_QUERY_TERMS = 32
+# The text leg scores fully this many times its candidates (by their partial scores).
+SHORTLIST = 4
 
 
 def _snippet_html(raw: str) -> str:
@@ -223,25 +225,31 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
         FROM vec
     ),"""
     # BM25 from the stored postings (ChunkTerm: a term's weight in a chunk without its
-    # idf). Per term, weight order is score order: each of the question's terms brings
-    # (_selecting_terms) its SEARCH_TEXT_POSTINGS readable chunks of highest weight (the top of the
-    # (term, weight desc) index; 0: all of them, exact), and each candidate is scored
-    # over all the question's terms. A chunk outside every term's top scores at most the
-    # sum of the terms' cut-off weights times their idf (bench/README, search.py). In
-    # hybrid mode the vector leg's candidates are scored too.
+    # idf). Per term, weight order is score order: each of the question's selecting terms
+    # (_selecting_terms) brings its SEARCH_TEXT_POSTINGS readable postings of highest
+    # weight (the top of the (term, weight desc) index; 0: all of them, exact), summed
+    # per chunk into a partial score; the SHORTLIST chunks of highest partial score (in
+    # hybrid mode with the vector leg's candidates) are then scored over all the
+    # question's terms. A chunk in no term's top is missed; it scores at most the sum of
+    # the terms' cut-off weights times their idf (bench/README, search.py).
     also_vec = "UNION SELECT chunk_id FROM vec" if mode == "hybrid" else ""
     text_leg = f"""
-    txt_cand AS MATERIALIZED (
-        SELECT p.chunk_id
+    txt_read AS MATERIALIZED (
+        SELECT p.chunk_id, sum(i.idf * p.weight) AS partial
         FROM idf i
         CROSS JOIN LATERAL (
-            SELECT ct.chunk_id
+            SELECT ct.chunk_id, ct.weight
             FROM documents_chunkterm ct
             WHERE ct.term = i.term AND ct.document_id IN (SELECT id FROM docs)
             ORDER BY ct.weight DESC
             LIMIT NULLIF(%(postings)s, 0)
         ) p
         WHERE i.term = ANY(%(selecting)s)
+        GROUP BY p.chunk_id
+    ),
+    txt_cand AS MATERIALIZED (
+        (SELECT chunk_id FROM txt_read ORDER BY partial DESC, chunk_id
+         LIMIT NULLIF(%(shortlist)s, 0))
         {also_vec}
     ),
     txt_all AS MATERIALIZED (
@@ -360,6 +368,9 @@ def search(
             "config": settings.SEARCH_TEXT_CONFIG,
             "candidates": max(settings.SEARCH_CANDIDATES, limit),
             "postings": settings.SEARCH_TEXT_POSTINGS and max(settings.SEARCH_TEXT_POSTINGS, limit),
+            # 0 with every posting read: every chunk holding a selecting term is scored.
+            "shortlist": settings.SEARCH_TEXT_POSTINGS
+            and SHORTLIST * max(settings.SEARCH_CANDIDATES, limit),
             "w_vec": settings.SEARCH_VECTOR_WEIGHT,
             "w_txt": settings.SEARCH_TEXT_WEIGHT,
             "w_sum": (settings.SEARCH_VECTOR_WEIGHT + settings.SEARCH_TEXT_WEIGHT) or 1.0,
