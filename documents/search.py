@@ -225,14 +225,27 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
         FROM vec
     ),"""
     # BM25 from the stored postings (ChunkTerm: a term's weight in a chunk without its
-    # idf). Per term, weight order is score order: each of the question's selecting terms
-    # (_selecting_terms) brings its SEARCH_TEXT_POSTINGS readable postings of highest
-    # weight (the top of the (term, weight desc) index; 0: all of them, exact), summed
-    # per chunk into a partial score; the SHORTLIST chunks of highest partial score (in
-    # hybrid mode with the vector leg's candidates) are then scored over all the
-    # question's terms. A chunk in no term's top is missed; it scores at most the sum of
-    # the terms' cut-off weights times their idf (bench/README, search.py).
+    # idf; per term, weight order is score order), in two rounds (MaxScore):
+    # 1. each selecting term (_selecting_terms) brings its SEARCH_TEXT_POSTINGS readable
+    #    postings of highest weight (the top of the (term, weight desc) index), summed per
+    #    chunk; the SHORTLIST chunks of highest sum (in hybrid mode with the vector leg's
+    #    candidates) are scored over all the question's terms. Theta: the k-th score.
+    # 2. A chunk of round 2 scores at most the sum, over the terms, of idf times the
+    #    term's highest weight (its bound). Selecting terms are taken by bound, lowest
+    #    first, while the bounds taken plus those of the other terms stay under theta: a
+    #    chunk holding only those cannot reach the top k. Every posting of the remaining
+    #    ("essential") selecting terms is read; the chunks whose sum plus the bounds of
+    #    the terms not read can still reach theta are scored too.
+    # So the top k is exact (a chunk holding no selecting term is left to the vector
+    # leg, as are ties at theta); round 2 reads nothing when round 1 settles it.
+    # SEARCH_TEXT_POSTINGS=0 reads every posting in round 1 (bench/README, search.py).
     also_vec = "UNION SELECT chunk_id FROM vec" if mode == "hybrid" else ""
+    score = """
+        SELECT ct.chunk_id, sum(i.idf * ct.weight) AS rank_score
+        FROM documents_chunkterm ct
+        JOIN idf i ON i.term = ct.term
+        WHERE ct.chunk_id IN (SELECT chunk_id FROM {chunks}) AND ct.term = ANY(%(terms)s)
+        GROUP BY ct.chunk_id"""
     text_leg = f"""
     txt_read AS MATERIALIZED (
         SELECT p.chunk_id, sum(i.idf * p.weight) AS partial
@@ -252,12 +265,41 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
          LIMIT NULLIF(%(shortlist)s, 0))
         {also_vec}
     ),
-    txt_all AS MATERIALIZED (
-        SELECT ct.chunk_id, sum(i.idf * ct.weight) AS rank_score
-        FROM (SELECT DISTINCT chunk_id FROM txt_cand) t
-        JOIN documents_chunkterm ct ON ct.chunk_id = t.chunk_id AND ct.term = ANY(%(terms)s)
-        JOIN idf i ON i.term = ct.term
+    txt_first AS MATERIALIZED ({score.format(chunks="txt_cand")}
+    ),
+    txt_bound AS MATERIALIZED (
+        SELECT i.term, i.term = ANY(%(selecting)s) AS selecting,
+               i.idf * COALESCE((
+                   SELECT ct.weight FROM documents_chunkterm ct
+                   WHERE ct.term = i.term AND ct.document_id IN (SELECT id FROM docs)
+                   ORDER BY ct.weight DESC LIMIT 1), 0) AS bound
+        FROM idf i
+        WHERE i.df > 0 AND %(postings)s > 0
+    ),
+    txt_theta AS MATERIALIZED (
+        SELECT (SELECT rank_score FROM txt_first ORDER BY rank_score DESC
+                OFFSET %(limit)s - 1 LIMIT 1) AS theta,
+               (SELECT COALESCE(sum(bound), 0) FROM txt_bound WHERE NOT selecting) AS others
+    ),
+    txt_essential AS MATERIALIZED (
+        SELECT b.term, b.bound
+        FROM (SELECT term, bound, sum(bound) OVER (ORDER BY bound, term) AS running
+              FROM txt_bound WHERE selecting) b, txt_theta t
+        WHERE t.others + b.running >= t.theta
+    ),
+    txt_more AS MATERIALIZED (
+        SELECT ct.chunk_id
+        FROM txt_essential e
+        JOIN idf i ON i.term = e.term
+        JOIN documents_chunkterm ct ON ct.term = e.term AND ct.document_id IN (SELECT id FROM docs)
         GROUP BY ct.chunk_id
+        HAVING sum(i.idf * ct.weight)
+               + (SELECT sum(bound) FROM txt_bound) - sum(e.bound) >= (SELECT theta FROM txt_theta)
+        EXCEPT SELECT chunk_id FROM txt_first
+    ),
+    txt_all AS MATERIALIZED (
+        SELECT * FROM txt_first
+        UNION ALL{score.format(chunks="txt_more")}
     ),
     txt_ranked AS (
         SELECT chunk_id, rank_score, row_number() OVER (ORDER BY rank_score DESC, chunk_id) AS rank
