@@ -303,7 +303,7 @@ def copy_corpus(
                             page,
                             page + (i % 3 == 2),
                             f"Topic {clusters[i]}",
-                            "",
+                            "",  # no document title (COPY does not fill in Django's default)
                             text,
                             len(text) // 4,
                             0,
