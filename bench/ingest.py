@@ -161,6 +161,7 @@ def main() -> None:
         for worker in workers:
             worker.ready.wait()
         warm_s = time.perf_counter() - started
+        cpu_before = sum(w.cpu_s() for w in workers)
         for n in range(args.repeat):
             for name, content, mime in uploads:
                 marker = f"\n%bench-copy-{n}\n".encode() if n else b""
@@ -172,6 +173,7 @@ def main() -> None:
             if any(w.process.poll() is not None for w in workers):
                 sys.exit("a worker exited:\n" + "".join(x for w in workers for x in w.lines[-30:]))
             time.sleep(0.2)
+        cpu_s = sum(w.cpu_s() for w in workers) - cpu_before
         for worker in workers:
             worker.process.send_signal(signal.SIGTERM)
         for worker in workers:
@@ -193,6 +195,10 @@ def main() -> None:
             f"{len(documents)} documents, {e2e_chunks} chunks)"
         )
         print(f"  workers' start-up: {warm_s:7.2f} s  (to model loaded, not timed above)")
+        print(
+            f"  workers' CPU     : {cpu_s:7.2f} s  {e2e_chunks / cpu_s:8.1f} chunks per CPU-second"
+            f"  {cpu_s / span_s:.2f} cores busy on average"
+        )
         if not args.e2e_only:
             raw_s = extract_s + embed_s
             print(f"  pipeline overhead: {100 * (span_s - raw_s) / raw_s:6.1f} % over the raw sum")
@@ -224,6 +230,16 @@ class _Worker:
             text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the worker and its (extraction) children so far."""
+        import psutil
+
+        try:
+            t = psutil.Process(self.process.pid).cpu_times()
+        except psutil.NoSuchProcess:
+            return 0.0
+        return t.user + t.system + t.children_user + t.children_system
 
     def _read(self) -> None:
         for line in self.process.stdout:

@@ -486,9 +486,9 @@ SEARCH_MAX_QUERY_CHARS = env.int("SEARCH_MAX_QUERY_CHARS", 500, min=20, max=5000
 # built with 'english'; another value only makes sense after changing that column.
 SEARCH_TEXT_CONFIG = env.str("SEARCH_TEXT_CONFIG", "english")
 SEARCH_CANDIDATES = env.int("SEARCH_CANDIDATES", 50, min=5, max=1000)
-# The text leg scores the chunks holding the question's rarest terms, up to about this
-# many (documents/search.py, _match_terms; 0: no cap).
-SEARCH_TEXT_MATCH_CAP = env.int("SEARCH_TEXT_MATCH_CAP", 5000, min=0)
+# The text leg's first round: per question term, this many readable chunks of highest
+# stored BM25 weight (documents/search.py; 0: every chunk holding the term).
+SEARCH_TEXT_POSTINGS = env.int("SEARCH_TEXT_POSTINGS", 1000, min=0)
 # Hybrid score: (w_vec * cosine + w_txt * BM25) / (w_vec + w_txt), each normalised over
 # the question's candidates; weights chosen on bench/eval's tune split (bench/README.md).
 SEARCH_VECTOR_WEIGHT = env.float("SEARCH_VECTOR_WEIGHT", 0.3, min=0)
