@@ -162,11 +162,11 @@ def plain(sentence: str) -> str:
     return _MD_LINK.sub(lambda m: f"{m[1]} ({m[2]})" if m[2] else m[1], sentence)
 
 
-def _quoted(sentence: str) -> str:
+def _quoted(sentence: str, limit: int = MAX_SENTENCE_WORDS) -> str:
     sentence = plain(sentence)
     words = sentence.split(" ")
-    if len(words) > MAX_SENTENCE_WORDS:
-        sentence = " ".join(words[:MAX_SENTENCE_WORDS]) + " …"
+    if len(words) > limit:
+        sentence = " ".join(words[:limit]) + " …"
     # A "[4]" of the document itself must not read as a citation: escaped for Markdown,
     # it still shows as [4].
     return _BRACKETED_NUMBERS.sub(r"\\[\1\\]", sentence)
@@ -366,15 +366,96 @@ def _procedure_of(passages: list[Passage], weigh) -> _Procedure | None:
     return max(found, key=lambda p: p.score, default=None)
 
 
+# A line of prose: a capitalised sentence ("Answer all questions."); what follows a line
+# introducing commands ("... by the following.") and is not prose is a command.
+_PROSE = re.compile(r"^[\"'“(]?[A-Z][a-z]\S*\s.*[.!?:;)\"”]$")
+_ELLIPSIS = re.compile(r"^(?:\.{3}|…)$")  # "..." for a command's output
+MAX_COMMAND_LINES = 6
+
+
+def _is_command(line: str) -> bool:
+    return not _STEP.match(line) and not _PROSE.match(line) and not _is_title(line)
+
+
+def _command_steps(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, bool, str]], list]:
+    """(passage number, is a step, text) of lines in reading order, where a line
+    introducing commands ("You can change it by the following.") together with the
+    commands after it ("$ sudo update-alternatives --config editor") is one step:
+    "You can change it by the following: `$ sudo update-alternatives --config editor`".
+    Also returns each item's kind: "list" (a numbered or bulleted line), "command" or
+    None (not a step)."""
+    items: list[tuple[int, bool, str]] = []
+    kinds: list[str | None] = []
+    i = 0
+    while i < len(lines):
+        number, line = lines[i]
+        if _STEP.match(line):
+            items.append((number, True, _STEP.sub("", line, count=1)))
+            kinds.append("list")
+            i += 1
+            continue
+        commands, j = [], i + 1
+        if _INTRODUCES.search(line):
+            while j < len(lines) and len(commands) < MAX_COMMAND_LINES and _is_command(lines[j][1]):
+                if not _ELLIPSIS.match(lines[j][1]):
+                    commands.append(lines[j][1])
+                j += 1
+        if commands:
+            intro = _INTRODUCES_END.sub(
+                ":", _last_sentences(line, MAX_SENTENCE_WORDS // 2), count=1
+            )
+            items.append((number, True, f"{intro} " + "; ".join(_code(c) for c in commands)))
+            kinds.append("command")
+            i = j
+        else:
+            items.append((number, False, line))
+            kinds.append(None)
+            i += 1
+    return items, kinds
+
+
+def _last_sentences(line: str, words: int) -> str:
+    """The end of a long line: its last sentences within `words` words (at least one)."""
+    if len(line.split()) <= words:
+        return line
+    sentences = [line[a:b] for a, b in sentence_spans(line)] or [line]
+    kept = [sentences.pop()]
+    while sentences and len(" ".join([sentences[-1], *kept]).split()) <= words:
+        kept.insert(0, sentences.pop())
+    return " ".join(" ".join(kept).split())
+
+
+_INTRODUCES_END = re.compile(r"\s*[.:]?$")
+
+
+def _code(command: str) -> str:
+    """A command as inline code (a fence longer than any run of backticks in it)."""
+    longest = max((len(run) for run in re.findall(r"`+", command)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if command.startswith("`") or command.endswith("`") else ""
+    return f"{fence}{pad}{command}{pad}{fence}"
+
+
 def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Procedure | None:
-    steps = [i for i, (_, line) in enumerate(lines) if _STEP.match(line)]
-    if len(steps) < 2:
+    items, kinds = _command_steps(lines)
+    steps = [i for i, (_, step, _) in enumerate(items) if step]
+    # Steps of another kind after the first ones (a list of options after a command) end
+    # the procedure, unless they (or the line announcing them) bear on the question.
+    for at in steps[1:]:
+        if kinds[at] == kinds[steps[0]]:
+            continue
+        start = at - 1 if not items[at - 1][1] else at
+        end = next((i for i in steps if i > at and kinds[i] != kinds[at]), len(items))
+        if not weigh(set().union(*(content_terms(t) for _, _, t in items[start:end]))):
+            steps = [i for i in steps if i < start]
+        break
+    # Two steps make a procedure; one command is one too ("You can change it by the
+    # following: `update-alternatives --config editor`").
+    if not steps or len(steps) < (1 if kinds[steps[0]] == "command" else 2):
         return None
     first, last = steps[0], steps[-1]
-    body: list[tuple[int, bool, str]] = []
-    for number, line in lines[first : last + 1]:
-        step = bool(_STEP.match(line))
-        body.append((number, step, _STEP.sub("", line, count=1) if step else line))
+    body = items[first : last + 1]
+    lines = [(number, text) for number, _, text in items]
     intro = [
         (number, line)
         for number, line in lines[max(0, first - 4) : first]
@@ -419,7 +500,8 @@ def _procedure_answer(procedure: _Procedure) -> str:
             if count > MAX_STEPS:
                 items.append("…")
                 break
-            items.append(f"{count}. {_quoted(text)} [{n}]")
+            # A step with its commands (a line of prose, then code) may be longer.
+            items.append(f"{count}. {_quoted(text, 2 * MAX_SENTENCE_WORDS)} [{n}]")
         else:
             if items:
                 blocks.append("\n".join(items))
