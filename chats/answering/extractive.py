@@ -118,7 +118,9 @@ def _sentences_of(passage: Passage) -> list[str]:
         sentence = _GLYPH_IN_BRACKETS.sub("", passage.text[start:end])
         sentence = " ".join(_PRIVATE_USE.sub(" ", sentence).split())
         sentence = sentence.replace("( ", "(").replace(" )", ")")
-        if sentence == section or (SECTION_SEPARATOR.strip() in sentence and start == 0):
+        # The heading path a chunk starts with, whole or cut at its numbers ("... (SSH) ›
+        # 6.3.3."), is no sentence of the text.
+        if sentence == section or SECTION_SEPARATOR.strip() in sentence:
             continue
         sentence = re.sub(r"^(?:[-*•▪●]|#+)\s+", "", sentence)  # list marker or heading
         if len(sentence.split()) < MIN_SENTENCE_WORDS or _TOC_LINE.search(sentence):
@@ -174,21 +176,27 @@ def _quoted(sentence: str, limit: int = MAX_SENTENCE_WORDS) -> str:
 
 # A line that introduces what follows it: "If the laser value increases:", "... create a
 # training user account by the following." (then the commands).
-_INTRODUCES = re.compile(r"(?::|\b(?:following|follows|below)\s*[.:]?)$", re.IGNORECASE)
+_INTRODUCES = re.compile(
+    r"(?::|\b(?:following|follows|below)\s*[.:]?|\b(?:is|are|as|with|like|run|type|enter))$",
+    re.IGNORECASE,
+)  # "... by the following.", "The general command form to restore a text dump is"
 
 
 def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> list[_Candidate]:
     """The lines that chosen lines ending with ":" introduce (the next ones of the same
-    passage, up to MAX_CONTINUATION each, stopping after one that introduces again)."""
+    passage, up to MAX_CONTINUATION each, stopping after one that introduces again), and
+    the commands right after any chosen line ("You can shutdown the system ... from the
+    commandline." then "poweroff -i -f")."""
     at = {(c.passage_rank, c.position): c for c in candidates}
     taken = {id(c) for c in chosen}
     extra = []
     for line in chosen:
-        if not _INTRODUCES.search(line.text):
-            continue
+        introduces = _INTRODUCES.search(line.text)
         for step in range(1, MAX_CONTINUATION + 1):
             following = at.get((line.passage_rank, line.position + step))
             if following is None or id(following) in taken:
+                break
+            if not introduces and not _looks_like_command(following.text):
                 break
             extra.append(following)
             taken.add(id(following))
@@ -373,8 +381,25 @@ _ELLIPSIS = re.compile(r"^(?:\.{3}|…)$")  # "..." for a command's output
 MAX_COMMAND_LINES = 6
 
 
+_LOG_LINE = re.compile(r"^[A-Z][A-Z_]+:\s")  # "LOG: ...", "HINT: ...": output, not input
+
+
 def _is_command(line: str) -> bool:
-    return not _STEP.match(line) and not _PROSE.match(line) and not _is_title(line)
+    return (
+        not _STEP.match(line)
+        and not _PROSE.match(line)
+        and not _is_title(line)
+        and not _LOG_LINE.match(line)
+    )
+
+
+MAX_COMMAND_WORDS = 12
+
+
+def _looks_like_command(line: str) -> bool:
+    """A short line that is no sentence and starts in lower case or with a symbol:
+    "poweroff -i -f", "$ sudo adduser fish", "alias la='ls -la'"."""
+    return len(line.split()) <= MAX_COMMAND_WORDS and not line[:1].isupper() and _is_command(line)
 
 
 def _command_steps(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, bool, str]], list]:
@@ -469,7 +494,7 @@ def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Proced
     # calibration menu:"), not the prose before them.
     own = (
         set()
-        .union(*(content_terms(text) for *_, text in body))
+        .union(*(content_terms(text) for _, step, text in body if step))
         .union(*(content_terms(line) for _, line in intro if line.endswith(":")))
     )
     terms = about | own

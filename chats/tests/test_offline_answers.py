@@ -306,3 +306,27 @@ def test_a_procedure_written_as_prose_and_commands_gets_numbered_steps_with_the_
     assert "Answer all questions. [1]" in answer  # the remark between, in its place
     assert answer.index("adduser") < answer.index("Answer all") < answer.index("deluser")
     assert "..." not in answer  # a command's elided output is no part of it
+
+
+def test_a_quoted_sentence_brings_the_command_after_it_and_never_the_heading_path():
+    text = (
+        "Chapter 6. Network › 6.3. The remote access server and utilities (SSH) › 6.3.3. "
+        "Shutdown\n"
+        "You can shutdown the system under the single-user mode from the commandline.\n"
+        "# poweroff -i -f\n"
+        "LOG: the system is going down\n"
+        "The general command form to restore a text dump is\n"
+        "psql dbname < dumpfile\n"
+    )
+    section = "Chapter 6. Network › 6.3. The remote access server and utilities (SSH) › 6.3.3."
+    passage = Passage(1, text, "ref.md", "", section)
+    answer = extractive_answer("How do I shutdown the system in single-user mode?", [passage])
+
+    assert "- You can shutdown the system under the single-user mode from the commandline. [1]" in (
+        answer
+    )
+    assert "- poweroff -i -f [1]" in answer  # its command, though it shares no word
+    assert "LOG:" not in answer and "›" not in answer
+
+    answer = extractive_answer("What is the command form to restore a text dump?", [passage])
+    assert "- psql dbname < dumpfile [1]" in answer
