@@ -180,6 +180,9 @@ _INTRODUCES = re.compile(
     r"(?::|\b(?:following|follows|below)\s*[.:]?|\b(?:is|are|as|with|like|run|type|enter))$",
     re.IGNORECASE,
 )  # "... by the following.", "The general command form to restore a text dump is"
+# What announces a procedure's commands: not a line that only breaks off ("... is"),
+# which in wrapped text is the middle of a sentence.
+_ANNOUNCES = re.compile(r"(?::|\b(?:following|follows|below)\s*[.:]?)$", re.IGNORECASE)
 
 
 def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> list[_Candidate]:
@@ -420,7 +423,7 @@ def _command_steps(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, bool, 
             i += 1
             continue
         commands, j = [], i + 1
-        if _INTRODUCES.search(line):
+        if _ANNOUNCES.search(line):
             while j < len(lines) and len(commands) < MAX_COMMAND_LINES and _is_command(lines[j][1]):
                 if not _ELLIPSIS.match(lines[j][1]):
                     commands.append(lines[j][1])

@@ -62,51 +62,58 @@ def answer_min_score(question: str = "") -> float:
 # ("budget", "leftover", "colleague") are far above it. Chosen on bench/eval's tune split.
 RARE_ZIPF = 2.5
 _NAME_SHAPE = re.compile(r"[a-z][A-Z]|\d|_")  # "PgBouncer", "postgres_exporter", "v4l2"
-_WORD_TOKENS = ("asciiword", "word", "numword", "hword_asciipart", "hword_part", "hword_numpart")
 
 
 def unknown_names(*, user, question: str) -> list[str]:
-    """The words of a question that name something no readable passage mentions: not in
-    the library's index (under the text configuration; nor joined, "feedthrough" for the
-    library's "feed-through") and rare in the question's language. In a question written in
+    """The words of a question that name something no readable passage mentions: rare in
+    the question's language and the library's, and nowhere in the library's text as a
+    word ("pg_repack", "aptly", though "apt" is everywhere), nor hyphenated or one letter
+    apart ("feed-through", "feedtrough" for "feedthrough"). In a question written in
     another language only name-shaped words count (its ordinary words are not the
-    library's anyway). A question of such words mostly is not in a language the word
-    lists know: none then."""
+    library's anyway). A question mostly of such words is in no language the word lists
+    know: none then."""
     from documents.languages import question_language, word_zipf
 
     own = settings.SEARCH_TEXT_CONFIG
     language = question_language(question)
-    docs, params = _readable_sql(user, None)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""WITH docs AS MATERIALIZED ({docs})
-            SELECT d.token, bool_or(EXISTS (
-                SELECT 1 FROM documents_documentterm dt
-                WHERE dt.term = l.lexeme AND dt.document_id IN (SELECT id FROM docs)))
-            FROM ts_debug(%(config)s::regconfig, %(question)s) d
-            CROSS JOIN LATERAL unnest(d.lexemes) AS l(lexeme)
-            WHERE d.alias = ANY(%(aliases)s)
-            GROUP BY d.token""",  # noqa: S608 - docs is _readable_sql's, values are bound
-            {**params, "config": own, "question": question, "aliases": list(_WORD_TOKENS)},
-        )
-        known = dict(cursor.fetchall())
     words = [w for w in _WORDS_OF.findall(question) if len(w) > 3]
     rare = []
     for match in _WORDS_OF.finditer(question):
         word = match.group()
-        if known.get(word, True) or question[match.end() : match.end() + 1] in "'’":
-            continue  # in the library (or not a word the index reads), or "shouldn't"
+        if question[match.end() : match.end() + 1] in ("'", "’") or word.isdigit():
+            continue  # "shouldn't", "443"
         if language != own and not _NAME_SHAPE.search(word):
             continue
         if max(word_zipf(word, language), word_zipf(word, own)) < RARE_ZIPF:
             rare.append(word)
+    if not rare:
+        return []
+    docs, params = _readable_sql(user, None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH docs AS MATERIALIZED ({docs})
+            SELECT w FROM unnest(%(words)s::text[]) AS w
+            WHERE EXISTS (
+                SELECT 1 FROM documents_chunk c
+                WHERE c.document_id IN (SELECT id FROM docs)
+                  AND c.content ~* ('\\m' || w || '\\M'))""",  # noqa: S608 - bound values
+            {**params, "words": sorted({w.lower() for w in rare})},
+        )
+        mentioned = {w for (w,) in cursor.fetchall()}
+    rare = [w for w in rare if w.lower() not in mentioned]
     if not rare or len(rare) * 2 > len(words):
         return []
     joined = _joined_in_library(user, rare)
     return [word for word in rare if word not in joined]
 
 
-_WORDS_OF = re.compile(r"[^\W_]+", re.UNICODE)
+# Words as a name is written: "pg_repack" whole (its parts are common), "Wi-Fi" in two.
+_WORDS_OF = re.compile(r"\w+", re.UNICODE)
+
+
+# A word this long one letter from a library's word is that word mistyped; a shorter one
+# may be another word ("Patroni", "patron").
+TYPO_MIN_LETTERS = 9
 
 
 def _joined_in_library(user, words: list[str]) -> set[str]:
@@ -135,7 +142,9 @@ def _joined_in_library(user, words: list[str]) -> set[str]:
         terms = [t for (t,) in cursor.fetchall()]
     for word in words:
         lower = word.lower()
-        if len(lower) >= 6 and any(_one_edit(lower, t) for t in terms if t[:3] == lower[:3]):
+        if len(lower) >= TYPO_MIN_LETTERS and any(
+            _one_edit(lower, t) for t in terms if t[:3] == lower[:3]
+        ):
             found.add(word)
     return found
 
