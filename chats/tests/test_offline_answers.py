@@ -330,3 +330,31 @@ def test_a_quoted_sentence_brings_the_command_after_it_and_never_the_heading_pat
 
     answer = extractive_answer("What is the command form to restore a text dump?", [passage])
     assert "- psql dbname < dumpfile [1]" in answer
+
+
+def test_how_do_i_over_a_markdown_manual_gets_its_prose_steps_with_their_commands(
+    owner_client, owner, media
+):
+    document = make_document(
+        owner,
+        name="tutorial.md",
+        content=(
+            b"# GNU/Linux tutorials\n\n## An extra user account\n\n"
+            + PROSE_PROCEDURE.replace("\n# ", "\n\n    # ").encode()
+            + b"\n## Networking\n\nThe network is configured in /etc/network/interfaces.\n"
+        ),
+    )
+    assert document_ingest(document_id=document.pk) == "ready"
+    chat = Chat.objects.create(owner=owner)
+    answer, stream = _ask(
+        owner_client, chat, "How do I create a training user account and remove it again?"
+    )
+
+    steps = re.findall(r"^(\d+)\. (.+) \[(\d+)\]$", answer, re.MULTILINE)
+    assert [n for n, _, _ in steps] == ["1", "2"], answer
+    assert steps[0][1].endswith("by the following: `# adduser fish`")
+    assert steps[1][1].endswith("by the following: `# deluser --remove-home fish`")
+    cited = {p["number"]: p for p in stream[0][1]["passages"]}
+    assert all(cited[int(n)]["section"].endswith("An extra user account") for *_, n in steps)
+    html = next(d["html"] for name, d in stream if name == "done")
+    assert "<ol>" in html and "<code># adduser fish</code>" in html
