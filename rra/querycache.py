@@ -13,6 +13,8 @@ The contract (docs/architecture.md, "The cache contract"):
   compute()'s value for the namespace's TTL on a miss. Without ``compute`` it only
   peeks: a hit or None, nothing computed, stored or counted.
 - ``bump(*scopes)`` invalidates everything filed under those scopes.
+- ``read_ahead(lookups, keys)`` reads entries (and plain keys: a session) a request
+  will need in one round trip; ``take_ahead(key)`` hands a plain key's value over once.
 
 Access is checked inside cached(), before a cached body goes out, hit or miss: by the
 namespace's rule (``Namespace.access(viewer_key, scopes)``: the entry is the viewer's
@@ -43,7 +45,9 @@ plus a random suffix: unique without a counter, and it doubles as the scope's
 last-modified time for HTTP caching.
 
 With the cache store down, everything is computed from the database (the "default"
-cache swallows Redis errors); a bump lost to an outage is bounded by the TTLs.
+cache swallows Redis errors); a bump lost to an outage is bounded by the TTLs. While
+Redis's circuit breaker refuses (rra/redis_breaker.py: it did not answer a moment ago),
+nothing is even tried: no read, read-ahead, store or bump (``unreachable()``).
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection, models, transaction
 
-from rra import telemetry
+from rra import redis_breaker, telemetry
 
 _SUFFIX = 1000  # generation = microseconds * _SUFFIX + random suffix
 # Seconds a scope's generation lives without a bump; longer than any entry's TTL.
@@ -146,6 +150,8 @@ def bump(*scopes: str) -> None:
         store.clear()  # this request wrote: nothing it read ahead may answer it now
 
     def apply() -> None:
+        if unreachable():
+            return  # lost, like a refused write: bounded by the TTLs
         generation = _new_generation()
         cache.set_many({_gen_key(scope): generation for scope in scopes}, GENERATION_TTL)
 
@@ -342,10 +348,49 @@ class RequestScopeMiddleware:
 
 
 _MISS = object()
+_RAW = "raw:"  # what read_ahead() read of a plain cache key, in the request's store
+
+
+def read_ahead(lookups: Iterable[Lookup] = (), keys: Iterable[str] = ()) -> None:
+    """Read these lookups' entries and these plain keys of the default cache (a
+    session's, say) in one MGET, for the request's later cached() calls and
+    take_ahead(); each used once. Outside a request, in a transaction or with the cache
+    store down (every key then reads as absent), the later reads go their own way."""
+    store = _PREFETCHED.get()
+    if store is None or _in_transaction() or unreachable():
+        return
+    planned = [a for a in lookups if _on(a)]
+    keys = list(keys)
+    names = [*keys, *(k for a in planned for k in (a.key, *a.gen_keys))]
+    if not names:
+        return
+    found = cache.get_many(names)
+    for a in planned:
+        store[a.key] = {k: found[k] for k in (a.key, *a.gen_keys) if k in found}
+    for key in keys:
+        store[_RAW + key] = {key: found[key]} if key in found else {}
+
+
+def take_ahead(key: str) -> tuple[bool, Any]:
+    """(True, the value or None when absent) of a plain key read_ahead() read for this
+    request and that no write of the request has dropped since; else (False, None).
+    Once: a second take reads nothing."""
+    store = _PREFETCHED.get()
+    found = store.pop(_RAW + key, None) if store else None
+    if found is None:
+        return False, None
+    return True, found.get(key)
 
 
 def _on(lookup: Lookup) -> bool:
     return bool(settings.QUERY_CACHE_ENABLED and lookup.namespace.ttl())
+
+
+def unreachable(alias: str = "default") -> bool:
+    """True while the circuit breaker of the cache's Redis refuses commands: the
+    database answers without a cache round trip being tried (and refused)."""
+    location = settings.CACHES.get(alias, {}).get("LOCATION")
+    return isinstance(location, str) and "://" in location and redis_breaker.refusing(location)
 
 
 def _read(lookup: Lookup, ahead: Iterable[Lookup] = ()) -> tuple[list[int], Any] | None:
@@ -353,7 +398,7 @@ def _read(lookup: Lookup, ahead: Iterable[Lookup] = ()) -> tuple[list[int], Any]
     current); None when the cache is off for the namespace, in a transaction, or down.
     From what was read ahead for this lookup (used once), else one MGET, which also
     reads the ``ahead`` lookups for the request's later calls."""
-    if not _on(lookup) or _in_transaction():
+    if not _on(lookup) or _in_transaction() or unreachable():
         return None
     store = _PREFETCHED.get()
     found = store.pop(lookup.key, None) if store else None

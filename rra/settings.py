@@ -253,7 +253,10 @@ else:
             CACHES, why=f"{WEB_PROCESSES} web processes serve the site (WEB_CONCURRENCY)"
         )
 
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# cached_db, without trying the cache while Redis's circuit breaker is open (rra/sessions.py),
+# whose cache read can come in one round trip with the user and a cached page
+# (accounts/sessions.py).
+SESSION_ENGINE = "accounts.sessions"
 # Names the signed-in viewer to the service worker, so a shared device never shows the
 # previous user's cached pages (accounts/middleware.py sets it, rra/pwa_views.py reads it).
 VIEWER_COOKIE = "rra_viewer"
@@ -484,9 +487,9 @@ SEARCH_MAX_QUERY_CHARS = env.int("SEARCH_MAX_QUERY_CHARS", 500, min=20, max=5000
 # built with 'english'; another value only makes sense after changing that column.
 SEARCH_TEXT_CONFIG = env.str("SEARCH_TEXT_CONFIG", "english")
 SEARCH_CANDIDATES = env.int("SEARCH_CANDIDATES", 50, min=5, max=1000)
-# The text leg scores the chunks holding the question's rarest terms, up to about this
-# many (documents/search.py, _match_terms; 0: no cap).
-SEARCH_TEXT_MATCH_CAP = env.int("SEARCH_TEXT_MATCH_CAP", 5000, min=0)
+# The text leg's first round: per question term, this many readable chunks of highest
+# stored BM25 weight (documents/search.py; 0: every chunk holding the term).
+SEARCH_TEXT_POSTINGS = env.int("SEARCH_TEXT_POSTINGS", 1000, min=0)
 # Hybrid score: (w_vec * cosine + w_txt * BM25) / (w_vec + w_txt), each normalised over
 # the question's candidates; weights chosen on bench/eval's tune split (bench/README.md).
 SEARCH_VECTOR_WEIGHT = env.float("SEARCH_VECTOR_WEIGHT", 0.3, min=0)
@@ -565,6 +568,39 @@ STORAGES = {
     "staticfiles": {"BACKEND": "rra.storage.StaticStorage"},
 }
 MEDIA_ROOT = BASE_DIR / env.str("MEDIA_ROOT", "var/media")
+
+
+# Uploaded files go to an S3-compatible object store when STORAGE_S3_BUCKET is set, so
+# that web and worker processes need no shared disk (MEDIA_ROOT then only holds each
+# machine's page-image cache); else to MEDIA_ROOT. Credentials: AWS_ACCESS_KEY_ID /
+# AWS_SECRET_ACCESS_KEY, or boto3's usual sources (instance role, ~/.aws) when unset.
+def s3_media_storage(env: Env) -> dict:
+    """STORAGES["default"] for uploaded files in an S3-compatible object store, from the
+    environment: STORAGE_S3_BUCKET and its neighbours (README, Settings). The tests'
+    s3_storage fixture builds its storage with this too."""
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("STORAGE_S3_BUCKET"),
+            "location": env.str("STORAGE_S3_PREFIX", ""),
+            "endpoint_url": env.url("AWS_S3_ENDPOINT_URL"),
+            "region_name": env.str("AWS_S3_REGION_NAME"),
+            # None: boto3's usual sources (instance role, ~/.aws, ...)
+            "access_key": env.str("AWS_ACCESS_KEY_ID"),
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY"),
+            # SeaweedFS, MinIO and most self-hosted stores want path-style URLs.
+            "addressing_style": env.str(
+                "AWS_S3_ADDRESSING_STYLE", "path", choices=("path", "virtual")
+            ),
+            "default_acl": None,  # the bucket's own policy: private
+            "file_overwrite": True,  # names are UUIDs; restore writes the backup's names
+        },
+    }
+
+
+STORAGE_S3_BUCKET = env.str("STORAGE_S3_BUCKET", "")
+if STORAGE_S3_BUCKET:
+    STORAGES["default"] = s3_media_storage(env)
 
 # --- PWA ---------------------------------------------------------------------------
 # django-pwa serves /manifest.json (templates/manifest.json); rra/pwa_views.py serves the

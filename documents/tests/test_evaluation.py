@@ -155,7 +155,9 @@ def test_it_rejects_an_unanswerable_question_with_a_document(tmp_path):
     with pytest.raises(CommandError, match=r"bad.jsonl:1: an unanswerable question has no 'doc'"):
         call_command("evaluate_retrieval", str(bad))
     bad.write_text('{"question": "x?", "doc": "a.md", "split": "test"}\n')
-    with pytest.raises(CommandError, match=r"'split' must be one of tune, held-out, fresh"):
+    with pytest.raises(
+        CommandError, match=r"'split' must be one of tune, held-out, fresh, fresh2$"
+    ):
         call_command("evaluate_retrieval", str(bad))
 
 
@@ -208,6 +210,47 @@ def test_a_section_places_the_hit_and_fresh_is_its_own_split(eval_corpus, tmp_pa
     missed = [m for m in hybrid["misses"] if m["rank"] is None]
     assert [m["expected"] for m in missed] == ["conveyor.md Gearbox"]
     assert "fresh/procedure" in out.getvalue()
+
+
+def test_fresh2_is_a_split_of_its_own_beside_fresh(eval_corpus, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    lines = [
+        {
+            "question": "How do I tension the conveyor belt?",
+            "doc": "conveyor.md",
+            "section": "Belt tension",
+            "facts": ["take-up screws"],
+            "kind": "procedure",
+            "split": "fresh",
+        },
+        {
+            "question": "Which hydraulic oil does the press need?",
+            "doc": "press-manual.md",
+            "facts": ["ISO VG 68"],  # in no passage: a miss, counted under fresh2 only
+            "kind": "lookup",
+            "split": "fresh2",
+        },
+        {
+            "question": "What colour is the press's paint?",
+            "kind": "unanswerable",
+            "split": "fresh2",
+        },
+    ]
+    questions.write_text("\n".join(json.dumps(x) for x in lines))
+    out = StringIO()
+    report = tmp_path / "report.json"
+    call_command(
+        "evaluate_retrieval", str(questions), "--modes", "hybrid", "--json", str(report), stdout=out
+    )
+    data = json.loads(report.read_text())
+    [hybrid] = data["modes"]
+    groups = hybrid["groups"]
+    assert groups["fresh"]["n"] == 1 and groups["fresh"]["hit_at_5"] == 1.0
+    assert groups["fresh2"]["n"] == 1 and groups["fresh2"]["hit_at_5"] == 0.0
+    assert groups["fresh2/lookup"]["n"] == 1
+    assert data["answers"]["unanswerable"] == {"fresh2": 1}
+    assert data["answers"]["answerable"] == {"fresh": 1, "fresh2": 1}
+    assert "  fresh2: unanswerable declined" in out.getvalue()
 
 
 def test_in_section_ignores_case_spacing_and_numbers():
