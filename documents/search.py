@@ -28,6 +28,7 @@ from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
+from documents.chunking import SECTION_SEPARATOR
 from documents.embeddings import get_provider
 from documents.models import Document, location_label, pages_label
 from documents.rerank import RerankError, rerank_hits
@@ -60,6 +61,48 @@ QUESTION_WORDS = _QUESTION_WORDS_TEXT.split()
 MAX_QUERY_TERMS = 32
 # The text leg scores fully this many times its candidates (by their partial scores).
 SHORTLIST = 4
+
+
+# The snippet's text: the chunk's content without its first line, the section path
+# (chunking.py puts it there for the embedding and the text leg), which the hit names
+# apart (location) and whose headings the text itself starts with; a snippet showed
+# "Manual › Calibration Manual Calibration Put a ..." (_without_headings drops the
+# headings at the start of the text).
+_SNIPPET_TEXT = (
+    "CASE WHEN c.section <> '' AND starts_with(c.content, c.section || chr(10))"
+    " THEN substr(c.content, char_length(c.section) + 2) ELSE c.content END"
+)
+
+
+def _strip_line(raw: str, line: str) -> str | None:
+    """raw without a first line equal to `line` (the snippet's marks skipped while
+    comparing), or None when it does not start with it."""
+    i = 0
+    for char in f"{line}\n":
+        while i < len(raw) and raw[i] in (_START, _STOP):
+            i += 1
+        if i >= len(raw) or raw[i] != char:
+            return None
+        i += 1
+    while i < len(raw) and raw[i] == _STOP:
+        i += 1
+    return raw[i:]
+
+
+def _without_headings(raw: str, section: str) -> str:
+    """The snippet without the headings of its section that the chunk's text starts
+    with (the hit names its section apart)."""
+    headings = {h.strip() for h in section.split(SECTION_SEPARATOR) if h.strip()}
+    rest = raw
+    while True:
+        for heading in headings:
+            shorter = _strip_line(rest.lstrip(" "), heading)
+            if shorter is not None:
+                rest = shorter
+                break
+        else:
+            break
+    return rest if rest.replace(_START, "").replace(_STOP, "").strip() else raw
 
 
 def _snippet_html(raw: str) -> str:
@@ -373,7 +416,7 @@ def _sql(mode: Mode, dims: int, docs: str, text_norm: str = "max") -> str:
         LIMIT %(limit)s
     )
     SELECT f.chunk_id, c.document_id, d.name, c.first_page, c.last_page, c.section,
-           ts_headline(%(config)s::regconfig, c.content, q.query, %(headline)s) AS snippet,
+           ts_headline(%(config)s::regconfig, {_SNIPPET_TEXT}, q.query, %(headline)s) AS snippet,
            c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score,
            (SELECT COALESCE(sum(i.idf), 0) FROM idf i
             WHERE i.df > 0 AND i.term = ANY(tsvector_to_array(c.search_vector)))
@@ -472,7 +515,7 @@ def search(
             first_page=r[3],
             last_page=r[4],
             section=r[5],
-            snippet=_snippet_html(r[6]),
+            snippet=_snippet_html(_without_headings(r[6], r[5])),
             content=r[7],
             score=float(r[8]),
             vector_rank=r[9],

@@ -164,6 +164,29 @@ def test_snippets_mark_terms_and_escape_html(owner, media):
     assert "<mark>encoder</mark> <mark>cable</mark>" in hit.snippet
 
 
+def test_a_snippet_does_not_repeat_the_heading(owner, media):
+    """A chunk's content starts with its section path on a line of its own (for the
+    embedding and the text leg), and the heading is also the first line of its text:
+    the snippet showed "RoboRail calibration › Chuck rotation RoboRail calibration Chuck
+    rotation Put a ...". The hit names its section apart (location), so the snippet is
+    the text under the headings."""
+    _ready(owner, "chucks.md", CHUCKS)
+    hit = search(user=owner, query="chuck rotation spirit level", k=1, mode="text").hits[0]
+    assert hit.section == "RoboRail calibration › Chuck rotation"
+    plain = hit.snippet.replace("<mark>", "").replace("</mark>", "")
+    assert "›" not in plain and "RoboRail calibration" not in plain
+    assert "rotation" not in plain.lower(), hit.snippet
+    assert plain.startswith("Put a spirit level"), hit.snippet
+    assert "<mark>spirit</mark> <mark>level</mark>" in hit.snippet
+    # A chunk without a section (text before any heading) keeps its whole text.
+    _ready(
+        owner, "plain.txt", b"Bleed the brake line until no bubbles appear.", mime_type="text/plain"
+    )
+    plain_hit = search(user=owner, query="bleed brake bubbles", k=1, mode="text").hits[0]
+    assert plain_hit.section == ""
+    assert plain_hit.snippet.replace("<mark>", "").replace("</mark>", "").startswith("Bleed the")
+
+
 def test_the_vector_leg_uses_the_models_hnsw_index(corpus, owner):
     from documents.embeddings import get_provider
     from documents.search import _readable_sql, _sql
