@@ -244,17 +244,7 @@ def _term_params(rows: list[tuple]) -> dict:
     }
 
 
-# The text leg's BM25 in the hybrid score, 0..1: over the best candidate's ("max"), or
-# over the question's total idf ("idf": what a passage holding each of the question's
-# terms once at average length scores), so a question whose words the passages mostly
-# lack (a paraphrase, another language) gets little from the words it does share.
-_TEXT_NORMALISED = {
-    "max": "COALESCE(s.text_score / NULLIF(max(s.text_score) OVER (), 0), 0)",
-    "idf": "COALESCE(LEAST(s.text_score / NULLIF(q.total_idf, 0), 1), 0)",
-}
-
-
-def _sql(mode: Mode, dims: int, docs: str, text_norm: str = "max") -> str:
+def _sql(mode: Mode, dims: int, docs: str) -> str:
     # Only fixed SQL and integers are interpolated; every value is a bound parameter.
     distance = distance_sql(dims)
     vector_leg = f"""
@@ -377,9 +367,9 @@ def _sql(mode: Mode, dims: int, docs: str, text_norm: str = "max") -> str:
         # Convex combination of the min-max normalised cosine and BM25 over the maximum,
         # both over this question's candidates (bench/README: it beats reciprocal rank
         # fusion on the eval's tune and held-out questions).
-        score = f"""(%(w_vec)s * COALESCE((s.vector_score - min(s.vector_score) OVER ())
+        score = """(%(w_vec)s * COALESCE((s.vector_score - min(s.vector_score) OVER ())
                       / NULLIF(max(s.vector_score) OVER () - min(s.vector_score) OVER (), 0), 0)
-                  + %(w_txt)s * {_TEXT_NORMALISED[text_norm]})
+                  + %(w_txt)s * COALESCE(s.text_score / NULLIF(max(s.text_score) OVER (), 0), 0))
                  / %(w_sum)s"""
     elif mode == "vector":
         joins, cosine, bm25, score = "", "1 - c.distance", "NULL::float8", "s.vector_score"
@@ -411,7 +401,7 @@ def _sql(mode: Mode, dims: int, docs: str, text_norm: str = "max") -> str:
     ),
     fused AS (
         SELECT s.*, {score} AS score
-        FROM scored s, q
+        FROM scored s
         ORDER BY score DESC NULLS LAST, chunk_id
         LIMIT %(limit)s
     )
@@ -428,20 +418,6 @@ def _sql(mode: Mode, dims: int, docs: str, text_norm: str = "max") -> str:
          q
     ORDER BY f.score DESC NULLS LAST, f.chunk_id
     """
-
-
-def _weights(query: str) -> tuple[float, float]:
-    """The hybrid score's (vector, text) weights for this question. A question written in
-    another language than the library's (documents.languages) shares few words with the
-    passages that answer it, so its text leg gets SEARCH_OTHER_LANGUAGE_TEXT_WEIGHT."""
-    w_vec, w_txt = settings.SEARCH_VECTOR_WEIGHT, settings.SEARCH_TEXT_WEIGHT
-    other = settings.SEARCH_OTHER_LANGUAGE_TEXT_WEIGHT
-    if other is not None and other != w_txt:
-        from documents.languages import question_language
-
-        if question_language(query) != settings.SEARCH_TEXT_CONFIG:
-            w_txt = other
-    return w_vec, w_txt
 
 
 @telemetry.track_search
@@ -469,7 +445,6 @@ def search(
         timings["embed"] = (time.perf_counter() - started) * 1000
     docs, params = _readable_sql(user, document_ids)
     limit = max(k, settings.RERANK_TOP_N) if rerank else k
-    w_vec, w_txt = _weights(query) if mode == "hybrid" else (1.0, 1.0)
     params.update(
         {
             "qvec": json.dumps(qvec) if qvec is not None else None,
@@ -481,15 +456,15 @@ def search(
             # 0 with every posting read: every chunk holding a selecting term is scored.
             "shortlist": settings.SEARCH_TEXT_POSTINGS
             and SHORTLIST * max(settings.SEARCH_CANDIDATES, limit),
-            "w_vec": w_vec,
-            "w_txt": w_txt,
-            "w_sum": (w_vec + w_txt) or 1.0,
+            "w_vec": settings.SEARCH_VECTOR_WEIGHT,
+            "w_txt": settings.SEARCH_TEXT_WEIGHT,
+            "w_sum": (settings.SEARCH_VECTOR_WEIGHT + settings.SEARCH_TEXT_WEIGHT) or 1.0,
             "limit": limit,
             "headline": SNIPPET_OPTIONS,
             "question_words": QUESTION_WORDS,
         }
     )
-    statement = _sql(mode, provider.dimensions, docs, settings.SEARCH_TEXT_NORM)
+    statement = _sql(mode, provider.dimensions, docs)
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(

@@ -106,29 +106,6 @@ def test_the_fusion_weights_choose_between_the_legs(corpus, owner, settings, wei
     assert len(hits) > 2 and scores == sorted(scores, reverse=True)
 
 
-def test_a_question_in_another_language_gets_its_own_text_weight(corpus, owner, settings):
-    settings.SEARCH_VECTOR_WEIGHT, settings.SEARCH_TEXT_WEIGHT = 0.0, 1.0
-    settings.SEARCH_OTHER_LANGUAGE_TEXT_WEIGHT = 0.0
-    # Dutch: ranked by the vector leg alone (the text weight is 0, the vector weight 0).
-    dutch = search(user=owner, query="Wat moet ik doen als de PMAC geen verbinding heeft?", k=5)
-    assert dutch.hits and all(h.score == 0 for h in dutch.hits)
-    # English: the text weight as set, so the passage holding the words scores 1.
-    english = search(user=owner, query="What if the PMAC has no communication?", k=5).hits
-    assert english[0].score == pytest.approx(1.0) and "PMAC" in english[0].content
-
-
-def test_text_scores_over_the_questions_idf_count_words_no_passage_holds(corpus, owner, settings):
-    settings.SEARCH_VECTOR_WEIGHT, settings.SEARCH_TEXT_WEIGHT = 0.0, 1.0
-    query = "PMAC flibbertigibbet"  # one word the passages hold, one nobody uses
-    settings.SEARCH_TEXT_NORM = "max"
-    assert search(user=owner, query=query, k=1).hits[0].score == pytest.approx(1.0)
-    settings.SEARCH_TEXT_NORM = "idf"
-    hit = search(user=owner, query=query, k=1).hits[0]
-    assert "PMAC" in hit.content and 0 < hit.score < 0.6
-    full = search(user=owner, query="PMAC communication", k=1).hits[0]
-    assert full.score > hit.score
-
-
 def test_a_document_filter_limits_the_search(corpus, owner):
     only = corpus["secret"].pk
     hits = search(user=owner, query="chuck spirit level", k=10, document_ids=[only]).hits
