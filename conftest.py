@@ -10,8 +10,9 @@ from django.core.cache import caches
 
 from rra.testing import pytest_plugin
 
-# Browser fixtures (browser, context, page, page_errors, live_server): rra/testing/browser.py
-pytest_plugins = ["rra.testing.browser"]
+# Browser fixtures (browser, context, page, page_errors, live_server): rra/testing/browser.py;
+# a real S3 server (s3_server, s3_storage): rra/testing/s3_server.py
+pytest_plugins = ["rra.testing.browser", "rra.testing.s3_server"]
 
 PASSWORD = "correct horse battery staple 42"
 

@@ -254,6 +254,7 @@ class ChatListView(StreamingView):
         format_override = negotiation.settings.URL_FORMAT_OVERRIDE
         if (
             request.method != "GET"
+            or querycache.unreachable()  # no hit to find: DRF and the database answer
             or kwargs  # a format suffix
             or (format_override and format_override in request.GET)
             or not issubclass(negotiation, StreamNegotiation)  # never a 406

@@ -11,7 +11,8 @@ Page images are rendered with pypdfium2 in this process, one page at a time per 
 here holds `_PDFIUM_LOCK`. Rendering is progressive with a pause callback, so a page
 that takes longer than RENDER_TIMEOUT_S is abandoned (PageUnavailable) instead of
 holding the lock; images are capped at MAX_PIXELS. PNGs are cached on disk under
-MEDIA_ROOT/page-cache/<document id>/<page>-<width>.png and written atomically.
+MEDIA_ROOT/page-cache/<document id>/<page>-<width>.png and written atomically; a
+document stored in S3 is downloaded once into that folder (stored_files.cached_copy).
 
 Where the chunk is gone (the document was processed again), the passage is found by
 its text: `find_quote()` searches the page text ignoring whitespace, soft hyphens and
@@ -38,6 +39,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 
+from documents import stored_files
 from documents.filetypes import PDF
 from documents.models import Chunk, Document
 
@@ -217,7 +219,7 @@ def pdf_highlights(document: Document, page: int, start: int, end: int) -> list[
     cached = cache.get(key)
     if cached is not None:
         return [Box(**b) for b in cached]
-    boxes = _pdf_boxes(Path(document.file.path), page, start, end)
+    boxes = _pdf_boxes(source_file(document), page, start, end)
     cache.set(key, [asdict(b) for b in boxes], HIGHLIGHT_CACHE_S)
     return boxes
 
@@ -435,6 +437,18 @@ def cache_path(document_id: int, page: int, width: int) -> Path:
     return cache_dir(document_id) / f"{int(page)}-{int(width)}.png"
 
 
+def source_file(document: Document) -> Path:
+    """The document's stored file as a local path for pdfium: the file itself on a local
+    disk, a copy kept beside the page images when it is in an object store."""
+    try:
+        return stored_files.cached_copy(document, cache_dir(document.pk))
+    except FileNotFoundError:
+        raise PageUnavailable("The document's file is no longer stored.") from None
+    except stored_files.StoreUnavailable as exc:
+        logger.warning("document=%s: the file store failed: %s", document.pk, exc)
+        raise Busy from None
+
+
 def clear_page_cache(document_id: int) -> None:
     """Delete the cached page images of a document (call when it is deleted)."""
     shutil.rmtree(cache_dir(document_id), ignore_errors=True)
@@ -446,10 +460,11 @@ def page_image(document: Document, page: int, width: int) -> tuple[Path, bool]:
     path = cache_path(document.pk, page, width)
     if path.is_file():
         return path, False
+    source = source_file(document)  # downloaded (from S3) before taking the pdfium lock
     with _pdfium():
         if path.is_file():  # rendered by another request while we waited
             return path, False
-        image = _render(Path(document.file.path), page, width)
+        image = _render(source, page, width)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".render-", suffix=".png", dir=path.parent)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
@@ -10,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import islice
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -18,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from documents import filetypes
+from documents import filetypes, stored_files
 from documents.models import Chunk, Document, DocumentContent, DocumentTerm, Embedding
 from documents.search import invalidate_for
 from documents.signals import readability_changed
@@ -234,16 +235,22 @@ def document_ingest(*, document_id: int) -> str:
     document = Document.objects.get(pk=document_id)
     run = _Run(document_id, claim)
     log = logger.getChild("ingest")
-    if not document.file or not document.file.storage.exists(document.file.name):
-        log.error("document=%s has no stored file %r", document_id, document.file.name)
+    if not document.file:
+        log.error("document=%s has no stored file", document_id)
         return _fail(run, FILE_MISSING)
     try:
-        extraction = extract_file(
-            Path(document.file.path),
-            document.mime_type,
-            limits=extraction_limits(),
-            on_progress=lambda done, total: run.update(pages_done=done, pages_total=total),
-        )
+        with contextlib.ExitStack() as files:
+            try:  # the stored file itself on a local disk, a temporary download from S3
+                path = files.enter_context(stored_files.local_copy(document))
+            except FileNotFoundError:
+                log.error("document=%s has no stored file %r", document_id, document.file.name)
+                return _fail(run, FILE_MISSING)
+            extraction = extract_file(
+                path,
+                document.mime_type,
+                limits=extraction_limits(),
+                on_progress=lambda done, total: run.update(pages_done=done, pages_total=total),
+            )
         telemetry.ingest_step("extract", pages=extraction.page_count, chars=extraction.char_count)
         run.update(
             status=Document.Status.CHUNKING,
@@ -280,6 +287,9 @@ def document_ingest(*, document_id: int) -> str:
     except Superseded:
         log.info("document=%s was changed or deleted while processing; stopped", document_id)
         return "superseded"
+    except stored_files.StoreUnavailable as exc:
+        log.warning("document=%s: the file store failed: %s", document_id, exc)
+        return _retry_or_fail(run, document_id, "The file store is unavailable.")
     except ExtractionFailed as exc:
         return _fail(run, exc.reason)
     except TransientEmbeddingError as exc:

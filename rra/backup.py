@@ -5,7 +5,8 @@ media folder (`manage.py restore`).
 A backup is a folder:
 
     database.dump    pg_dump --format=custom of the whole database
-    media/<name>     every document's stored file, under its storage name
+    media/<name>     every document's stored file, under its storage name (read and
+                     restored through the storage: MEDIA_ROOT or the S3 bucket)
     manifest.json    when, from which database, the row counts and each file's
                      sha256 (checked against the document's own when copied)
 
@@ -33,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import connection
 
 FORMAT = 1
@@ -100,11 +103,25 @@ def _pg_env() -> dict[str, str]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+        return _sha256_of(f)
+
+
+def _sha256_of(f) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
+
+
+def _stored_sha256(name: str) -> str | None:
+    """The sha256 of a stored file (local disk or S3, through the storage), None when
+    there is none."""
+    try:
+        with default_storage.open(name, "rb") as f:
+            return _sha256_of(f)
+    except FileNotFoundError:
+        return None
 
 
 @dataclass
@@ -151,17 +168,18 @@ def backup(folder: Path) -> Summary:
         if dump.returncode:
             raise BackupError(f"pg_dump failed: {dump.stderr.strip()}")
         files, missing = [], []
-        media = Path(settings.MEDIA_ROOT)
         for _id, name, sha in documents:
             if not name:
                 continue
-            source = media / name
             target = folder / "media" / name
-            if not source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:  # through the storage: MEDIA_ROOT or the S3 bucket alike
+                with default_storage.open(name, "rb") as source, target.open("wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+            except FileNotFoundError:
+                target.unlink(missing_ok=True)
                 missing.append(name)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
             copied = _sha256(target)
             if sha and copied != sha:
                 missing.append(name)
@@ -178,6 +196,11 @@ def backup(folder: Path) -> Summary:
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return Summary(folder, counts, len(files), missing)
+
+
+def _storage_label() -> str:
+    bucket = getattr(settings, "STORAGE_S3_BUCKET", "")
+    return f"the bucket {bucket}" if bucket else str(settings.MEDIA_ROOT)
 
 
 # psycopg.connect's keyword arguments that Django's parameters may carry.
@@ -203,16 +226,12 @@ def restore(folder: Path, *, force: bool = False) -> Summary:
             f"database {env['PGDATABASE']} already has {tables} tables: restore into an empty "
             "one (a fresh EMBEDDED_PG_DIR or a new database), or pass --force to replace them"
         )
-    media = Path(settings.MEDIA_ROOT)
-    clashes = [
-        f["name"]
-        for f in manifest["files"]
-        if (media / f["name"]).exists() and _sha256(media / f["name"]) != f["sha256"]
-    ]
+    stored = {f["name"]: _stored_sha256(f["name"]) for f in manifest["files"]}
+    clashes = [f["name"] for f in manifest["files"] if stored[f["name"]] not in (None, f["sha256"])]
     if clashes and not force:
         raise BackupError(
-            f"{len(clashes)} files in {media} differ from the backup's (e.g. {clashes[0]}); "
-            "restore into an empty media folder, or pass --force"
+            f"{len(clashes)} files in {_storage_label()} differ from the backup's "
+            f"(e.g. {clashes[0]}); restore into an empty media folder or bucket, or pass --force"
         )
     connection.close()
     argv = [pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error"]
@@ -227,9 +246,15 @@ def restore(folder: Path, *, force: bool = False) -> Summary:
     if result.returncode:
         raise BackupError(f"pg_restore failed: {result.stderr.strip()}")
     for f in manifest["files"]:
-        target = media / f["name"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(folder / "media" / f["name"], target)
+        name = f["name"]
+        if stored[name] == f["sha256"]:
+            continue  # already there, the same bytes
+        if stored[name] is not None:
+            default_storage.delete(name)  # --force: the backup's file replaces it
+        with (folder / "media" / name).open("rb") as source:
+            saved = default_storage.save(name, File(source, name=name))
+        if saved != name:
+            raise BackupError(f"the storage saved {name} as {saved}")
     counts = {}
     with connection.cursor() as cursor:
         for label, table in COUNTED.items():

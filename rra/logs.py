@@ -115,9 +115,12 @@ def logging_config(
     # The middleware writes one access line per request (with its request id):
     # gunicorn's own access log would repeat it.
     loggers["gunicorn.access"] = {"handlers": [], "level": "WARNING", "propagate": False}
+    # The caches' swallowed Redis errors, but not each command the open breaker refused.
+    loggers["rra.cache"] = {"filters": ["redis_circuit_open"]}
     return {
         "version": 1,
         "disable_existing_loggers": False,
+        "filters": {"redis_circuit_open": {"()": "rra.redis_breaker.QuietWhileOpen"}},
         "formatters": {
             "json": {"()": "rra.logs.json_formatter"},
             "console": {"()": "rra.logs.console_formatter"},

@@ -43,7 +43,9 @@ plus a random suffix: unique without a counter, and it doubles as the scope's
 last-modified time for HTTP caching.
 
 With the cache store down, everything is computed from the database (the "default"
-cache swallows Redis errors); a bump lost to an outage is bounded by the TTLs.
+cache swallows Redis errors); a bump lost to an outage is bounded by the TTLs. While
+Redis's circuit breaker refuses (rra/redis_breaker.py: it did not answer a moment ago),
+nothing is even tried: no read, read-ahead, store or bump (``unreachable()``).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection, models, transaction
 
-from rra import telemetry
+from rra import redis_breaker, telemetry
 
 _SUFFIX = 1000  # generation = microseconds * _SUFFIX + random suffix
 # Seconds a scope's generation lives without a bump; longer than any entry's TTL.
@@ -146,6 +148,8 @@ def bump(*scopes: str) -> None:
         store.clear()  # this request wrote: nothing it read ahead may answer it now
 
     def apply() -> None:
+        if unreachable():
+            return  # lost, like a refused write: bounded by the TTLs
         generation = _new_generation()
         cache.set_many({_gen_key(scope): generation for scope in scopes}, GENERATION_TTL)
 
@@ -348,12 +352,19 @@ def _on(lookup: Lookup) -> bool:
     return bool(settings.QUERY_CACHE_ENABLED and lookup.namespace.ttl())
 
 
+def unreachable(alias: str = "default") -> bool:
+    """True while the circuit breaker of the cache's Redis refuses commands: the
+    database answers without a cache round trip being tried (and refused)."""
+    location = settings.CACHES.get(alias, {}).get("LOCATION")
+    return isinstance(location, str) and "://" in location and redis_breaker.refusing(location)
+
+
 def _read(lookup: Lookup, ahead: Iterable[Lookup] = ()) -> tuple[list[int], Any] | None:
     """(the scopes' generations, the stored value or _MISS when there is none that is
     current); None when the cache is off for the namespace, in a transaction, or down.
     From what was read ahead for this lookup (used once), else one MGET, which also
     reads the ``ahead`` lookups for the request's later calls."""
-    if not _on(lookup) or _in_transaction():
+    if not _on(lookup) or _in_transaction() or unreachable():
         return None
     store = _PREFETCHED.get()
     found = store.pop(lookup.key, None) if store else None

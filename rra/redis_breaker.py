@@ -17,9 +17,11 @@ chats.answering.transport build their clients with connection_class_for(url).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from urllib.parse import urlsplit
 
 import redis
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
@@ -54,6 +56,13 @@ class Breaker:
     @property
     def is_open(self) -> bool:
         return self.open_until > 0
+
+    @property
+    def refusing(self) -> bool:
+        """Open and within its open period: a command now would be refused. (After the
+        period the next command goes on to before(), which starts the half-open try.)"""
+        until = self.open_until
+        return bool(until) and time.monotonic() < until
 
     def before(self) -> None:
         """Let a command through, or raise CircuitOpen."""
@@ -156,6 +165,39 @@ def breaker_for(address: str) -> Breaker:
 def breakers() -> dict[str, Breaker]:
     with _breakers_lock:
         return dict(_breakers)
+
+
+@functools.lru_cache(maxsize=64)
+def address_of(url: str) -> str:
+    """The breaker's address for a Redis URL, as its connections name it."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    address = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+    return "tls:" + address if parts.scheme == "rediss" else address
+
+
+def refusing(url: str) -> bool:
+    """True while the breaker of this Redis refuses commands: a caller that can do
+    without Redis (the query cache, the sessions' cache) skips it instead of being
+    refused."""
+    with _breakers_lock:
+        found = _breakers.get(address_of(url))
+    return found is not None and found.refusing
+
+
+class QuietWhileOpen(logging.Filter):
+    """Drops the log record of a cache command the open breaker refused: the trip was
+    logged once, a traceback per refused command says nothing more (and cost each
+    request a few milliseconds of formatting while Redis was away)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None:
+            if isinstance(error, CircuitOpen):
+                return False
+            error = error.__cause__
+        return True
 
 
 def reset_all() -> None:

@@ -253,7 +253,8 @@ else:
             CACHES, why=f"{WEB_PROCESSES} web processes serve the site (WEB_CONCURRENCY)"
         )
 
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# cached_db, without trying the cache while Redis's circuit breaker is open (rra/sessions.py).
+SESSION_ENGINE = "rra.sessions"
 # Names the signed-in viewer to the service worker, so a shared device never shows the
 # previous user's cached pages (accounts/middleware.py sets it, rra/pwa_views.py reads it).
 VIEWER_COOKIE = "rra_viewer"
@@ -560,6 +561,39 @@ STORAGES = {
     "staticfiles": {"BACKEND": "rra.storage.StaticStorage"},
 }
 MEDIA_ROOT = BASE_DIR / env.str("MEDIA_ROOT", "var/media")
+
+
+# Uploaded files go to an S3-compatible object store when STORAGE_S3_BUCKET is set, so
+# that web and worker processes need no shared disk (MEDIA_ROOT then only holds each
+# machine's page-image cache); else to MEDIA_ROOT. Credentials: AWS_ACCESS_KEY_ID /
+# AWS_SECRET_ACCESS_KEY, or boto3's usual sources (instance role, ~/.aws) when unset.
+def s3_media_storage(env: Env) -> dict:
+    """STORAGES["default"] for uploaded files in an S3-compatible object store, from the
+    environment: STORAGE_S3_BUCKET and its neighbours (README, Settings). The tests'
+    s3_storage fixture builds its storage with this too."""
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("STORAGE_S3_BUCKET"),
+            "location": env.str("STORAGE_S3_PREFIX", ""),
+            "endpoint_url": env.url("AWS_S3_ENDPOINT_URL"),
+            "region_name": env.str("AWS_S3_REGION_NAME"),
+            # None: boto3's usual sources (instance role, ~/.aws, ...)
+            "access_key": env.str("AWS_ACCESS_KEY_ID"),
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY"),
+            # SeaweedFS, MinIO and most self-hosted stores want path-style URLs.
+            "addressing_style": env.str(
+                "AWS_S3_ADDRESSING_STYLE", "path", choices=("path", "virtual")
+            ),
+            "default_acl": None,  # the bucket's own policy: private
+            "file_overwrite": True,  # names are UUIDs; restore writes the backup's names
+        },
+    }
+
+
+STORAGE_S3_BUCKET = env.str("STORAGE_S3_BUCKET", "")
+if STORAGE_S3_BUCKET:
+    STORAGES["default"] = s3_media_storage(env)
 
 # --- PWA ---------------------------------------------------------------------------
 # django-pwa serves /manifest.json (templates/manifest.json); rra/pwa_views.py serves the

@@ -6,6 +6,7 @@ again, the breaker closes."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import time
 import pytest
 from django.urls import reverse
 
+from accounts.models import ApiToken
 from chats.answering import transport
 from chats.models import Chat
 from conftest import PASSWORD
@@ -121,3 +123,55 @@ def test_a_partitioned_redis_opens_the_breaker_and_requests_stop_waiting(
     assert client.get("/api/health/ready").json()["checks"]["cache"]["status"] == "ok"
     assert breaker.attempts > attempts
     assert client.get("/api/chats").status_code == 200
+
+
+def test_with_the_breaker_open_the_chat_list_comes_from_the_database_without_touching_redis(
+    client, owner, private_redis, caplog
+):
+    """While the breaker refuses, the chat list (API token or session) does not try Redis
+    at all: no cache read, read-ahead, store, generation bump or session lookup is even
+    refused, and nothing is logged per request (the trip was logged once)."""
+    server, breaker = private_redis
+    _, secret = ApiToken.issue(user=owner, name="partition")
+    Chat.objects.create(owner=owner, title="Listed from the database")
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    assert client.get("/api/chats", **bearer).status_code == 200  # cached while Redis is up
+    session = type(client)()
+    session.force_login(owner)
+
+    os.kill(server.process.pid, signal.SIGSTOP)
+    assert client.get("/api/health/live").status_code == 200
+    assert client.get("/api/chats", **bearer).status_code == 200  # waits one timeout, trips
+    assert breaker.is_open
+
+    attempts, refused = breaker.attempts, breaker.refused
+    caplog.clear()
+    for _ in range(3):
+        by_token = client.get("/api/chats", **bearer)
+        assert by_token.status_code == 200
+        assert [c["title"] for c in by_token.json()["results"]] == ["Listed from the database"]
+        by_session = session.get("/api/chats")
+        assert by_session.status_code == 200
+        assert by_session.json()["results"] == by_token.json()["results"]
+    assert (breaker.attempts, breaker.refused) == (attempts, refused)
+    assert not [r for r in caplog.records if r.name == "rra.cache"]
+
+    # A new chat while Redis is down is listed at once (no stale entry is kept, since
+    # none was read or stored), and a bad query string is still a 400.
+    Chat.objects.create(owner=owner, title="Made during the outage")
+    titles = [c["title"] for c in client.get("/api/chats", **bearer).json()["results"]]
+    assert titles == ["Made during the outage", "Listed from the database"]
+    assert client.get("/api/chats", {"q": "\x00"}, **bearer).status_code == 400
+
+
+def test_a_command_the_open_breaker_refused_is_not_logged_but_other_cache_errors_are(caplog):
+    from django_redis.exceptions import ConnectionInterrupted
+
+    log = logging.getLogger("rra.cache")  # DJANGO_REDIS_LOGGER, with the settings' filter
+    for cause in (redis_breaker.CircuitOpen("open"), ConnectionError("reset by peer")):
+        try:
+            raise ConnectionInterrupted(connection=None) from cause
+        except ConnectionInterrupted:
+            log.exception("Exception ignored")
+    logged = [r for r in caplog.records if r.name == "rra.cache"]
+    assert [type(r.exc_info[1].__cause__) for r in logged] == [ConnectionError]

@@ -8,7 +8,8 @@ from rra.backup import BackupError, restore
 class Command(BaseCommand):
     help = (
         "Restore a backup of `manage.py backup` into the configured database (empty: a "
-        "fresh EMBEDDED_PG_DIR or a new database) and MEDIA_ROOT. Stop the site first."
+        "fresh EMBEDDED_PG_DIR or a new database) and the file storage (MEDIA_ROOT or the "
+        "S3 bucket). Stop the site first."
     )
 
     def add_arguments(self, parser):
