@@ -8,11 +8,11 @@
 #
 #   docker build -t rra .                                     # production
 #   docker build --target development -t rra:dev .
-#   docker run --rm -p 8000:8000 -e DATABASE_URL=... -e SECRET_KEY=... rra          # web
+#   docker run --rm -p 8000:8000 -e DATABASE_URL=... -e SECRET_KEY=... rra          # web (nginx + gunicorn)
 #   docker run --rm -e DATABASE_URL=... -e SECRET_KEY=... rra worker                # worker
 #
 # deploy/entrypoint.sh waits for the database, applies migrations under a lock (one
-# replica migrates, the others wait) and then runs `web` (gunicorn), `worker`,
+# replica migrates, the others wait) and then runs `web` (nginx in front of gunicorn), `worker`,
 # `migrate` (and exit) or any other command. docker-compose.yml runs the whole stack.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -57,11 +57,13 @@ RUN sed -e 's/^torch==\([0-9][0-9.]*\)$/torch==\1+cpu/' requirements.txt > requi
 FROM ${PYTHON_IMAGE} AS base
 
 # tini is PID 1: it reaps zombies (extraction runs in child processes) and passes
-# SIGTERM on to the entrypoint, which has exec'd gunicorn or the worker by then.
-# Not version-pinned: Debian's security updates to tini should land on a rebuild.
+# SIGTERM on to the entrypoint, which has exec'd the worker by then, or runs `web`:
+# Debian's nginx (deploy/front.py) in front of gunicorn, so slow clients wait in nginx,
+# not in gunicorn's threads (issue 21; WEB_FRONT=none serves gunicorn alone).
+# Not version-pinned: Debian's security updates to tini and nginx should land on a rebuild.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tini \
+    && apt-get install -y --no-install-recommends tini nginx-light \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 rra \

@@ -3,7 +3,13 @@ from __future__ import annotations
 from django.contrib.auth.backends import ModelBackend
 
 from accounts.models import USERS_CACHE, User
-from rra.querycache import EVERYONE, cached
+from rra.querycache import EVERYONE, Lookup, cached
+
+
+def user_lookup(user_id: int) -> Lookup:
+    """The query-cache entry of a user by id (what cached_user reads; a request that
+    knows the id early reads it ahead: accounts/sessions.py)."""
+    return Lookup(USERS_CACHE, scopes=(User.cache_scope(user_id),), viewer=EVERYONE)
 
 
 def cached_user(user_id) -> User | None:
@@ -13,9 +19,7 @@ def cached_user(user_id) -> User | None:
     except (TypeError, ValueError):
         return None
     return cached(
-        USERS_CACHE,
-        scopes=[User.cache_scope(user_id)],
-        viewer=EVERYONE,
+        user_lookup(user_id),
         compute=lambda: User._default_manager.filter(pk=user_id).first(),
     ).value
 

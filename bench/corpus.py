@@ -207,7 +207,7 @@ def copy_corpus(
         generated = [corpus.document(doc) for doc in docs]
         with cursor.copy(
             "COPY documents_chunk (id, document_id, index, first_page, last_page, section,"
-            " content, token_count, start_offset, end_offset) FROM STDIN"
+            " title, content, token_count, start_offset, end_offset) FROM STDIN"
         ) as copy:
             for doc, (clusters, _, texts) in zip(docs, generated, strict=True):
                 for i, text in enumerate(texts):
@@ -220,6 +220,7 @@ def copy_corpus(
                             page,
                             page + (i % 3 == 2),
                             f"Topic {clusters[i]}",
+                            "",  # no document title (COPY does not fill in Django's default)
                             text,
                             len(text) // 4,
                             0,

@@ -1,10 +1,11 @@
 """Hostile clients against one instance: connections that never finish their headers
 and idle readers of answers' event streams, while liveness and the chat list are timed;
 with nginx in front (deploy/front.py, as `make run` and the production compose stack
-serve) and without it (gunicorn alone, as before issue 21).
+serve), through the production image's command (deploy/entrypoint.sh web: nginx and
+gunicorn, run outside Docker) and without a front (gunicorn alone, as before issue 21).
 
     .venv/bin/python bench/hostile.py clients [--slow 300] [--readers 300] [--users 75]
-                                              [--seconds 20] [--modes front,direct]
+                                              [--seconds 20] [--modes front,image,direct]
 
 Starts a private Redis, gunicorn with production settings (2 workers x 128 threads) on
 the embedded PostgreSQL (database rra_hostile) or POSTGRES_URL, and for `front` nginx.
@@ -194,11 +195,24 @@ def run_mode(mode: str, args, env: dict, seeded: list, procs: list) -> dict:
     web_port = free_port()
     work = ROOT / "var" / "bench-hostile"
     web_env = {**env, "BIND": f"127.0.0.1:{web_port}", "WEB_CONCURRENCY": "2"}
+    argv = [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py"]
     if mode == "front":
         web_env["TRUSTED_PROXY_COUNT"] = "1"
+    elif mode == "image":
+        # The production image's command: its entry point runs nginx on BIND in front of
+        # gunicorn on UPSTREAM_BIND, and tells the app about that proxy itself.
+        argv = ["deploy/entrypoint.sh", "web"]
+        web_env.update(
+            PYTHON=sys.executable,
+            SKIP_MIGRATE="1",
+            UPSTREAM_BIND=f"127.0.0.1:{free_port()}",
+            FRONT_PREFIX=str(work / "nginx-image"),
+            TRUSTED_PROXY_COUNT="0",
+        )
+        web_env.pop("WEB_FRONT", None)
     with (work / f"gunicorn-{mode}.log").open("wb") as out:
         web = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py"],
+            argv,
             cwd=ROOT,
             env=web_env,
             stdout=out,
@@ -287,10 +301,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--readers", type=int, default=300)
     parser.add_argument("--users", type=int, default=75)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--modes", default="front,direct")
+    parser.add_argument("--modes", default="front,image,direct")
     args = parser.parse_args(argv)
     modes = args.modes.split(",")
-    if "front" in modes and front.nginx_binary() is None:
+    if {"front", "image"} & set(modes) and front.nginx_binary() is None:
         sys.exit("nginx not found (apt-get install nginx-light)")
     stops = []
     try:
@@ -304,7 +318,10 @@ def main(argv: list[str]) -> None:
         f"({args.users} users), {args.seconds:g} s; gunicorn 2 workers x 128 threads"
     )
     for mode, result in results.items():
-        label = "nginx in front" if mode == "front" else "gunicorn alone"
+        label = {
+            "front": "nginx in front (make run, compose)",
+            "image": "the image's entry point (nginx + gunicorn)",
+        }.get(mode, "gunicorn alone")
         print(f"  {label}:")
         for path, before, during, failures, examples in result["probes"]:
             print(f"    GET {path:<17} idle {fmt_ms(before)}")

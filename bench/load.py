@@ -395,6 +395,8 @@ def copy_chats(cursor, plan: Plan, corpus: Corpus, now: datetime) -> None:
                             number,
                             number - 1,
                             round(float(rng.uniform(0.3, 0.9)), 4),
+                            True,  # paged (a PDF)
+                            False,  # source_removed
                         )
                     )
                 if voted[k]:
@@ -411,7 +413,8 @@ def copy_chats(cursor, plan: Plan, corpus: Corpus, now: datetime) -> None:
             (
                 "chats_citation",
                 "id, message_id, chunk_id, document_id, document_name, first_page,"
-                " last_page, section, quote, start_offset, end_offset, number, rank, score",
+                " last_page, section, quote, start_offset, end_offset, number, rank, score,"
+                " paged, source_removed",
                 citation_rows,
             ),
             ("chats_vote", "id, message_id, user_id, value, created_at", vote_rows),
@@ -525,29 +528,37 @@ def ensure_seed(plan: Plan, *, reseed: bool, maintenance_work_mem: str | None) -
 
 
 def signed_in(users: int) -> list[str]:
-    """A signed-in session (the session engine's own, as after a sign-in) for each of the
-    first `users` users; their keys, in user order."""
+    """The cookies a signed-in browser sends (its session, made by the session engine
+    itself as a sign-in would; the CSRF cookie; the viewer cookie the site sets,
+    accounts/middleware.py) for each of the first `users` users, in user order."""
+    from importlib import import_module
+
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.cached_db import SessionStore
+    from django.middleware.csrf import _get_new_csrf_string
 
+    from accounts.middleware import viewer_id
     from accounts.models import User
 
-    keys = []
+    engine = import_module(settings.SESSION_ENGINE)
+    cookies = []
     for user in User.objects.filter(id__lte=users).order_by("id"):
-        session = SessionStore()
+        session = engine.SessionStore()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
-        keys.append(session.session_key)
-    return keys
+        cookies.append(
+            f"{settings.SESSION_COOKIE_NAME}={session.session_key};"
+            f" {settings.CSRF_COOKIE_NAME}={_get_new_csrf_string()};"
+            f" {settings.VIEWER_COOKIE}={viewer_id(user)}"
+        )
+    return cookies
 
 
 def write_data_files(folder: Path, plan: Plan) -> dict[str, str]:
     """Fresh API tokens for every bench user (the raw secrets exist only in this run's
     temporary folder), and the files the Lua scripts read. Returns {user id: token}."""
-    from django.conf import settings
 
     from accounts.models import TOKEN_PREFIX, ApiToken
 
@@ -575,7 +586,7 @@ def write_data_files(folder: Path, plan: Plan) -> dict[str, str]:
     regular = [tokens[user] for user in range(1, plan.users + 1)]
     (folder / "tokens.txt").write_text("\n".join(regular) + "\n")
     (folder / "sessions.txt").write_text(
-        "".join(f"{settings.SESSION_COOKIE_NAME}={key}\n" for key in signed_in(plan.users))
+        "".join(f"{cookies}\n" for cookies in signed_in(plan.users))
     )
     (folder / "hammer.txt").write_text(tokens[plan.hammer_id] + "\n")
     (folder / "chats.txt").write_text("".join(f"{tokens[o]}\t{c}\n" for c, o in chats))
@@ -1387,6 +1398,16 @@ def run(args, wanted: set[str], procs: Processes, data: Path) -> None:
                 procs, server, args, Row("c", "search, limits off"), "search.lua", data
             )
         finish(server)
+        # The floor again, alone as before: the machine's load moves during a run, so
+        # the ratios divide by the mean of the floor measured before and after.
+        if "f" in wanted:
+            again = measure_floor(procs, args, data).result
+            first = rows["f"].result
+            rows["f"].note = (
+                f"floor {first.rate:,.1f} req/s before RRA's scenarios, {again.rate:,.1f}"
+                " after: /floor divides by their mean"
+            )
+            floor = (first.rate + again.rate) / 2
     # 2. Query cache off.
     if "b" in wanted:
         server = start_server(
@@ -1426,7 +1447,8 @@ def run(args, wanted: set[str], procs: Processes, data: Path) -> None:
     )
     print(seed_line(info))
     print(
-        f"server: gunicorn gthread, {args.workers} workers x {args.threads} threads,"
+        f"server: gunicorn (deploy/gunicorn.conf.py's worker class), {args.workers} workers"
+        f" x {args.threads} threads,"
         f" DEBUG off, Redis, LOG_LEVEL {args.log_level}; wrk {args.wrk_threads} thread(s),"
         f" {args.connections} connections, {args.duration:g} s per scenario after"
         f" {args.warmup:g} s warm-up"

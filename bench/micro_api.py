@@ -12,7 +12,8 @@ Redis and PostgreSQL: a steadier signal than req/s on a busy machine, and the CP
 that the load benchmark's ratio is made of.
 
 Per round: --requests GETs of /bench/hello, then as many of /api/chats, each as the next
-user (API tokens, as chats.lua sends them), every list already in the query cache.
+user (API tokens, as chats.lua sends them; --session: the browser's cookies, as
+chats_session.lua sends them), every list already in the query cache.
 Prints the per-request milliseconds of each round and the median over the rounds;
 --profile prints where the cached list's time goes (cProfile: cumulative, then own time).
 """
@@ -72,6 +73,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile the cached list")
     parser.add_argument(
+        "--session", action="store_true", help="read the list with a session, not a token"
+    )
+    parser.add_argument(
         "--only", choices=("hello", "chats"), help="time one view (for a sampling profiler)"
     )
     args = parser.parse_args()
@@ -108,6 +112,11 @@ def run(args, data: Path) -> None:
         ("/api/chats", {**ACCEPT, "HTTP_AUTHORIZATION": f"Bearer {tokens[user]}"})
         for user in range(1, plan.users + 1)
     ]
+    if args.session:  # as the PWA reads it: the session's cookies, no token
+        lists = [
+            ("/api/chats", {**ACCEPT, "HTTP_COOKIE": cookie})
+            for cookie in load.signed_in(plan.users)
+        ]
     lists = (lists * (args.requests // len(lists) + 1))[: args.requests]
     hellos = [("/bench/hello", ACCEPT)] * args.requests
     client = Client(HTTP_HOST="127.0.0.1")

@@ -2,8 +2,8 @@
 workers) and one task worker, with a slow fake LLM, while the chat list and the liveness
 probe are timed.
 
-    .venv/bin/python bench/streams.py [--streams 200] [--rate 20] [--seconds 30]
-                                      [--threads 128] [--answer-threads 256]
+    .venv/bin/python bench/streams.py [--streams 200 | --streams 30,200] [--rate 20]
+                                      [--seconds 30] [--threads 128] [--answer-threads 256]
 
 Starts a private Redis, the fake OpenAI-compatible server (its own process; --rate words
 per second for --seconds per answer), gunicorn with production settings and
@@ -12,7 +12,10 @@ Seeds a few users with API tokens and one small manual (local embeddings), then 
 --streams answers (POST /api/chats with a question, read to the done event) spread over
 the first seconds, and samples GET /api/chats and GET /api/health/live every 100 ms
 meanwhile. Prints: answers completed, tokens per answer, time to first token, and
-p50/p95/max of both probes, plus CPU used by the web workers and the task worker.
+p50/p95/max of both probes, plus CPU used by the web workers and the task worker, and
+the most connections each web worker held at once (a worker holding more than its
+threads makes answers wait for a thread). A list of --streams runs the bursts one after
+another on the same servers.
 Not a test; see bench/README.md.
 """
 
@@ -227,9 +230,45 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+class Spread(threading.Thread):
+    """How the open connections are spread over gunicorn's worker processes: sampled
+    every 0.5 s (established TCP connections on the server's port, per worker); the
+    largest count each worker held at once."""
+
+    def __init__(self, master_pid: int, port: int, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.master_pid, self.port, self.stop = master_pid, port, stop
+        self.peak: dict[int, int] = {}
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.stop.wait(0.5):
+            try:
+                workers = psutil.Process(self.master_pid).children()
+            except psutil.NoSuchProcess:
+                return
+            for worker in workers:
+                try:
+                    held = sum(
+                        1
+                        for c in worker.net_connections(kind="tcp")
+                        if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == self.port
+                    )
+                except psutil.NoSuchProcess:
+                    continue
+                self.peak[worker.pid] = max(self.peak.get(worker.pid, 0), held)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument(
+        "--streams",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=[200],
+        help="answers opened together; a list (30,200) runs one burst after another",
+    )
+    parser.add_argument("--pause", type=float, default=5.0, help="seconds between bursts")
     parser.add_argument("--rate", type=float, default=20.0, help="fake LLM words per second")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each answer")
     parser.add_argument("--threads", type=int, default=None, help="GUNICORN_THREADS")
@@ -359,6 +398,14 @@ def run(args, stops: list) -> None:
             break
     log(f"gunicorn on {port} (2 workers, threads {args.threads or 'default'}); worker up")
 
+    for count in args.streams:
+        burst(args, count, port=port, web=web, web_env=web_env, tokens=tokens, workers=worker_pids)
+        time.sleep(args.pause)
+
+
+def burst(args, count: int, *, port: int, web, web_env: dict, tokens: list, workers: list) -> None:
+    """`count` answers opened over --ramp seconds, read to their end, with the probes."""
+    worker_pids = workers
     stop = threading.Event()
     auth = {"Authorization": f"Bearer {tokens[0]}"}
     probes = [
@@ -366,17 +413,19 @@ def run(args, stops: list) -> None:
         Probe(port, "/api/health/live", {}, stop),
     ]
     web_cpu, worker_cpu = cpu_seconds([web.pid]), cpu_seconds(worker_pids)
+    spread = Spread(web.pid, port, stop)
     for probe in probes:
         probe.start()
     time.sleep(2)
+    spread.start()
     idle = [list(p.latencies) for p in probes]
-    log(f"opening {args.streams} answers over {args.ramp:g} s")
+    log(f"opening {count} answers over {args.ramp:g} s")
     started = time.perf_counter()
     timeout = args.seconds * 3 + 60
-    results = asyncio.run(all_streams(port, tokens, args.streams, args.ramp, timeout))
+    results = asyncio.run(all_streams(port, tokens, count, args.ramp, timeout))
     elapsed = time.perf_counter() - started
     stop.set()
-    for probe in probes:
+    for probe in [*probes, spread]:
         probe.join()
     web_cpu = cpu_seconds([web.pid]) - web_cpu
     worker_cpu = cpu_seconds(worker_pids) - worker_cpu
@@ -385,14 +434,14 @@ def run(args, stops: list) -> None:
     expected = int(args.rate * args.seconds)
     print()
     print(
-        f"{args.streams} answers of {expected} tokens ({args.rate:g}/s for {args.seconds:g} s), "
+        f"{count} answers of {expected} tokens ({args.rate:g}/s for {args.seconds:g} s), "
         f"gunicorn 2 workers x {args.threads or 'default'} threads"
         f"{' on CPU 0, the rest on CPU 1' if args.pin else ''}, "
         f"{args.task_workers} task worker(s) x {args.answer_threads} answer threads; "
         f"{elapsed:.1f} s"
     )
     print(
-        f"  completed {len(done)}/{args.streams}; tokens/answer min "
+        f"  completed {len(done)}/{count}; tokens/answer min "
         f"{min((r['tokens'] for r in results), default=0)} max "
         f"{max((r['tokens'] for r in results), default=0)} (in "
         f"{min((r['events'] for r in results), default=0)}-"
@@ -403,6 +452,12 @@ def run(args, stops: list) -> None:
     if errors:
         print(f"  errors: {len(errors)}, e.g. {errors[0]!r}")
     print(f"  time to first token   {fmt_ms([r['ttft'] for r in results if r['ttft']])}")
+    threads = args.threads or int(web_env.get("GUNICORN_THREADS", 128))
+    peaks = ", ".join(f"{n}" for _, n in sorted(spread.peak.items()))
+    print(
+        f"  connections per web worker at most: {peaks or '-'}"
+        f" (each has {threads} threads; a worker past that makes answers wait)"
+    )
     for probe, before in zip(probes, idle, strict=True):
         during = probe.latencies[len(before) :]
         print(f"  GET {probe.path:<17} idle {fmt_ms(before)}")

@@ -8,6 +8,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils.http import http_date
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed, NotAcceptable, NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiTokenAuthentication, bearer_secret, token_user
+from accounts.sessions import read_ahead_session
 from chats import answering
 from chats.models import CHAT_DETAIL_CACHE, CHAT_LIST_CACHE, Chat, Citation, Message, Vote
 from chats.rendering import render_answer
@@ -242,14 +244,16 @@ class ChatListView(StreamingView):
         return self._hit(request, kwargs) or super().dispatch(request, *args, **kwargs)
 
     def _hit(self, request: HttpRequest, kwargs: dict) -> HttpResponseBase | None:
-        """The answer DRF would give to a GET with an API token whose list is in the
-        query cache, or None. What decides is the view's own DRF classes, as
+        """The answer DRF would give to a GET with an API token or a session whose list
+        is in the query cache, or None. What decides is the view's own DRF classes, as
         APIView.initial runs them: the token by the view's first authenticator's
-        functions (one that fails is left to DRF, which refuses it with its 401), then
-        every permission and throttle class of the view; one that does not pass leaves
-        the request to DRF, which asks them again and answers its way. Negotiation is
-        skipped only when it cannot refuse (StreamNegotiation, no ?format=, no format
-        suffix) and there is no versioning; else DRF answers."""
+        functions (one that fails is left to DRF, which refuses it with its 401); without
+        a token header, the session when the second authenticator is DRF's
+        SessionAuthentication (_session_user); then every permission and throttle class
+        of the view; one that does not pass leaves the request to DRF, which asks them
+        again and answers its way. Negotiation is skipped only when it cannot refuse
+        (StreamNegotiation, no ?format=, no format suffix) and there is no versioning;
+        else DRF answers."""
         negotiation = self.content_negotiation_class
         format_override = negotiation.settings.URL_FORMAT_OVERRIDE
         if (
@@ -266,8 +270,11 @@ class ChatListView(StreamingView):
         try:
             secret = bearer_secret(request)
             if secret is None:  # a session, or nobody
-                return None
-            user, token = token_user(secret, view=self, request=request)
+                user, token = self._session_user(request), None
+                if user is None:
+                    return None
+            else:
+                user, token = token_user(secret, view=self, request=request)
         except AuthenticationFailed:
             return None
         found = querycache.cached(self._lookup_for(request, user.pk))  # a peek
@@ -283,6 +290,31 @@ class ChatListView(StreamingView):
             return None
         self.headers = self.default_response_headers
         return self.finalize_response(request, _json_response(found))
+
+    def _session_user(self, request: HttpRequest):
+        """The signed-in user of the request's session as DRF's SessionAuthentication
+        would find it (Django's request.user: the session checked by
+        django.contrib.auth.get_user), or None. The session, the user and the list's
+        entry are read in one round trip (accounts.sessions.read_ahead_session). A GET
+        passes SessionAuthentication's CSRF check by definition (a safe method); every
+        other method goes through DRF."""
+        classes = self.authentication_classes
+        if (
+            len(classes) < 2
+            or not issubclass(classes[1], SessionAuthentication)
+            or settings.SESSION_COOKIE_NAME not in request.COOKIES
+        ):
+            return None
+        self.read_ahead_user(request)  # done already when the middleware called it
+        user = getattr(request, "user", None)
+        return user if user is not None and user.is_authenticated and user.is_active else None
+
+    @classmethod
+    def read_ahead_user(cls, request: HttpRequest) -> None:
+        """Before the session's user is loaded (RequestObservabilityMiddleware loads it
+        before the view): a GET's session, user and list in one round trip."""
+        if request.method == "GET":
+            read_ahead_session(request, lambda user_id: [_chat_list_lookup(request, user_id)])
 
     def cache_ahead(self, request, user_id: int) -> list[querycache.Lookup]:
         """The list's entry, read with the API token's (accounts.authentication)."""

@@ -143,6 +143,13 @@ def check_compose() -> dict:
                 problems.append(f"{here}: production needs a restart policy")
             if str(env.get("DEBUG", "")).lower() != "false":
                 problems.append(f"{here}: production must set DEBUG=false")
+            # Web and workers share no disk (workers may run on other hosts): the
+            # uploaded files are in the object store.
+            if not env.get("STORAGE_S3_BUCKET"):
+                problems.append(f"{here}: production must keep files in S3 (STORAGE_S3_BUCKET)")
+            for mount in svc.get("volumes") or []:
+                if isinstance(mount, str) and ":/app/var/media" in mount:
+                    problems.append(f"{here}: production must not share a media volume")
     return data
 
 
@@ -155,7 +162,7 @@ COMMANDS = [
         [],
         ["app"],
         {"postgres", "redis", "app", "worker"},
-        {"web-prod", "front-prod", "worker-prod", "prometheus", "grafana"},
+        {"web-prod", "front-prod", "worker-prod", "s3", "prometheus", "grafana"},
     ),
     (
         "docker compose --profile production up -d",
@@ -167,6 +174,7 @@ COMMANDS = [
             "web-prod",
             "front-prod",
             "worker-prod",
+            "s3",
             "prometheus",
             "pushgateway",
             "grafana",

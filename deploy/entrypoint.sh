@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The container's entry point (tini runs it; see Dockerfile).
 #
-#   web       gunicorn with deploy/gunicorn.conf.py on $BIND (default 0.0.0.0:8000);
-#             further arguments go to gunicorn
+#   web       nginx on $BIND (default 0.0.0.0:8000) in front of gunicorn with
+#             deploy/gunicorn.conf.py on $UPSTREAM_BIND (default 127.0.0.1:8001), as
+#             `make run` serves (deploy/front.py): nginx reads each request whole, so
+#             slow clients cannot hold gunicorn's threads (issue 21). Further arguments
+#             go to gunicorn. TRUSTED_PROXY_COUNT counts the proxies in front of the
+#             container; the app is told one more (this nginx).
+#             WEB_FRONT=none: gunicorn alone on $BIND (when something else buffers in
+#             front, as front-prod does in docker-compose.yml)
 #   worker    the background worker (manage.py worker); further arguments go to it
 #   migrate   apply migrations, then exit
 #   anything else is run as it is, e.g. `python manage.py createsuperuser`
@@ -54,6 +60,36 @@ prepare_metrics_dir() {
   fi
 }
 
+has_nginx() { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }
+
+# nginx on $BIND in front of gunicorn on $UPSTREAM_BIND; a TERM or INT stops both
+# (nginx stops accepting and finishes its requests, gunicorn its in-flight ones), and
+# whichever exits first takes the other down with it.
+serve_with_front() {
+  local upstream="${UPSTREAM_BIND:-127.0.0.1:8001}"
+  export TRUSTED_PROXY_COUNT=$((${TRUSTED_PROXY_COUNT:-0} + 1))
+  log "starting nginx on $BIND in front of gunicorn on $upstream"
+  BIND="$upstream" "$PYTHON" -m gunicorn --config deploy/gunicorn.conf.py "$@" &
+  local web=$!
+  "$PYTHON" deploy/front.py --listen "$BIND" --upstream "$upstream" \
+    --prefix "${FRONT_PREFIX:-/tmp/rra-front}" &
+  local front=$!
+  stop() {
+    kill -QUIT "$front" 2>/dev/null || true
+    kill -TERM "$web" 2>/dev/null || true
+  }
+  local signalled=0 status=0 web_status=0
+  trap 'signalled=1; stop' TERM INT
+  wait -n "$web" "$front" || status=$?
+  stop
+  wait "$web" 2>/dev/null || web_status=$?
+  wait "$front" 2>/dev/null || true
+  if [ "$signalled" = 1 ]; then
+    status=$web_status # told to stop: as gunicorn finished
+  fi
+  exit "$status"
+}
+
 if [ "$#" -eq 0 ]; then
   set -- web
 fi
@@ -64,6 +100,12 @@ case "$1" in
     prepare_database
     prepare_metrics_dir
     export BIND="${BIND:-0.0.0.0:8000}"
+    if [ "${WEB_FRONT:-nginx}" != none ]; then
+      if has_nginx; then
+        serve_with_front "$@"
+      fi
+      log "warning: nginx not found; gunicorn serves $BIND directly, and slow clients can hold its threads"
+    fi
     log "starting gunicorn on $BIND"
     exec "$PYTHON" -m gunicorn --config deploy/gunicorn.conf.py "$@"
     ;;

@@ -34,7 +34,9 @@ bind = env.str("BIND", "127.0.0.1:8000")
 workers = env.int("WEB_CONCURRENCY", 2, min=1)
 # The workers inherit it: settings refuse a per-process cache when more than one serves.
 os.environ["RRA_WEB_PROCESSES"] = str(workers)
-worker_class = "gthread"
+# gthread that accepts a connection only while it has a free thread, so a burst of
+# answer streams spreads over the workers instead of queueing in one (rra/webworker.py).
+worker_class = "rra.webworker.ThreadWorker"
 # Each open answer stream holds a thread while it waits on Redis (and no database
 # connection): 128 per worker serve 200+ streams on 2 workers with room for the other
 # routes, whose concurrency the pool (DB_POOL_MAX_SIZE) bounds (bench/README.md, streams).

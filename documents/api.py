@@ -26,6 +26,7 @@ from documents.services import (
     document_validate_upload,
     duplicate_note,
 )
+from documents.stored_files import StoreUnavailable
 from rra import telemetry
 from rra.api import json_error
 from rra.ratelimit import limit_items, limit_request, too_many_files, too_many_requests_json
@@ -173,12 +174,24 @@ class DocumentListView(APIView):
                 return json_error(
                     415, "unsupported_type", f"“{display_name(upload.name or '')}”: {exc.message}"
                 )
-        results = [
-            document_create(
-                owner=request.user, upload=upload, mime_type=mime, visibility=visibility
-            )
-            for upload, mime in checked
-        ]
+        results = []
+        for upload, mime in checked:
+            try:
+                results.append(
+                    document_create(
+                        owner=request.user, upload=upload, mime_type=mime, visibility=visibility
+                    )
+                )
+            except StoreUnavailable:
+                response = json_error(
+                    503,
+                    "storage_unavailable",
+                    f"The file store is unavailable: {len(results)} of {len(checked)} files "
+                    "were stored. Try again in a moment (files already stored are not "
+                    "stored twice).",
+                )
+                response["Retry-After"] = "30"
+                return response
         body = {
             "results": [
                 {

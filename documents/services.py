@@ -85,7 +85,8 @@ def document_create(
 ) -> UploadResult:
     """Store the file under a UUID name and queue it for the worker (enqueue=False: the
     caller runs document_ingest itself); the same file twice for the same owner returns
-    the existing document."""
+    the existing document. Raises stored_files.StoreUnavailable (nothing created) when
+    the object store does not take the file."""
     sha = _sha256(upload)
     existing = Document.objects.filter(owner=owner, sha256=sha).first()
     if existing:
@@ -98,7 +99,13 @@ def document_create(
         sha256=sha,
         visibility=visibility,
     )
-    document.file.save("upload", upload, save=False)
+    try:
+        document.file.save("upload", upload, save=False)
+    except Exception as exc:  # the object store (S3) refused or did not answer
+        if isinstance(exc, OSError):
+            raise
+        logger.warning("upload not stored: %s: %s", type(exc).__name__, exc)
+        raise stored_files.StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
     try:
         with transaction.atomic():
             document.save()

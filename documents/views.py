@@ -19,6 +19,7 @@ from documents.services import (
     document_validate_upload,
     duplicate_note,
 )
+from documents.stored_files import StoreUnavailable
 from rra.ratelimit import limit_items, too_many_files, too_many_requests_page
 
 
@@ -72,9 +73,17 @@ def upload(request: HttpRequest) -> HttpResponse:
                 request, f"“{display_name(upload.name or '')}” was not uploaded: {exc.message}"
             )
             continue
-        result = document_create(
-            owner=request.user, upload=upload, mime_type=mime, visibility=visibility
-        )
+        try:
+            result = document_create(
+                owner=request.user, upload=upload, mime_type=mime, visibility=visibility
+            )
+        except StoreUnavailable:
+            messages.error(
+                request,
+                f"“{display_name(upload.name or '')}” was not uploaded: the file store is "
+                "unavailable. Try again in a moment.",
+            )
+            continue
         if result.created:
             messages.success(
                 request, f"“{result.document.name}” was uploaded and is being processed."

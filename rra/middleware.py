@@ -135,8 +135,13 @@ class RequestObservabilityMiddleware:
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
         # With a session cookie the view will load the user anyway; load it now so that
-        # the view's own log lines carry user_id.
+        # the view's own log lines carry user_id. A view class that reads cache entries
+        # with the user names them first (``read_ahead_user(request)``), so that they
+        # come in the same round trip as the session and the user (the chat list's).
         if settings.SESSION_COOKIE_NAME in request.COOKIES and hasattr(request, "user"):
+            read_ahead = getattr(getattr(view_func, "view_class", None), "read_ahead_user", None)
+            if read_ahead is not None:
+                read_ahead(request)
             request.user.is_authenticated  # noqa: B018 - evaluates the lazy user
         self._bind_user(request)
 

@@ -13,6 +13,8 @@ The contract (docs/architecture.md, "The cache contract"):
   compute()'s value for the namespace's TTL on a miss. Without ``compute`` it only
   peeks: a hit or None, nothing computed, stored or counted.
 - ``bump(*scopes)`` invalidates everything filed under those scopes.
+- ``read_ahead(lookups, keys)`` reads entries (and plain keys: a session) a request
+  will need in one round trip; ``take_ahead(key)`` hands a plain key's value over once.
 
 Access is checked inside cached(), before a cached body goes out, hit or miss: by the
 namespace's rule (``Namespace.access(viewer_key, scopes)``: the entry is the viewer's
@@ -346,6 +348,38 @@ class RequestScopeMiddleware:
 
 
 _MISS = object()
+_RAW = "raw:"  # what read_ahead() read of a plain cache key, in the request's store
+
+
+def read_ahead(lookups: Iterable[Lookup] = (), keys: Iterable[str] = ()) -> None:
+    """Read these lookups' entries and these plain keys of the default cache (a
+    session's, say) in one MGET, for the request's later cached() calls and
+    take_ahead(); each used once. Outside a request, in a transaction or with the cache
+    store down (every key then reads as absent), the later reads go their own way."""
+    store = _PREFETCHED.get()
+    if store is None or _in_transaction() or unreachable():
+        return
+    planned = [a for a in lookups if _on(a)]
+    keys = list(keys)
+    names = [*keys, *(k for a in planned for k in (a.key, *a.gen_keys))]
+    if not names:
+        return
+    found = cache.get_many(names)
+    for a in planned:
+        store[a.key] = {k: found[k] for k in (a.key, *a.gen_keys) if k in found}
+    for key in keys:
+        store[_RAW + key] = {key: found[key]} if key in found else {}
+
+
+def take_ahead(key: str) -> tuple[bool, Any]:
+    """(True, the value or None when absent) of a plain key read_ahead() read for this
+    request and that no write of the request has dropped since; else (False, None).
+    Once: a second take reads nothing."""
+    store = _PREFETCHED.get()
+    found = store.pop(_RAW + key, None) if store else None
+    if found is None:
+        return False, None
+    return True, found.get(key)
 
 
 def _on(lookup: Lookup) -> bool:

@@ -253,8 +253,10 @@ else:
             CACHES, why=f"{WEB_PROCESSES} web processes serve the site (WEB_CONCURRENCY)"
         )
 
-# cached_db, without trying the cache while Redis's circuit breaker is open (rra/sessions.py).
-SESSION_ENGINE = "rra.sessions"
+# cached_db, without trying the cache while Redis's circuit breaker is open (rra/sessions.py),
+# whose cache read can come in one round trip with the user and a cached page
+# (accounts/sessions.py).
+SESSION_ENGINE = "accounts.sessions"
 # Names the signed-in viewer to the service worker, so a shared device never shows the
 # previous user's cached pages (accounts/middleware.py sets it, rra/pwa_views.py reads it).
 VIEWER_COOKIE = "rra_viewer"

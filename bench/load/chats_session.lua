@@ -1,5 +1,6 @@
--- (s) GET /api/chats as the PWA reads it: with a browser session cookie (one signed-in
--- session per user, sessions.txt), rotating over the users like chats.lua.
+-- (s) GET /api/chats as the PWA reads it: with a signed-in browser's cookies (session,
+-- CSRF and viewer cookies; one session per user, sessions.txt), rotating over the users
+-- like chats.lua.
 local common = dofile(os.getenv("RRA_LOAD_LUA") .. "/common.lua")
 local reqs, i
 

@@ -121,14 +121,7 @@ def test_a_file_gone_from_the_bucket_fails_the_document_with_a_reason(owner_clie
 
 def test_an_unreachable_store_retries_the_document_later(owner_client, s3_storage, settings):
     document = _upload(owner_client, "press.md", MANUAL)
-    options = settings.STORAGES["default"]["OPTIONS"]
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            **settings.STORAGES["default"],
-            "OPTIONS": {**options, "endpoint_url": "http://127.0.0.1:9"},  # nothing listens
-        },
-    }
+    _dead_store(settings)
     assert document_ingest(document_id=document.pk) == "retrying"
     document.refresh_from_db()
     assert document.status == Document.Status.QUEUED
@@ -189,3 +182,35 @@ def test_backup_reads_the_bucket_and_restore_writes_it(
         assert not (tmp_path / "unused-media").exists()
     finally:
         embedded_db.stop(pgdata)
+
+
+def _dead_store(settings) -> None:
+    """The storage pointed at a port where nothing listens."""
+    options = settings.STORAGES["default"]["OPTIONS"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            **settings.STORAGES["default"],
+            "OPTIONS": {**options, "endpoint_url": "http://127.0.0.1:9"},
+        },
+    }
+
+
+def test_an_upload_while_the_store_is_down_answers_503_and_creates_nothing(
+    owner_client, s3_storage, settings
+):
+    _dead_store(settings)
+    response = owner_client.post(
+        "/api/documents", {"files": [SimpleUploadedFile("press.md", MANUAL)]}
+    )
+    assert response.status_code == 503, response.content
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    assert response["Retry-After"]
+    assert not Document.objects.exists()
+
+    page = owner_client.post(
+        "/documents/upload/", {"files": [SimpleUploadedFile("press.md", MANUAL)]}, follow=True
+    )
+    assert page.status_code == 200
+    assert "the file store is unavailable" in page.content.decode()
+    assert not Document.objects.exists()

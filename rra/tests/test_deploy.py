@@ -5,6 +5,7 @@ on the test session's PostgreSQL (DATABASE_URL, as in a container)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -170,7 +171,7 @@ def fake_python(tmp_path):
 
 
 def test_web_and_worker_commands(fake_python):
-    env = _env(PYTHON=fake_python, SKIP_MIGRATE="1")
+    env = _env(PYTHON=fake_python, SKIP_MIGRATE="1", WEB_FRONT="none")
     web = _run([ENTRYPOINT, "web", "--log-level", "debug"], env)
     assert web.stdout == (
         "BIND=0.0.0.0:8000 -m gunicorn --config deploy/gunicorn.conf.py --log-level debug\n"
@@ -180,6 +181,31 @@ def test_web_and_worker_commands(fake_python):
         "BIND=127.0.0.1:9000 "
     )
     assert _run([ENTRYPOINT, "worker"], env).stdout.endswith(" manage.py worker\n")
+
+
+def test_web_puts_nginx_in_front_of_gunicorn_unless_told_not_to(tmp_path):
+    """The image's default: nginx (deploy/front.py) on BIND, gunicorn on UPSTREAM_BIND,
+    and the app told about one more proxy than TRUSTED_PROXY_COUNT counts."""
+    if not shutil.which("nginx") and not os.access("/usr/sbin/nginx", os.X_OK):
+        pytest.skip("nginx not installed (make test installs it in CI)")
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\necho "TRUSTED=${TRUSTED_PROXY_COUNT:-} BIND=${BIND:-} $*"\n')
+    fake.chmod(0o755)
+    env = _env(PYTHON=str(fake), SKIP_MIGRATE="1", TRUSTED_PROXY_COUNT="1")
+    env.pop("WEB_FRONT", None)
+    web = _run([ENTRYPOINT, "web", "--log-level", "debug"], env)
+    assert web.returncode == 0
+    assert sorted(web.stdout.splitlines()) == [
+        "TRUSTED=2 BIND=0.0.0.0:8000 deploy/front.py --listen 0.0.0.0:8000"
+        " --upstream 127.0.0.1:8001 --prefix /tmp/rra-front",
+        "TRUSTED=2 BIND=127.0.0.1:8001 -m gunicorn --config deploy/gunicorn.conf.py"
+        " --log-level debug",
+    ]
+    alone = _run([ENTRYPOINT, "web"], {**env, "WEB_FRONT": "none"})
+    assert alone.stdout == (
+        "TRUSTED=1 BIND=0.0.0.0:8000 -m gunicorn --config deploy/gunicorn.conf.py\n"
+    )
+    assert _run([ENTRYPOINT, "worker"], env).stdout.startswith("TRUSTED=1 ")
 
 
 def test_the_database_comes_first_unless_skipped(fake_python):
@@ -219,6 +245,7 @@ def test_web_serves_and_finishes_in_flight_requests_on_sigterm(database_url, tmp
     env = _env(
         DATABASE_URL=database_url,
         BIND=f"127.0.0.1:{port}",
+        WEB_FRONT="none",  # gunicorn's own graceful stop (the front: test_front_server.py)
         WEB_CONCURRENCY="1",
         GUNICORN_THREADS="2",
         GUNICORN_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT),

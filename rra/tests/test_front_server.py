@@ -136,3 +136,55 @@ def test_slow_header_connections_do_not_block_liveness(served):
     finally:
         for s in held:
             s.close()
+
+
+def test_the_images_web_command_serves_through_nginx_and_stops_cleanly(tmp_path, settings):
+    """deploy/entrypoint.sh web, as the production image runs it (no compose): nginx on
+    BIND, gunicorn on UPSTREAM_BIND; slow clients on BIND wait in nginx; the app is told
+    about the one proxy; SIGTERM stops both, and the command exits 0."""
+    from rra.tests.test_deploy import ENTRYPOINT
+
+    bind_port, upstream_port = free_port(), free_port()
+    env = _env(
+        DATABASE_URL=_database_url(settings.DATABASES["default"]["NAME"]),
+        SKIP_MIGRATE="1",
+        BIND=f"127.0.0.1:{bind_port}",
+        UPSTREAM_BIND=f"127.0.0.1:{upstream_port}",
+        FRONT_PREFIX=str(tmp_path / "front"),
+        WEB_CONCURRENCY="1",
+        GUNICORN_THREADS=str(THREADS),
+        GUNICORN_GRACEFUL_TIMEOUT="5",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        EMBEDDINGS_PROVIDER="openai",
+        EMBEDDINGS_BASE_URL="http://127.0.0.1:9/v1",
+        EMBEDDINGS_MODEL="test-model",
+    )
+    env.pop("TRUSTED_PROXY_COUNT", None)
+    log = (tmp_path / "entrypoint.log").open("w+")
+    proc = subprocess.Popen(
+        [ENTRYPOINT, "web"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        _until_up(bind_port, [proc], log)
+        _until_up(upstream_port, [proc], log)
+        held = _slow_headers(bind_port, SLOW * 5)
+        try:
+            for _ in range(3):
+                assert _live(bind_port, timeout=3) == 200, _read(log)
+        finally:
+            for s in held:
+                s.close()
+        conn = http.client.HTTPConnection("127.0.0.1", bind_port, timeout=5)
+        conn.request("GET", "/api/health/live")
+        assert conn.getresponse().getheader("Server") == "nginx"
+        conn.close()
+        assert "in front of gunicorn" in _read(log)
+
+        proc.send_signal(subprocess.signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, _read(log)
+        assert _live(bind_port, timeout=1) is None and _live(upstream_port, timeout=1) is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()

@@ -304,10 +304,22 @@ function noteFor(data) {
 }
 
 function reveal(node) {
-  ui.body.scrollTop = 0;
+  // Only the viewer's body scrolls to the passage. scrollIntoView() would scroll every
+  // scrollable ancestor too: a passage low on its page, which the body cannot centre,
+  // pushed the dialog itself (and its header) up out of the viewport (issue 22 item 5).
+  const body = ui.body;
+  body.scrollTop = 0;
+  body.scrollLeft = 0;
   if (!node) return;
   const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-  requestAnimationFrame(() => node.scrollIntoView({ block: "center", inline: "center", behavior: smooth ? "smooth" : "auto" }));
+  requestAnimationFrame(() => {
+    const area = body.getBoundingClientRect();
+    const box = node.getBoundingClientRect();
+    const top = body.scrollTop + box.top - area.top - Math.max(0, (body.clientHeight - box.height) / 2);
+    const left = body.scrollLeft + box.left - area.left
+      - (box.width < body.clientWidth ? (body.clientWidth - box.width) / 2 : 16);
+    body.scrollTo({ top: Math.max(0, top), left: Math.max(0, left), behavior: smooth ? "smooth" : "auto" });
+  });
 }
 
 function trimQuote(quote) {
