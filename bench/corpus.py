@@ -1,6 +1,12 @@
 """The synthetic corpus of the benchmarks: manuals of 50 chunks with 384-dim embeddings,
 generated deterministically and written with COPY (binary COPY for the vectors).
 
+The text is either made-up words (`text="zipf"`: a Zipf-distributed 5,000-word vocabulary
+plus topic words) or real manual text (`text="manuals"`: the sentences of the Markdown and
+plain-text manuals of the evaluation library, MANUALS_DIR, each chunk a run of a manual's
+sentences in shuffled order with its numbers changed and a few words swapped for words
+of elsewhere in that manual, so 1M chunks do not repeat 10k passages verbatim).
+
 Used by bench/search.py (search latency and recall) and bench/load.py (HTTP load); each
 decides who owns which document. Nothing here sets Django up: the callers do.
 """
@@ -8,9 +14,13 @@ decides who owns which document. Nothing here sets Django up: the callers do.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +37,31 @@ WORDS_PER_CHUNK = (110, 190)
 BLOCK_DOCS = 200  # documents generated and copied per block (10k chunks)
 # Bump when the generator changes: a stored corpus of another version is reloaded.
 CORPUS_VERSION = 2  # 2: with documents_documentterm
+TEXTS = ("zipf", "manuals")
+MANUALS_DIR = Path(os.environ.get("BENCH_MANUALS_DIR", "/work/eval-library/docs"))
+SWAP_SHARE = 0.05  # share of a manual chunk's words replaced by words of the same manual
+_NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
+_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+")
+
+
+@cache
+def manual_sentences() -> tuple[tuple[str, ...], ...]:
+    """Per manual (*.md, *.txt of MANUALS_DIR, by name), its sentences of 5+ words, with
+    Markdown tables, code fences and link targets left out."""
+    files = sorted(p for p in MANUALS_DIR.glob("*") if p.suffix in (".md", ".txt"))
+    if not files:
+        raise SystemExit(f"no .md or .txt manuals in {MANUALS_DIR} (set BENCH_MANUALS_DIR)")
+    manuals = []
+    for path in files:
+        text = path.read_text(errors="replace")
+        text = re.sub(r"```.*?```", " ", text, flags=re.S)
+        text = re.sub(r"\]\([^)]*\)", "]", text)
+        lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith(("|", "*", "-"))]
+        flat = " ".join(" ".join(lines).split())
+        sentences = tuple(s for s in _SENTENCE_END.split(flat) if len(s.split()) >= 5)
+        if len(sentences) >= 100:
+            manuals.append(sentences)
+    return tuple(manuals)
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -40,9 +75,12 @@ class Corpus:
     """Deterministic for a (size, seed): documents can be generated block by block, and
     queries rebuilt later without reading the stored vectors back."""
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int, seed: int, text: str = "zipf") -> None:
+        if text not in TEXTS:
+            raise ValueError(f"text must be one of {TEXTS}")
         self.size = size
         self.seed = seed
+        self.text = text
         self.n_docs = size // CHUNKS_PER_DOC
         rng = np.random.default_rng([seed, 0])
         self.vocab = self._vocabulary(rng)
@@ -93,11 +131,44 @@ class Corpus:
         words = np.minimum(words, VOCAB - 1)
         words[topical] = self.topics[owner[topical], rng.integers(TOPIC_WORDS, size=total)[topical]]
         texts = [" ".join(part) for part in np.split(self.vocab[words], np.cumsum(lengths)[:-1])]
+        if self.text == "manuals":
+            texts = self._manual_texts(doc, lengths)
         return clusters, vectors, texts
+
+    def manual_of(self, doc: int) -> tuple[str, ...]:
+        manuals = manual_sentences()
+        return manuals[doc % len(manuals)]
+
+    def _manual_texts(self, doc: int, lengths: np.ndarray) -> list[str]:
+        """Chunks of real text for `doc`: from a random place of its manual, runs of
+        sentences up to each chunk's word count, shuffled, numbers and a few words
+        changed (deterministic per document)."""
+        rng = np.random.default_rng([self.seed, 4, doc])
+        sentences = self.manual_of(doc)
+        words_pool = " ".join(sentences[:: max(1, len(sentences) // 500)]).split()
+        position = int(rng.integers(len(sentences)))
+        texts = []
+        for length in lengths:
+            picked, count = [], 0
+            while count < length:
+                sentence = sentences[position % len(sentences)]
+                position += 1
+                picked.append(sentence)
+                count += len(sentence.split())
+            rng.shuffle(picked)
+            words = " ".join(picked).split()
+            for i in np.flatnonzero(rng.random(len(words)) < SWAP_SHARE):
+                words[i] = words_pool[int(rng.integers(len(words_pool)))]
+            text = " ".join(words)
+            text = _NUMBER.sub(lambda _: str(int(rng.integers(1, 5000))), text)
+            texts.append(text)
+            position += int(rng.integers(0, 40))  # the next chunk from a bit further on
+        return texts
 
     def queries(self, docs: list[int], n: int, salt: int) -> list[tuple[str, list[float]]]:
         """Queries about what the user can read: a cluster of one of their documents; the
-        text is two of that cluster's topic words, the vector a point near its centroid."""
+        text is two of that cluster's topic words (zipf) or 2-6 words of a sentence of one
+        of the document's chunks (manuals), the vector a point near the centroid."""
         rng = np.random.default_rng([self.seed, 3, salt])
         out = []
         for _ in range(n):
@@ -105,8 +176,20 @@ class Corpus:
             cluster = self.doc_clusters(doc)[rng.integers(CLUSTERS_PER_DOC)]
             words = rng.choice(self.topics[cluster], 2, replace=False)
             vector = self.point_near(rng, np.array([cluster]))[0]
-            out.append((" ".join(self.vocab[words]), vector.tolist()))
+            text = " ".join(self.vocab[words])
+            if self.text == "manuals":
+                text = self._manual_question(rng, doc)
+            out.append((text, vector.tolist()))
         return out
+
+    def _manual_question(self, rng: np.random.Generator, doc: int) -> str:
+        chunk = self.document(doc)[2][int(rng.integers(CHUNKS_PER_DOC))]
+        sentence = rng.choice(_SENTENCE_END.split(chunk))
+        words = [w.strip(".,:;()\"'`*") for w in sentence.split()]
+        words = [w for w in words if len(w) > 3 and w.isalpha()] or words
+        n = min(len(words), int(rng.integers(2, 7)))
+        start = int(rng.integers(len(words) - n + 1))
+        return " ".join(words[start : start + n])
 
 
 # --- Loading (COPY) ------------------------------------------------------------------------

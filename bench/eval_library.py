@@ -724,13 +724,20 @@ def print_answers(cases: list) -> dict:
 
 
 def evaluate_library(
-    dest: Path, questions: list[Path], only: str | None, formats: list[str], json_out
+    dest: Path,
+    questions: list[Path],
+    only: str | None,
+    formats: list[str],
+    json_out,
+    splits: list[str] | None = None,
 ) -> None:
     every = library_files(dest)
     files = [p for p in every if p.suffix.lstrip(".") in formats]
     sliced = len(files) < len(every)
     names = {p.name for p in files}
     cases = [c for c in load_questions(questions) if not c.answerable or c.doc in names]
+    if splits:  # tuning reads the tune split only: the others are never computed
+        cases = [c for c in cases if c.split in splits]
     answerable = [c for c in cases if c.answerable]
     print(f"{len(cases)} questions ({len(answerable)} answerable) over {len(files)} files")
     if sliced:
@@ -754,6 +761,71 @@ def evaluate_library(
         print(f"\nwrote {json_out}")
 
 
+# ===================================================================== tune
+
+
+def _setting_value(raw: str):
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(raw.lower(), raw)
+
+
+def tune(
+    dest: Path,
+    questions: list[Path],
+    formats: list[str],
+    grid: list[str],
+    mode: str,
+    docs=None,
+    reuse: bool = False,
+    only_docs: list[str] | None = None,
+) -> None:
+    """RRA's search on the TUNE split only, once per combination of settings
+    (NAME=v1,v2,...; read by search() at call time), on the index eval built (or, with
+    `docs`, on that folder's files, e.g. ../shared/sample-docs for roborail.jsonl).
+    `reuse`: search the database's index as it is, without ingesting (no writes);
+    `only_docs`: only the files matching these patterns, and their questions."""
+    import fnmatch
+    import itertools
+
+    from django.test import override_settings
+
+    from documents.models import Document
+
+    every = sorted(p for p in docs.rglob("*") if p.suffix in MIME) if docs else library_files(dest)
+    files = [p for p in every if p.suffix.lstrip(".") in formats]
+    if only_docs:
+        files = [p for p in files if any(fnmatch.fnmatch(p.name, g) for g in only_docs)]
+    if not reuse:
+        ingest(files, every)
+    ready = Document.objects.filter(status=Document.Status.READY, name__in=[p.name for p in files])
+    names = set(ready.values_list("name", flat=True))
+    document_ids = list(ready.values_list("pk", flat=True))
+    print(f"searching {len(names)} documents: {', '.join(sorted(names))}")
+    cases = [
+        c
+        for c in load_questions(questions)
+        if c.answerable and c.doc in names and c.split == "tune"
+    ]
+    axes = []
+    for item in grid:
+        name, _, values = item.partition("=")
+        axes.append([(name.strip(), _setting_value(v.strip())) for v in values.split(",")])
+    kinds = sorted({c.kind for c in cases})
+    print(f"{len(cases)} tune questions; hit@5 (hit@1, MRR@10), then hit@5 by kind")
+    print(f"{'settings':<48}{'all':>20}" + "".join(f"{k[:10]:>11}" for k in kinds))
+    for combo in itertools.product(*axes):
+        with override_settings(**dict(combo)):
+            groups = rank_rra(cases, mode, document_ids).finished()
+        label = " ".join(f"{n.removeprefix('SEARCH_')}={v}" for n, v in combo) or "(as set)"
+        row = f"{label:<48}{_cell(groups['all']):>20}"
+        row += "".join(f"{groups[f'all/{k}'].hit_at_5:>11.2f}" for k in kinds)
+        print(row, flush=True)
+
+
 # ===================================================================== main
 
 
@@ -775,16 +847,54 @@ def main() -> None:
         default="md,txt,pdf",
         help="a slice of the library: its documents of these formats and their questions",
     )
+    p_eval.add_argument(
+        "--splits",
+        help="only these splits' questions (e.g. tune: what a tuning run may read)",
+    )
+    p_tune = sub.add_parser("tune", help="RRA's search on the tune split per setting")
+    p_tune.add_argument("questions", type=Path, nargs="+")
+    p_tune.add_argument("--dest", type=Path, default=DEFAULT_DEST)
+    p_tune.add_argument("--formats", default="md,txt,pdf")
+    p_tune.add_argument("--mode", default="hybrid", choices=list(RRA_MODES.values()))
+    p_tune.add_argument("--docs", type=Path, help="these files instead of the library's")
+    p_tune.add_argument("--reuse", action="store_true", help="search the index as it is")
+    p_tune.add_argument(
+        "--only-docs", action="append", help="only the files matching this pattern (repeatable)"
+    )
+    p_tune.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="grid",
+        metavar="NAME=V1,V2",
+        help="a setting and its values to try (repeatable: every combination)",
+    )
     args = parser.parse_args()
     if args.command == "build":
         build(args.dest.resolve())
     elif args.command == "check":
         django_setup()
         sys.exit(check(args.dest.resolve(), args.questions))
+    elif args.command == "tune":
+        django_setup()
+        formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+        tune(
+            args.dest.resolve(),
+            args.questions,
+            formats,
+            args.grid,
+            args.mode,
+            args.docs,
+            args.reuse,
+            args.only_docs,
+        )
     elif args.command == "eval":
         django_setup()
         formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-        evaluate_library(args.dest.resolve(), args.questions, args.only, formats, args.json_out)
+        splits = [s.strip() for s in (args.splits or "").split(",") if s.strip()]
+        evaluate_library(
+            args.dest.resolve(), args.questions, args.only, formats, args.json_out, splits
+        )
 
 
 if __name__ == "__main__":

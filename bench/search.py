@@ -1,11 +1,13 @@
 """Search benchmark: SQL latency of documents.search.search() per mode and access case on
-synthetic corpora, HNSW recall@10 against exact search, the plans PostgreSQL picks, and
-the real local model's query-embedding latency.
+synthetic corpora, recall@10 against exact search, the plans PostgreSQL picks, and the
+real local model's query-embedding latency.
 
-    .venv/bin/python bench/search.py [--sizes 10000,100000] [--queries 50] [--reload]
+    .venv/bin/python bench/search.py [--sizes 10000,100000] [--text manuals|zipf]
+        [--queries 50] [--reload]
 
 Each size runs in a child process against its own database in the embedded server
-(rra_bench_<size>), so a rerun reuses the corpus loaded last time; --reload rebuilds it.
+(rra_bench_<size> for the zipf text, rra_bench_<size>_manuals for real manual text), so
+a rerun reuses the corpus loaded last time; --reload rebuilds it.
 With DATABASE_URL / POSTGRES_URL set, that one database is used for every size and the
 corpus is replaced whenever the size changes. Production-like settings (DEBUG off);
 SEARCH_* environment variables (e.g. SEARCH_EF_SEARCH=200) apply as in the app. Prints
@@ -34,6 +36,7 @@ from bench.corpus import (  # noqa: E402 - after the path set-up
     CORPUS_VERSION,
     DIMS,
     MODEL_ID,
+    TEXTS,
     Corpus,
     build_index,
     copy_corpus,
@@ -41,6 +44,7 @@ from bench.corpus import (  # noqa: E402 - after the path set-up
 )
 
 A_EVERY = 50  # every 50th document belongs to user A: 2 % of the rows
+SHARED = "shared"
 OTHER_USERS = 50
 MARKER = "bench_corpus"
 WARMUP = 5
@@ -72,8 +76,8 @@ def setup_django(db_name: str) -> None:
     django.setup()
 
 
-def db_name(size: int) -> str:
-    return f"rra_bench_{size}"
+def db_name(size: int, text: str = "zipf") -> str:
+    return f"rra_bench_{size}" if text == "zipf" else f"rra_bench_{size}_{text}"
 
 
 def pct(values: list[float], q: int) -> float:
@@ -114,17 +118,53 @@ def stored_corpus(corpus: Corpus) -> dict | None:
         cursor.execute("SELECT to_regclass(%s)", [MARKER])
         if cursor.fetchone()[0] is None:
             return None
+        _marker_columns(cursor)
         cursor.execute(
-            "SELECT size, seed, version, loaded_at, load_s, analyze_s, index_s, index_mwm FROM bench_corpus"
+            "SELECT size, seed, version, loaded_at, load_s, analyze_s, index_s, index_mwm,"
+            " postings_s, text FROM bench_corpus"
         )
         row = cursor.fetchone()
-        if row is None or row[:3] != (corpus.size, corpus.seed, CORPUS_VERSION):
+        if row is None or (*row[:3], row[-1]) != (
+            corpus.size,
+            corpus.seed,
+            CORPUS_VERSION,
+            corpus.text,
+        ):
             return None
         cursor.execute("SELECT count(*) FROM documents_embedding WHERE model = %s", [MODEL_ID])
         if cursor.fetchone()[0] != corpus.n_docs * CHUNKS_PER_DOC:
             return None
     keys = ("size", "seed", "version", "loaded_at", "load_s", "analyze_s", "index_s", "index_mwm")
+    keys += ("postings_s", "text")
     return dict(zip(keys, row, strict=True))
+
+
+def _marker_columns(cursor) -> None:
+    """Columns added to bench_corpus since it was first written (older markers: zipf)."""
+    cursor.execute(
+        "ALTER TABLE bench_corpus ADD COLUMN IF NOT EXISTS postings_s float8,"
+        " ADD COLUMN IF NOT EXISTS text text NOT NULL DEFAULT 'zipf'"
+    )
+
+
+def fill_postings() -> float:
+    """The text leg's postings (documents_chunkterm) of every chunk, as ingestion writes
+    them, with the (term, weight) index dropped during the insert and built after."""
+    from django.db import connection, transaction
+
+    from documents.models import ChunkTerm, postings_sql
+
+    [index] = ChunkTerm._meta.indexes
+    started = time.perf_counter()
+    with transaction.atomic(), connection.schema_editor() as editor:
+        editor.execute("TRUNCATE documents_chunkterm")
+        editor.remove_index(ChunkTerm, index)
+        editor.execute(postings_sql("true"))
+        editor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the FK checks, before the DDL
+        editor.add_index(ChunkTerm, index)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE documents_chunkterm")
+    return time.perf_counter() - started
 
 
 def load_corpus(corpus: Corpus, user_a_id: int, other_ids: list[int]) -> float:
@@ -154,10 +194,11 @@ def load_corpus(corpus: Corpus, user_a_id: int, other_ids: list[int]) -> float:
             " loaded_at timestamptz, load_s float8, analyze_s float8, index_s float8,"
             " index_mwm text)"
         )
+        _marker_columns(cursor)
         cursor.execute("TRUNCATE bench_corpus")
         cursor.execute(
-            "TRUNCATE documents_embedding, documents_chunk, documents_documentcontent,"
-            " documents_document RESTART IDENTITY CASCADE"
+            "TRUNCATE documents_embedding, documents_chunkterm, documents_chunk,"
+            " documents_documentcontent, documents_document RESTART IDENTITY CASCADE"
         )
         cursor.execute(f'DROP INDEX IF EXISTS "{index_name(MODEL_ID)}"')
         copy_corpus(cursor, corpus, owner_of=owner_of, now=now, log=log)
@@ -168,8 +209,9 @@ def load_corpus(corpus: Corpus, user_a_id: int, other_ids: list[int]) -> float:
             " FROM documents_chunk c, unnest(c.search_vector) t GROUP BY 1, 2"
         )
         cursor.execute(
-            "INSERT INTO bench_corpus (size, seed, version, loaded_at) VALUES (%s, %s, %s, %s)",
-            [corpus.size, corpus.seed, CORPUS_VERSION, now],
+            "INSERT INTO bench_corpus (size, seed, version, loaded_at, text)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            [corpus.size, corpus.seed, CORPUS_VERSION, now, corpus.text],
         )
     return time.perf_counter() - started  # includes the deferred FK checks at commit
 
@@ -199,6 +241,15 @@ def ensure_corpus(corpus: Corpus, *, reload: bool, maintenance_work_mem: str | N
         info["reused"] = False
     else:
         info["reused"] = True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM documents_chunkterm)")
+        has_postings = cursor.fetchone()[0]
+    if not has_postings:  # loaded now, or by a version without postings
+        log("  writing the postings (documents_chunkterm)")
+        postings_s = fill_postings()
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE bench_corpus SET postings_s = %s", [postings_s])
+        info["postings_s"] = postings_s
     if not index_valid():
         index_s, mwm = build_index(maintenance_work_mem, log=log)
         with connection.cursor() as cursor:
@@ -239,17 +290,18 @@ def run_queries(
     from django.test import override_settings
 
     latencies, ids = [], []
-    # "exact" for the text and hybrid legs: the text match without SEARCH_TEXT_MATCH_CAP
-    # (every chunk with one of the question's rarer terms is scored).
-    uncapped = exact and mode != "vector"
+    # "exact": the vector leg without its index (index scans off), the text leg with
+    # every posting of the question's terms (SEARCH_TEXT_POSTINGS=0: every chunk holding
+    # one is scored); hybrid exact is both.
+    all_postings = exact and mode != "vector"
     for text, vector in queries:
         fixed.vector = vector
         with (
             connection.execute_wrapper(_force_hnsw) if force_hnsw else nullcontext(),
-            override_settings(SEARCH_TEXT_MATCH_CAP=0) if uncapped else nullcontext(),
+            override_settings(SEARCH_TEXT_POSTINGS=0) if all_postings else nullcontext(),
         ):
             result = search(
-                user=user, query=text, k=10, mode=mode, rerank=False, exact=exact and not uncapped
+                user=user, query=text, k=10, mode=mode, rerank=False, exact=exact and mode != "text"
             )
         latencies.append(result.timings["sql"])
         ids.append([h.chunk_id for h in result.hits])
@@ -294,9 +346,22 @@ def vector_cte(plan: list[str]) -> list[str]:
     return out
 
 
+def share_all(shared: bool) -> None:
+    """Every document shared (the shared case) or private again (the corpus as loaded)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE documents_document SET visibility = %s WHERE visibility <> %s",
+            ["shared" if shared else "private"] * 2,
+        )
+        if cursor.rowcount:
+            cursor.execute("ANALYZE documents_document")
+
+
 def child(size: int, args: argparse.Namespace) -> None:
     run_started = time.perf_counter()
-    setup_django(db_name(size))
+    setup_django(db_name(size, args.text))
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
@@ -306,9 +371,9 @@ def child(size: int, args: argparse.Namespace) -> None:
     from documents.search import search
     from documents.vector_index import index_name
 
-    log(f"== {size:,} chunks: database {connection.settings_dict['NAME']}")
+    log(f"== {size:,} chunks ({args.text}): database {connection.settings_dict['NAME']}")
     call_command("migrate", verbosity=0, interactive=False)
-    corpus = Corpus(size, args.seed)
+    corpus = Corpus(size, args.seed, args.text)
     info = ensure_corpus(corpus, reload=args.reload, maintenance_work_mem=args.maintenance_work_mem)
     user_a = info["user_a"]
     a_docs = [d for d in range(corpus.n_docs) if owner_slot(d) < 0]
@@ -326,12 +391,16 @@ def child(size: int, args: argparse.Namespace) -> None:
             list(range(corpus.n_docs)),
             2,
         ),
+        # A shared library: every document shared, read by user A (a regular user).
+        (SHARED, user_a, corpus.n_docs * CHUNKS_PER_DOC, list(range(corpus.n_docs)), 3),
     ]
+    cases = [c for c in cases if c[0] in args.cases.split(",")]
     rows = []
     plans = {}
     load_start = os.getloadavg()[0]
     try:
         for case, user, readable, docs, salt in cases:
+            share_all(case == SHARED)
             queries = corpus.queries(docs, args.warmup + args.queries, salt)
             warm, measured = queries[: args.warmup], queries[args.warmup :]
             exact_ids: list[list[int]] = []
@@ -369,18 +438,22 @@ def child(size: int, args: argparse.Namespace) -> None:
             plans[case] = explain_vector(search, fixed, user, measured[0])
     finally:
         del provider.embed_query
+        share_all(False)
 
     # --- Report ---
     print()
     print(
         f"=== {corpus.n_docs * CHUNKS_PER_DOC:,} chunks, {corpus.n_docs:,} documents,"
-        f" {DIMS}-dim {MODEL_ID}  (database {connection.settings_dict['NAME']})"
+        f" {DIMS}-dim {MODEL_ID}, {corpus.text} text  (database"
+        f" {connection.settings_dict['NAME']})"
     )
     load = (
         f"COPY {info['load_s']:.1f} s (generation, tsvector, indexes and FK checks included),"
         f" VACUUM ANALYZE {info['analyze_s']:.1f} s"
     )
     build = f"HNSW build {info['index_s']:.1f} s (maintenance_work_mem {info['index_mwm']})"
+    if info.get("postings_s") is not None:
+        build += f", postings {info['postings_s']:.1f} s"
     if not info["reused"]:
         print(f"corpus: loaded now: {load}; {build}")
     elif info.get("index_built_now"):
@@ -392,18 +465,21 @@ def child(size: int, args: argparse.Namespace) -> None:
             "SELECT pg_size_pretty(pg_total_relation_size('documents_embedding')),"
             " pg_size_pretty(pg_relation_size(to_regclass(%s))),"
             " pg_size_pretty(pg_total_relation_size('documents_chunk')),"
+            " pg_size_pretty(pg_total_relation_size('documents_chunkterm')),"
+            " (SELECT reltuples::bigint FROM pg_class WHERE relname = 'documents_chunkterm'),"
             " current_setting('shared_buffers')",
             [index_name(MODEL_ID)],
         )
-        emb_size, hnsw_size, chunk_size, shared_buffers = cursor.fetchone()
+        emb_size, hnsw_size, chunk_size, post_size, post_rows, shared_buffers = cursor.fetchone()
     print(
-        f"sizes: embeddings {emb_size} (HNSW index {hnsw_size}), chunks {chunk_size};"
-        f" shared_buffers {shared_buffers}"
+        f"sizes: embeddings {emb_size} (HNSW index {hnsw_size}), chunks {chunk_size},"
+        f" postings {post_size} (~{post_rows:,} rows); shared_buffers {shared_buffers}"
     )
     print(
         f"settings: SEARCH_EF_SEARCH={settings.SEARCH_EF_SEARCH}"
         f" SEARCH_ITERATIVE_SCAN={settings.SEARCH_ITERATIVE_SCAN}"
-        f" SEARCH_CANDIDATES={settings.SEARCH_CANDIDATES}; k=10, rerank off;"
+        f" SEARCH_CANDIDATES={settings.SEARCH_CANDIDATES}"
+        f" SEARCH_TEXT_POSTINGS={settings.SEARCH_TEXT_POSTINGS}; k=10, rerank off;"
         f" {args.queries} queries per row after {args.warmup} warm-up"
     )
     print(
@@ -431,8 +507,9 @@ def child(size: int, args: argparse.Namespace) -> None:
         "hits: mean results returned (k=10); recall@10: overlap of the top 10 with exact=True"
         " (index scans off), whose latency is exact_p50/p95;\nvector*: HNSW forced (SET LOCAL"
         " enable_sort = off inside search()'s transaction) where the planner picks on its own;"
-        f"\ntext, hybrid: recall@10 and exact_* against SEARCH_TEXT_MATCH_CAP=0 (no cap; the"
-        f" rows use {settings.SEARCH_TEXT_MATCH_CAP})"
+        f"\ntext: recall@10 and exact_* against SEARCH_TEXT_POSTINGS=0 (every posting of the"
+        f" question's terms; the rows use {settings.SEARCH_TEXT_POSTINGS});"
+        "\nhybrid: against both legs exact (index scans off and every posting)"
     )
     for case, plan in plans.items():
         vec = vector_cte(plan)
@@ -500,6 +577,12 @@ def main() -> None:
     parser.add_argument("--reload", action="store_true", help="rebuild the corpora")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--text", choices=TEXTS, default="manuals", help="real manual text or made-up words"
+    )
+    parser.add_argument(
+        "--cases", default=f"filtered,unfiltered,{SHARED}", help="access cases, comma-separated"
+    )
+    parser.add_argument(
         "--maintenance-work-mem",
         help="for the HNSW build (default: the server's setting), e.g. 1GB",
     )
@@ -518,7 +601,7 @@ def main() -> None:
             )
     started = time.perf_counter()
     passthrough = ["--queries", str(args.queries), "--warmup", str(args.warmup)]
-    passthrough += ["--seed", str(args.seed)]
+    passthrough += ["--seed", str(args.seed), "--text", args.text, "--cases", args.cases]
     if args.reload:
         passthrough.append("--reload")
     if args.maintenance_work_mem:
@@ -531,7 +614,7 @@ def main() -> None:
             sys.exit(f"size {size} failed (exit status {done.returncode})")
     if not args.no_embed:
         print()
-        embedding_latency(db_name(sizes[0]))
+        embedding_latency(db_name(sizes[0], args.text))
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -230,6 +230,9 @@ class AnswerReport:
     grounded: dict[str, int] = field(default_factory=dict)
     grounded_kept: dict[str, int] = field(default_factory=dict)
     grounded_offline: dict[str, int] = field(default_factory=dict)  # ...offline not declined
+    # answerable whose answer's passages (kept by the guard, with their neighbouring
+    # chunks) include one in the right place holding every fact: what the answer reads
+    grounded_passages: dict[str, int] = field(default_factory=dict)
     offline_answered: dict[str, int] = field(default_factory=dict)  # extractive did not decline
     offline_facts: dict[str, int] = field(default_factory=dict)  # ...and quotes every fact
     wrong: list[dict] = field(default_factory=list)  # answered unanswerable, declined answerable
@@ -270,6 +273,20 @@ def evaluate(cases: list[Case], *, k: int = 10, modes: list[str], user=None) -> 
     return reports
 
 
+def _passage_holds(passage, case: Case) -> bool:
+    """Whether an answer's passage (with its neighbouring chunks) is in the case's place
+    and holds every fact."""
+    if passage.document != case.doc:
+        return False
+    if case.section and not in_section(passage.section or "", case.section):
+        return False
+    if case.pages and not any(str(p) in re.findall(r"\d+", passage.pages) for p in case.pages):
+        pages = [int(n) for n in re.findall(r"\d+", passage.pages)]
+        if not pages or not any(min(pages) <= p <= max(pages) for p in case.pages):
+            return False
+    return holds_facts(passage.text, case.facts)
+
+
 def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
     """Run each question through the answer's retrieval and guard, and the offline
     (extractive) answerer; no model is called."""
@@ -303,6 +320,8 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
         report.answerable[split] = report.answerable.get(split, 0) + 1
         if kept:
             report.kept[split] = report.kept.get(split, 0) + 1
+        if any(_passage_holds(p, case) for p in passages):
+            report.grounded_passages[split] = report.grounded_passages.get(split, 0) + 1
         if any(is_relevant(h, case) for h in hits):
             report.grounded[split] = report.grounded.get(split, 0) + 1
             if any(is_relevant(h, case) for h in kept):

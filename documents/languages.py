@@ -50,3 +50,31 @@ def question_language(question: str) -> str:
     if counts.get(own, 0) >= best:
         return own
     return min(cfg for cfg, count in counts.items() if count == best)
+
+
+# wordfreq's language codes for the configurations above.
+WORDFREQ_CODES = {
+    "danish": "da",
+    "dutch": "nl",
+    "english": "en",
+    "finnish": "fi",
+    "french": "fr",
+    "german": "de",
+    "hungarian": "hu",
+    "italian": "it",
+    "norwegian": "nb",
+    "portuguese": "pt",
+    "russian": "ru",
+    "spanish": "es",
+    "swedish": "sv",
+}
+
+
+def word_zipf(word: str, language: str) -> float:
+    """How common a word is in a language (a text search configuration's name), on
+    wordfreq's Zipf scale: about 7 for "the", 4-5 for "budget", 0 for a word it has never
+    seen ("mokutil"). wordfreq ships its word lists inside its wheel: nothing is
+    downloaded. An unknown configuration counts as English."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, WORDFREQ_CODES.get(language, "en"))

@@ -291,17 +291,26 @@ class DocumentTerm(models.Model):
             # (term, document): search looks up a question's terms, then the readable docs.
             models.UniqueConstraint(fields=["term", "document"], name="documentterm_term_doc_uniq")
         ]
-        indexes = [models.Index(fields=["document"], name="documentterm_document_idx")]
+        indexes = [
+            models.Index(fields=["document"], name="documentterm_document_idx"),
+            # Search sums a term's counts over the readable documents: read from the
+            # index alone (a third of the time at 100k chunks, bench/README search.py).
+            models.Index(
+                fields=["term"], include=["document", "chunks"], name="documentterm_term_cover_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.term!r} in {self.chunks} chunks of {self.document_id}"
 
     @classmethod
     def rebuild_for(cls, document_id: int) -> None:
-        """Recount a document's terms from its stored chunks (inside the caller's
-        transaction, after the chunks are written)."""
+        """Recount a document's terms from its stored chunks, and rewrite its chunks'
+        postings (ChunkTerm), inside the caller's transaction, after the chunks are
+        written."""
         from django.db import connection
 
+        ChunkTerm.rebuild_for(document_id)
         cls.objects.filter(document_id=document_id).delete()
         # ts_stat takes the text of a query; the id is an int, nothing else goes in.
         chunks = f"SELECT search_vector FROM documents_chunk WHERE document_id = {int(document_id)}"  # noqa: S608
@@ -311,3 +320,81 @@ class DocumentTerm(models.Model):
                 "SELECT %s, word, ndoc FROM ts_stat(%s)",
                 [document_id, chunks],
             )
+
+
+# BM25 (the usual parameters). The length normalisation divides by a fixed average
+# length rather than by the library's running average: a stored weight then never goes
+# stale as the library grows. 250 was the chunker's target when it was chosen (254
+# tokens; 400 since issue 20): a different value changes every stored weight, so it
+# needs `manage.py rebuild_terms` and the evaluation to judge it (bench/README).
+BM25_K1 = 1.2
+BM25_B = 0.75
+BM25_AVG_LEN = 250.0
+
+
+def bm25_weight_sql(tf: str, length: str) -> str:
+    """SQL of a term's BM25 weight in a chunk without its idf: tf saturated by k1 and
+    normalised by the chunk's length (its token_count). `tf` and `length` are SQL
+    expressions."""
+    tf = f"({tf})::float8"
+    return (
+        f"({tf} * {BM25_K1 + 1} / ({tf} + {BM25_K1}"
+        f" * (1 - {BM25_B} + {BM25_B} * ({length})::float8 / {BM25_AVG_LEN})))"
+    )
+
+
+class ChunkTerm(models.Model):
+    """A posting of the full-text leg: a lexeme of a chunk (of Chunk.search_vector) with
+    its BM25 weight without the idf (bm25_weight_sql). The idf is the only part that
+    depends on the rest of the library, and on who reads it: search computes it per
+    question from DocumentTerm and multiplies. So a stored weight depends on its chunk
+    alone, is written once with the chunk, never recomputed as the library grows; and per
+    term, ordering by weight is ordering by score, which lets the text leg read the top
+    of each of the question's terms from the (term, weight desc) index instead of scoring
+    every chunk that holds one (documents.search). Rewritten with DocumentTerm
+    (DocumentTerm.rebuild_for); deleted with the chunk."""
+
+    pk = models.CompositePrimaryKey("chunk_id", "term")
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="terms", db_index=False)
+    term = models.TextField()
+    # The chunk's document, copied so that the access filter is read from the index: no
+    # foreign key (deletes go through the chunk, whose key leads the primary key).
+    document_id = models.BigIntegerField()
+    weight = models.FloatField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["term", "-weight"],
+                include=["document_id", "chunk"],
+                name="chunkterm_term_weight_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term!r} in chunk {self.chunk_id}: {self.weight:.3f}"
+
+    @classmethod
+    def rebuild_for(cls, document_id: int) -> None:
+        """Rewrite the postings of a document's chunks from their stored search vectors."""
+        from django.db import connection
+
+        document_id = int(document_id)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM documents_chunkterm WHERE chunk_id IN"
+                " (SELECT id FROM documents_chunk WHERE document_id = %s)",
+                [document_id],
+            )
+            cursor.execute(postings_sql("c.document_id = %s"), [document_id])
+
+
+def postings_sql(where: str) -> str:
+    """INSERT of the postings of the chunks `c` (documents_chunk) that `where` selects."""
+    weight = bm25_weight_sql("COALESCE(array_length(t.positions, 1), 1)", "c.token_count")
+    # Fixed SQL; values are the caller's bound parameters.
+    return (
+        "INSERT INTO documents_chunkterm (chunk_id, term, document_id, weight)"  # noqa: S608
+        f" SELECT c.id, t.lexeme, c.document_id, {weight}"
+        f" FROM documents_chunk c CROSS JOIN LATERAL unnest(c.search_vector) t WHERE {where}"
+    )

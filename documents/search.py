@@ -5,8 +5,10 @@ normalised scores (each candidate of either leg is scored by both):
 (a) vector: cosine distance on the active model's partial HNSW index (iterative scans,
     so a selective access filter does not starve the results; the planner may choose an
     exact scan of the filtered rows when that is cheaper);
-(b) full text: BM25 over the chunks holding any of the question's terms (OR, GIN),
-    idf from per-document term counts summed over the documents the user may read.
+(b) full text: BM25 with idf from per-document term counts summed over the documents
+    the user may read; candidates are the readable chunks of each of the question's
+    terms with the highest stored term weights (ChunkTerm, a (term, weight desc) index),
+    scored over all of the question's terms.
 Access is decided in SQL before ranking. Optional Cohere rerank of the fused top N.
 One query embedding call plus one transaction with three statements (the
 per-transaction HNSW knobs, the question's terms with their idf, then the search).
@@ -26,6 +28,7 @@ from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
+from documents.chunking import SECTION_SEPARATOR
 from documents.embeddings import get_provider
 from documents.models import Document, location_label, pages_label
 from documents.rerank import RerankError, rerank_hits
@@ -54,10 +57,52 @@ _QUESTION_WORDS_TEXT = """
 """
 QUESTION_WORDS = _QUESTION_WORDS_TEXT.split()
 
-# BM25 parameters (the usual ones) and the most terms of a question that are ranked.
-BM25_K1 = 1.2
-BM25_B = 0.75
+# The most terms of a question that are ranked.
 MAX_QUERY_TERMS = 32
+# The text leg scores fully this many times its candidates (by their partial scores).
+SHORTLIST = 4
+
+
+# The snippet's text: the chunk's content without its first line, the section path
+# (chunking.py puts it there for the embedding and the text leg), which the hit names
+# apart (location) and whose headings the text itself starts with; a snippet showed
+# "Manual › Calibration Manual Calibration Put a ..." (_without_headings drops the
+# headings at the start of the text).
+_SNIPPET_TEXT = (
+    "CASE WHEN c.section <> '' AND starts_with(c.content, c.section || chr(10))"
+    " THEN substr(c.content, char_length(c.section) + 2) ELSE c.content END"
+)
+
+
+def _strip_line(raw: str, line: str) -> str | None:
+    """raw without a first line equal to `line` (the snippet's marks skipped while
+    comparing), or None when it does not start with it."""
+    i = 0
+    for char in f"{line}\n":
+        while i < len(raw) and raw[i] in (_START, _STOP):
+            i += 1
+        if i >= len(raw) or raw[i] != char:
+            return None
+        i += 1
+    while i < len(raw) and raw[i] == _STOP:
+        i += 1
+    return raw[i:]
+
+
+def _without_headings(raw: str, section: str) -> str:
+    """The snippet without the headings of its section that the chunk's text starts
+    with (the hit names its section apart)."""
+    headings = {h.strip() for h in section.split(SECTION_SEPARATOR) if h.strip()}
+    rest = raw
+    while True:
+        for heading in headings:
+            shorter = _strip_line(rest.lstrip(" "), heading)
+            if shorter is not None:
+                rest = shorter
+                break
+        else:
+            break
+    return rest if rest.replace(_START, "").replace(_STOP, "").strip() else raw
 
 
 def _snippet_html(raw: str) -> str:
@@ -176,37 +221,25 @@ def _tsquery(terms: list[str]) -> str:
     return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
 
 
-def _match_terms(known: list[tuple[str, float, float]]) -> list[str]:
-    """The terms whose chunks are the text leg's candidates, of (term, df, n).
-
-    Terms in over half the chunks are left out when the question has rarer ones. Then,
-    rarest first, terms are kept while the chunks they select (the sum of their dfs, at
-    least the union's size) stay within SEARCH_TEXT_MATCH_CAP; the rarest is always kept.
-    The terms left out still score every candidate: a passage that holds none of the
-    rarer terms is left to the vector leg. Under the cap (a few hundred manuals) this
-    changes nothing; on a large corpus it keeps an admin's search from scoring tens of
-    thousands of chunks for one ordinary word (bench/README, search.py)."""
-    rare = [(t, df) for t, df, n in known if df <= n / 2] or [(t, df) for t, df, _ in known]
-    cap = settings.SEARCH_TEXT_MATCH_CAP
-    chosen, selected = [], 0.0
-    for term, df in sorted(rare, key=lambda item: (item[1], item[0])):
-        if chosen and cap and selected + df > cap:
-            break
-        chosen.append(term)
-        selected += df
-    return sorted(chosen)
+def _selecting_terms(known: list[tuple[str, float, float]]) -> list[str]:
+    """The terms whose postings are the text leg's candidates, of (term, df, n): terms in
+    over half the readable chunks only when the question has no rarer one. They still
+    score every candidate; a passage holding none of the rarer terms is left to the
+    vector leg."""
+    rare = [t for t, df, n in known if df <= n / 2]
+    return sorted(rare or [t for t, _, _ in known])
 
 
 def _term_params(rows: list[tuple]) -> dict:
     """The main statement's term parameters from _terms_sql's rows (term, df, n, idf);
-    `match` selects the candidates (_match_terms), `tsquery` marks the snippets."""
+    `tsquery` marks the snippets."""
     known = [(t, df, n) for t, df, n, _ in rows if df > 0]
     return {
         "terms": [r[0] for r in rows],
+        "selecting": _selecting_terms(known),
         "dfs": [float(r[1]) for r in rows],
         "idfs": [float(r[3]) for r in rows],
         "tsquery": _tsquery([t for t, _, _ in known]),
-        "match": _tsquery(_match_terms(known)),
         "total_idf": float(sum(r[3] for r in rows)) or None,
     }
 
@@ -234,25 +267,82 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
         SELECT chunk_id, distance, row_number() OVER (ORDER BY distance, chunk_id) AS rank
         FROM vec
     ),"""
-    # BM25 over the chunks that match any of the question's terms: idf from the
-    # readable documents' term counts (documents_documentterm), tf from the positions in
-    # the tsvector, length normalised by the matched chunks' average token count.
+    # BM25 from the stored postings (ChunkTerm: a term's weight in a chunk without its
+    # idf; per term, weight order is score order), in two rounds (MaxScore):
+    # 1. each selecting term (_selecting_terms) brings its SEARCH_TEXT_POSTINGS readable
+    #    postings of highest weight (the top of the (term, weight desc) index), summed per
+    #    chunk; the SHORTLIST chunks of highest sum (in hybrid mode with the vector leg's
+    #    candidates) are scored over all the question's terms. Theta: the k-th score.
+    # 2. A chunk of round 2 scores at most the sum, over the terms, of idf times the
+    #    term's highest weight (its bound). Selecting terms are taken by bound, lowest
+    #    first, while the bounds taken plus those of the other terms stay under theta: a
+    #    chunk holding only those cannot reach the top k. Every posting of the remaining
+    #    ("essential") selecting terms is read; the chunks whose sum plus the bounds of
+    #    the terms not read can still reach theta are scored too.
+    # So the top k is exact (a chunk holding no selecting term is left to the vector
+    # leg, as are ties at theta); round 2 reads nothing when round 1 settles it.
+    # SEARCH_TEXT_POSTINGS=0 reads every posting in round 1 (bench/README, search.py).
+    also_vec = "UNION SELECT chunk_id FROM vec" if mode == "hybrid" else ""
+    score = """
+        SELECT ct.chunk_id, sum(i.idf * ct.weight) AS rank_score
+        FROM documents_chunkterm ct
+        JOIN idf i ON i.term = ct.term
+        WHERE ct.chunk_id IN (SELECT chunk_id FROM {chunks}) AND ct.term = ANY(%(terms)s)
+        GROUP BY ct.chunk_id"""
     text_leg = f"""
-    txt_match AS MATERIALIZED (
-        SELECT c.id AS chunk_id, c.search_vector, c.token_count
-        FROM documents_chunk c
-        WHERE c.search_vector @@ %(match)s::tsquery AND c.document_id IN (SELECT id FROM docs)
+    txt_read AS MATERIALIZED (
+        SELECT p.chunk_id, sum(i.idf * p.weight) AS partial
+        FROM idf i
+        CROSS JOIN LATERAL (
+            SELECT ct.chunk_id, ct.weight
+            FROM documents_chunkterm ct
+            WHERE ct.term = i.term AND ct.document_id IN (SELECT id FROM docs)
+            ORDER BY ct.weight DESC
+            LIMIT NULLIF(%(postings)s, 0)
+        ) p
+        WHERE i.term = ANY(%(selecting)s)
+        GROUP BY p.chunk_id
+    ),
+    txt_cand AS MATERIALIZED (
+        (SELECT chunk_id FROM txt_read ORDER BY partial DESC, chunk_id
+         LIMIT NULLIF(%(shortlist)s, 0))
+        {also_vec}
+    ),
+    txt_first AS MATERIALIZED ({score.format(chunks="txt_cand")}
+    ),
+    txt_bound AS MATERIALIZED (
+        SELECT i.term, i.term = ANY(%(selecting)s) AS selecting,
+               i.idf * COALESCE((
+                   SELECT ct.weight FROM documents_chunkterm ct
+                   WHERE ct.term = i.term AND ct.document_id IN (SELECT id FROM docs)
+                   ORDER BY ct.weight DESC LIMIT 1), 0) AS bound
+        FROM idf i
+        WHERE i.df > 0 AND %(postings)s > 0
+    ),
+    txt_theta AS MATERIALIZED (
+        SELECT (SELECT rank_score FROM txt_first ORDER BY rank_score DESC
+                OFFSET %(limit)s - 1 LIMIT 1) AS theta,
+               (SELECT COALESCE(sum(bound), 0) FROM txt_bound WHERE NOT selecting) AS others
+    ),
+    txt_essential AS MATERIALIZED (
+        SELECT b.term, b.bound
+        FROM (SELECT term, bound, sum(bound) OVER (ORDER BY bound, term) AS running
+              FROM txt_bound WHERE selecting) b, txt_theta t
+        WHERE t.others + b.running >= t.theta
+    ),
+    txt_more AS MATERIALIZED (
+        SELECT ct.chunk_id
+        FROM txt_essential e
+        JOIN idf i ON i.term = e.term
+        JOIN documents_chunkterm ct ON ct.term = e.term AND ct.document_id IN (SELECT id FROM docs)
+        GROUP BY ct.chunk_id
+        HAVING sum(i.idf * ct.weight)
+               + (SELECT sum(bound) FROM txt_bound) - sum(e.bound) >= (SELECT theta FROM txt_theta)
+        EXCEPT SELECT chunk_id FROM txt_first
     ),
     txt_all AS MATERIALIZED (
-        SELECT m.chunk_id,
-               sum(i.idf * (COALESCE(array_length(u.positions, 1), 1) * ({BM25_K1} + 1))
-                   / (COALESCE(array_length(u.positions, 1), 1)
-                      + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * m.token_count / a.avg_len))) AS rank_score
-        FROM txt_match m
-        CROSS JOIN (SELECT GREATEST(avg(token_count), 1)::float8 AS avg_len FROM txt_match) a
-        CROSS JOIN LATERAL unnest(m.search_vector) u
-        JOIN idf i ON i.term = u.lexeme
-        GROUP BY m.chunk_id
+        SELECT * FROM txt_first
+        UNION ALL{score.format(chunks="txt_more")}
     ),
     txt_ranked AS (
         SELECT chunk_id, rank_score, row_number() OVER (ORDER BY rank_score DESC, chunk_id) AS rank
@@ -295,8 +385,7 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
             AS t(term, df, idf)
     ),
     q AS (
-        SELECT %(tsquery)s::tsquery AS query, %(match)s::tsquery AS match,
-               %(total_idf)s::float8 AS total_idf
+        SELECT %(tsquery)s::tsquery AS query, %(total_idf)s::float8 AS total_idf
     ),
     {vector_leg if mode in ("hybrid", "vector") else empty_vec}
     {text_leg if mode in ("hybrid", "text") else empty_txt}
@@ -317,7 +406,7 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
         LIMIT %(limit)s
     )
     SELECT f.chunk_id, c.document_id, d.name, c.first_page, c.last_page, c.section,
-           ts_headline(%(config)s::regconfig, c.content, q.query, %(headline)s) AS snippet,
+           ts_headline(%(config)s::regconfig, {_SNIPPET_TEXT}, q.query, %(headline)s) AS snippet,
            c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score,
            (SELECT COALESCE(sum(i.idf), 0) FROM idf i
             WHERE i.df > 0 AND i.term = ANY(tsvector_to_array(c.search_vector)))
@@ -363,6 +452,10 @@ def search(
             "query": query,
             "config": settings.SEARCH_TEXT_CONFIG,
             "candidates": max(settings.SEARCH_CANDIDATES, limit),
+            "postings": settings.SEARCH_TEXT_POSTINGS and max(settings.SEARCH_TEXT_POSTINGS, limit),
+            # 0 with every posting read: every chunk holding a selecting term is scored.
+            "shortlist": settings.SEARCH_TEXT_POSTINGS
+            and SHORTLIST * max(settings.SEARCH_CANDIDATES, limit),
             "w_vec": settings.SEARCH_VECTOR_WEIGHT,
             "w_txt": settings.SEARCH_TEXT_WEIGHT,
             "w_sum": (settings.SEARCH_VECTOR_WEIGHT + settings.SEARCH_TEXT_WEIGHT) or 1.0,
@@ -397,7 +490,7 @@ def search(
             first_page=r[3],
             last_page=r[4],
             section=r[5],
-            snippet=_snippet_html(r[6]),
+            snippet=_snippet_html(_without_headings(r[6], r[5])),
             content=r[7],
             score=float(r[8]),
             vector_rank=r[9],

@@ -23,7 +23,8 @@ CHUNK = 1 << 20
 
 
 class StoreUnavailable(Exception):
-    """The object store could not be read (down, refused, timed out): try again later."""
+    """The object store did not take or give the file (down, refused, timed out): try
+    again later."""
 
 
 def local_path(document: Document) -> Path | None:

@@ -118,7 +118,9 @@ def _sentences_of(passage: Passage) -> list[str]:
         sentence = _GLYPH_IN_BRACKETS.sub("", passage.text[start:end])
         sentence = " ".join(_PRIVATE_USE.sub(" ", sentence).split())
         sentence = sentence.replace("( ", "(").replace(" )", ")")
-        if sentence == section or (SECTION_SEPARATOR.strip() in sentence and start == 0):
+        # The heading path a chunk starts with, whole or cut at its numbers ("... (SSH) ›
+        # 6.3.3."), is no sentence of the text.
+        if sentence == section or SECTION_SEPARATOR.strip() in sentence:
             continue
         sentence = re.sub(r"^(?:[-*•▪●]|#+)\s+", "", sentence)  # list marker or heading
         if len(sentence.split()) < MIN_SENTENCE_WORDS or _TOC_LINE.search(sentence):
@@ -162,11 +164,11 @@ def plain(sentence: str) -> str:
     return _MD_LINK.sub(lambda m: f"{m[1]} ({m[2]})" if m[2] else m[1], sentence)
 
 
-def _quoted(sentence: str) -> str:
+def _quoted(sentence: str, limit: int = MAX_SENTENCE_WORDS) -> str:
     sentence = plain(sentence)
     words = sentence.split(" ")
-    if len(words) > MAX_SENTENCE_WORDS:
-        sentence = " ".join(words[:MAX_SENTENCE_WORDS]) + " …"
+    if len(words) > limit:
+        sentence = " ".join(words[:limit]) + " …"
     # A "[4]" of the document itself must not read as a citation: escaped for Markdown,
     # it still shows as [4].
     return _BRACKETED_NUMBERS.sub(r"\\[\1\\]", sentence)
@@ -174,21 +176,30 @@ def _quoted(sentence: str) -> str:
 
 # A line that introduces what follows it: "If the laser value increases:", "... create a
 # training user account by the following." (then the commands).
-_INTRODUCES = re.compile(r"(?::|\b(?:following|follows|below)\s*[.:]?)$", re.IGNORECASE)
+_INTRODUCES = re.compile(
+    r"(?::|\b(?:following|follows|below)\s*[.:]?|\b(?:is|are|as|with|like|run|type|enter))$",
+    re.IGNORECASE,
+)  # "... by the following.", "The general command form to restore a text dump is"
+# What announces a procedure's commands: not a line that only breaks off ("... is"),
+# which in wrapped text is the middle of a sentence.
+_ANNOUNCES = re.compile(r"(?::|\b(?:following|follows|below)\s*[.:]?)$", re.IGNORECASE)
 
 
 def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> list[_Candidate]:
     """The lines that chosen lines ending with ":" introduce (the next ones of the same
-    passage, up to MAX_CONTINUATION each, stopping after one that introduces again)."""
+    passage, up to MAX_CONTINUATION each, stopping after one that introduces again), and
+    the commands right after any chosen line ("You can shutdown the system ... from the
+    commandline." then "poweroff -i -f")."""
     at = {(c.passage_rank, c.position): c for c in candidates}
     taken = {id(c) for c in chosen}
     extra = []
     for line in chosen:
-        if not _INTRODUCES.search(line.text):
-            continue
+        introduces = _INTRODUCES.search(line.text)
         for step in range(1, MAX_CONTINUATION + 1):
             following = at.get((line.passage_rank, line.position + step))
             if following is None or id(following) in taken:
+                break
+            if not introduces and not _looks_like_command(following.text):
                 break
             extra.append(following)
             taken.add(id(following))
@@ -366,15 +377,113 @@ def _procedure_of(passages: list[Passage], weigh) -> _Procedure | None:
     return max(found, key=lambda p: p.score, default=None)
 
 
+# A line of prose: a capitalised sentence ("Answer all questions."); what follows a line
+# introducing commands ("... by the following.") and is not prose is a command.
+_PROSE = re.compile(r"^[\"'“(]?[A-Z][a-z]\S*\s.*[.!?:;)\"”]$")
+_ELLIPSIS = re.compile(r"^(?:\.{3}|…)$")  # "..." for a command's output
+MAX_COMMAND_LINES = 6
+
+
+_LOG_LINE = re.compile(r"^[A-Z][A-Z_]+:\s")  # "LOG: ...", "HINT: ...": output, not input
+
+
+def _is_command(line: str) -> bool:
+    return (
+        not _STEP.match(line)
+        and not _PROSE.match(line)
+        and not _is_title(line)
+        and not _LOG_LINE.match(line)
+    )
+
+
+MAX_COMMAND_WORDS = 12
+
+
+def _looks_like_command(line: str) -> bool:
+    """A short line that is no sentence and starts in lower case or with a symbol:
+    "poweroff -i -f", "$ sudo adduser fish", "alias la='ls -la'"."""
+    return len(line.split()) <= MAX_COMMAND_WORDS and not line[:1].isupper() and _is_command(line)
+
+
+def _command_steps(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, bool, str]], list]:
+    """(passage number, is a step, text) of lines in reading order, where a line
+    introducing commands ("You can change it by the following.") together with the
+    commands after it ("$ sudo update-alternatives --config editor") is one step:
+    "You can change it by the following: `$ sudo update-alternatives --config editor`".
+    Also returns each item's kind: "list" (a numbered or bulleted line), "command" or
+    None (not a step)."""
+    items: list[tuple[int, bool, str]] = []
+    kinds: list[str | None] = []
+    i = 0
+    while i < len(lines):
+        number, line = lines[i]
+        if _STEP.match(line):
+            items.append((number, True, _STEP.sub("", line, count=1)))
+            kinds.append("list")
+            i += 1
+            continue
+        commands, j = [], i + 1
+        if _ANNOUNCES.search(line):
+            while j < len(lines) and len(commands) < MAX_COMMAND_LINES and _is_command(lines[j][1]):
+                if not _ELLIPSIS.match(lines[j][1]):
+                    commands.append(lines[j][1])
+                j += 1
+        if commands:
+            intro = _INTRODUCES_END.sub(
+                ":", _last_sentences(line, MAX_SENTENCE_WORDS // 2), count=1
+            )
+            items.append((number, True, f"{intro} " + "; ".join(_code(c) for c in commands)))
+            kinds.append("command")
+            i = j
+        else:
+            items.append((number, False, line))
+            kinds.append(None)
+            i += 1
+    return items, kinds
+
+
+def _last_sentences(line: str, words: int) -> str:
+    """The end of a long line: its last sentences within `words` words (at least one)."""
+    if len(line.split()) <= words:
+        return line
+    sentences = [line[a:b] for a, b in sentence_spans(line)] or [line]
+    kept = [sentences.pop()]
+    while sentences and len(" ".join([sentences[-1], *kept]).split()) <= words:
+        kept.insert(0, sentences.pop())
+    return " ".join(" ".join(kept).split())
+
+
+_INTRODUCES_END = re.compile(r"\s*[.:]?$")
+
+
+def _code(command: str) -> str:
+    """A command as inline code (a fence longer than any run of backticks in it)."""
+    longest = max((len(run) for run in re.findall(r"`+", command)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if command.startswith("`") or command.endswith("`") else ""
+    return f"{fence}{pad}{command}{pad}{fence}"
+
+
 def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Procedure | None:
-    steps = [i for i, (_, line) in enumerate(lines) if _STEP.match(line)]
-    if len(steps) < 2:
+    items, kinds = _command_steps(lines)
+    steps = [i for i, (_, step, _) in enumerate(items) if step]
+    # Steps of another kind after the first ones (a list of options after a command) end
+    # the procedure, unless they (or the line announcing them) bear on the question.
+    for at in steps[1:]:
+        if kinds[at] == kinds[steps[0]]:
+            continue
+        start = at - 1 if not items[at - 1][1] else at
+        end = next((i for i in steps if i > at and kinds[i] != kinds[at]), len(items))
+        if not weigh(set().union(*(content_terms(t) for _, _, t in items[start:end]))):
+            steps = [i for i in steps if i < start]
+        break
+    # Two steps make a procedure; one command is one too ("You can change it by the
+    # following: `update-alternatives --config editor`").
+    if not steps or len(steps) < (1 if kinds[steps[0]] == "command" else 2):
         return None
     first, last = steps[0], steps[-1]
-    body: list[tuple[int, bool, str]] = []
-    for number, line in lines[first : last + 1]:
-        step = bool(_STEP.match(line))
-        body.append((number, step, _STEP.sub("", line, count=1) if step else line))
+    body = items[first : last + 1]
+    lines = [(number, text) for number, _, text in items]
     intro = [
         (number, line)
         for number, line in lines[max(0, first - 4) : first]
@@ -388,7 +497,7 @@ def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Proced
     # calibration menu:"), not the prose before them.
     own = (
         set()
-        .union(*(content_terms(text) for *_, text in body))
+        .union(*(content_terms(text) for _, step, text in body if step))
         .union(*(content_terms(line) for _, line in intro if line.endswith(":")))
     )
     terms = about | own
@@ -419,7 +528,8 @@ def _procedure_answer(procedure: _Procedure) -> str:
             if count > MAX_STEPS:
                 items.append("…")
                 break
-            items.append(f"{count}. {_quoted(text)} [{n}]")
+            # A step with its commands (a line of prose, then code) may be longer.
+            items.append(f"{count}. {_quoted(text, 2 * MAX_SENTENCE_WORDS)} [{n}]")
         else:
             if items:
                 blocks.append("\n".join(items))

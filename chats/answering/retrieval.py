@@ -4,16 +4,18 @@ addressing the question, and the neighbouring chunks of their section."""
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Sequence
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 
 from chats.answering.extractive import earlier_turns, is_follow_up, is_procedure_question
 from chats.answering.types import Passage, Turn
 from documents.embeddings import get_provider
 from documents.models import Chunk
-from documents.search import search
+from documents.search import _readable_sql, search
 
 _CITATIONS = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 EARLIER_ANSWER_WORDS = 30  # of the previous answer, what the search also reads
@@ -50,6 +52,137 @@ def answer_min_score(question: str = "") -> float:
     if question_language(question) == settings.SEARCH_TEXT_CONFIG:
         return same
     return cross
+
+
+# --- What the library does not know --------------------------------------------------------
+
+# A word below this on wordfreq's Zipf scale (in the question's language and in the
+# library's) that no readable passage holds names something the library never mentions
+# ("Patroni", "mokutil", "ufw", "pgBackRest"); ordinary words a manual may not use
+# ("budget", "leftover", "colleague") are far above it. Chosen on bench/eval's tune split.
+RARE_ZIPF = 2.5
+_NAME_SHAPE = re.compile(r"[a-z][A-Z]|\d|_")  # "PgBouncer", "postgres_exporter", "v4l2"
+
+
+def unknown_names(*, user, question: str) -> list[str]:
+    """The words of a question that name something no readable passage mentions: rare in
+    the question's language and the library's, and nowhere in the library's text as a
+    word ("pg_repack", "aptly", though "apt" is everywhere), nor hyphenated or one letter
+    apart ("feed-through", "feedtrough" for "feedthrough"). In a question written in
+    another language only name-shaped words count (its ordinary words are not the
+    library's anyway). A question mostly of such words is in no language the word lists
+    know: none then."""
+    from documents.languages import question_language, word_zipf
+
+    own = settings.SEARCH_TEXT_CONFIG
+    language = question_language(question)
+    words = [w for w in _WORDS_OF.findall(question) if len(w) > 3]
+    rare = []
+    for match in _WORDS_OF.finditer(question):
+        word = match.group()
+        if question[match.end() : match.end() + 1] in ("'", "’") or word.isdigit():
+            continue  # "shouldn't", "443"
+        if language != own and not _NAME_SHAPE.search(word):
+            continue
+        if max(word_zipf(word, language), word_zipf(word, own)) < RARE_ZIPF:
+            rare.append(word)
+    if not rare:
+        return []
+    docs, params = _readable_sql(user, None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH docs AS MATERIALIZED ({docs})
+            SELECT w FROM unnest(%(words)s::text[]) AS w
+            WHERE EXISTS (
+                SELECT 1 FROM documents_chunk c
+                WHERE c.document_id IN (SELECT id FROM docs)
+                  AND c.content ~* ('\\m' || w || '\\M'))""",  # noqa: S608 - bound values
+            {**params, "words": sorted({w.lower() for w in rare})},
+        )
+        mentioned = {w for (w,) in cursor.fetchall()}
+    rare = [w for w in rare if w.lower() not in mentioned]
+    if not rare or len(rare) * 2 > len(words):
+        return []
+    joined = _joined_in_library(user, rare)
+    return [word for word in rare if word not in joined]
+
+
+# Words as a name is written: "pg_repack" whole (its parts are common), "Wi-Fi" in two.
+_WORDS_OF = re.compile(r"\w+", re.UNICODE)
+
+
+# A word this long one letter from a library's word is that word mistyped; a shorter one
+# may be another word ("Patroni", "patron").
+TYPO_MIN_LETTERS = 9
+
+
+def _joined_in_library(user, words: list[str]) -> set[str]:
+    """Those of words that the library writes hyphenated ("feed-through") or one letter
+    apart ("feedtrough", a manual's typo): the same word, not an unknown name."""
+    splits = {f"{w[:i]}-{w[i:]}": w for w in words for i in range(2, len(w) - 1)}
+    docs, params = _readable_sql(user, None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH docs AS MATERIALIZED ({docs})
+            SELECT c FROM unnest(%(candidates)s::text[]) AS c
+            WHERE EXISTS (
+                SELECT 1 FROM documents_documentterm dt
+                WHERE dt.term = ANY(tsvector_to_array(to_tsvector(%(config)s::regconfig, c)))
+                  AND dt.term LIKE '%%-%%' AND dt.document_id IN (SELECT id FROM docs))""",  # noqa: S608
+            {**params, "candidates": list(splits), "config": settings.SEARCH_TEXT_CONFIG},
+        )
+        found = {splits[c] for (c,) in cursor.fetchall()}
+        cursor.execute(
+            f"""WITH docs AS MATERIALIZED ({docs})
+            SELECT DISTINCT dt.term FROM documents_documentterm dt
+            WHERE left(dt.term, 3) = ANY(%(prefixes)s)
+              AND dt.document_id IN (SELECT id FROM docs)""",  # noqa: S608
+            {**params, "prefixes": sorted({w[:3].lower() for w in words})},
+        )
+        terms = [t for (t,) in cursor.fetchall()]
+    for word in words:
+        lower = word.lower()
+        if len(lower) >= TYPO_MIN_LETTERS and any(
+            _one_edit(lower, t) for t in terms if t[:3] == lower[:3]
+        ):
+            found.add(word)
+    return found
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether b is a with one letter left out, added or changed (or a prefix of it that
+    is a stem: "feedtrough" for "feedthroughs")."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+# --- How far the best passage stands out ----------------------------------------------------
+
+# The question's background: its cosines to the passages at vector ranks BACKGROUND_FROM
+# to BACKGROUND_DEPTH (what "about the same library" scores); a passage's z is how many
+# spreads above their mean it is. Fewer than BACKGROUND_MIN such passages (a small
+# library): no background, the absolute thresholds decide.
+BACKGROUND_FROM = 10
+BACKGROUND_DEPTH = 60
+BACKGROUND_MIN = 10
+# A question in another language than the library's (no words in common, so coverage
+# says nothing) keeps a passage that stands out this far, or reaches the model's
+# cross-lingual threshold. Chosen on bench/eval's tune split (bench/README.md).
+CROSS_LINGUAL_MIN_Z = 4.0
+
+
+def background(*, user, query: str) -> tuple[float, float] | None:
+    """(mean, spread) of the question's cosines to the library beyond its nearest
+    passages, or None when the library is too small to have one."""
+    hits = search(user=user, query=query, k=BACKGROUND_DEPTH, mode="vector").hits
+    tail = [h.vector_score for h in hits[BACKGROUND_FROM - 1 :] if h.vector_score is not None]
+    if len(tail) < BACKGROUND_MIN:
+        return None
+    return statistics.fmean(tail), statistics.pstdev(tail) or 1e-6
 
 
 def is_relevant(hit, min_score: float | None = None) -> bool:
@@ -127,6 +260,32 @@ def with_neighbours(hits: list, span: int) -> dict[int, str]:
     return texts
 
 
+def guard(*, user, question: str, query: str, hits: list) -> list:
+    """The hits that address the question. None when it names something the library never
+    mentions (unknown_names). Else a hit holding most of its terms (coverage) or as
+    similar as the model's threshold (is_relevant); for a question in another language
+    than the library's, also one that stands out from the question's background over
+    the library by CROSS_LINGUAL_MIN_Z (a cosine means something else for every question
+    and model: relative to its own background it does not)."""
+    from documents.languages import question_language
+
+    if not hits or unknown_names(user=user, question=question):
+        return []
+    min_score = answer_min_score(question)
+    relevant = [h for h in hits if is_relevant(h, min_score)]
+    if question_language(question) == settings.SEARCH_TEXT_CONFIG:
+        return relevant
+    spread = background(user=user, query=query)
+    if spread is None:
+        return relevant
+    mean, sd = spread
+    return [
+        h
+        for h in hits
+        if h in relevant or ((h.vector_score or 0.0) - mean) / sd >= CROSS_LINGUAL_MIN_Z
+    ]
+
+
 def retrieve(*, user, question: str, history: Sequence[Turn] = ()) -> tuple[list[Passage], list]:
     """The numbered passages for the prompt, and the search hits behind them. Only hits
     that address the question are kept (is_relevant): none means "not covered", and
@@ -134,8 +293,7 @@ def retrieve(*, user, question: str, history: Sequence[Turn] = ()) -> tuple[list
     (search_query), with a model or without."""
     query = search_query(question, history)
     hits = search(user=user, query=query, k=settings.ANSWER_PASSAGES).hits
-    min_score = answer_min_score(question)
-    relevant = [h for h in hits if is_relevant(h, min_score)]
+    relevant = guard(user=user, question=question, query=query, hits=hits)
     span = (
         max(settings.ANSWER_PROCEDURE_CHUNKS, settings.ANSWER_CONTEXT_CHUNKS)
         if is_procedure_question(question)

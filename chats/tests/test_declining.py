@@ -147,3 +147,61 @@ def test_the_multilingual_model_still_declines_what_the_documents_do_not_answer(
 
     passages, kept = retrieve(user=owner, question=question)
     assert passages == [] and kept == []
+
+
+# --- Questions naming what the library never mentions ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How do I check the PMAC network connection with WireGuard?",
+        "Which torque does the drive belt of the RoboRail need according to Patroni?",
+    ],
+)
+def test_a_question_naming_something_the_library_never_mentions_is_declined(
+    owner_client, owner, corpus, question
+):
+    from chats.answering.retrieval import unknown_names
+
+    # Every other word of it is the manual's: coverage alone would let it in.
+    assert unknown_names(user=owner, question=question) in (["WireGuard"], ["Patroni"])
+    chat = Chat.objects.create(owner=owner)
+    stream = events(_ask(owner_client, chat, question))
+    assert stream[0] == ("citations", {"passages": []})
+    assert "".join(d["text"] for n, d in stream if n == "token") == NOT_COVERED
+
+
+def test_ordinary_words_and_the_librarys_own_spellings_are_not_unknown_names(owner, media):
+    from chats.answering.retrieval import unknown_names
+
+    document = make_document(
+        owner,
+        name="cabinet.md",
+        content=b"# Cabinet\n\nUndo the two screws of the RJ45 feed-through coupler. "
+        b"The feedtrough cable goes to the PMAC.\n",
+    )
+    assert document_ingest(document_id=document.pk) == "ready"
+
+    # "budget" and "colleague" are nowhere in the manual, but they are common English.
+    assert unknown_names(user=owner, question="What is the budget my colleague needs?") == []
+    # The manual writes "feed-through", and once "feedtrough": the same word.
+    assert unknown_names(user=owner, question="Which screws hold the feedthrough?") == []
+    # "shouldn't" is not a name; a Dutch question's own words are not names either.
+    assert unknown_names(user=owner, question="Why shouldn't I undo the coupler?") == []
+    assert unknown_names(user=owner, question="Welke schroeven houden de koppeling vast?") == []
+    # A name is one in any language.
+    assert unknown_names(user=owner, question="Hoe koppel ik de PMAC aan PgBouncer?") == [
+        "PgBouncer"
+    ]
+    assert unknown_names(user=owner, question="Which screws hold the Zephyrix coupler?") == [
+        "Zephyrix"
+    ]
+
+
+def test_the_background_of_a_small_library_is_none(owner, corpus):
+    from chats.answering.retrieval import background
+
+    # Four sections: too few passages to say what "about the same library" scores, so
+    # the absolute thresholds decide (the Dutch tests above).
+    assert background(user=owner, query="Welk IP-adres moet ik pingen?") is None

@@ -251,7 +251,7 @@ def test_a_lookup_answer_never_quotes_a_bare_heading():
     assert "3.1 Calibration of chuck rotation [1]" not in answer
 
 
-def test_a_line_introducing_commands_brings_them_and_a_list_of_options_is_no_procedure():
+def test_a_line_introducing_commands_is_a_step_and_a_list_of_options_is_not():
     text = (
         "You can create a training user account, e.g. fish, by the following.\n"
         "$ sudo adduser fish\n"
@@ -262,6 +262,99 @@ def test_a_line_introducing_commands_brings_them_and_a_list_of_options_is_no_pro
     passage = Passage(1, text, "ref.md", "", "Users › Training account")
     answer = extractive_answer("How do I create a training user account?", [passage])
 
-    assert answer.startswith("Here is what the documents say:")  # not the desktop list
+    assert answer.splitlines()[0] == "Here are the steps from the documents (Training account):"
+    assert (
+        "1. You can create a training user account, e.g. fish, by the following: "
+        "`$ sudo adduser fish` [1]"
+    ) in answer
+    # The desktops' list after it is about something else: not a step of this procedure.
+    assert "GNOME" not in answer and "2." not in answer
+
+    # Asked something else, the same lines are quoted as sentences, the command with the
+    # line that introduces it.
+    answer = extractive_answer("What is fish in the training user account?", [passage])
+    assert answer.startswith("Here is what the documents say:")
     assert "- $ sudo adduser fish [1]" in answer
-    assert "1. GNOME" not in answer
+
+
+# Debian Reference 1.1.11 as its chunk reads: a procedure written as prose, each step a
+# sentence "... by the following." and the command after it, with a remark between.
+PROSE_PROCEDURE = (
+    "If you do not want to use your main user account for the following training "
+    "activities, you can create a training user account, e.g. `fish` by the following.\n"
+    "# adduser fish\n"
+    "Answer all questions.\n"
+    "This creates a new account named as `fish`. After your practice, you can remove this "
+    "user account and its home directory by the following.\n"
+    "# deluser --remove-home fish\n"
+    "...\n"
+)
+
+
+def test_a_procedure_written_as_prose_and_commands_gets_numbered_steps_with_the_commands():
+    passage = Passage(1, PROSE_PROCEDURE, "ref.md", "", "Tutorials › 1.1.11. An extra user account")
+    answer = extractive_answer(
+        "How do I create a practice user account and remove it with its home directory?",
+        [passage],
+    )
+
+    steps = re.findall(r"^(\d+)\. (.+) \[(\d+)\]$", answer, re.MULTILINE)
+    assert [n for n, _, _ in steps] == ["1", "2"]
+    assert steps[0][1].endswith("e.g. `fish` by the following: `# adduser fish`")
+    assert steps[1][1].startswith("This creates a new account")
+    assert steps[1][1].endswith("by the following: `# deluser --remove-home fish`")
+    assert "Answer all questions. [1]" in answer  # the remark between, in its place
+    assert answer.index("adduser") < answer.index("Answer all") < answer.index("deluser")
+    assert "..." not in answer  # a command's elided output is no part of it
+
+
+def test_a_quoted_sentence_brings_the_command_after_it_and_never_the_heading_path():
+    text = (
+        "Chapter 6. Network › 6.3. The remote access server and utilities (SSH) › 6.3.3. "
+        "Shutdown\n"
+        "You can shutdown the system under the single-user mode from the commandline.\n"
+        "# poweroff -i -f\n"
+        "LOG: the system is going down\n"
+        "The general command form to restore a text dump is\n"
+        "psql dbname < dumpfile\n"
+    )
+    section = "Chapter 6. Network › 6.3. The remote access server and utilities (SSH) › 6.3.3."
+    passage = Passage(1, text, "ref.md", "", section)
+    answer = extractive_answer("How do I shutdown the system in single-user mode?", [passage])
+
+    assert "- You can shutdown the system under the single-user mode from the commandline. [1]" in (
+        answer
+    )
+    assert "- poweroff -i -f [1]" in answer  # its command, though it shares no word
+    assert "LOG:" not in answer and "›" not in answer
+
+    answer = extractive_answer("What is the command form to restore a text dump?", [passage])
+    assert "- psql dbname < dumpfile [1]" in answer
+
+
+def test_how_do_i_over_a_markdown_manual_gets_its_prose_steps_with_their_commands(
+    owner_client, owner, media
+):
+    document = make_document(
+        owner,
+        name="tutorial.md",
+        content=(
+            b"# GNU/Linux tutorials\n\n## An extra user account\n\n"
+            + PROSE_PROCEDURE.replace("\n# ", "\n\n    # ").encode()
+            + b"\n## Networking\n\nThe network is configured in /etc/network/interfaces.\n"
+        ),
+    )
+    assert document_ingest(document_id=document.pk) == "ready"
+    chat = Chat.objects.create(owner=owner)
+    answer, stream = _ask(
+        owner_client, chat, "How do I create a training user account and remove it again?"
+    )
+
+    steps = re.findall(r"^(\d+)\. (.+) \[(\d+)\]$", answer, re.MULTILINE)
+    assert [n for n, _, _ in steps] == ["1", "2"], answer
+    assert steps[0][1].endswith("by the following: `# adduser fish`")
+    assert steps[1][1].endswith("by the following: `# deluser --remove-home fish`")
+    cited = {p["number"]: p for p in stream[0][1]["passages"]}
+    assert all(cited[int(n)]["section"].endswith("An extra user account") for *_, n in steps)
+    html = next(d["html"] for name, d in stream if name == "done")
+    assert "<ol>" in html and "<code># adduser fish</code>" in html

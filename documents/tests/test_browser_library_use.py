@@ -13,7 +13,7 @@ from chats.tests.test_browser_layout import SIZES, pdf_manual  # noqa: F401 - fi
 from documents.models import Document
 from documents.services import document_ingest
 from documents.tests.conftest import MANUAL_MD, make_document
-from rra.testing.browser import screenshot
+from rra.testing.browser import screenshot, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,6 +67,9 @@ def test_open_search_share_reprocess_and_delete(
     viewer = page.locator("dialog.viewer[open]")
     expect(viewer.locator(".viewer-pageno")).to_have_text("Page 1 of 3")
     expect(viewer.locator(".viewer-sheet img")).to_be_visible()
+    # The page's image itself, not the white sheet it is drawn on (the screenshot was
+    # blank: taken before the image arrived).
+    wait_until(page, "document.querySelector('.viewer-sheet img')?.naturalWidth > 0")
     screenshot(page, f"library-open-pdf-{size}")
     page.keyboard.press("Escape")
     # A Markdown manual is read rendered, a section at a time.

@@ -86,7 +86,7 @@ def test_reindex_writes_new_vectors_beside_the_old_and_switches(owner, media, se
     document.refresh_from_db()
     assert document.embedding_model == "openai/text-embedding-3-small"
     by_model = Embedding.objects.filter(chunk__document=document)
-    assert by_model.filter(model="local/all-MiniLM-L6-v2").count() == local
+    assert by_model.filter(model="local/multilingual-e5-small-q4").count() == local
     assert by_model.filter(model="openai/text-embedding-3-small").count() == local
     assert "reindexed 1 document(s), 0 failed" in out.getvalue()
 

@@ -14,7 +14,7 @@ from documents.services import document_ingest, document_reprocess, documents_re
 from documents.tests import files
 from documents.tests.conftest import MANUAL_MD, make_document, upload_file
 
-LOCAL_MODEL = "local/all-MiniLM-L6-v2"
+LOCAL_MODEL = "local/multilingual-e5-small-q4"  # the default LOCAL_EMBEDDING_MODEL
 
 
 def _upload(client, path: Path, capture):

@@ -141,6 +141,29 @@ def test_snippets_mark_terms_and_escape_html(owner, media):
     assert "<mark>encoder</mark> <mark>cable</mark>" in hit.snippet
 
 
+def test_a_snippet_does_not_repeat_the_heading(owner, media):
+    """A chunk's content starts with its section path on a line of its own (for the
+    embedding and the text leg), and the heading is also the first line of its text:
+    the snippet showed "RoboRail calibration › Chuck rotation RoboRail calibration Chuck
+    rotation Put a ...". The hit names its section apart (location), so the snippet is
+    the text under the headings."""
+    _ready(owner, "chucks.md", CHUCKS)
+    hit = search(user=owner, query="chuck rotation spirit level", k=1, mode="text").hits[0]
+    assert hit.section == "RoboRail calibration › Chuck rotation"
+    plain = hit.snippet.replace("<mark>", "").replace("</mark>", "")
+    assert "›" not in plain and "RoboRail calibration" not in plain
+    assert "rotation" not in plain.lower(), hit.snippet
+    assert plain.startswith("Put a spirit level"), hit.snippet
+    assert "<mark>spirit</mark> <mark>level</mark>" in hit.snippet
+    # A chunk without a section (text before any heading) keeps its whole text.
+    _ready(
+        owner, "plain.txt", b"Bleed the brake line until no bubbles appear.", mime_type="text/plain"
+    )
+    plain_hit = search(user=owner, query="bleed brake bubbles", k=1, mode="text").hits[0]
+    assert plain_hit.section == ""
+    assert plain_hit.snippet.replace("<mark>", "").replace("</mark>", "").startswith("Bleed the")
+
+
 def test_the_vector_leg_uses_the_models_hnsw_index(corpus, owner):
     from documents.embeddings import get_provider
     from documents.search import _readable_sql, _sql
@@ -316,54 +339,59 @@ def _sections(*bodies: str) -> bytes:
     return "\n\n".join(f"## Step {n}\n\n{body}" for n, body in enumerate(bodies)).encode()
 
 
-@pytest.mark.parametrize(("cap", "expected"), [(0, 6), (3, 1), (6, 1), (7, 6)])
-def test_the_text_leg_selects_the_rarest_terms_chunks_up_to_the_match_cap(
-    owner, media, settings, cap, expected
-):
-    """SEARCH_TEXT_MATCH_CAP: 'flange' is in 1 chunk, 'torque' in 6 (not over half): with
-    room for both they select 6 chunks; with less, only the rarer term selects."""
-    settings.SEARCH_TEXT_MATCH_CAP = cap
-    torque = [f"Tighten bolt group {n} to the torque given in table {n}." for n in range(5)]
-    fillers = [
-        f"Clean the {w} with a dry cloth before use."
-        for w in (
-            "rail",
-            "carriage",
-            "sensor",
-            "cable",
-            "screen",
-            "cover",
-            "trolley",
-            "guard",
-            "lamp",
-            "switch",
-        )
-    ]
+def test_a_passage_in_no_terms_top_postings_still_ranks_first(owner, media, settings):
+    """The passage holding both terms once each scores highest over the whole library,
+    but with one posting per term (SEARCH_TEXT_POSTINGS=1) it is in neither term's top:
+    the passages repeating one of them are. The second round (every posting of the
+    terms whose bound can still reach the k-th score) finds it: the same top as reading
+    every posting (0)."""
+    both = "Fit the flange, then apply the torque."
+    flange = "Flange flange flange: each flange is a flange of the rail flange."
+    torque = "Torque torque: the torque given in the torque table is the torque."
+    fillers = [f"Clean the {w} with a dry cloth." for w in ("rail", "carriage", "sensor", "cable")]
+    _ready(owner, "steps.md", _sections(both, flange, torque, *fillers))
+    found = {}
+    for postings in (0, 1, 2):
+        settings.SEARCH_TEXT_POSTINGS = postings
+        found[postings] = search(user=owner, query="flange torque", k=2, mode="text").hits
+    assert both in found[0][0].content
+    for postings in (1, 2):
+        assert [(h.chunk_id, h.text_score) for h in found[postings]] == [
+            (h.chunk_id, pytest.approx(h.text_score)) for h in found[0]
+        ]
+    assert found[0][0].text_score > found[0][1].text_score > 0
+
+
+def test_a_vector_candidate_is_scored_by_its_stored_term_weights(owner, media, settings):
+    """In hybrid mode a passage that the vector leg brings is scored by its BM25 even
+    when it is in no term's top postings."""
+    settings.SEARCH_TEXT_POSTINGS = 1
     _ready(
         owner,
         "steps.md",
-        _sections(*torque, "Fit the flange, then apply the torque from table 9.", *fillers),
+        _sections(
+            "Torque torque torque torque torque.", "Apply the torque once.", "Clean the rail."
+        ),
     )
-    hits = search(user=owner, query="flange torque", k=20, mode="text").hits
-    assert len(hits) == expected
-    assert "flange" in hits[0].content  # the passage with both terms ranks first either way
-    assert all("torque" in h.content or "flange" in h.content for h in hits)
+    hits = search(user=owner, query="torque", k=10, mode="hybrid").hits
+    assert len(hits) == 3
+
+    def score(text):
+        [hit] = [h for h in hits if text in h.content]
+        return hit.text_score
+
+    assert score("Apply the torque once.") > 0
+    assert score("Torque torque torque torque torque.") > score("Apply the torque once.")
+    assert score("Clean the rail.") == 0
 
 
-def test_terms_in_over_half_the_chunks_select_only_when_nothing_rarer_does(settings):
-    from documents.search import _match_terms
+def test_terms_in_over_half_the_chunks_select_only_when_nothing_rarer_does():
+    from documents.search import _selecting_terms
 
-    settings.SEARCH_TEXT_MATCH_CAP = 0
     n = 100.0
-    assert _match_terms([("bolt", 80, n), ("flange", 3, n), ("torque", 40, n)]) == [
+    assert _selecting_terms([("bolt", 80, n), ("flange", 3, n), ("torque", 40, n)]) == [
         "flange",
         "torque",
     ]
-    assert _match_terms([("bolt", 80, n), ("rail", 60, n)]) == ["bolt", "rail"]
-    settings.SEARCH_TEXT_MATCH_CAP = 10
-    # The rarest always selects, even alone over the cap.
-    assert _match_terms([("torque", 40, n), ("flange", 30, n)]) == ["flange"]
-    rows = [("torque", 4, n), ("flange", 3, n), ("nut", 3, n)]
-    assert _match_terms(rows) == ["flange", "nut", "torque"]  # 3 + 3 + 4 fit in 10
-    settings.SEARCH_TEXT_MATCH_CAP = 9
-    assert _match_terms(rows) == ["flange", "nut"]
+    assert _selecting_terms([("bolt", 80, n), ("rail", 60, n)]) == ["bolt", "rail"]
+    assert _selecting_terms([]) == []

@@ -65,6 +65,14 @@ def _start(**overrides):
             "Environment variable SENTRY_DSN must be a Sentry DSN",
         ),
         (
+            {"STORAGE_S3_BUCKET": "rra", "AWS_S3_ENDPOINT_URL": "s3:8333"},
+            "Environment variable AWS_S3_ENDPOINT_URL must be a URL starting with http://",
+        ),
+        (
+            {"STORAGE_S3_BUCKET": "rra", "AWS_S3_ADDRESSING_STYLE": "auto"},
+            "Environment variable AWS_S3_ADDRESSING_STYLE must be one of path, virtual",
+        ),
+        (
             {"EMAIL_HOST": "smtp.example.com", "EMAIL_USE_SSL": "true"},
             "Environment variables EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true",
         ),
@@ -75,6 +83,35 @@ def test_it_refuses_to_start_with_a_bad_value(overrides, message):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr
+
+
+def test_uploaded_files_go_to_s3_only_when_a_bucket_is_named():
+    from rra.settings import s3_media_storage
+
+    storage = s3_media_storage(
+        Env(
+            {
+                "STORAGE_S3_BUCKET": "manuals",
+                "STORAGE_S3_PREFIX": "site-a",
+                "AWS_S3_ENDPOINT_URL": "http://s3:8333",
+                "AWS_ACCESS_KEY_ID": "key",
+                "AWS_SECRET_ACCESS_KEY": "secret",
+            }
+        )
+    )
+    assert storage["BACKEND"] == "storages.backends.s3.S3Storage"
+    options = storage["OPTIONS"]
+    assert options["bucket_name"] == "manuals" and options["location"] == "site-a"
+    assert options["endpoint_url"] == "http://s3:8333" and options["addressing_style"] == "path"
+    assert options["access_key"] == "key" and options["secret_key"] == "secret"
+    assert options["default_acl"] is None  # never public
+    # Unset keys: boto3's own sources (instance role, ~/.aws), not empty strings.
+    assert s3_media_storage(Env({"STORAGE_S3_BUCKET": "m"}))["OPTIONS"]["access_key"] is None
+
+    from django.conf import settings
+
+    if not os.environ.get("STORAGE_S3_BUCKET"):
+        assert settings.STORAGES["default"]["BACKEND"].endswith("FileSystemStorage")
 
 
 def test_it_starts_in_debug_without_a_secret_key():

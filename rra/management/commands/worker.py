@@ -5,7 +5,9 @@ model) and recovery sweeps.
 
 Every WORKER_SWEEP_INTERVAL_S a thread runs the sweeps (documents: re-queue documents
 whose worker died mid-way), so nothing stays stuck. Run as many workers on as many
-machines as needed; claims make the work safe to share.
+machines as needed; claims make the work safe to share (documents/tests/test_workers.py).
+Workers on machines without the web's disk need the uploads in S3 (STORAGE_S3_BUCKET),
+and several on one machine EMBEDDINGS_THREADS = cores / workers each.
 
 Every HOUSEKEEPING_INTERVAL_S a third prunes expired sessions and old finished task
 results (rra/housekeeping.py).
