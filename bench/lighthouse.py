@@ -10,8 +10,8 @@ What it does:
 2. makes a user with a ready manual, a chat with a cited answer, and a shared copy of it
    (in the database the project uses: the embedded PostgreSQL unless POSTGRES_URL);
 3. starts gunicorn with deploy/gunicorn.conf.py on a free port, DEBUG=false;
-4. runs Lighthouse on each page (signed in through a session cookie header where the
-   page needs it) and prints the four category scores; the reports are written to
+4. runs Lighthouse on each page, in a Chromium with a fresh profile that holds the
+   session cookie where the page needs it, and prints the four category scores; the reports are written to
    var/lighthouse/<page>.report.json and the failing audits of each are listed.
 
 Without --keep the data it made is deleted at the end.
@@ -130,6 +130,53 @@ def delete_data(user_id: int) -> None:
     User.objects.filter(pk=user_id).delete()
 
 
+def run_lighthouse(binary: Path, url: str, report: Path, session: str | None) -> None:
+    """Lighthouse on a Chromium of our own (a fresh profile, reached over its debugging
+    port) that holds the session as a real cookie: with --extra-headers the cookie went
+    only with the page's own requests, so the service worker's API requests were
+    refused with a 401, a console error no signed-in browser shows. Storage is not reset
+    (that would delete the cookie); the profile is new, so its caches start empty."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="rra-lighthouse-") as profile, sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                f"--remote-debugging-port={port}",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+            ],
+        )
+        try:
+            if session:
+                # For the whole site: a cookie set for the page's URL would get that
+                # page's path, and the API requests would still go without it.
+                root = "/".join(url.split("/", 3)[:3]) + "/"
+                browser.add_cookies([{"name": "sessionid", "value": session, "url": root}])
+            subprocess.run(
+                [
+                    str(binary),
+                    url,
+                    "--quiet",
+                    "--output=json",
+                    f"--output-path={report}",
+                    f"--only-categories={','.join(CATEGORIES)}",
+                    f"--port={port}",
+                    "--disable-storage-reset",
+                ],
+                env={**os.environ, "CHROME_PATH": CHROMIUM},
+                check=True,
+            )
+        finally:
+            browser.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the user and its data")
@@ -171,19 +218,7 @@ def main() -> int:
                 time.sleep(0.5)
         for name, (path, signed_in) in pages.items():
             report = OUT / f"{name}.report.json"
-            command = [
-                str(binary),
-                base + path,
-                "--quiet",
-                "--output=json",
-                f"--output-path={report}",
-                f"--only-categories={','.join(CATEGORIES)}",
-                "--chrome-flags=--headless --no-sandbox --disable-gpu --disable-background-networking",
-            ]
-            if signed_in:
-                cookie = {"Cookie": f"sessionid={data['session']}"}
-                command.append(f"--extra-headers={json.dumps(cookie)}")
-            subprocess.run(command, env={**os.environ, "CHROME_PATH": CHROMIUM}, check=True)
+            run_lighthouse(binary, base + path, report, data["session"] if signed_in else None)
             result = json.loads(report.read_text())
             scores[name] = {
                 c: round(100 * (result["categories"][c]["score"] or 0)) for c in CATEGORIES
