@@ -730,9 +730,23 @@ def evaluate_library(
     formats: list[str],
     json_out,
     splits: list[str] | None = None,
+    reuse: bool = False,
+    only_docs: list[str] | None = None,
+    cache: Path | None = None,
 ) -> None:
+    import fnmatch
+
+    from documents.models import Document
+
     every = library_files(dest)
     files = [p for p in every if p.suffix.lstrip(".") in formats]
+    if only_docs:
+        files = [p for p in files if any(fnmatch.fnmatch(p.name, g) for g in only_docs)]
+    if reuse:  # the index as it is, its ready documents among `files` only: no writes
+        ready = Document.objects.filter(
+            status=Document.Status.READY, name__in=[p.name for p in files]
+        )
+        files = [p for p in files if p.name in set(ready.values_list("name", flat=True))]
     sliced = len(files) < len(every)
     names = {p.name for p in files}
     cases = [c for c in load_questions(questions) if not c.answerable or c.doc in names]
@@ -741,14 +755,20 @@ def evaluate_library(
     answerable = [c for c in cases if c.answerable]
     print(f"{len(cases)} questions ({len(answerable)} answerable) over {len(files)} files")
     if sliced:
-        print(f"a slice of the library ({', '.join(formats)}): searched alone; no answer metrics")
+        print(
+            f"a slice of the library ({', '.join(sorted(names))}): searched alone; no answer metrics"
+        )
     results: dict = {}
     answers = None
     if only in (None, "rra"):
-        document_ids = ingest(files, every)
+        document_ids = (
+            list(Document.objects.filter(name__in=names).values_list("pk", flat=True))
+            if reuse
+            else ingest(files, every)
+        )
         for name, mode in RRA_MODES.items():
             results[name] = rank_rra(answerable, mode, document_ids if sliced else None)
-    results.update(rank_baselines(dest, files, answerable, only))
+    results.update(rank_baselines(cache or dest, files, answerable, only))
     print_tables(results, cases)
     if only in (None, "rra") and not sliced:
         answers = print_answers(cases)
@@ -847,6 +867,9 @@ def main() -> None:
         default="md,txt,pdf",
         help="a slice of the library: its documents of these formats and their questions",
     )
+    p_eval.add_argument("--reuse", action="store_true", help="search the index as it is")
+    p_eval.add_argument("--only-docs", action="append", help="only the files matching this")
+    p_eval.add_argument("--cache", type=Path, help="folder of the baseline vectors (default DEST)")
     p_eval.add_argument(
         "--splits",
         help="only these splits' questions (e.g. tune: what a tuning run may read)",
@@ -893,7 +916,15 @@ def main() -> None:
         formats = [f.strip() for f in args.formats.split(",") if f.strip()]
         splits = [s.strip() for s in (args.splits or "").split(",") if s.strip()]
         evaluate_library(
-            args.dest.resolve(), args.questions, args.only, formats, args.json_out, splits
+            args.dest.resolve(),
+            args.questions,
+            args.only,
+            formats,
+            args.json_out,
+            splits,
+            args.reuse,
+            args.only_docs,
+            args.cache,
         )
 
 

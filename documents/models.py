@@ -323,13 +323,13 @@ class DocumentTerm(models.Model):
 
 
 # BM25 (the usual parameters). The length normalisation divides by a fixed average
-# length rather than by the library's running average: a stored weight then never goes
-# stale as the library grows. 250 was the chunker's target when it was chosen (254
-# tokens; 400 since issue 20): a different value changes every stored weight, so it
-# needs `manage.py rebuild_terms` and the evaluation to judge it (bench/README).
+# length, the chunker's target (CHUNK_TARGET_TOKENS, 400), rather than by the library's
+# running average: a stored weight then never goes stale as the library grows. Another
+# value changes every stored weight: `manage.py rebuild_terms` after changing it
+# (bench/README, search.py: 400 against 250 on the evaluation).
 BM25_K1 = 1.2
 BM25_B = 0.75
-BM25_AVG_LEN = 250.0
+BM25_AVG_LEN = 400.0
 
 
 def bm25_weight_sql(tf: str, length: str) -> str:

@@ -10,11 +10,11 @@
 import django.db.models.deletion
 from django.db import migrations, models, transaction
 
-# documents.models.postings_sql as of this migration (k1 1.2, b 0.75, average length 250).
+# documents.models.postings_sql as of this migration (k1 1.2, b 0.75, average length 400).
 POSTINGS = """
 INSERT INTO documents_chunkterm (chunk_id, term, document_id, weight)
 SELECT c.id, t.lexeme, c.document_id,
-       (tf * 2.2 / (tf + 1.2 * (1 - 0.75 + 0.75 * c.token_count / 250.0)))
+       (tf * 2.2 / (tf + 1.2 * (1 - 0.75 + 0.75 * c.token_count / 400.0)))
 FROM documents_chunk c
 CROSS JOIN LATERAL unnest(c.search_vector) t
 CROSS JOIN LATERAL (SELECT COALESCE(array_length(t.positions, 1), 1) AS tf) f
