@@ -141,6 +141,11 @@ def test_reindex_moves_a_library_to_another_model_while_searches_answer(owner, m
     call_command("reindex", "--model", E5, "--missing", "--prune", stdout=out)
     assert "late.md" in out.getvalue() and "reindexed 1 document(s), 0 failed" in out.getvalue()
     assert "belt.md" not in out.getvalue()
+    # --document with --missing: a document that has the model's vectors is skipped,
+    # not embedded again (the unknown-ids check once overwrote the flag).
+    out = StringIO()
+    call_command("reindex", "--model", E5, "--document", str(late.pk), "--missing", stdout=out)
+    assert "reindexed 0 document(s), 0 failed" in out.getvalue()
     assert set(Embedding.objects.values_list("model", flat=True)) == {E5}
     for document in (*documents, late):
         document.refresh_from_db()

@@ -49,9 +49,9 @@ class Command(BaseCommand):
         documents = Document.objects.ready().order_by("pk")
         if document:
             documents = documents.filter(pk__in=document)
-            missing = set(document) - set(documents.values_list("pk", flat=True))
-            if missing:
-                raise CommandError(f"Not found or not ready: {sorted(missing)}")
+            unknown = set(document) - set(documents.values_list("pk", flat=True))
+            if unknown:
+                raise CommandError(f"Not found or not ready: {sorted(unknown)}")
         if missing:
             documents = documents.exclude(
                 pk__in=Embedding.objects.filter(model=provider.model_id).values(
