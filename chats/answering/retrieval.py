@@ -11,7 +11,13 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 
-from chats.answering.extractive import earlier_turns, is_follow_up, is_procedure_question
+from chats.answering.extractive import (
+    content_terms,
+    earlier_turns,
+    is_follow_up,
+    is_procedure_question,
+    question_parts,
+)
 from chats.answering.types import Passage, Turn
 from documents.embeddings import get_provider
 from documents.models import Chunk
@@ -272,7 +278,7 @@ def guard(*, user, question: str, query: str, hits: list) -> list:
     if not hits or unknown_names(user=user, question=question):
         return []
     min_score = answer_min_score(question)
-    relevant = [h for h in hits if is_relevant(h, min_score)]
+    relevant = [h for h in hits if is_relevant(h, min_score) or _answers_a_part(h, question)]
     if question_language(question) == settings.SEARCH_TEXT_CONFIG:
         return relevant
     spread = background(user=user, query=query)
@@ -284,6 +290,18 @@ def guard(*, user, question: str, query: str, hits: list) -> list:
         for h in hits
         if h in relevant or ((h.vector_score or 0.0) - mean) / sd >= CROSS_LINGUAL_MIN_Z
     ]
+
+
+def _answers_a_part(hit, question: str) -> bool:
+    """For a question that asks several things ("What torque do the rail bolts need, and
+    how often should the drive belt be replaced?"), a passage that holds every content
+    word of one part (at least two): each part's passage holds only half the question's
+    words, so neither coverage nor a similarity to the whole question vouches for it."""
+    parts = question_parts(question)
+    if len(parts) < 2:
+        return False
+    held = content_terms(hit.content)
+    return any(len(terms) >= 2 and terms <= held for terms in map(content_terms, parts))
 
 
 def retrieve(*, user, question: str, history: Sequence[Turn] = ()) -> tuple[list[Passage], list]:
