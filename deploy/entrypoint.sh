@@ -67,19 +67,23 @@ has_nginx() { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }
 # whichever exits first takes the other down with it.
 serve_with_front() {
   local upstream="${UPSTREAM_BIND:-127.0.0.1:8001}"
+  local web="" front="" signalled=0 status=0 web_status=0
   export TRUSTED_PROXY_COUNT=$((${TRUSTED_PROXY_COUNT:-0} + 1))
+  stop() {
+    if [ -n "$front" ]; then kill -QUIT "$front" 2>/dev/null || true; fi
+    if [ -n "$web" ]; then kill -TERM "$web" 2>/dev/null || true; fi
+  }
+  # Before anything starts: a SIGTERM at any moment stops what runs.
+  trap 'signalled=1; stop' TERM INT
   log "starting nginx on $BIND in front of gunicorn on $upstream"
   BIND="$upstream" "$PYTHON" -m gunicorn --config deploy/gunicorn.conf.py "$@" &
-  local web=$!
+  web=$!
   "$PYTHON" deploy/front.py --listen "$BIND" --upstream "$upstream" \
     --prefix "${FRONT_PREFIX:-/tmp/rra-front}" &
-  local front=$!
-  stop() {
-    kill -QUIT "$front" 2>/dev/null || true
-    kill -TERM "$web" 2>/dev/null || true
-  }
-  local signalled=0 status=0 web_status=0
-  trap 'signalled=1; stop' TERM INT
+  front=$!
+  if [ "$signalled" = 1 ]; then
+    stop
+  fi
   wait -n "$web" "$front" || status=$?
   stop
   wait "$web" 2>/dev/null || web_status=$?

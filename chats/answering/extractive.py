@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from chats.answering.terms import content_terms
 from chats.answering.types import LLMProvider, Passage, Token, Turn, Usage, count_tokens
 from documents.chunking import SECTION_SEPARATOR, sentence_spans
 
@@ -46,56 +47,7 @@ NOT_COVERED = (
     "that covers it."
 )
 
-_STOP_WORDS_TEXT = """
-    a about above after again against all also am an and any are as at be because been
-    before being below between both but by can cannot could did do does doing done down
-    during each either else ever every few for from further get gets got had has have
-    having he her here hers herself him himself his how i if in into is it its itself
-    just let like may me might more most must my myself need needs no nor not now of off
-    often on once one only or other ought our ours ourselves out over own per please
-    same shall she should so some such than that the their theirs them themselves then
-    there these they this those through thus to too under until up upon us use used
-    using very via was we were what when where whether which while who whom whose why
-    will with within without would yes yet you your yours yourself yourselves
-    anything something tell explain show describe know want way ways thing things
-    mean means meaning happen happens find say says called
-"""
-_STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
-_WORD = re.compile(r"\w+", re.UNICODE)
 _SPLIT_TOKENS = re.compile(r"\S+\s*|\s+")
-_SUFFIXES = (
-    ("ations", "at"),
-    ("ation", "at"),
-    ("ings", ""),
-    ("ing", ""),
-    ("ies", "y"),
-    ("es", ""),
-    ("ed", ""),
-    ("s", ""),
-)
-
-
-def _stem(word: str) -> str:
-    """A crude, deterministic stem, enough for "calibrate", "calibrated", "calibrating"
-    and "calibration" (calibrat), "belt"/"belts" or "battery"/"batteries" to meet."""
-    if not word.endswith("ss"):
-        for suffix, replacement in _SUFFIXES:
-            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-                word = word[: -len(suffix)] + replacement
-                break
-    if word.endswith("e") and len(word) > 4:
-        word = word[:-1]
-    return word
-
-
-def content_terms(text: str) -> set[str]:
-    """Stems of the content words of text (lower case, stop words left out)."""
-    terms = set()
-    for word in _WORD.findall(text.lower()):
-        if word in _STOP_WORDS or (len(word) < 2 and not word.isdigit()):
-            continue
-        terms.add(_stem(word))
-    return terms
 
 
 @dataclass

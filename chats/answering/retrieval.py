@@ -20,8 +20,8 @@ from chats.answering.extractive import (
 )
 from chats.answering.types import Passage, Turn
 from documents.embeddings import get_provider
-from documents.models import Chunk
-from documents.search import _readable_sql, search
+from documents.models import Chunk, Document
+from documents.search import search
 
 _CITATIONS = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 EARLIER_ANSWER_WORDS = 30  # of the previous answer, what the search also reads
@@ -94,15 +94,14 @@ def unknown_names(*, user, question: str) -> list[str]:
             rare.append(word)
     if not rare:
         return []
-    docs, params = _readable_sql(user, None)
+    params = {"docs": _readable_ids(user)}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""WITH docs AS MATERIALIZED ({docs})
-            SELECT w FROM unnest(%(words)s::text[]) AS w
+            """SELECT w FROM unnest(%(words)s::text[]) AS w
             WHERE EXISTS (
                 SELECT 1 FROM documents_chunk c
-                WHERE c.document_id IN (SELECT id FROM docs)
-                  AND c.content ~* ('\\m' || w || '\\M'))""",  # noqa: S608 - bound values
+                WHERE c.document_id = ANY(%(docs)s)
+                  AND c.content ~* ('\\m' || w || '\\M'))""",
             {**params, "words": sorted({w.lower() for w in rare})},
         )
         mentioned = {w for (w,) in cursor.fetchall()}
@@ -122,27 +121,30 @@ _WORDS_OF = re.compile(r"\w+", re.UNICODE)
 TYPO_MIN_LETTERS = 9
 
 
+def _readable_ids(user) -> list[int]:
+    """The ids of the ready documents the user may read (the same rule as search)."""
+    return list(Document.objects.readable_by(user).ready().values_list("pk", flat=True))
+
+
 def _joined_in_library(user, words: list[str]) -> set[str]:
     """Those of words that the library writes hyphenated ("feed-through") or one letter
     apart ("feedtrough", a manual's typo): the same word, not an unknown name."""
     splits = {f"{w[:i]}-{w[i:]}": w for w in words for i in range(2, len(w) - 1)}
-    docs, params = _readable_sql(user, None)
+    params = {"docs": _readable_ids(user)}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""WITH docs AS MATERIALIZED ({docs})
-            SELECT c FROM unnest(%(candidates)s::text[]) AS c
+            """SELECT c FROM unnest(%(candidates)s::text[]) AS c
             WHERE EXISTS (
                 SELECT 1 FROM documents_documentterm dt
                 WHERE dt.term = ANY(tsvector_to_array(to_tsvector(%(config)s::regconfig, c)))
-                  AND dt.term LIKE '%%-%%' AND dt.document_id IN (SELECT id FROM docs))""",  # noqa: S608
+                  AND dt.term LIKE '%%-%%' AND dt.document_id = ANY(%(docs)s))""",
             {**params, "candidates": list(splits), "config": settings.SEARCH_TEXT_CONFIG},
         )
         found = {splits[c] for (c,) in cursor.fetchall()}
         cursor.execute(
-            f"""WITH docs AS MATERIALIZED ({docs})
-            SELECT DISTINCT dt.term FROM documents_documentterm dt
+            """SELECT DISTINCT dt.term FROM documents_documentterm dt
             WHERE left(dt.term, 3) = ANY(%(prefixes)s)
-              AND dt.document_id IN (SELECT id FROM docs)""",  # noqa: S608
+              AND dt.document_id = ANY(%(docs)s)""",
             {**params, "prefixes": sorted({w[:3].lower() for w in words})},
         )
         terms = [t for (t,) in cursor.fetchall()]

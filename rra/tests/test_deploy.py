@@ -189,13 +189,37 @@ def test_web_puts_nginx_in_front_of_gunicorn_unless_told_not_to(tmp_path):
     if not shutil.which("nginx") and not os.access("/usr/sbin/nginx", os.X_OK):
         pytest.skip("nginx not installed (make test installs it in CI)")
     fake = tmp_path / "python"
-    fake.write_text('#!/bin/sh\necho "TRUSTED=${TRUSTED_PROXY_COUNT:-} BIND=${BIND:-} $*"\n')
+    # Each prints how it was called and runs until it is told to stop, as the real ones
+    # do (a Python script: sh cannot trap the SIGQUIT that bash's background jobs start
+    # with ignored; nginx and gunicorn set their own handlers); the entry point's SIGTERM
+    # stops both, and it exits 0.
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import os, signal, sys, time\n"
+        "for s in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):\n"
+        "    signal.signal(s, lambda *a: sys.exit(0))\n"
+        "e = os.environ\n"
+        "line = f\"TRUSTED={e.get('TRUSTED_PROXY_COUNT', '')} BIND={e.get('BIND', '')} \""
+        " + ' '.join(sys.argv[1:])\n"
+        "os.write(1, (line + '\\n').encode())  # one write: the two lines never mix\n"
+        "if e.get('FAKE_SERVE'):\n"
+        "    time.sleep(60)\n"
+    )
     fake.chmod(0o755)
     env = _env(PYTHON=str(fake), SKIP_MIGRATE="1", TRUSTED_PROXY_COUNT="1")
     env.pop("WEB_FRONT", None)
-    web = _run([ENTRYPOINT, "web", "--log-level", "debug"], env)
-    assert web.returncode == 0
-    assert sorted(web.stdout.splitlines()) == [
+    web = subprocess.Popen(
+        [ENTRYPOINT, "web", "--log-level", "debug"],
+        cwd=ROOT,
+        env={**env, "FAKE_SERVE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines = [web.stdout.readline().strip(), web.stdout.readline().strip()]
+    web.send_signal(signal.SIGTERM)
+    assert web.wait(timeout=20) == 0
+    assert sorted(lines) == [
         "TRUSTED=2 BIND=0.0.0.0:8000 deploy/front.py --listen 0.0.0.0:8000"
         " --upstream 127.0.0.1:8001 --prefix /tmp/rra-front",
         "TRUSTED=2 BIND=127.0.0.1:8001 -m gunicorn --config deploy/gunicorn.conf.py"
