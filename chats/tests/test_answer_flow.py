@@ -112,17 +112,21 @@ def test_regenerate_replaces_the_last_answer(owner_client, owner, manual):
 def test_edit_and_resend_the_last_question(owner_client, owner, manual):
     chat = Chat.objects.create(owner=owner)
     events(_ask(owner_client, chat, "How do I level the chuck?"))
+    # A question the guard keeps with either local model: this test is about editing.
+    # ("Which IP do I ping for the PMAC?" is declined by e5's guard at cosine 0.879 < 0.88
+    # with coverage 0.44: e5's wrongly declined English questions, bench/README.)
+    question = "Which address do I ping when the PMAC controller has no communication?"
     stream = events(
         owner_client.post(
             f"/api/chats/{chat.pk}/edit-last",
-            {"question": "Which IP do I ping for the PMAC?"},
+            {"question": question},
             content_type="application/json",
         )
     )
     assert stream[-1][0] == "done"
     messages = list(chat.messages.all())
     assert [m.role for m in messages] == ["user", "assistant"]
-    assert messages[0].content == "Which IP do I ping for the PMAC?"
+    assert messages[0].content == question
     assert "192.168.7.10" in messages[1].content
 
 
