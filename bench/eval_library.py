@@ -603,24 +603,37 @@ def rank_list(cases: list, windows: list, ranked) -> Ranks:
 
 
 def vector_matrix(dest: Path, windows: list):
-    """MiniLM vectors of the windows, cached under DEST by the windows' text and model."""
+    """MiniLM vectors of the windows, cached under DEST window by window (keyed by the
+    sha256 of the window's text, per model), so a slice of the library (--formats,
+    --only-docs) reuses the whole library's vectors and embeds only windows never seen.
+    A whole-set cache of an earlier version (baseline-vectors-<digest>.npy) is read too."""
     import numpy as np
 
     from documents.embeddings import LocalProvider
 
     provider = LocalProvider()
+    keys = [hashlib.sha256(w.content.encode()).hexdigest() for w in windows]
+    model = hashlib.sha256(provider.model_id.encode()).hexdigest()[:12]
+    store = dest / f"baseline-rows-{model}.npz"
+    known: dict[str, np.ndarray] = {}
+    if store.exists():
+        data = np.load(store)
+        known.update(zip(data["keys"].tolist(), data["vectors"], strict=True))
     digest = hashlib.sha256(provider.model_id.encode())
     for w in windows:
         digest.update(w.content.encode() + b"\0")
-    cache = dest / f"baseline-vectors-{digest.hexdigest()[:16]}.npy"
-    if cache.exists():
-        return provider, np.load(cache)
-    for old in dest.glob("baseline-vectors-*.npy"):
-        old.unlink()
-    print(f"  embedding {len(windows)} baseline windows (cached in {cache.name})", flush=True)
-    matrix = np.array(provider.embed_documents([w.content for w in windows]), dtype=np.float32)
-    np.save(cache, matrix)
-    return provider, matrix
+    legacy = dest / f"baseline-vectors-{digest.hexdigest()[:16]}.npy"
+    if legacy.exists():
+        known.update(zip(keys, np.load(legacy), strict=True))
+    todo = list(dict.fromkeys(k for k in keys if k not in known))
+    if todo or (legacy.exists() and not store.exists()):
+        if todo:
+            print(f"  embedding {len(todo)} baseline windows (cached in {store.name})", flush=True)
+            text = {k: w.content for k, w in zip(keys, windows, strict=True)}
+            vectors = provider.embed_documents([text[k] for k in todo])
+            known.update(zip(todo, np.array(vectors, dtype=np.float32), strict=True))
+        np.savez(store, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
+    return provider, np.stack([known[k] for k in keys]).astype(np.float32)
 
 
 def rank_baselines(dest: Path, files: list[Path], cases: list, only: str | None) -> dict:
