@@ -767,9 +767,20 @@ def evaluate_library(
         cases = [c for c in cases if c.split in splits]
     answerable = [c for c in cases if c.answerable]
     print(f"{len(cases)} questions ({len(answerable)} answerable) over {len(files)} files")
+    # The answer path searches every ready document of the index: its metrics mean
+    # something for a slice only when the index holds that slice and nothing else.
+    indexed = set(
+        Document.objects.filter(status=Document.Status.READY).values_list("name", flat=True)
+    )
+    answer_metrics = not sliced or indexed == names
     if sliced:
         print(
-            f"a slice of the library ({', '.join(sorted(names))}): searched alone; no answer metrics"
+            f"a slice of the library ({', '.join(sorted(names))}): searched alone; "
+            + (
+                "answer metrics over it (the index holds nothing else)"
+                if answer_metrics
+                else "no answer metrics (the index holds other documents too)"
+            )
         )
     results: dict = {}
     answers = None
@@ -783,7 +794,7 @@ def evaluate_library(
             results[name] = rank_rra(answerable, mode, document_ids if sliced else None)
     results.update(rank_baselines(cache or dest, files, answerable, only))
     print_tables(results, cases)
-    if only in (None, "rra") and not sliced:
+    if only in (None, "rra") and answer_metrics:
         answers = print_answers(cases)
     if json_out:
         report = {
