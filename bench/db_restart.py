@@ -35,9 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import load  # noqa: E402
-from bench.streams import log, stop_all, wait_until_up  # noqa: E402
+from bench.streams import log, start_web, stop_all  # noqa: E402
 from rra.testing import redis_server  # noqa: E402
-from rra.testing.redis_server import free_port  # noqa: E402
 
 WORK = ROOT / "var" / "bench-db-restart"
 SEED = """
@@ -212,22 +211,7 @@ def main() -> None:
         manage("migrate", "--noinput", stdout=subprocess.DEVNULL)
         out = manage("shell", "-c", SEED.format(threads=args.threads), capture_output=True).stdout
         tokens = json.loads(out.split("TOKENS=", 1)[1].splitlines()[0])
-        port = free_port()
-        with (WORK / "gunicorn.log").open("wb") as out_log:
-            web = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "gunicorn"),
-                    "--config",
-                    "deploy/gunicorn.conf.py",
-                ],
-                cwd=ROOT,
-                env={**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"},
-                stdout=out_log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        stops.append(lambda: load.terminate(web, group=True, grace=20))
-        wait_until_up(port, web, "the server did not start; see var/bench-db-restart/")
+        port = start_web(env, WORK / "gunicorn.log", stops)
         stop = threading.Event()
         watch = Watch(fields, stop)
         watch.start()

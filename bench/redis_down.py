@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -25,9 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import hostile_clients, load  # noqa: E402
-from bench.streams import fmt_ms, log, wait_until_up  # noqa: E402
-from rra.testing.redis_server import free_port  # noqa: E402
+from bench import hostile_clients  # noqa: E402
+from bench.streams import fmt_ms, log, start_web  # noqa: E402
 
 
 def main() -> None:
@@ -38,23 +36,7 @@ def main() -> None:
     phases: dict[str, list] = {}
     try:
         env, redis, seeded = hostile_clients.prepare(users=1, stops=stops)
-        port = free_port()
-        work = ROOT / "var" / "bench-hostile"
-        with (work / "gunicorn-redis-down.log").open("wb") as out_log:
-            web = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "gunicorn"),
-                    "--config",
-                    "deploy/gunicorn.conf.py",
-                ],
-                cwd=ROOT,
-                env={**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"},
-                stdout=out_log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        stops.append(lambda: load.terminate(web, group=True, grace=20))
-        wait_until_up(port, web, "the server did not start; see var/bench-hostile/")
+        port = start_web(env, ROOT / "var" / "bench-hostile" / "gunicorn-redis-down.log", stops)
         time.sleep(5)
         token = seeded[0][0]
         for phase in ("Redis up", "Redis stopped", "Redis resumed"):

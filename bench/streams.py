@@ -105,6 +105,28 @@ def wait_until_up(
         time.sleep(0.5)
 
 
+def start_web(env: dict, log_path: Path, stops: list, *, workers: int = 2) -> int:
+    """RRA's gunicorn (deploy/gunicorn.conf.py) with `env` on a free 127.0.0.1 port, its
+    output in log_path; registers its stop in `stops`, waits until it is up, returns the
+    port."""
+    from bench import load
+    from rra.testing.redis_server import free_port
+
+    port = free_port()
+    with log_path.open("wb") as out_log:
+        web = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py"],
+            cwd=ROOT,
+            env={**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)},
+            stdout=out_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stops.append(lambda: load.terminate(web, group=True, grace=20))
+    wait_until_up(port, web, f"the server did not start; see {log_path}")
+    return port
+
+
 def fake_llm_main(rate: float, seconds: float) -> None:
     """The fake LLM in its own process: --rate words/s for --seconds, citing [1]."""
     from rra.testing.fakes import FakeOpenAI
