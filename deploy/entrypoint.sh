@@ -67,9 +67,13 @@ has_nginx() { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }
 # whichever exits first takes the other down with it.
 serve_with_front() {
   local upstream="${UPSTREAM_BIND:-127.0.0.1:8001}"
-  local web="" front="" signalled=0 status=0 web_status=0
+  local web="" front="" signalled=0 stopping=0 status=0 web_status=0
   export TRUSTED_PROXY_COUNT=$((${TRUSTED_PROXY_COUNT:-0} + 1))
+  # Once: a second TERM could reach a server that is already exiting (its handlers
+  # gone) and kill it, so that it reports 143 instead of its own status.
   stop() {
+    if [ "$stopping" = 1 ]; then return; fi
+    if [ -n "$front" ] || [ -n "$web" ]; then stopping=1; fi
     if [ -n "$front" ]; then kill -QUIT "$front" 2>/dev/null || true; fi
     if [ -n "$web" ]; then kill -TERM "$web" 2>/dev/null || true; fi
   }

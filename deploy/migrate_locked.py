@@ -76,15 +76,17 @@ def migrate_locked(lock_timeout: float, verbosity: int) -> None:
         if not locked:
             log("another process is applying migrations; waiting for it")
             started = time.monotonic()
-            cursor.execute(
-                "SELECT set_config('lock_timeout', %s, false)", [f"{int(lock_timeout * 1000)}ms"]
-            )
-            try:
-                cursor.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])
-            except Exception as exc:
-                log(f"giving up: the migration lock was not free after {lock_timeout:g} s ({exc})")
-                raise SystemExit(2) from None
-            cursor.execute("RESET lock_timeout")
+            # Polled, not a blocking pg_advisory_lock(): a waiter blocked in a statement
+            # holds a snapshot, and a migration that builds an index CONCURRENTLY waits
+            # for every such transaction, while the waiter waits for its lock: a deadlock
+            # (documents 0008). Between polls this session holds no transaction.
+            while not locked:
+                if time.monotonic() - started >= lock_timeout:
+                    log(f"giving up: the migration lock was not free after {lock_timeout:g} s")
+                    raise SystemExit(2)
+                time.sleep(0.5)
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+                (locked,) = cursor.fetchone()
             log(f"got the migration lock after {time.monotonic() - started:.1f} s")
     try:
         call_command("migrate", interactive=False, verbosity=verbosity)

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chats.models import Chat, Message, Vote
-from documents.models import Chunk, Document, DocumentTerm, Embedding
+from documents.models import Chunk, ChunkTerm, Document, DocumentTerm, Embedding
 from documents.vector_index import ensure_index, index_name
 from rra.testing.fakes import fake_vector
 from rra.tests.conftest import DIMS, MODEL_ID
@@ -250,23 +250,22 @@ def test_an_unfiltered_search_uses_the_text_and_vector_indexes(owner, admin_user
         for chunk in chunks
     )
     ensure_index(MODEL_ID, DIMS)
-    for document in documents:  # the text leg's term counts, as ingestion writes them
+    for document in documents:  # the text leg's term counts and postings, as ingestion
         DocumentTerm.rebuild_for(document.pk)
-    with connection.cursor() as cursor:
-        # Freshly inserted rows wait in the GIN index's pending list, which every search
-        # reads whole, until (auto)vacuum merges them: merge now, as in steady state.
-        cursor.execute("SELECT gin_clean_pending_list('chunk_search_vector_gin'::regclass)")
+        ChunkTerm.rebuild_for(document.pk)
     _analyze(
         "accounts_user",
         "documents_document",
         "documents_chunk",
         "documents_embedding",
         "documents_documentterm",
+        "documents_chunkterm",
     )
     client = Client()
     client.force_login(admin_user)
     queries = _queries(client, f"/api/search?q={WORDS[1]}+{WORDS[2]}&k=10")
     plan = _explain(_query(queries, "fused AS ("), setup=_query(queries, "set_config"))
-    big = ("documents_chunk", "documents_embedding")
-    _uses(_cte(plan, "txt_match"), "chunk_search_vector_gin", no_seq_scan_on=big)
+    big = ("documents_chunk", "documents_embedding", "documents_chunkterm")
+    # The text leg reads each term's postings best first from the (term, weight) index.
+    _uses(_cte(plan, "txt_read"), "chunkterm_term_weight_idx", no_seq_scan_on=big)
     _uses(_cte(plan, "vec"), index_name(MODEL_ID), no_seq_scan_on=big)
