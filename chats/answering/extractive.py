@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from chats.answering.foreign import unmatched
 from chats.answering.terms import content_terms
 from chats.answering.types import LLMProvider, Passage, Token, Turn, Usage, count_tokens
 from documents.chunking import SECTION_SEPARATOR, sentence_spans
@@ -523,8 +524,9 @@ def extractive_answer(
 
     earlier = _earlier_terms(question, history)
     question_terms = content_terms(question) | earlier
+    best_first = [passage for _, passage in ranked]
     if not question_terms:
-        return NOT_COVERED
+        return unmatched(question, best_first, candidates)
     # Rarer terms weigh more (inverse frequency over the candidate sentences; a term no
     # sentence holds weighs most, so missing it counts against the answer).
     total = len(candidates)
@@ -541,7 +543,7 @@ def extractive_answer(
         candidate.score = weigh(candidate.terms)
     best = max(c.score for c in candidates)
     if best <= 0:
-        return NOT_COVERED
+        return unmatched(question, best_first, candidates)
     chosen = sorted(
         (c for c in candidates if c.score >= best * RELATIVE_THRESHOLD),
         key=lambda c: (-c.score, c.passage_rank, c.position),
@@ -551,7 +553,7 @@ def extractive_answer(
     # passage shares.
     covered = set().union(*(c.terms | c.context for c in chosen)) & question_terms
     if sum(weight[t] for t in covered) < MIN_COVERAGE * sum(weight.values()):
-        return NOT_COVERED
+        return unmatched(question, best_first, candidates)
     if is_procedure_question(question):
         # Every passage: a procedure's chunks may be several hits of its section.
         procedures = _procedures([passage for _, passage in ranked], weigh)

@@ -55,3 +55,13 @@ def content_terms(text: str) -> set[str]:
             continue
         terms.add(_stem(word))
     return terms
+
+
+def in_another_language(question: str) -> bool:
+    """Whether the question is written in another language than the library's
+    (documents.languages tells; SEARCH_TEXT_CONFIG is the library's)."""
+    from django.conf import settings
+
+    from documents.languages import question_language
+
+    return question_language(question) != settings.SEARCH_TEXT_CONFIG

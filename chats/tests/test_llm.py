@@ -665,6 +665,7 @@ def test_it_says_the_documents_do_not_cover_a_question_without_passages():
     assert usage.model == "extractive"
 
 
+@pytest.mark.django_db  # the question's language (documents.languages)
 def test_it_declines_when_no_word_of_the_question_matches():
     answer, _, _ = extractive("Why is it squeaking?", PASSAGES)
 
@@ -672,6 +673,7 @@ def test_it_declines_when_no_word_of_the_question_matches():
     assert cited_numbers(answer) == []
 
 
+@pytest.mark.django_db  # the question's language (documents.languages)
 def test_it_declines_when_only_common_words_of_the_question_match():
     # "calibrate" and "chuck" are in the passages; what the question is about is not.
     answer, _, _ = extractive(

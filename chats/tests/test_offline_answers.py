@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from chats.answering.extractive import extractive_answer, question_parts
+from chats.answering.extractive import NOT_COVERED, extractive_answer, question_parts
 from chats.answering.llm import reset_llm
 from chats.answering.retrieval import is_follow_up, search_query
 from chats.answering.types import Passage, Turn
@@ -358,3 +358,31 @@ def test_how_do_i_over_a_markdown_manual_gets_its_prose_steps_with_their_command
     assert all(cited[int(n)]["section"].endswith("An extra user account") for *_, n in steps)
     html = next(d["html"] for name, d in stream if name == "done")
     assert "<ol>" in html and "<code># adduser fish</code>" in html
+
+
+def test_a_question_in_another_language_gets_the_best_passage_not_a_decline():
+    """The guard keeps passages for a Dutch question by the model's cross-lingual
+    similarity; they share no words with it, so offline the best passage is quoted as it
+    is (its procedure as steps), said to be in the manual's language."""
+    lookup = Passage(
+        1,
+        "The PMAC controller answers on 192.168.7.10. Check the yellow Ethernet cable.",
+        "net.md",
+        "",
+        "Network",
+        score=0.9,
+    )
+    other = Passage(2, "Oil the rails weekly.", "oil.md", "", "Oil", score=0.5)
+    answer = extractive_answer("Welk IP-adres heeft de PMAC-controller?", [other, lookup])
+    assert answer != NOT_COVERED
+    assert answer.splitlines()[0] == (
+        "The passage that matches your question best (in the manual's language):"
+    )
+    assert "192.168.7.10. [1]" in answer and "yellow Ethernet cable. [1]" in answer
+    assert "Oil" not in answer
+
+    steps = Passage(1, PROSE_PROCEDURE, "ref.md", "", "Tutorials › 1.1.11. An extra user account")
+    answer = extractive_answer("Hoe maak ik een oefengebruiker aan?", [steps])
+    assert "1. " in answer and "`# adduser fish`" in answer and "[1]" in answer
+    # In the library's language the words still decide: an unrelated question declines.
+    assert extractive_answer("How do I bake an apple pie?", [lookup]) == NOT_COVERED
