@@ -11,7 +11,7 @@ from __future__ import annotations
 from chats.answering.terms import in_another_language
 from chats.answering.types import Passage
 
-LEAD_IN = "The passage that matches your question best (in the manual's language):"
+LEAD_IN = "The passage closest to your question, in the manual's language:"
 
 
 def unmatched(question: str, passages: list[Passage], candidates: list) -> str:

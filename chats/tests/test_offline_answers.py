@@ -376,7 +376,7 @@ def test_a_question_in_another_language_gets_the_best_passage_not_a_decline():
     answer = extractive_answer("Welk IP-adres heeft de PMAC-controller?", [other, lookup])
     assert answer != NOT_COVERED
     assert answer.splitlines()[0] == (
-        "The passage that matches your question best (in the manual's language):"
+        "The passage closest to your question, in the manual's language:"
     )
     assert "192.168.7.10. [1]" in answer and "yellow Ethernet cable. [1]" in answer
     assert "Oil" not in answer
