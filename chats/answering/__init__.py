@@ -14,6 +14,7 @@ Modules, in the order a question meets them:
     retrieval.py   the passages: search, the relevance guard, neighbouring chunks
     llm.py         remote models (xAI, OpenAI-compatible) and get_llm()
     extractive.py  the answerer without a model
+    foreign.py     its answer to a question in another language than the library's
     prompts.py     the prompt, history pruning, [n] citations
     types.py       Passage, Turn, Token, Usage, LLMError, LLMProvider
 
