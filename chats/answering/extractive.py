@@ -9,11 +9,13 @@ import logging
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from chats.answering.foreign import unmatched
 from chats.answering.terms import content_terms
 from chats.answering.types import LLMProvider, Passage, Token, Turn, Usage, count_tokens
+from chats.answering.units import Candidate as _Candidate
+from chats.answering.units import expand, paragraphs, render
 from documents.chunking import SECTION_SEPARATOR, sentence_spans
 
 logger = logging.getLogger(__name__)
@@ -26,9 +28,6 @@ MAX_SENTENCES = 5
 MAX_PASSAGES = 4  # only the best passages are read
 MAX_SENTENCE_WORDS = 60  # longer sentences are quoted up to here, then "…"
 MIN_SENTENCE_WORDS = 3
-# A quoted line that ends with ":" ("If the laser value increases:") introduces what
-# follows: up to this many of the next lines of its passage come with it.
-MAX_CONTINUATION = 2
 # Table-of-contents lines: a run of dot leaders.
 _TOC_LINE = re.compile(r"\.{5,}|…{3,}")
 # Symbol-font glyphs (Wingdings icons in PDFs: "( Image 5)") mean nothing as text.
@@ -51,23 +50,14 @@ NOT_COVERED = (
 _SPLIT_TOKENS = re.compile(r"\S+\s*|\s+")
 
 
-@dataclass
-class _Candidate:
-    passage_rank: int
-    position: int
-    number: int
-    text: str
-    terms: set[str]
-    context: set[str] = field(default_factory=set)  # terms of the passage's section
-    score: float = 0.0
-
-
-def _sentences_of(passage: Passage) -> list[str]:
-    """The passage's sentences and lines, whitespace collapsed; the section line that
-    chunks start with and heading-like scraps of one or two words are left out."""
+def _sentences_of(passage: Passage) -> list[tuple[str, int, int, bool]]:
+    """The passage's sentences and lines, whitespace collapsed, each with where it starts,
+    its line and whether it ends that line; the section line that chunks start with and
+    heading-like scraps of one or two words are left out."""
     sentences = []
     section = " ".join(passage.section.split())
-    for start, end in sentence_spans(passage.text):
+    text = passage.text
+    for start, end in sentence_spans(text):
         sentence = _GLYPH_IN_BRACKETS.sub("", passage.text[start:end])
         sentence = " ".join(_PRIVATE_USE.sub(" ", sentence).split())
         sentence = sentence.replace("( ", "(").replace(" )", ")")
@@ -80,7 +70,8 @@ def _sentences_of(passage: Passage) -> list[str]:
             continue
         if _is_heading(sentence, passage.section):
             continue
-        sentences.append(sentence)
+        ends_line = not text[end:].split("\n", 1)[0].strip()
+        sentences.append((sentence, start, text.count("\n", 0, start), ends_line))
     return sentences
 
 
@@ -136,29 +127,6 @@ _INTRODUCES = re.compile(
 # What announces a procedure's commands: not a line that only breaks off ("... is"),
 # which in wrapped text is the middle of a sentence.
 _ANNOUNCES = re.compile(r"(?::|\b(?:following|follows|below)\s*[.:]?)$", re.IGNORECASE)
-
-
-def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> list[_Candidate]:
-    """The lines that chosen lines ending with ":" introduce (the next ones of the same
-    passage, up to MAX_CONTINUATION each, stopping after one that introduces again), and
-    the commands right after any chosen line ("You can shutdown the system ... from the
-    commandline." then "poweroff -i -f")."""
-    at = {(c.passage_rank, c.position): c for c in candidates}
-    taken = {id(c) for c in chosen}
-    extra = []
-    for line in chosen:
-        introduces = _INTRODUCES.search(line.text)
-        for step in range(1, MAX_CONTINUATION + 1):
-            following = at.get((line.passage_rank, line.position + step))
-            if following is None or id(following) in taken:
-                break
-            if not introduces and not _looks_like_command(following.text):
-                break
-            extra.append(following)
-            taken.add(id(following))
-            if _INTRODUCES.search(following.text):
-                break
-    return extra
 
 
 # A question that points back at the conversation ("Which tool do I need for that?",
@@ -509,14 +477,21 @@ def extractive_answer(
     seen: set[str] = set()
     for rank, (_, passage) in enumerate(ranked[:MAX_PASSAGES]):
         context = content_terms(passage.section)
-        for position, sentence in enumerate(_sentences_of(passage)):
+        for sentence, start, line, ends_line in _sentences_of(passage):
             key = sentence.lower()
             if key in seen:  # overlapping chunks repeat sentences
                 continue
             seen.add(key)
             candidates.append(
                 _Candidate(
-                    rank, position, passage.number, sentence, content_terms(sentence), context
+                    rank,
+                    start,
+                    passage.number,
+                    sentence,
+                    content_terms(sentence),
+                    context,
+                    line=line,
+                    ends_line=ends_line,
                 )
             )
     if not candidates:
@@ -572,10 +547,11 @@ def extractive_answer(
         top = max(candidates, key=lambda c: (weigh(c.terms & terms), c.score, -c.passage_rank))
         if weigh(top.terms & terms) > 0 and not any(top is c for c in chosen):
             chosen.append(top)
-    chosen += _continuations(chosen, candidates)
+    read = {rank: (p.number, p.text) for rank, (_, p) in enumerate(ranked[:MAX_PASSAGES])}
+    chosen += paragraphs(chosen, candidates)
+    chosen += expand(chosen, read, weigh)
     chosen.sort(key=lambda c: (c.passage_rank, c.position))  # reading order
-    lines = [f"- {_quoted(c.text)} [{c.number}]" for c in chosen]
-    return LEAD_IN + "\n\n" + "\n".join(lines)
+    return "\n\n".join([LEAD_IN, *render(chosen)])
 
 
 class ExtractiveLLM(LLMProvider):
