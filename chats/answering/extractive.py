@@ -182,14 +182,15 @@ def _earlier_terms(question: str, history: Sequence[Turn]) -> set[str]:
     return content_terms(before) - content_terms(question)
 
 
-# "How do I ...?", "What are the steps to ...", "Hoe ...", "Wie kann ich ...": a question
+# "How do I ...?", "What are the steps to ...", "Hoe ...", "Wie kann ich ...", also after a
+# sentence that tells the situation ("I lost the root password. How do I ..."): a question
 # whose answer is a procedure (not "how often", "how long", "how many", "how much").
 _PROCEDURE_QUESTION = re.compile(
-    r"^\s*(?:and\s+|so\s+)?how\s+(?:do|can|could|should|would|must|shall|to|does one|is)\b"
+    r"(?:^|[.?!;])\s*(?:and\s+|so\s+)?how\s+(?:do|can|could|should|would|must|shall|to|does one|is)\b"
     r"(?!.*\b(?:often|long|many|much)\b)"
     r"|\b(?:steps?|procedure|instructions?)\b"
-    r"|^\s*hoe\s+(?!vaak|lang|veel|groot)"
-    r"|^\s*wie\s+(?!oft|lange|viel|viele|gro)\w+\s+(?:ich|man)\b",
+    r"|(?:^|[.?!;])\s*hoe\s+(?!vaak|lang|veel|groot)"
+    r"|(?:^|[.?!;])\s*wie\s+(?!oft|lange|viel|viele|gro)\w+\s+(?:ich|man)\b",
     re.IGNORECASE,
 )
 # A line that is a step: "1." / "2)" / "a)" / "Step 3:" / a bullet.
@@ -279,6 +280,15 @@ def _section_lines(passages: list[Passage]) -> list[tuple[int, str]]:
     ]
 
 
+_NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s+\S")
+_FIRST_STEP = re.compile(r"^\s*1[.)]\s+\S")
+
+
+# A line announcing the steps after it: "To go to the calibration menu:", "..., it is
+# even easier with following steps."
+_ANNOUNCES_STEPS = re.compile(r":$|\bfollowing(?:\s+\w+)?\s*[.:]?$", re.IGNORECASE)
+
+
 def _procedure_of(passages: list[Passage], weigh) -> _Procedure | None:
     """The best procedure in one section's passages: of the runs of lines between
     title-like lines, the best-matching one with at least two steps (its step lines and
@@ -291,6 +301,12 @@ def _procedure_of(passages: list[Passage], weigh) -> _Procedure | None:
         if _is_title(item[1]):
             runs.append(run)
             run = []
+        elif _FIRST_STEP.match(item[1]) and any(_NUMBERED.match(line) for _, line in run):
+            # A numbered list starting again at 1 is another procedure, with the lines
+            # between the two lists ("If you can edit the GRUB entry, ... following steps.")
+            last = max(i for i, (_, line) in enumerate(run) if _NUMBERED.match(line))
+            runs.append(run[: last + 1])
+            run = [*run[last + 1 :], item]
         else:
             run.append(item)
     runs.append(run)
@@ -419,7 +435,7 @@ def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Proced
     own = (
         set()
         .union(*(content_terms(text) for _, step, text in body if step))
-        .union(*(content_terms(line) for _, line in intro if line.endswith(":")))
+        .union(*(content_terms(line) for _, line in intro if _ANNOUNCES_STEPS.search(line)))
     )
     terms = about | own
     return _Procedure(intro, body, section, weigh(terms) + weigh(about), weigh(own))

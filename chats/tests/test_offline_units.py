@@ -112,3 +112,31 @@ def test_a_question_in_another_language_that_asks_no_procedure_gets_sentences_no
     answer = extractive_answer("Wat is een goed wachtwoord, hoe lang moet het zijn?", [passage])
     assert "at least 6 to 8 characters" in answer
     assert "1. " not in answer
+
+
+def test_how_do_i_after_a_sentence_of_context_gets_the_list_that_fits_of_several():
+    """Two numbered lists in one section, each announced by its own line: the question
+    names the situation first ("I lost the root password. How do I ...?")."""
+    text = (
+        "Securing the root password\n"
+        "With physical access to hard disk, resetting the password is easy with following "
+        "steps.\n"
+        "1.  Move the hard disk to a PC with CD bootable UEFI/BIOS.\n"
+        "2.  Mount root partition with read/write access.\n"
+        '3.  Edit "/etc/passwd" in the root partition and make the second entry empty.\n'
+        "If you have edit access to the GRUB menu entry at boot time, it is even easier "
+        "with following steps.\n"
+        '1.  Boot system with the kernel parameter changed to "root=/dev/hda6 rw '
+        'init=/bin/sh".\n'
+        '2.  Edit "/etc/passwd" and make the second entry for the root account empty.\n'
+        "3.  Reboot system.\n"
+    )
+    passage = Passage(1, text, "ref.md", "", "Authentication › Securing the root password")
+    answer = extractive_answer(
+        "I lost the root password but can edit the GRUB entry. How do I get a root shell?",
+        [passage],
+    )
+    assert answer.startswith("Here are the steps from the documents (Securing the root password)")
+    assert "1. Boot system with the kernel parameter changed to" in answer
+    assert "init=/bin/sh" in answer and "3. Reboot system. [1]" in answer
+    assert "Move the hard disk" not in answer  # the other list is another procedure
