@@ -14,7 +14,12 @@ so a session ended (sign-out, password change, expiry, admin) is refused as befo
 
 Everything else is cached_db's, as rra/sessions.py keeps it: writes go to the database
 and the cache, a session missing from the cache is read from the database, and while
-Redis's circuit breaker refuses nothing is read ahead and the database answers.
+Redis's circuit breaker refuses nothing is read ahead and the database answers. Then
+the same remembered id lets one query read the session row and its user's row
+(``_get_session_from_db``), and the user goes to ``cached_user`` of this request
+(``querycache.hand_over``) instead of costing a second round trip; what decides is
+again the session as read (a session of another user, or without one, gets no user
+handed over, and Django's check of the user and its session hash runs as always).
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
+from django.utils import timezone
 
 from accounts.backends import user_lookup
+from accounts.models import User
 from rra import querycache, sessions
 
 _OWNERS: dict[str, int] = {}
@@ -42,6 +49,35 @@ class SessionStore(sessions.SessionStore):
         if owner is not None and self.session_key is not None:
             _remember(self.session_key, owner)
         return data
+
+    def _get_session_from_db(self):
+        """The session row (or None), as Django reads it; while Redis is unreachable
+        and this process knows the session's user, read together with that user's row
+        in one query, the user handed over to this request's cached_user."""
+        owner = _OWNERS.get(self.session_key) if self.session_key else None
+        if owner is None or not querycache.unreachable(settings.SESSION_CACHE_ALIAS):
+            return super()._get_session_from_db()
+        rows = list(
+            User._default_manager.raw(
+                'SELECT u.*, s.session_data AS "rra_session_data", '
+                's.expire_date AS "rra_session_expires" '
+                'FROM "django_session" s JOIN "accounts_user" u ON u.id = %s '
+                "WHERE s.session_key = %s AND s.expire_date > %s",
+                [owner, self.session_key, timezone.now()],
+            )
+        )
+        if not rows:  # no such session, or its user is gone: as Django reads it
+            return super()._get_session_from_db()
+        user = rows[0]
+        session = self.model(
+            session_key=self.session_key,
+            session_data=user.rra_session_data,
+            expire_date=user.rra_session_expires,
+        )
+        del user.rra_session_data, user.rra_session_expires
+        if str(self.decode(session.session_data).get(SESSION_KEY)) == str(owner):
+            querycache.hand_over(user_lookup(owner), user)
+        return session
 
 
 def _remember(session_key: str, owner) -> None:

@@ -5,7 +5,9 @@ connections open, nothing answers), then resumed.
 
     .venv/bin/python bench/redis_down.py [--seconds 10]
 
-GET /api/health/live, GET /api/chats (API token) and the sign-in page every 100 ms, each on a new connection, for --seconds per phase. Prints
+GET /api/health/live, GET /api/chats (with an API token, and with a browser's session
+cookie) and the sign-in page every 100 ms, each on a new connection, for --seconds per
+phase. Prints
 p50/p95/max per phase; the first request of the outage waits one socket timeout
 (REDIS_SOCKET_TIMEOUT), then the circuit breaker answers without Redis. Not a test.
 """
@@ -16,6 +18,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +29,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench import hostile_clients  # noqa: E402
 from bench.streams import fmt_ms, log, start_web  # noqa: E402
+
+# A signed-in browser's session for the seeded user (as a sign-in makes it).
+SESSION = """
+from django.conf import settings
+from django.test import Client
+from accounts.models import User
+client = Client()
+client.force_login(User.objects.get(email="hostile-bench-0@example.invalid"))
+print("COOKIE=" + settings.SESSION_COOKIE_NAME + "=" + client.cookies[settings.SESSION_COOKIE_NAME].value)
+"""
 
 
 def main() -> None:
@@ -39,6 +52,18 @@ def main() -> None:
         port = start_web(env, ROOT / "var" / "bench-hostile" / "gunicorn-redis-down.log", stops)
         time.sleep(5)
         token = seeded[0][0]
+        cookie = (
+            subprocess.run(
+                [sys.executable, "manage.py", "shell", "-c", SESSION],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.split("COOKIE=", 1)[1]
+            .splitlines()[0]
+        )
         for phase in ("Redis up", "Redis stopped", "Redis resumed"):
             if phase == "Redis stopped":
                 os.kill(redis.process.pid, signal.SIGSTOP)
@@ -50,6 +75,7 @@ def main() -> None:
                 hostile_clients.FreshProbe(
                     port, "/api/chats", {"Authorization": f"Bearer {token}"}, stop
                 ),
+                hostile_clients.FreshProbe(port, "/api/chats?session", {"Cookie": cookie}, stop),
                 hostile_clients.FreshProbe(port, "/accounts/login/", {}, stop),
             ]
             log(f"{phase}: {args.seconds:g} s")

@@ -297,7 +297,10 @@ def cached(
     run = (lambda: compute(allowed)) if access is not None and compute is not None else compute
     read = _read(lookup, ahead)
     if read is None:  # off, in a transaction, or the store is down: the database answers
-        return None if run is None else Entry(_checked(lookup, run()), hit=False, changed_at=None)
+        if run is None:
+            return None
+        handed, value = _take_handed(lookup)
+        return Entry(_checked(lookup, value if handed else run()), hit=False, changed_at=None)
     versions, stored = read
     hit = stored is not _MISS
     if run is None:
@@ -380,6 +383,30 @@ def take_ahead(key: str) -> tuple[bool, Any]:
     if found is None:
         return False, None
     return True, found.get(key)
+
+
+_HANDED = "db:"  # what hand_over() put in the request's store, by the entry's key
+
+
+def hand_over(lookup: Lookup, value: Any) -> None:
+    """While Redis is unreachable: ``value``, just read from the database together with
+    something else (a session with its user, in one query), is what this request's
+    next cached(lookup, compute=...) returns instead of computing it again. Once, for
+    this request only, and dropped by any bump() in it (a write of the request may have
+    changed it); nothing happens outside a request, in a transaction, or when Redis
+    answers (then the entry's own read decides)."""
+    store = _PREFETCHED.get()
+    if store is None or _in_transaction() or not unreachable():
+        return
+    store[_HANDED + lookup.key] = {_HANDED: value}
+
+
+def _take_handed(lookup: Lookup) -> tuple[bool, Any]:
+    store = _PREFETCHED.get()
+    found = store.pop(_HANDED + lookup.key, None) if store else None
+    if found is None or not unreachable():
+        return False, None
+    return True, found[_HANDED]
 
 
 def _on(lookup: Lookup) -> bool:

@@ -162,6 +162,9 @@ if DB_POOL:
         "max_size": env.int("DB_POOL_MAX_SIZE", 20, min=1),
         "max_idle": env.float("DB_POOL_MAX_IDLE", 20.0, min=1),
         "timeout": env.float("DB_POOL_TIMEOUT", 10.0, min=0.1),
+        # rra.dbpool: at most this long between two attempts to reconnect to a server
+        # that went away (psycopg_pool alone: 1, 2, 4, 8 s... uncapped).
+        "max_reconnect_delay": env.float("DB_POOL_RECONNECT_DELAY", 1.0, min=0.05),
     }
     if _db_options["pool"]["min_size"] > _db_options["pool"]["max_size"]:
         raise ImproperlyConfigured(
@@ -170,7 +173,7 @@ if DB_POOL:
 
 DATABASES = {
     "default": {
-        "ENGINE": "django.db.backends.postgresql" if DATABASE_URL else "rra.embedded_db",
+        "ENGINE": "rra.postgres" if DATABASE_URL else "rra.embedded_db",
         **_db_fields,
         "OPTIONS": _db_options,
         # Pooled connections are returned to the pool after each request.

@@ -1,5 +1,5 @@
-"""The database backend of the embedded PostgreSQL (ENGINE "rra.embedded_db"): Django's
-PostgreSQL backend, which starts (or finds) the embedded server on its first connection
+"""The database backend of the embedded PostgreSQL (ENGINE "rra.embedded_db"): the
+PostgreSQL backend (rra/postgres: Django's, with rra.dbpool's pool), which starts (or finds) the embedded server on its first connection
 instead of when the settings are read, so importing the settings starts nothing."""
 
 from __future__ import annotations
@@ -7,9 +7,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from django.db.backends.postgresql import base
-
 from rra import embedded_db
+from rra.postgres import base
 
 _found: dict[tuple[str, str], dict[str, str]] = {}
 _lock = threading.Lock()

@@ -7,18 +7,29 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from rra import dbpool
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.django_db
 def test_connections_come_from_a_pool_as_the_plan_sets_it():
     options = settings.DATABASES["default"]["OPTIONS"]
-    assert options["pool"] == {"min_size": 2, "max_size": 20, "max_idle": 20.0, "timeout": 10.0}
+    assert options["pool"] == {
+        "min_size": 2,
+        "max_size": 20,
+        "max_idle": 20.0,
+        "timeout": 10.0,
+        "max_reconnect_delay": 1.0,
+    }
     assert options["connect_timeout"] == 10
     assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
     assert settings.DATABASES["default"]["ATOMIC_REQUESTS"] is False
     connection.ensure_connection()
     assert connection.pool is not None and connection.pool.max_size == 20
+    # rra.dbpool's pool (reconnection delay capped, rra/tests/test_db_pool.py).
+    assert isinstance(connection.pool, dbpool.ConnectionPool)
+    assert connection.pool.max_reconnect_delay == 1.0
     # No server-side prepared statements (PgBouncer in transaction mode).
     assert connection.connection.prepare_threshold is None
 

@@ -175,3 +175,48 @@ def test_a_command_the_open_breaker_refused_is_not_logged_but_other_cache_errors
             log.exception("Exception ignored")
     logged = [r for r in caplog.records if r.name == "rra.cache"]
     assert [type(r.exc_info[1].__cause__) for r in logged] == [ConnectionError]
+
+
+def test_with_the_breaker_open_a_session_and_its_user_come_in_one_query(
+    owner, member, private_redis
+):
+    """While the breaker refuses, a browser's chat list reads its session row and its
+    user's row in one query (accounts/sessions.py), then the page: two round trips, as
+    an API token's (token with user, page). What decides is the session as read: a
+    wrong remembered owner gets no user handed over, and a password change still ends
+    the session."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts import sessions as session_engine
+
+    server, breaker = private_redis
+    Chat.objects.create(owner=owner, title="Owner's chat")
+    Chat.objects.create(owner=member, title="Member's chat")
+    browser = Client()
+    browser.force_login(owner)
+    assert browser.get("/api/chats").status_code == 200  # its owner remembered
+    os.kill(server.process.pid, signal.SIGSTOP)
+    assert browser.get("/api/chats").status_code == 200  # waits one timeout, trips
+    assert breaker.is_open
+
+    with CaptureQueriesContext(connection) as queries:
+        listed = browser.get("/api/chats")
+    assert listed.status_code == 200
+    assert [c["title"] for c in listed.json()["results"]] == ["Owner's chat"]
+    tables = [q["sql"].split(" FROM ", 1)[1].split()[0] for q in queries.captured_queries]
+    assert tables == ['"django_session"', '"chats_chat"'], tables
+
+    # A remembered owner that is not the session's: the other user's row is read but
+    # not used; the session's own user is looked up.
+    key = browser.cookies["sessionid"].value
+    session_engine._OWNERS[key] = member.pk
+    listed = browser.get("/api/chats")
+    assert [c["title"] for c in listed.json()["results"]] == ["Owner's chat"]
+    session_engine._OWNERS[key] = owner.pk
+
+    # The password changes (elsewhere): the session's hash no longer matches.
+    owner.set_password("another password 123")
+    owner.save()
+    assert browser.get("/api/chats").status_code in (401, 403)
