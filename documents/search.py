@@ -283,12 +283,29 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
     # leg, as are ties at theta); round 2 reads nothing when round 1 settles it.
     # SEARCH_TEXT_POSTINGS=0 reads every posting in round 1 (bench/README, search.py).
     also_vec = "UNION SELECT chunk_id FROM vec" if mode == "hybrid" else ""
-    score = """
+    # The first round's candidates (a few hundred) are scored from their own postings:
+    # per candidate, the primary key's (chunk, term) entries of the question's terms (a
+    # LATERAL, so the planner cannot turn it into a read of every posting of every term,
+    # which it did when it estimated a term's postings at a few rows: 96k postings
+    # hashed to score 250 candidates, bench/README). Round 2's candidates (up to tens of
+    # thousands) by one read of the terms' postings, hashed: cheaper than a primary-key
+    # probe each. A candidate holding none of the terms has no row.
+    score_all = """
         SELECT ct.chunk_id, sum(i.idf * ct.weight) AS rank_score
         FROM documents_chunkterm ct
         JOIN idf i ON i.term = ct.term
         WHERE ct.chunk_id IN (SELECT chunk_id FROM {chunks}) AND ct.term = ANY(%(terms)s)
         GROUP BY ct.chunk_id"""
+    score = """
+        SELECT c.chunk_id, s.rank_score
+        FROM {chunks} c
+        CROSS JOIN LATERAL (
+            SELECT sum(i.idf * ct.weight) AS rank_score
+            FROM documents_chunkterm ct
+            JOIN idf i ON i.term = ct.term
+            WHERE ct.chunk_id = c.chunk_id AND ct.term = ANY(%(terms)s)
+        ) s
+        WHERE s.rank_score IS NOT NULL"""
     text_leg = f"""
     txt_read AS MATERIALIZED (
         SELECT p.chunk_id, sum(i.idf * p.weight) AS partial
@@ -342,7 +359,7 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
     ),
     txt_all AS MATERIALIZED (
         SELECT * FROM txt_first
-        UNION ALL{score.format(chunks="txt_more")}
+        UNION ALL{score_all.format(chunks="txt_more")}
     ),
     txt_ranked AS (
         SELECT chunk_id, rank_score, row_number() OVER (ORDER BY rank_score DESC, chunk_id) AS rank
@@ -355,11 +372,13 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
     empty_txt = """
     txt_ranked AS (SELECT NULL::bigint AS chunk_id, NULL::float8 AS rank_score, NULL::bigint AS rank WHERE false),"""
     # Each candidate's score from both legs (a candidate of one leg is scored by the
-    # other too: its cosine from its stored vector, its BM25 from txt_all), so the
-    # fusion weighs how well a passage matches, not only its rank in each list.
+    # other too: its cosine from its stored vector, its BM25 from txt_first, where every
+    # vector candidate was scored as a first-round candidate; a join on txt_all, which
+    # round 2 can fill with 10k+ chunks, was planned as a nested loop over it: 250 ms),
+    # so the fusion weighs how well a passage matches, not only its rank in each list.
     if mode == "hybrid":
         joins = """
-        LEFT JOIN txt_all a ON c.text_rank IS NULL AND a.chunk_id = c.chunk_id
+        LEFT JOIN txt_first a ON c.text_rank IS NULL AND a.chunk_id = c.chunk_id
         LEFT JOIN documents_embedding e
              ON c.vector_rank IS NULL AND e.chunk_id = c.chunk_id AND e.model = %(model)s"""
         cosine = f"1 - COALESCE(c.distance, {distance})"

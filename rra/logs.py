@@ -148,6 +148,14 @@ def configure_structlog() -> None:
 
 def configure(config: dict[str, Any]) -> None:
     """LOGGING_CONFIG: Django calls this with settings.LOGGING at start-up."""
+    # No formatter here writes where a line was logged from (file, line, function) or
+    # its thread or process: the logging HOWTO's "Optimization" settings spare every
+    # record looking them up (walking the stack for the caller was a third of the cost
+    # of the access line written for each request; bench/README.md, issue 24).
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     configure_structlog()
     logging.config.dictConfig(config)
 

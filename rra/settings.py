@@ -78,7 +78,7 @@ MIDDLEWARE = [
     # answered before the view middleware (/metrics by the next one, /static/ by
     # whitenoise, error pages). Both only add headers (rra/middleware.py).
     "rra.middleware.SecurityHeadersMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "rra.middleware.CSPMiddleware",
     # Request id, access line and metrics cover everything below.
     "rra.middleware.RequestObservabilityMiddleware",
     # What the query cache reads ahead for a request lives for that request only.
