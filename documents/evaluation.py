@@ -17,7 +17,7 @@ One JSON object per line:
   ``chats.answering.retrieval.search_query(question, history)``, as a chat's answer does.
 - ``kind``: free text (lookup, paraphrase, multi, table, dutch, ...); ``unanswerable``
   (no ``doc``) marks a question the documents do not answer.
-- ``split``: ``tune`` (default), ``held-out``, ``fresh`` or ``fresh2`` (each written after
+- ``split``: ``tune`` (default), ``held-out``, ``fresh``, ``fresh2`` or ``fresh3`` (each written after
   the last tuning choice by its own writer); each is reported on its own, tune on the
   first only.
 
@@ -41,7 +41,7 @@ from documents.models import EVERY_DOCUMENT
 from documents.search import search
 
 UNANSWERABLE = "unanswerable"
-SPLITS = ("tune", "held-out", "fresh", "fresh2")
+SPLITS = ("tune", "held-out", "fresh", "fresh2", "fresh3")
 ROLES = ("user", "assistant")
 
 

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import contextvars
+import functools
+import http.client
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 
 import structlog
+from csp import middleware as csp_middleware
+from csp.constants import HEADER, HEADER_REPORT_ONLY
+from csp.utils import build_policy
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import connections
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase, HttpResponseServerError
 from django.middleware.security import SecurityMiddleware
 from django.utils.functional import SimpleLazyObject, empty
 
-from rra import logs, metrics, sentry
+from rra import logs, metrics, sentry, telemetry
 
 access_log = structlog.get_logger("rra.access")
 
@@ -105,7 +112,8 @@ class RequestObservabilityMiddleware:
             return metrics.metrics_view(request)
         started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        # A fresh id: 32 random hex digits (uuid4().hex's shape, without building a UUID).
+        request_id = incoming if REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
         request.request_id = request_id
         logs.bind_request(request_id=request_id, method=request.method, path=request.path)
         stats = _DbStats()
@@ -164,15 +172,18 @@ class RequestObservabilityMiddleware:
         view = _view_label(request)
         method = request.method if request.method in metrics.HTTP_METHODS else "other"
         status = response.status_code
-        metrics.REQUESTS.labels(view, method, str(status)).inc()
+        # The labelled children are looked up once per process (telemetry._labelled):
+        # views, methods and statuses are few.
+        labelled = telemetry._labelled
+        labelled(metrics.REQUESTS, view, method, str(status)).inc()
         if response.streaming and response.get("Content-Type", "").startswith("text/event-stream"):
             # An answer streams for as long as the model writes: kept apart, so that
             # the request-latency percentiles stay those of pages and API calls.
-            metrics.STREAM_SECONDS.labels(view, str(status)).observe(duration)
+            labelled(metrics.STREAM_SECONDS, view, str(status)).observe(duration)
         else:
-            metrics.REQUEST_SECONDS.labels(view, method, str(status)).observe(duration)
-        metrics.DB_QUERIES.labels(view).observe(stats.queries)
-        metrics.DB_SECONDS.labels(view).observe(stats.seconds)
+            labelled(metrics.REQUEST_SECONDS, view, method, str(status)).observe(duration)
+        labelled(metrics.DB_QUERIES, view).observe(stats.queries)
+        labelled(metrics.DB_SECONDS, view).observe(stats.seconds)
         exception = getattr(request, "_observed_exception", None)
         if exception:
             metrics.EXCEPTIONS.labels(view, exception).inc()
@@ -221,4 +232,58 @@ class SecurityHeadersMiddleware(SecurityMiddleware):
         response.headers.setdefault("X-DNS-Prefetch-Control", "off")
         if not getattr(response, "xframe_options_exempt", False):
             response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
+        return response
+
+
+# The policies' headers of a response that changes nothing of them (no nonce used, no
+# @csp_update/@csp_replace/@csp decorator): the same string on every such response.
+_PER_RESPONSE_POLICY = (
+    "_csp_config",
+    "_csp_update",
+    "_csp_replace",
+    "_csp_config_ro",
+    "_csp_update_ro",
+    "_csp_replace_ro",
+)
+
+
+@functools.cache
+def _fixed_policy(report_only: bool) -> str:
+    return build_policy(report_only=report_only)
+
+
+@receiver(setting_changed, dispatch_uid="rra-csp-policy-changed")
+def _policy_setting_changed(setting: str, **kwargs) -> None:
+    if setting.startswith("CONTENT_SECURITY_POLICY"):
+        _fixed_policy.cache_clear()
+
+
+class CSPMiddleware(csp_middleware.CSPMiddleware):
+    """django-csp's middleware, which builds both policies (enforced and report-only)
+    from the settings on every response: a response that uses no nonce and no per-view
+    policy gets the same headers, built once per process (pages with scripts use the
+    nonce and are built by django-csp as before). Same headers, same exemptions."""
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if getattr(request, "_csp_nonce", None) is not None or any(
+            getattr(response, name, None) is not None for name in _PER_RESPONSE_POLICY
+        ):
+            return super().process_response(request, response)
+        debug_codes = (http.client.INTERNAL_SERVER_ERROR, http.client.NOT_FOUND)
+        if response.status_code in debug_codes and settings.DEBUG:
+            return response
+        for header, report_only, exempt, setting in (
+            (HEADER, False, "_csp_exempt", "CONTENT_SECURITY_POLICY"),
+            (HEADER_REPORT_ONLY, True, "_csp_exempt_ro", "CONTENT_SECURITY_POLICY_REPORT_ONLY"),
+        ):
+            policy = _fixed_policy(report_only)
+            if not policy or header in response or getattr(response, exempt, False):
+                continue
+            prefixes = (getattr(settings, setting, None) or {}).get("EXCLUDE_URL_PREFIXES")
+            if not request.path_info.startswith(tuple(prefixes or ())):
+                response[header] = policy
+        # As django-csp: a nonce asked for after the header was written is an error.
+        request.csp_nonce = csp_middleware.CheckableLazyObject(self._csp_nonce_post_response)
         return response

@@ -15,6 +15,7 @@ Modules, in the order a question meets them:
     llm.py         remote models (xAI, OpenAI-compatible) and get_llm()
     extractive.py  the answerer without a model
     foreign.py     its answer to a question in another language than the library's
+    units.py       the units it quotes whole: tables, code and commands, paragraphs
     prompts.py     the prompt, history pruning, [n] citations
     types.py       Passage, Turn, Token, Usage, LLMError, LLMProvider
 

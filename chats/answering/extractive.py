@@ -9,11 +9,13 @@ import logging
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from chats.answering.foreign import unmatched
 from chats.answering.terms import content_terms
 from chats.answering.types import LLMProvider, Passage, Token, Turn, Usage, count_tokens
+from chats.answering.units import ANSWER_WORDS, expand, paragraphs, render
+from chats.answering.units import Candidate as _Candidate
 from documents.chunking import SECTION_SEPARATOR, sentence_spans
 
 logger = logging.getLogger(__name__)
@@ -26,9 +28,6 @@ MAX_SENTENCES = 5
 MAX_PASSAGES = 4  # only the best passages are read
 MAX_SENTENCE_WORDS = 60  # longer sentences are quoted up to here, then "…"
 MIN_SENTENCE_WORDS = 3
-# A quoted line that ends with ":" ("If the laser value increases:") introduces what
-# follows: up to this many of the next lines of its passage come with it.
-MAX_CONTINUATION = 2
 # Table-of-contents lines: a run of dot leaders.
 _TOC_LINE = re.compile(r"\.{5,}|…{3,}")
 # Symbol-font glyphs (Wingdings icons in PDFs: "( Image 5)") mean nothing as text.
@@ -40,7 +39,7 @@ EARLIER_WEIGHT = 0.5  # a follow-up's terms from the question before it, against
 
 # The quoted sentences together must hold at least this share of the question's content
 # terms (weighted by rarity among the candidate sentences), else the answer declines.
-MIN_COVERAGE = 0.4  # chosen on bench/eval's tune split (bench/README.md)
+MIN_COVERAGE = 0.35  # chosen on the tune splits (bench/README.md)
 
 LEAD_IN = "Here is what the documents say:"
 NOT_COVERED = (
@@ -51,23 +50,14 @@ NOT_COVERED = (
 _SPLIT_TOKENS = re.compile(r"\S+\s*|\s+")
 
 
-@dataclass
-class _Candidate:
-    passage_rank: int
-    position: int
-    number: int
-    text: str
-    terms: set[str]
-    context: set[str] = field(default_factory=set)  # terms of the passage's section
-    score: float = 0.0
-
-
-def _sentences_of(passage: Passage) -> list[str]:
-    """The passage's sentences and lines, whitespace collapsed; the section line that
-    chunks start with and heading-like scraps of one or two words are left out."""
+def _sentences_of(passage: Passage) -> list[tuple[str, int, int, bool]]:
+    """The passage's sentences and lines, whitespace collapsed, each with where it starts,
+    its line and whether it ends that line; the section line that chunks start with and
+    heading-like scraps of one or two words are left out."""
     sentences = []
     section = " ".join(passage.section.split())
-    for start, end in sentence_spans(passage.text):
+    text = passage.text
+    for start, end in sentence_spans(text):
         sentence = _GLYPH_IN_BRACKETS.sub("", passage.text[start:end])
         sentence = " ".join(_PRIVATE_USE.sub(" ", sentence).split())
         sentence = sentence.replace("( ", "(").replace(" )", ")")
@@ -80,7 +70,8 @@ def _sentences_of(passage: Passage) -> list[str]:
             continue
         if _is_heading(sentence, passage.section):
             continue
-        sentences.append(sentence)
+        ends_line = not text[end:].split("\n", 1)[0].strip()
+        sentences.append((sentence, start, text.count("\n", 0, start), ends_line))
     return sentences
 
 
@@ -138,29 +129,6 @@ _INTRODUCES = re.compile(
 _ANNOUNCES = re.compile(r"(?::|\b(?:following|follows|below)\s*[.:]?)$", re.IGNORECASE)
 
 
-def _continuations(chosen: list[_Candidate], candidates: list[_Candidate]) -> list[_Candidate]:
-    """The lines that chosen lines ending with ":" introduce (the next ones of the same
-    passage, up to MAX_CONTINUATION each, stopping after one that introduces again), and
-    the commands right after any chosen line ("You can shutdown the system ... from the
-    commandline." then "poweroff -i -f")."""
-    at = {(c.passage_rank, c.position): c for c in candidates}
-    taken = {id(c) for c in chosen}
-    extra = []
-    for line in chosen:
-        introduces = _INTRODUCES.search(line.text)
-        for step in range(1, MAX_CONTINUATION + 1):
-            following = at.get((line.passage_rank, line.position + step))
-            if following is None or id(following) in taken:
-                break
-            if not introduces and not _looks_like_command(following.text):
-                break
-            extra.append(following)
-            taken.add(id(following))
-            if _INTRODUCES.search(following.text):
-                break
-    return extra
-
-
 # A question that points back at the conversation ("Which tool do I need for that?",
 # "And if I also run apt-cacher-ng?", "Wat kost dat?"): words that refer to something
 # said before, in English, Dutch and German, or an opening that continues.
@@ -214,14 +182,15 @@ def _earlier_terms(question: str, history: Sequence[Turn]) -> set[str]:
     return content_terms(before) - content_terms(question)
 
 
-# "How do I ...?", "What are the steps to ...", "Hoe ...", "Wie kann ich ...": a question
+# "How do I ...?", "What are the steps to ...", "Hoe ...", "Wie kann ich ...", also after a
+# sentence that tells the situation ("I lost the root password. How do I ..."): a question
 # whose answer is a procedure (not "how often", "how long", "how many", "how much").
 _PROCEDURE_QUESTION = re.compile(
-    r"^\s*(?:and\s+|so\s+)?how\s+(?:do|can|could|should|would|must|shall|to|does one|is)\b"
+    r"(?:^|[.?!;])\s*(?:and\s+|so\s+)?how\s+(?:do|can|could|should|would|must|shall|to|does one|is)\b"
     r"(?!.*\b(?:often|long|many|much)\b)"
     r"|\b(?:steps?|procedure|instructions?)\b"
-    r"|^\s*hoe\s+(?!vaak|lang|veel|groot)"
-    r"|^\s*wie\s+(?!oft|lange|viel|viele|gro)\w+\s+(?:ich|man)\b",
+    r"|(?:^|[.?!;])\s*hoe\s+(?!vaak|lang|veel|groot)"
+    r"|(?:^|[.?!;])\s*wie\s+(?!oft|lange|viel|viele|gro)\w+\s+(?:ich|man)\b",
     re.IGNORECASE,
 )
 # A line that is a step: "1." / "2)" / "a)" / "Step 3:" / a bullet.
@@ -311,6 +280,15 @@ def _section_lines(passages: list[Passage]) -> list[tuple[int, str]]:
     ]
 
 
+_NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s+\S")
+_FIRST_STEP = re.compile(r"^\s*1[.)]\s+\S")
+
+
+# A line announcing the steps after it: "To go to the calibration menu:", "..., it is
+# even easier with following steps."
+_ANNOUNCES_STEPS = re.compile(r":$|\bfollowing(?:\s+\w+)?\s*[.:]?$", re.IGNORECASE)
+
+
 def _procedure_of(passages: list[Passage], weigh) -> _Procedure | None:
     """The best procedure in one section's passages: of the runs of lines between
     title-like lines, the best-matching one with at least two steps (its step lines and
@@ -323,6 +301,12 @@ def _procedure_of(passages: list[Passage], weigh) -> _Procedure | None:
         if _is_title(item[1]):
             runs.append(run)
             run = []
+        elif _FIRST_STEP.match(item[1]) and any(_NUMBERED.match(line) for _, line in run):
+            # A numbered list starting again at 1 is another procedure, with the lines
+            # between the two lists ("If you can edit the GRUB entry, ... following steps.")
+            last = max(i for i, (_, line) in enumerate(run) if _NUMBERED.match(line))
+            runs.append(run[: last + 1])
+            run = [*run[last + 1 :], item]
         else:
             run.append(item)
     runs.append(run)
@@ -451,7 +435,7 @@ def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Proced
     own = (
         set()
         .union(*(content_terms(text) for _, step, text in body if step))
-        .union(*(content_terms(line) for _, line in intro if line.endswith(":")))
+        .union(*(content_terms(line) for _, line in intro if _ANNOUNCES_STEPS.search(line)))
     )
     terms = about | own
     return _Procedure(intro, body, section, weigh(terms) + weigh(about), weigh(own))
@@ -509,14 +493,21 @@ def extractive_answer(
     seen: set[str] = set()
     for rank, (_, passage) in enumerate(ranked[:MAX_PASSAGES]):
         context = content_terms(passage.section)
-        for position, sentence in enumerate(_sentences_of(passage)):
+        for sentence, start, line, ends_line in _sentences_of(passage):
             key = sentence.lower()
             if key in seen:  # overlapping chunks repeat sentences
                 continue
             seen.add(key)
             candidates.append(
                 _Candidate(
-                    rank, position, passage.number, sentence, content_terms(sentence), context
+                    rank,
+                    start,
+                    passage.number,
+                    sentence,
+                    content_terms(sentence),
+                    context,
+                    line=line,
+                    ends_line=ends_line,
                 )
             )
     if not candidates:
@@ -572,10 +563,11 @@ def extractive_answer(
         top = max(candidates, key=lambda c: (weigh(c.terms & terms), c.score, -c.passage_rank))
         if weigh(top.terms & terms) > 0 and not any(top is c for c in chosen):
             chosen.append(top)
-    chosen += _continuations(chosen, candidates)
+    read = {rank: (p.number, p.text) for rank, (_, p) in enumerate(ranked[:MAX_PASSAGES])}
+    chosen += paragraphs(chosen, candidates, ANSWER_WORDS * len(parts))
+    chosen += expand(chosen, read, weigh)
     chosen.sort(key=lambda c: (c.passage_rank, c.position))  # reading order
-    lines = [f"- {_quoted(c.text)} [{c.number}]" for c in chosen]
-    return LEAD_IN + "\n\n" + "\n".join(lines)
+    return "\n\n".join([LEAD_IN, *render(chosen)])
 
 
 class ExtractiveLLM(LLMProvider):

@@ -14,14 +14,35 @@ from chats.answering.types import Passage
 LEAD_IN = "The passage closest to your question, in the manual's language:"
 
 
-def unmatched(question: str, passages: list[Passage], candidates: list) -> str:
-    """`passages` best first; `candidates` the sentences extractive_answer cut of them."""
-    from chats.answering import extractive as ex
+FOREIGN_WORDS = 120  # of the closest passage, quoted from its start
 
-    if not in_another_language(question):
+
+def unmatched(question: str, passages: list[Passage], candidates: list) -> str:
+    """The closest passage is the search's best (the first numbered: both legs agree
+    more often than the model's cosine alone does): its procedure as numbered steps for
+    a "how do I" question, else its sentences from the start up to FOREIGN_WORDS words
+    with the tables and commands they introduce. `candidates` is unused (kept for the
+    callers)."""
+    from chats.answering import extractive as ex
+    from chats.answering.units import Candidate, expand, render
+
+    if not in_another_language(question) or not passages:
         return ex.NOT_COVERED
-    procedures = ex._procedures(passages[:1], lambda terms: 1.0)
-    if procedures:
-        return ex._procedure_answer(procedures[0])
-    best = [c for c in candidates if c.passage_rank == 0][: ex.MAX_SENTENCES]
-    return LEAD_IN + "\n\n" + "\n".join(f"- {ex._quoted(c.text)} [{c.number}]" for c in best)
+    best = min(passages, key=lambda p: p.number)
+    if ex.is_procedure_question(question):
+        procedures = ex._procedures([best], lambda terms: 1.0)
+        if procedures:
+            return ex._procedure_answer(procedures[0])
+    chosen, words = [], 0
+    for sentence, start, line, ends_line in ex._sentences_of(best):
+        if words and words + len(sentence.split()) > FOREIGN_WORDS:
+            break
+        words += len(sentence.split())
+        chosen.append(
+            Candidate(0, start, best.number, sentence, set(), line=line, ends_line=ends_line)
+        )
+    if not chosen:
+        return ex.NOT_COVERED
+    chosen += expand(chosen, {0: (best.number, best.text)}, lambda terms: 1.0)
+    chosen.sort(key=lambda c: c.position)
+    return "\n\n".join([LEAD_IN, *render(chosen)])

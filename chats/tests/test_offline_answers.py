@@ -274,7 +274,7 @@ def test_a_line_introducing_commands_is_a_step_and_a_list_of_options_is_not():
     # line that introduces it.
     answer = extractive_answer("What is fish in the training user account?", [passage])
     assert answer.startswith("Here is what the documents say:")
-    assert "- $ sudo adduser fish [1]" in answer
+    assert "- `$ sudo adduser fish` [1]" in answer
 
 
 # Debian Reference 1.1.11 as its chunk reads: a procedure written as prose, each step a
@@ -325,11 +325,11 @@ def test_a_quoted_sentence_brings_the_command_after_it_and_never_the_heading_pat
     assert "- You can shutdown the system under the single-user mode from the commandline. [1]" in (
         answer
     )
-    assert "- poweroff -i -f [1]" in answer  # its command, though it shares no word
+    assert "- `# poweroff -i -f` [1]" in answer  # its command, though it shares no word
     assert "LOG:" not in answer and "›" not in answer
 
     answer = extractive_answer("What is the command form to restore a text dump?", [passage])
-    assert "- psql dbname < dumpfile [1]" in answer
+    assert "- `psql dbname < dumpfile` [1]" in answer
 
 
 def test_how_do_i_over_a_markdown_manual_gets_its_prose_steps_with_their_commands(
@@ -378,7 +378,10 @@ def test_a_question_in_another_language_gets_the_best_passage_not_a_decline():
     assert answer.splitlines()[0] == (
         "The passage closest to your question, in the manual's language:"
     )
-    assert "192.168.7.10. [1]" in answer and "yellow Ethernet cable. [1]" in answer
+    assert (
+        "- The PMAC controller answers on 192.168.7.10. Check the yellow Ethernet cable. [1]"
+        in (answer)
+    )  # one paragraph, one bullet
     assert "Oil" not in answer
 
     steps = Passage(1, PROSE_PROCEDURE, "ref.md", "", "Tutorials › 1.1.11. An extra user account")

@@ -209,3 +209,45 @@ def test_a_304_keeps_the_cached_policy_but_gets_the_other_headers(owner_client):
     assert "Content-Security-Policy" not in again
     assert again["X-Frame-Options"] == "DENY"
     assert again["Permissions-Policy"] == settings.PERMISSIONS_POLICY
+
+
+def test_a_response_without_a_nonce_gets_the_policy_of_the_settings_as_they_are(
+    owner_client, settings
+):
+    """A response that uses no nonce gets a policy built once per process
+    (rra.middleware.CSPMiddleware): a change of the settings reaches it, the
+    report-only policy too, and a response's own exemption still holds."""
+    first = owner_client.get("/api/me")
+    assert policy(first) == POLICY and "Content-Security-Policy-Report-Only" not in first
+    assert (
+        owner_client.get("/api/me")["Content-Security-Policy"] == first["Content-Security-Policy"]
+    )
+    settings.CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {**settings.CONTENT_SECURITY_POLICY["DIRECTIVES"], "img-src": ["'none'"]}
+    }
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    changed = owner_client.get("/api/me")
+    assert policy(changed)["img-src"] == ["'none'"]
+    assert changed["Content-Security-Policy-Report-Only"] == "default-src 'none'"
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {
+        "DIRECTIVES": {"default-src": ["'none'"]},
+        "EXCLUDE_URL_PREFIXES": ["/api/me"],
+    }
+    assert "Content-Security-Policy-Report-Only" not in owner_client.get("/api/me")
+
+
+def test_a_view_with_its_own_policy_still_gets_it(rf):
+    """django-csp's per-view decorators build that response's policy as before."""
+    from csp.decorators import csp_update
+    from django.http import HttpResponse
+
+    from rra.middleware import CSPMiddleware
+
+    @csp_update({"img-src": ["https://example.org"]})
+    def view(request):
+        return HttpResponse("ok")
+
+    updated = CSPMiddleware(view)(rf.get("/x"))
+    assert "https://example.org" in policy(updated)["img-src"]
+    plain = CSPMiddleware(lambda request: HttpResponse("ok"))(rf.get("/x"))
+    assert policy(plain) == POLICY

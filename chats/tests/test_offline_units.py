@@ -1,0 +1,170 @@
+"""Offline answers quote whole units around the sentences they match: a table with its
+header as a Markdown table, the code or commands a line introduces (short lines too),
+the rest of a matched sentence's paragraph; a question in another language gets the
+search's best passage (chats/answering/units.py, foreign.py)."""
+
+import pytest
+
+from chats.answering.extractive import extractive_answer
+from chats.answering.types import Passage
+from chats.rendering import render_answer
+
+KERNEL = (
+    "Chapter 3. The system initialization › 3.3. The kernel message\n"
+    "3.3. The kernel message\n"
+    "The kernel error message displayed to the console can be configured by setting its "
+    "threshold level.\n"
+    "# dmesg -n3\n"
+    "**Table 3.4. List of kernel error levels**\n"
+    "error level value | error level name | meaning\n"
+    "0 | KERN_EMERG | system is unusable\n"
+    "3 | KERN_ERR | error conditions\n"
+    "4 | KERN_WARNING | warning conditions\n"
+    "7 | KERN_DEBUG | debug-level messages\n"
+)
+SECTION = "Chapter 3. The system initialization › 3.3. The kernel message"
+
+
+def test_a_matched_table_line_brings_its_table_with_its_header_each_row_cited():
+    passage = Passage(1, KERNEL, "ref.md", "", SECTION)
+    answer = extractive_answer("Which kernel error levels are there?", [passage])
+
+    assert "| error level value | error level name | meaning |\n|---|---|---|" in answer
+    assert "| 4 | KERN_WARNING | warning conditions [1] |" in answer
+    assert "| 7 | KERN_DEBUG | debug-level messages [1] |" in answer
+    html = render_answer(answer)
+    assert html.count("<table>") == 1 and html.count("<tr>") == 5  # the header, four rows
+
+
+def test_a_sentence_brings_a_command_too_short_to_be_a_sentence_as_code():
+    passage = Passage(1, KERNEL, "ref.md", "", SECTION)
+    answer = extractive_answer(
+        "How do I set the threshold level of kernel messages on the console?", [passage]
+    )
+    assert "threshold level. [1]" in answer
+    assert "- `# dmesg -n3` [1]" in answer
+
+
+def test_a_line_ending_as_the_following_brings_its_whole_code_block():
+    text = (
+        "Automatic upgrade\n"
+        "You should consider using this automatic upgrade with configuration parameters "
+        "as the following.\n"
+        'APT::Periodic::Update-Package-Lists "1";\n'
+        '    APT::Periodic::Download-Upgradeable-Packages "1";\n'
+        '    APT::Periodic::Unattended-Upgrade "1";\n'
+        "If you are running an unstable system, you do not want to use it.\n"
+    )
+    passage = Passage(1, text, "ref.md", "", "Automatic upgrade")
+    answer = extractive_answer("Which parameters configure the automatic upgrade?", [passage])
+
+    assert '- `APT::Periodic::Unattended-Upgrade "1";` [1]' in answer
+    assert answer.index("Update-Package-Lists") < answer.index("Unattended-Upgrade")
+    assert "unstable" not in answer  # the prose after the block is not part of it
+
+
+def test_a_matched_sentence_brings_the_rest_of_its_paragraph_in_one_bullet():
+    text = (
+        "Why are these numbers not equal?\n"
+        "The only numbers that can be represented exactly are integers and binary "
+        "fractions. All other numbers are internally rounded to 53 binary digits accuracy. "
+        "As a result, two floating point numbers will not reliably be equal.\n"
+        "Oil the rails weekly.\n"
+    )
+    passage = Passage(1, text, "faq.pdf", "p. 40", "Numbers")
+    answer = extractive_answer("Why are two floating point numbers not equal?", [passage])
+
+    bullets = [line for line in answer.splitlines() if line.startswith("- ")]
+    assert len(bullets) == 1, answer
+    assert "53 binary digits accuracy." in bullets[0] and bullets[0].endswith("equal. [1]")
+    assert "Oil" not in answer
+
+
+@pytest.mark.django_db  # the question's language: PostgreSQL's text search configurations
+def test_a_question_in_another_language_gets_the_search_s_best_passage_not_the_top_cosine():
+    """Passage [1] is the search's best (both legs); [2] has the higher cosine alone."""
+    best = Passage(
+        1,
+        "Package activity logs\nYou can check package activity history in the log files.\n"
+        "file | content\n/var/log/dpkg.log | Log of dpkg level activity\n"
+        "/var/log/apt/term.log | Log of generic APT activity\n",
+        "ref.md",
+        "",
+        "Package activity logs",
+        score=0.85,
+    )
+    closer = Passage(2, "The dpkg command is the lowest level tool.", "ref.md", "", "dpkg", 0.86)
+    answer = extractive_answer("Wo finde ich das Protokoll der Paketaktivitäten?", [closer, best])
+    assert answer.startswith("The passage closest to your question, in the manual's language:")
+    assert "| /var/log/dpkg.log | Log of dpkg level activity [1] |" in answer
+    assert "lowest level" not in answer
+
+
+@pytest.mark.django_db  # the question's language: PostgreSQL's text search configurations
+def test_a_question_in_another_language_that_asks_no_procedure_gets_sentences_not_a_list():
+    text = (
+        "Good password\n"
+        "You should choose a good password which consists of at least 6 to 8 characters "
+        "including one or more characters from each of the following sets.\n"
+        "- Lower case alphabetics\n- Digits 0 through 9\n- Punctuation marks\n"
+    )
+    passage = Passage(1, text, "ref.md", "", "Good password", score=0.84)
+    answer = extractive_answer("Wat is een goed wachtwoord, hoe lang moet het zijn?", [passage])
+    assert "at least 6 to 8 characters" in answer
+    assert "1. " not in answer
+
+
+def test_how_do_i_after_a_sentence_of_context_gets_the_list_that_fits_of_several():
+    """Two numbered lists in one section, each announced by its own line: the question
+    names the situation first ("I lost the root password. How do I ...?")."""
+    text = (
+        "Securing the root password\n"
+        "With physical access to hard disk, resetting the password is easy with following "
+        "steps.\n"
+        "1.  Move the hard disk to a PC with CD bootable UEFI/BIOS.\n"
+        "2.  Mount root partition with read/write access.\n"
+        '3.  Edit "/etc/passwd" in the root partition and make the second entry empty.\n'
+        "If you have edit access to the GRUB menu entry at boot time, it is even easier "
+        "with following steps.\n"
+        '1.  Boot system with the kernel parameter changed to "root=/dev/hda6 rw '
+        'init=/bin/sh".\n'
+        '2.  Edit "/etc/passwd" and make the second entry for the root account empty.\n'
+        "3.  Reboot system.\n"
+    )
+    passage = Passage(1, text, "ref.md", "", "Authentication › Securing the root password")
+    answer = extractive_answer(
+        "I lost the root password but can edit the GRUB entry. How do I get a root shell?",
+        [passage],
+    )
+    assert answer.startswith("Here are the steps from the documents (Securing the root password)")
+    assert "1. Boot system with the kernel parameter changed to" in answer
+    assert "init=/bin/sh" in answer and "3. Reboot system. [1]" in answer
+    assert "Move the hard disk" not in answer  # the other list is another procedure
+
+
+def test_paragraphs_stop_growing_at_the_answer_s_word_budget(monkeypatch):
+    from chats.answering import extractive
+
+    filler = " ".join(f"Filler sentence number {n} says nothing at all here." for n in range(8))
+    text = f"Belts\nReplace the drive belt every 2,000 hours. {filler}\n"
+    passage = Passage(1, text, "m.pdf", "p. 2", "Belts")
+    whole = extractive_answer("How often is the drive belt replaced?", [passage])
+    assert "number 7" in whole  # 9 sentences, 78 words: within PARAGRAPH_WORDS
+
+    monkeypatch.setattr(extractive, "ANSWER_WORDS", 30)
+    short = extractive_answer("How often is the drive belt replaced?", [passage])
+    # 7 words, then 9 a sentence: two more fit in 30
+    assert "every 2,000 hours." in short and "number 1" in short and "number 2" not in short
+
+
+def test_a_heading_after_a_quoted_sentence_is_not_taken_for_its_command():
+    text = (
+        "Verification\n"
+        "The installation of debsums enables verification of installed package files.\n"
+        "debsums -s\n"
+        "2.4.3. Protection against package problems\n"
+    )
+    passage = Passage(1, text, "ref.md", "", "Verification")
+    answer = extractive_answer("How do I verify installed package files?", [passage])
+    assert "- `debsums -s` [1]" in answer
+    assert "2.4.3" not in answer
