@@ -826,12 +826,14 @@ def tune(
     docs=None,
     reuse: bool = False,
     only_docs: list[str] | None = None,
+    kinds: list[str] | None = None,
 ) -> None:
     """RRA's search on the TUNE split only, once per combination of settings
     (NAME=v1,v2,...; read by search() at call time), on the index eval built (or, with
     `docs`, on that folder's files, e.g. ../shared/sample-docs for roborail.jsonl).
     `reuse`: search the database's index as it is, without ingesting (no writes);
-    `only_docs`: only the files matching these patterns, and their questions."""
+    `only_docs`: only the files matching these patterns, and their questions; `kinds`:
+    only the questions of these kinds (a setting that changes only theirs)."""
     import fnmatch
     import itertools
 
@@ -852,7 +854,7 @@ def tune(
     cases = [
         c
         for c in load_questions(questions)
-        if c.answerable and c.doc in names and c.split == "tune"
+        if c.answerable and c.doc in names and c.split == "tune" and (not kinds or c.kind in kinds)
     ]
     axes = []
     for item in grid:
@@ -916,6 +918,7 @@ def main() -> None:
         metavar="NAME=V1,V2",
         help="a setting and its values to try (repeatable: every combination)",
     )
+    p_tune.add_argument("--kinds", help="only the questions of these kinds (e.g. dutch,german)")
     args = parser.parse_args()
     if args.command == "build":
         build(args.dest.resolve())
@@ -934,6 +937,7 @@ def main() -> None:
             args.docs,
             args.reuse,
             args.only_docs,
+            [k.strip() for k in (args.kinds or "").split(",") if k.strip()],
         )
     elif args.command == "eval":
         django_setup()

@@ -8,7 +8,9 @@ normalised scores (each candidate of either leg is scored by both):
 (b) full text: BM25 with idf from per-document term counts summed over the documents
     the user may read; candidates are the readable chunks of each of the question's
     terms with the highest stored term weights (ChunkTerm, a (term, weight desc) index),
-    scored over all of the question's terms.
+    scored over all of the question's terms. A question in another language than the
+    library's (documents.languages) ranks without the words that are stop words of its
+    own language (SEARCH_FOREIGN_STOP_WORDS; one more statement for it).
 Access is decided in SQL before ranking. Optional Cohere rerank of the fused top N.
 One query embedding call plus one transaction with three statements (the
 per-transaction HNSW knobs, the question's terms with their idf, then the search).
@@ -156,7 +158,7 @@ class SearchResult:
     query: str
     mode: str
     hits: list[Hit]
-    timings: dict[str, float] = field(default_factory=dict)  # ms: embed, sql, rerank
+    timings: dict[str, float] = field(default_factory=dict)  # ms: embed, language, sql, rerank
     reranked: bool = False
 
 
@@ -230,18 +232,44 @@ def _selecting_terms(known: list[tuple[str, float, float]]) -> list[str]:
     return sorted(rare or [t for t, _, _ in known])
 
 
-def _term_params(rows: list[tuple]) -> dict:
+def _term_params(rows: list[tuple], unranked: frozenset[str] = frozenset()) -> dict:
     """The main statement's term parameters from _terms_sql's rows (term, df, n, idf);
-    `tsquery` marks the snippets."""
-    known = [(t, df, n) for t, df, n, _ in rows if df > 0]
+    `tsquery` marks the snippets. An `unranked` term (a stop word of the language of a
+    question in another language than the library's, _stop_terms) does not rank; the
+    coverage (what the answer guard reads) counts every term of the question as before."""
+    ranked = [r for r in rows if r[0] not in unranked]
+    known = [(t, df, n) for t, df, n, _ in ranked if df > 0]
     return {
         "terms": [r[0] for r in rows],
         "selecting": _selecting_terms(known),
         "dfs": [float(r[1]) for r in rows],
-        "idfs": [float(r[3]) for r in rows],
+        "idfs": [0.0 if r[0] in unranked else float(r[3]) for r in rows],
+        "covers": [float(r[3]) for r in rows],
         "tsquery": _tsquery([t for t, _, _ in known]),
         "total_idf": float(sum(r[3] for r in rows)) or None,
     }
+
+
+def _foreign(query: str) -> str | None:
+    """The question's language when it is another than the library's, else None."""
+    from documents.languages import question_language
+
+    language = question_language(query)
+    return None if language == settings.SEARCH_TEXT_CONFIG else language
+
+
+def _stop_terms(cursor, query: str, language: str) -> frozenset[str]:
+    """The library's lexemes (SEARCH_TEXT_CONFIG) of the question's words that are stop
+    words of its own language: "de", "die", "man" of a Dutch or German question are
+    function words there, but rare words of an English library, which a passage holding
+    them by chance ("de" of a locale) would rank by."""
+    cursor.execute(
+        "SELECT DISTINCT t.lexeme FROM ts_debug(%s::regconfig, %s) d"
+        " CROSS JOIN LATERAL unnest(to_tsvector(%s::regconfig, d.token)) t"
+        " WHERE d.lexemes = '{}'",
+        [language, query, settings.SEARCH_TEXT_CONFIG],
+    )
+    return frozenset(row[0] for row in cursor.fetchall())
 
 
 def _sql(mode: Mode, dims: int, docs: str) -> str:
@@ -400,8 +428,9 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
     -- The question's terms and their idf (_TERMS_SQL, run first): constants here, so
     -- the planner estimates the text match from the GIN statistics.
     idf AS (
-        SELECT * FROM unnest(%(terms)s::text[], %(dfs)s::float8[], %(idfs)s::float8[])
-            AS t(term, df, idf)
+        SELECT * FROM unnest(%(terms)s::text[], %(dfs)s::float8[], %(idfs)s::float8[],
+                             %(covers)s::float8[])
+            AS t(term, df, idf, cover)
     ),
     q AS (
         SELECT %(tsquery)s::tsquery AS query, %(total_idf)s::float8 AS total_idf
@@ -427,7 +456,7 @@ def _sql(mode: Mode, dims: int, docs: str) -> str:
     SELECT f.chunk_id, c.document_id, d.name, c.first_page, c.last_page, c.section,
            ts_headline(%(config)s::regconfig, {_SNIPPET_TEXT}, q.query, %(headline)s) AS snippet,
            c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score,
-           (SELECT COALESCE(sum(i.idf), 0) FROM idf i
+           (SELECT COALESCE(sum(i.cover), 0) FROM idf i
             WHERE i.df > 0 AND i.term = ANY(tsvector_to_array(c.search_vector)))
              / NULLIF(q.total_idf, 0) AS coverage,
            (d.mime_type = 'application/pdf' OR d.pages_total > 1) AS paged
@@ -464,6 +493,13 @@ def search(
         timings["embed"] = (time.perf_counter() - started) * 1000
     docs, params = _readable_sql(user, document_ids)
     limit = max(k, settings.RERANK_TOP_N) if rerank else k
+    # A question in another language than the library's (documents.languages): its stop
+    # words out of the text leg's ranking (_stop_terms).
+    foreign = None
+    if mode != "vector" and settings.SEARCH_FOREIGN_STOP_WORDS:
+        started = time.perf_counter()
+        foreign = _foreign(query)
+        timings["language"] = (time.perf_counter() - started) * 1000
     params.update(
         {
             "qvec": json.dumps(qvec) if qvec is not None else None,
@@ -496,8 +532,9 @@ def search(
                 "off" if exact else "on",
             ],
         )
+        unranked = _stop_terms(cursor, query, foreign) if foreign else frozenset()
         cursor.execute(_terms_sql(docs), params)
-        params.update(_term_params(cursor.fetchall()))
+        params.update(_term_params(cursor.fetchall(), unranked))
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     timings["sql"] = (time.perf_counter() - started) * 1000

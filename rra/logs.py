@@ -56,15 +56,45 @@ QUIET_LOGGERS = {
 }
 
 
+class JsonFormatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's ProcessorFormatter with the JSON renderer, and a shorter way for the
+    most common line: one written through structlog (its event dict is the record's
+    message, prepared by the processors of configure_structlog) with no exception to
+    format. Such a line is the event dict as JSON, which is what the processors below
+    make of it; this writes it without copying the record and running them (about half
+    the cost of the access line written for every request; bench/README.md, issue 24).
+    Any other record (a library's, one with an exception) takes ProcessorFormatter's way."""
+
+    def __init__(self) -> None:
+        self._json = structlog.processors.JSONRenderer(default=str)
+        super().__init__(
+            foreign_pre_chain=[*SHARED_PROCESSORS, structlog.stdlib.ExtraAdder()],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                self._json,
+            ],
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = record.msg
+        if (
+            type(event) is dict
+            and hasattr(record, "_logger")
+            and hasattr(record, "_name")
+            and not record.args
+            and not record.exc_info
+            and not record.stack_info
+            and "exc_info" not in event
+            and "_record" not in event
+            and "_from_structlog" not in event
+        ):
+            return self._json(None, "", event)  # type: ignore[return-value]
+        return super().format(record)
+
+
 def json_formatter() -> structlog.stdlib.ProcessorFormatter:
-    return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*SHARED_PROCESSORS, structlog.stdlib.ExtraAdder()],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(default=str),
-        ],
-    )
+    return JsonFormatter()
 
 
 def console_formatter() -> structlog.stdlib.ProcessorFormatter:

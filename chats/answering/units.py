@@ -41,12 +41,21 @@ class Candidate:
 PARAGRAPH_WORDS = 120  # a quoted sentence brings its paragraph's others up to this many words
 
 
-def paragraphs(chosen: list[Candidate], candidates: list[Candidate]) -> list[Candidate]:
+# Paragraphs stop growing once the quoted sentences hold this many words (for each part
+# of the question): an answer, not a dump of its passages.
+ANSWER_WORDS = 200
+
+
+def paragraphs(
+    chosen: list[Candidate], candidates: list[Candidate], budget: int = ANSWER_WORDS
+) -> list[Candidate]:
     """The other sentences of each chosen sentence's paragraph (its line: a paragraph of a
-    Markdown manual, or of a PDF page as extracted), nearest first, while the paragraph
-    stays within PARAGRAPH_WORDS words: the context a matched sentence needs ("As a
-    result, ..." after "... rounded to 53 binary digits")."""
+    Markdown manual, or of a PDF page as extracted), nearest first, the best sentence's
+    first, while the paragraph stays within PARAGRAPH_WORDS words and all that is quoted
+    within `budget`: the context a matched sentence needs ("As a result, ..." after
+    "... rounded to 53 binary digits")."""
     taken = {id(c) for c in chosen}
+    total = sum(len(c.text.split()) for c in chosen)
     lines: dict[tuple[int, int], list[Candidate]] = {}
     for c in candidates:
         if c.line >= 0:
@@ -60,9 +69,11 @@ def paragraphs(chosen: list[Candidate], candidates: list[Candidate]) -> list[Can
         for s in sorted(siblings, key=lambda s: abs(s.position - c.position)):
             if id(s) in taken:
                 continue
-            if words + len(s.text.split()) > PARAGRAPH_WORDS:
+            size = len(s.text.split())
+            if words + size > PARAGRAPH_WORDS or total + size > budget:
                 break
-            words += len(s.text.split())
+            words += size
+            total += size
             taken.add(id(s))
             extra.append(s)
     return extra
@@ -166,8 +177,8 @@ def expand(
             line = lines[index]
             if not line:
                 continue
-            if _is_row(line) or line.startswith("**"):  # a table or a caption: no code
-                break
+            if _is_row(line) or line.startswith("**") or ex._is_heading(line, ""):
+                break  # a table, a caption or the next heading ("2.4.2. Verification ..."): no code
             if ex._looks_like_command(line) or (introduces and ex._is_command(line)):
                 if prose or ex._ELLIPSIS.match(line):
                     break

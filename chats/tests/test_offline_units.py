@@ -140,3 +140,31 @@ def test_how_do_i_after_a_sentence_of_context_gets_the_list_that_fits_of_several
     assert "1. Boot system with the kernel parameter changed to" in answer
     assert "init=/bin/sh" in answer and "3. Reboot system. [1]" in answer
     assert "Move the hard disk" not in answer  # the other list is another procedure
+
+
+def test_paragraphs_stop_growing_at_the_answer_s_word_budget(monkeypatch):
+    from chats.answering import extractive
+
+    filler = " ".join(f"Filler sentence number {n} says nothing at all here." for n in range(8))
+    text = f"Belts\nReplace the drive belt every 2,000 hours. {filler}\n"
+    passage = Passage(1, text, "m.pdf", "p. 2", "Belts")
+    whole = extractive_answer("How often is the drive belt replaced?", [passage])
+    assert "number 7" in whole  # 9 sentences, 78 words: within PARAGRAPH_WORDS
+
+    monkeypatch.setattr(extractive, "ANSWER_WORDS", 30)
+    short = extractive_answer("How often is the drive belt replaced?", [passage])
+    # 7 words, then 9 a sentence: two more fit in 30
+    assert "every 2,000 hours." in short and "number 1" in short and "number 2" not in short
+
+
+def test_a_heading_after_a_quoted_sentence_is_not_taken_for_its_command():
+    text = (
+        "Verification\n"
+        "The installation of debsums enables verification of installed package files.\n"
+        "debsums -s\n"
+        "2.4.3. Protection against package problems\n"
+    )
+    passage = Passage(1, text, "ref.md", "", "Verification")
+    answer = extractive_answer("How do I verify installed package files?", [passage])
+    assert "- `debsums -s` [1]" in answer
+    assert "2.4.3" not in answer

@@ -194,6 +194,7 @@ def test_the_vector_leg_uses_the_models_hnsw_index(corpus, owner):
                 "terms": ["chuck"],
                 "dfs": [1.0],
                 "idfs": [1.0],
+                "covers": [1.0],
                 "tsquery": "'chuck'",
                 "match": "'chuck'",
                 "total_idf": 1.0,

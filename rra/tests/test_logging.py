@@ -128,6 +128,58 @@ def test_exceptions_are_one_json_line_with_the_traceback(log_lines):
     assert "Traceback" in line["exception"] and "ValueError: bad value" in line["exception"]
 
 
+def test_the_json_formatter_writes_every_line_as_structlogs_processor_formatter_does():
+    """logs.JsonFormatter's short way for structlog lines without an exception gives
+    the same text as ProcessorFormatter with the same processors; the other lines
+    (exceptions, positional arguments, a library's) take ProcessorFormatter's way."""
+    records: list[logging.LogRecord] = []
+    keeper = logging.Handler()
+    keeper.emit = records.append  # type: ignore[method-assign]
+    keeper.addFilter(lambda record: record.name in ("rra.test", "some.library"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(keeper)
+    root.setLevel(logging.DEBUG)
+    log = structlog.get_logger("rra.test")
+    try:
+        logs.bind_request(request_id="r-1", method="GET", path="/x")
+        log.info("plain", n=1, ratio=0.5, when=time.gmtime(0), nested={"a": [1, "b"]})
+        log.warning("with %s", "args", quote='"\n\u2028')
+        try:
+            raise ValueError("boom")
+        except ValueError as exc:  # the exception itself: formatted after the except block
+            log.error("failed", exc_info=exc)
+            logging.getLogger("some.library").exception("library failed")
+        logging.getLogger("some.library").info("library %d", 5, extra={"extra_field": "x"})
+    finally:
+        root.removeHandler(keeper)
+        root.setLevel(level)
+        structlog.contextvars.clear_contextvars()
+    reference = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*logs.SHARED_PROCESSORS, structlog.stdlib.ExtraAdder()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(default=str),
+        ],
+    )
+    formatter = logs.json_formatter()
+    assert len(records) == 5
+    for record in records:
+        fast, slow = formatter.format(record), reference.format(record)
+        if "timestamp" in json.loads(fast) and record.msg.__class__ is not dict:
+            # a library line is stamped when formatted: compare all but the time
+            fast, slow = json.loads(fast), json.loads(slow)
+            fast.pop("timestamp"), slow.pop("timestamp")
+        assert fast == slow
+    lines = [json.loads(formatter.format(record)) for record in records]
+    assert lines[0]["request_id"] == "r-1" and lines[0]["nested"] == {"a": [1, "b"]}
+    assert lines[1]["event"] == "with args"
+    assert "ValueError: boom" in lines[2]["exception"]
+    assert "ValueError: boom" in lines[3]["exception"]
+    assert lines[4]["extra_field"] == "x" and lines[4]["event"] == "library 5"
+
+
 def test_settings_route_every_logger_through_one_formatter(settings):
     config = settings.LOGGING
     assert settings.LOGGING_CONFIG == "rra.logs.configure"
