@@ -691,20 +691,21 @@ def print_tables(results: dict, cases: list) -> None:
         print(f"{name:<30}" + "".join(f"{_cell(groups.get(s)):>22}" for s in splits))
     kinds = sorted({c.kind for c in answerable})
     print(f"\nhit@5 by kind ({' / '.join(splits)})")
-    print(f"{'kind':<12}{'n':>12}" + "".join(f"{name[:22]:>24}" for name in results))
+    width = 6 * len(splits)  # "0.00/" per split and a space between columns
+    print(f"{'kind':<12}{'n':>20}" + "".join(f"{name[: width - 2]:>{width}}" for name in results))
     for kind in kinds:
         n = "/".join(
             str(sum(1 for c in answerable if c.kind == kind and s in ("all", c.split)))
             for s in splits
         )
-        row = f"{kind:<12}{n:>12}"
+        row = f"{kind:<12}{n:>20}"
         for ranks in results.values():
             groups = ranks.finished()
             cells = []
             for s in splits:
                 score = groups.get(f"{s}/{kind}")
                 cells.append(f"{score.hit_at_5:.2f}" if score and score.n else "-")
-            row += f"{'/'.join(cells):>24}"
+            row += f"{'/'.join(cells):>{width}}"
         print(row)
 
 

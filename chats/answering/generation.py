@@ -96,13 +96,11 @@ def answer_events(
     question: str,
     user_message: Message,
     stopped: Callable[[], bool] = _never,
-    stop_check_s: float = 0.0,
 ) -> Iterator[tuple[str, dict]]:
     """The events of one answer to user_message, as (name, data); the assistant's message
     is saved before the last event whatever happens. Closing the iterator early saves a
-    partial answer. stopped() (the chat's stop flag) is asked after each token, or at
-    most every stop_check_s seconds (the worker: one read per token for hundreds of
-    answers costs more than the wait)."""
+    partial answer. stopped() (the chat's stop flag) is asked after each token (the
+    worker's answers it from the flag read with their last write of text)."""
     history = _history(chat, before=user_message)
     llm = get_llm()
     parts: list[str] = []
@@ -110,7 +108,6 @@ def answer_events(
     outcome = {"status": Message.Status.ERROR, "error": ""}
     passages: list[Passage] = []
     hits: list = []
-    next_stop_check = 0.0
     try:
         passages, hits = retrieve(user=user, question=question, history=history)
         release_db_connection()
@@ -128,12 +125,9 @@ def answer_events(
                     continue
                 parts.append(item.text)
                 yield ("token", {"text": item.text})
-                now = time.monotonic()
-                if now >= next_stop_check:
-                    next_stop_check = now + stop_check_s
-                    if stopped():
-                        outcome["error"] = STOPPED
-                        break
+                if stopped():
+                    outcome["error"] = STOPPED
+                    break
         outcome["status"] = Message.Status.PARTIAL if outcome["error"] else Message.Status.COMPLETE
     except LLMError as exc:
         outcome["status"] = Message.Status.PARTIAL if parts else Message.Status.ERROR

@@ -39,8 +39,6 @@ logger = logging.getLogger(__name__)
 JOBS = "rra:answers:jobs"
 GROUP = "answer-runners"
 FINAL_EVENTS = ("done", "error")
-# The worker reads an answer's stop flag at most this often (seconds).
-STOP_CHECK_S = 0.2
 # A reader waits this long (ms) for the next events before a keep-alive comment.
 READ_BLOCK_MS = 15_000
 # A stop flag outlives any answer it could stop (seconds).
@@ -388,6 +386,21 @@ def publish(answer_id: str, name: str, data: dict, *, first: bool = False) -> st
     else:
         entry_id = r.xadd(key, fields, maxlen=settings.ANSWER_STREAM_MAXLEN, approximate=True)
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+def publish_text(answer_id: str, text: str, *, chat_id) -> bool:
+    """Publish a token event and read the chat's stop flag in the same round trip (the
+    worker writes an answer's tokens at most every ANSWER_TOKEN_FLUSH_MS: its stop
+    check rides along instead of costing a read of its own). Whether stop was asked."""
+    pipe = client().pipeline(transaction=False)
+    pipe.xadd(
+        events_key(answer_id),
+        {"event": "token", "data": json.dumps({"text": text}, ensure_ascii=False)},
+        maxlen=settings.ANSWER_STREAM_MAXLEN,
+        approximate=True,
+    )
+    pipe.exists(stop_key(chat_id))
+    return bool(pipe.execute()[1])
 
 
 def valid_event_id(value: str | None) -> str:

@@ -419,3 +419,79 @@ def test_an_idle_runner_blocks_on_one_read_however_many_threads_it_has(
     # The job was read once and the dispatcher read again for the next (blocked: one
     # call per DISPATCH_BLOCK_MS, 200 ms here).
     assert reads() <= 2 + 10 * 2
+
+
+def _calls(command: str) -> int:
+    stats = answers.client().info("commandstats").get(f"cmdstat_{command}", {})
+    return int(stats.get("calls", 0))
+
+
+def test_a_backlog_of_jobs_is_taken_a_batch_per_read(
+    owner_client, owner, in_worker, monkeypatch, settings
+):
+    """Under a burst the dispatcher read one job per XREADGROUP, each read waiting for
+    the GIL behind every streaming thread: answers stayed queued for seconds. It now
+    takes as many jobs as it has free threads (at most DISPATCH_BATCH) per read."""
+    settings.ANSWER_MAX_CONCURRENT_PER_USER = 100
+    settings.CHAT_RATE = "100/m"
+    SlowModel(words=2, delay=0).install(monkeypatch)
+    monkeypatch.setattr(answer_runner, "DISPATCH_BATCH", 16)
+    asked = [_ask(owner_client, Chat.objects.create(owner=owner)) for _ in range(40)]
+    assert all(response.status_code == 200 for response in asked)
+    r = answers.client()
+    last_job = r.xrevrange(answer_runner.JOBS, count=1)[0][0]
+    r.config_resetstat()
+    stop = threading.Event()
+    threads = answer_runner.AnswerRunner(threads=64, stop=stop).start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            group = r.xinfo_groups(answer_runner.JOBS)[0]
+            if group["last-delivered-id"] == last_job:
+                break
+            time.sleep(0.01)
+        reads = _calls("xreadgroup")  # when the last job was taken
+        streams = [events(response) for response in asked]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert all(s[-1][0] == "done" and _tokens(s) == "word0 word1 " for s in streams)
+    # 40 jobs, 16 a read: 3 reads took them all (one each took 40), perhaps one more
+    # already waiting for the next job.
+    assert 3 <= reads <= 4
+
+
+def test_the_stop_flag_is_read_with_each_write_of_text_not_on_its_own(
+    owner_client, owner, runner, monkeypatch, settings
+):
+    """At 200 answers, each reading its chat's stop flag every 0.2 s was 1,000 Redis
+    reads a second in the worker: the flag is now read in the round trip that writes
+    the text, and a stop is still seen within the next write."""
+    settings.ANSWER_TOKEN_FLUSH_MS = 60_000
+    SlowModel(words=20, delay=0).install(monkeypatch)
+    answers.client().config_resetstat()
+    complete = events(_ask(owner_client, Chat.objects.create(owner=owner)))
+    assert complete[-1][0] == "done" and _tokens(complete) == "".join(
+        f"word{n} " for n in range(20)
+    )
+    # Two writes of text (the first token, then the other 19 before done), each with
+    # its read of the flag; no read per token or per 0.2 s.
+    assert [n for n, _ in complete].count("token") == 2
+    assert _calls("exists") == 2
+
+    settings.ANSWER_TOKEN_FLUSH_MS = 50
+    SlowModel(words=1000, delay=0.01).install(monkeypatch)
+    chat = Chat.objects.create(owner=owner)
+    response = _ask(owner_client, chat)
+    _read_some(response, 2)
+    assert owner_client.post(f"/api/chats/{chat.pk}/stop").status_code == 202
+    stream = events(response)
+    assert stream[-1][0] == "done" and stream[-1][1]["status"] == "partial"
+    message = Message.objects.get(pk=stream[-1][1]["message_id"])
+    assert message.error == "Stopped." and message.content.count("word") < 1000
+    assert message.content == _tokens(_read_all(owner_client, response["X-Answer-Id"]))
+
+
+def _read_all(client, answer_id: str):
+    return events(client.get(f"/api/answers/{answer_id}/events"))
