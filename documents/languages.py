@@ -10,6 +10,8 @@ own on a tie.
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.db import connection
 
@@ -33,10 +35,19 @@ LANGUAGES = (
 
 def question_language(question: str) -> str:
     """The text search configuration whose stop words the question uses most
-    (SEARCH_TEXT_CONFIG when none has more than it)."""
+    (SEARCH_TEXT_CONFIG when none has more than it). Remembered per process: one
+    answer asks it of its question up to five times (search, guard, answerer), and
+    each asking is a database round trip through ts_debug in 14 configurations."""
     own = settings.SEARCH_TEXT_CONFIG
     if not question.strip():
         return own
+    return _question_language(question, own)
+
+
+@functools.lru_cache(maxsize=4096)
+def _question_language(question: str, own: str) -> str:
+    # The stop-word lists are files of the server's installation: the answer for a
+    # question and a library language does not change while the process runs.
     languages = sorted({own, *LANGUAGES})
     with connection.cursor() as cursor:
         # ts_debug gives each word's lexemes; an empty array marks a stop word.

@@ -166,3 +166,20 @@ def test_the_question_language_comes_from_the_stop_word_lists(question, language
     from documents.languages import question_language
 
     assert question_language(question) == language
+
+
+def test_a_question_s_language_is_asked_of_the_database_once_per_library_language(settings):
+    from django.test.utils import CaptureQueriesContext
+
+    from documents.languages import _question_language, question_language
+
+    _question_language.cache_clear()
+    question = "Wie oft muss ich die Ausrichtung des Spannfutters kalibrieren?"
+    with CaptureQueriesContext(connection) as queries:
+        assert question_language(question) == "german"
+        assert question_language(question) == "german"  # an answer asks up to five times
+    assert len(queries) == 1
+    settings.SEARCH_TEXT_CONFIG = "german"  # a German library: the same words are its own
+    with CaptureQueriesContext(connection) as queries:
+        assert question_language(question) == "german"
+    assert len(queries) == 1

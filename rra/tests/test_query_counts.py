@@ -46,8 +46,9 @@ CASES = {
     "api-documents": ("owner", 3),
     "api-document-detail": ("owner", 3),
     "api-document-page": ("owner", 6),
-    # + the question's terms and their idf, before the search (documents.search).
-    "api-search": ("owner", 7),
+    # + the question's terms and their idf, before the search (documents.search),
+    # + the question's language (documents.languages.question_language; cold here).
+    "api-search": ("owner", 8),
     "page-home": ("owner", 3),
     # + the reader's own votes, so a reload shows them pressed (issue 22 item 3).
     "page-chat": ("owner", 7),
@@ -174,7 +175,10 @@ def _url(name: str, world: World, client: Client) -> str:
 
 
 def _count(client: Client, url: str) -> tuple[int, list[str]]:
+    from documents.languages import _question_language
+
     cache.clear()
+    _question_language.cache_clear()  # remembered per process: each count starts cold
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
     assert response.status_code == 200, (url, response.status_code)
