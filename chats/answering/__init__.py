@@ -16,6 +16,7 @@ Modules, in the order a question meets them:
     extractive.py  the answerer without a model
     foreign.py     its answer to a question in another language than the library's
     units.py       the units it quotes whole: tables, code and commands, paragraphs
+    lines.py       the line-level reading both share: headings, commands, plain quotes
     prompts.py     the prompt, history pruning, [n] citations
     types.py       Passage, Turn, Token, Usage, LLMError, LLMProvider
 

@@ -12,6 +12,34 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from chats.answering.foreign import unmatched
+from chats.answering.lines import (  # noqa: F401 (re-exported: units, tests)
+    _BRACKETED_NUMBERS,
+    _ELLIPSIS,
+    _GLYPH,
+    _GLYPH_IN_BRACKETS,
+    _HEADING_MAX_WORDS,
+    _INTRODUCES,
+    _INTRODUCES_END,
+    _LOG_LINE,
+    _MD_IMAGE,
+    _MD_LINK,
+    _NUMBERED_TITLE,
+    _PRIVATE_USE,
+    _PROSE,
+    _STEP,
+    _TITLE_END,
+    _TITLE_MAX_WORDS,
+    MAX_COMMAND_WORDS,
+    MAX_SENTENCE_WORDS,
+    _clean_line,
+    _code,
+    _is_command,
+    _is_heading,
+    _is_title,
+    _looks_like_command,
+    _quoted,
+    plain,
+)
 from chats.answering.terms import content_terms
 from chats.answering.types import LLMProvider, Passage, Token, Turn, Usage, count_tokens
 from chats.answering.units import ANSWER_WORDS, expand, paragraphs, render
@@ -26,14 +54,10 @@ logger = logging.getLogger(__name__)
 EXTRACTIVE_MODEL = "extractive"
 MAX_SENTENCES = 5
 MAX_PASSAGES = 4  # only the best passages are read
-MAX_SENTENCE_WORDS = 60  # longer sentences are quoted up to here, then "…"
 MIN_SENTENCE_WORDS = 3
 # Table-of-contents lines: a run of dot leaders.
 _TOC_LINE = re.compile(r"\.{5,}|…{3,}")
 # Symbol-font glyphs (Wingdings icons in PDFs: "( Image 5)") mean nothing as text.
-_GLYPH = "[\ue000-\uf8ff]"
-_PRIVATE_USE = re.compile(_GLYPH)
-_GLYPH_IN_BRACKETS = re.compile(rf"\s*\(\s*{_GLYPH}+\s*\)")  # "button (<glyph>)"
 RELATIVE_THRESHOLD = 0.4  # a sentence must score at least this share of the best one
 EARLIER_WEIGHT = 0.5  # a follow-up's terms from the question before it, against its own
 
@@ -76,54 +100,6 @@ def _sentences_of(passage: Passage) -> list[tuple[str, int, int, bool]]:
 
 
 # "3.1 Calibration of chuck rotation", "2. Troubleshooting": a numbered title line.
-_NUMBERED_TITLE = re.compile(r"^(?:§\s*)?\d+(?:\.\d+)*\.?\s+\S")
-_HEADING_MAX_WORDS = 10
-
-
-def _is_heading(line: str, section: str) -> bool:
-    """A heading repeated in the text (one of its section path's headings, or a short
-    numbered title without a sentence's end): never an answer on its own."""
-    if any(line == part.strip() for part in section.split(SECTION_SEPARATOR.strip())):
-        return True
-    return (
-        bool(_NUMBERED_TITLE.match(line))
-        and len(line.split()) <= _HEADING_MAX_WORDS
-        and not line.rstrip().endswith((".", ":", "?", "!", ")"))
-    )
-
-
-_BRACKETED_NUMBERS = re.compile(r"\[([\d,\s]*\d[\d,\s]*)\]")
-
-
-# Markdown images and links of a document are quoted as their text (the answer renderer
-# keeps any left inert anyway: chats.rendering).
-_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_MD_LINK = re.compile(r"\[([^\]]+)\]\(((?:[^()\s]|\([^()\s]*\))*)(?:\s+\"[^\"]*\")?\)")
-
-
-def plain(sentence: str) -> str:
-    """A quoted line as plain text: "![logo](x.png)" -> "logo", "[firmware](https://…)"
-    -> "firmware (https://…)" (shown, never a link: the reader sees where it points)."""
-    sentence = _MD_IMAGE.sub(r"\1", sentence)
-    return _MD_LINK.sub(lambda m: f"{m[1]} ({m[2]})" if m[2] else m[1], sentence)
-
-
-def _quoted(sentence: str, limit: int = MAX_SENTENCE_WORDS) -> str:
-    sentence = plain(sentence)
-    words = sentence.split(" ")
-    if len(words) > limit:
-        sentence = " ".join(words[:limit]) + " …"
-    # A "[4]" of the document itself must not read as a citation: escaped for Markdown,
-    # it still shows as [4].
-    return _BRACKETED_NUMBERS.sub(r"\\[\1\\]", sentence)
-
-
-# A line that introduces what follows it: "If the laser value increases:", "... create a
-# training user account by the following." (then the commands).
-_INTRODUCES = re.compile(
-    r"(?::|\b(?:following|follows|below)\s*[.:]?|\b(?:is|are|as|with|like|run|type|enter))$",
-    re.IGNORECASE,
-)  # "... by the following.", "The general command form to restore a text dump is"
 # What announces a procedure's commands: not a line that only breaks off ("... is"),
 # which in wrapped text is the middle of a sentence.
 _ANNOUNCES = re.compile(r"(?::|\b(?:following|follows|below)\s*[.:]?)$", re.IGNORECASE)
@@ -193,10 +169,6 @@ _PROCEDURE_QUESTION = re.compile(
     r"|(?:^|[.?!;])\s*wie\s+(?!oft|lange|viel|viele|gro)\w+\s+(?:ich|man)\b",
     re.IGNORECASE,
 )
-# A line that is a step: "1." / "2)" / "a)" / "Step 3:" / a bullet.
-_STEP = re.compile(
-    r"^\s*(?:\d{1,2}[.)]|[a-z][.)]|step\s+\d+[:.)]?|[-*+•▪●◦‣])\s+(?=\S)", re.IGNORECASE
-)
 MAX_STEPS = 20
 MAX_INTRO = 3  # lines before the first step that come with the steps
 PROCEDURE_LEAD_IN = "Here are the steps from the documents"
@@ -219,12 +191,6 @@ def question_parts(question: str) -> list[str]:
     return [p for p in parts if content_terms(p)] or [question]
 
 
-def _clean_line(line: str) -> str:
-    line = _GLYPH_IN_BRACKETS.sub("", line)
-    line = " ".join(_PRIVATE_USE.sub(" ", line).split())
-    return line.replace("( ", "(").replace(" )", ")")
-
-
 @dataclass
 class _Procedure:
     intro: list[tuple[int, str]]  # (passage number, line)
@@ -244,22 +210,6 @@ def _lines(text: str, section: str) -> list[str]:
         for line in lines
         if line and not _TOC_LINE.search(line) and line != section and line not in headings
     ]
-
-
-_TITLE_END = (".", ":", ";", ",", "!", "?", ")")
-_TITLE_MAX_WORDS = 6
-
-
-def _is_title(line: str) -> bool:
-    """A short line without a sentence's end that is not a step: a heading the
-    extractor did not mark ("Send to HGG"), which ends a procedure."""
-    return (
-        not _STEP.match(line)
-        and len(line.split()) <= _TITLE_MAX_WORDS
-        and not line.endswith(_TITLE_END)
-        and ":" not in line  # "Necessary tool: Spirit level"
-        and line[:1].isupper()
-    )
 
 
 def _section_lines(passages: list[Passage]) -> list[tuple[int, str]]:
@@ -316,30 +266,7 @@ def _procedure_of(passages: list[Passage], weigh) -> _Procedure | None:
 
 # A line of prose: a capitalised sentence ("Answer all questions."); what follows a line
 # introducing commands ("... by the following.") and is not prose is a command.
-_PROSE = re.compile(r"^[\"'“(]?[A-Z][a-z]\S*\s.*[.!?:;)\"”]$")
-_ELLIPSIS = re.compile(r"^(?:\.{3}|…)$")  # "..." for a command's output
 MAX_COMMAND_LINES = 6
-
-
-_LOG_LINE = re.compile(r"^[A-Z][A-Z_]+:\s")  # "LOG: ...", "HINT: ...": output, not input
-
-
-def _is_command(line: str) -> bool:
-    return (
-        not _STEP.match(line)
-        and not _PROSE.match(line)
-        and not _is_title(line)
-        and not _LOG_LINE.match(line)
-    )
-
-
-MAX_COMMAND_WORDS = 12
-
-
-def _looks_like_command(line: str) -> bool:
-    """A short line that is no sentence and starts in lower case or with a symbol:
-    "poweroff -i -f", "$ sudo adduser fish", "alias la='ls -la'"."""
-    return len(line.split()) <= MAX_COMMAND_WORDS and not line[:1].isupper() and _is_command(line)
 
 
 def _command_steps(lines: list[tuple[int, str]]) -> tuple[list[tuple[int, bool, str]], list]:
@@ -388,17 +315,6 @@ def _last_sentences(line: str, words: int) -> str:
     while sentences and len(" ".join([sentences[-1], *kept]).split()) <= words:
         kept.insert(0, sentences.pop())
     return " ".join(" ".join(kept).split())
-
-
-_INTRODUCES_END = re.compile(r"\s*[.:]?$")
-
-
-def _code(command: str) -> str:
-    """A command as inline code (a fence longer than any run of backticks in it)."""
-    longest = max((len(run) for run in re.findall(r"`+", command)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if command.startswith("`") or command.endswith("`") else ""
-    return f"{fence}{pad}{command}{pad}{fence}"
 
 
 def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Procedure | None:

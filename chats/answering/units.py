@@ -3,7 +3,8 @@ sentence belongs to or introduces (its header and the rows that bear on the ques
 as a Markdown table), and the commands or code lines after it. They are read from the
 passage's own lines, not from the sentences the answerer scores, so a command too short
 to be a sentence ("# dmesg -n3", 'APT::Periodic::Unattended-Upgrade "1";') still comes
-with the line that introduces it (chats/answering/extractive.py)."""
+with the line that introduces it (chats/answering/extractive.py; the line-level reading
+both share is chats/answering/lines.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from chats.answering.lines import (
+    _ELLIPSIS,
+    _INTRODUCES,
+    _clean_line,
+    _code,
+    _is_command,
+    _is_heading,
+    _looks_like_command,
+    _quoted,
+    plain,
+)
 from chats.answering.terms import content_terms
 
 MAX_BLOCK_LINES = 8  # code or commands after a line that introduces them
@@ -81,7 +93,6 @@ def paragraphs(
 
 def lines_of(text: str) -> tuple[list[str], list[int]]:
     """A passage's lines (cleaned) and where each starts in its text."""
-    from chats.answering.extractive import _clean_line
 
     lines, starts, at = [], [], 0
     for raw in text.split("\n"):
@@ -121,7 +132,6 @@ def expand(
     when it has more than MAX_TABLE_ROWS); a chosen sentence that ends its line brings the
     code or commands after it, and one ending with ":" (or "as the following.") up to
     MAX_CONTINUATION lines of prose."""
-    from chats.answering import extractive as ex
 
     split = {rank: lines_of(text) for rank, (_, text) in passages.items()}
     taken = {(c.passage_rank, c.line) for c in chosen if c.kind != "sentence"}
@@ -171,23 +181,23 @@ def expand(
             continue
         if not c.ends_line:
             continue
-        introduces = bool(ex._INTRODUCES.search(c.text))
+        introduces = bool(_INTRODUCES.search(c.text))
         prose, code = 0, False
         for index in range(c.line + 1, min(len(lines), c.line + 1 + MAX_BLOCK_LINES)):
             line = lines[index]
             if not line:
                 continue
-            if _is_row(line) or line.startswith("**") or ex._is_heading(line, ""):
+            if _is_row(line) or line.startswith("**") or _is_heading(line, ""):
                 break  # a table, a caption or the next heading ("2.4.2. Verification ..."): no code
-            if ex._looks_like_command(line) or (introduces and ex._is_command(line)):
-                if prose or ex._ELLIPSIS.match(line):
+            if _looks_like_command(line) or (introduces and _is_command(line)):
+                if prose or _ELLIPSIS.match(line):
                     break
                 add(c.passage_rank, index, "command")
                 code = True
             elif introduces and not code and prose < MAX_CONTINUATION:
                 add(c.passage_rank, index, "sentence")
                 prose += 1
-                if ex._INTRODUCES.search(line):
+                if _INTRODUCES.search(line):
                     break
             else:
                 break
@@ -197,7 +207,6 @@ def expand(
 def render(items: list[Candidate]) -> list[str]:
     """Markdown blocks of the quoted items in the order given: runs of bullets, a table's
     rows as a Markdown table (each row cited in its last cell), commands as inline code."""
-    from chats.answering import extractive as ex
 
     blocks: list[str] = []
     bullets: list[str] = []
@@ -224,7 +233,7 @@ def render(items: list[Candidate]) -> list[str]:
         if rows:
             flush()
         if item.kind == "command":
-            bullets.append(f"- {ex._code(ex.plain(item.text))} [{item.number}]")
+            bullets.append(f"- {_code(plain(item.text))} [{item.number}]")
         elif (
             item.kind == "sentence"
             and last is not None
@@ -233,19 +242,17 @@ def render(items: list[Candidate]) -> list[str]:
             and item.line >= 0
         ):  # the same paragraph: one bullet, one citation
             bullets[-1] = (
-                f"{bullets[-1].removesuffix(f' [{item.number}]')} {ex._quoted(item.text)} [{item.number}]"
+                f"{bullets[-1].removesuffix(f' [{item.number}]')} {_quoted(item.text)} [{item.number}]"
             )
         else:
-            bullets.append(f"- {ex._quoted(item.text)} [{item.number}]")
+            bullets.append(f"- {_quoted(item.text)} [{item.number}]")
         last = item
     flush()
     return blocks
 
 
 def _markdown_table(rows: list[Candidate]) -> str:
-    from chats.answering import extractive as ex
-
-    cells = [[ex._quoted(cell.strip()) for cell in row.text.split("|")] for row in rows]
+    cells = [[_quoted(cell.strip()) for cell in row.text.split("|")] for row in rows]
     width = max(len(r) for r in cells)
     lines = []
     for i, (row, item) in enumerate(zip(cells, rows, strict=True)):
