@@ -63,6 +63,26 @@ def _question_language(question: str, own: str) -> str:
     return min(cfg for cfg, count in counts.items() if count == best)
 
 
+def foreign_language(query: str) -> str | None:
+    """The question's language when it is another than the library's, else None."""
+    language = question_language(query)
+    return None if language == settings.SEARCH_TEXT_CONFIG else language
+
+
+def stop_lexemes(cursor, query: str, language: str) -> frozenset[str]:
+    """The library's lexemes (SEARCH_TEXT_CONFIG) of the question's words that are stop
+    words of its own language: "de", "die", "man" of a Dutch or German question are
+    function words there, but rare words of an English library, which a passage holding
+    them by chance ("de" of a locale) would rank by."""
+    cursor.execute(
+        "SELECT DISTINCT t.lexeme FROM ts_debug(%s::regconfig, %s) d"
+        " CROSS JOIN LATERAL unnest(to_tsvector(%s::regconfig, d.token)) t"
+        " WHERE d.lexemes = '{}'",
+        [language, query, settings.SEARCH_TEXT_CONFIG],
+    )
+    return frozenset(row[0] for row in cursor.fetchall())
+
+
 # wordfreq's language codes for the configurations above.
 WORDFREQ_CODES = {
     "danish": "da",

@@ -32,6 +32,7 @@ from django.db import connection, transaction
 
 from documents.chunking import SECTION_SEPARATOR
 from documents.embeddings import get_provider
+from documents.languages import foreign_language, stop_lexemes
 from documents.models import Document, location_label, pages_label
 from documents.rerank import RerankError, rerank_hits
 from documents.vector_index import distance_sql
@@ -235,8 +236,8 @@ def _selecting_terms(known: list[tuple[str, float, float]]) -> list[str]:
 def _term_params(rows: list[tuple], unranked: frozenset[str] = frozenset()) -> dict:
     """The main statement's term parameters from _terms_sql's rows (term, df, n, idf);
     `tsquery` marks the snippets. An `unranked` term (a stop word of the language of a
-    question in another language than the library's, _stop_terms) does not rank; the
-    coverage (what the answer guard reads) counts every term of the question as before."""
+    question in another language than the library's, languages.stop_lexemes) does not
+    rank; the coverage (what the answer guard reads) counts every term as before."""
     ranked = [r for r in rows if r[0] not in unranked]
     known = [(t, df, n) for t, df, n, _ in ranked if df > 0]
     return {
@@ -248,28 +249,6 @@ def _term_params(rows: list[tuple], unranked: frozenset[str] = frozenset()) -> d
         "tsquery": _tsquery([t for t, _, _ in known]),
         "total_idf": float(sum(r[3] for r in rows)) or None,
     }
-
-
-def _foreign(query: str) -> str | None:
-    """The question's language when it is another than the library's, else None."""
-    from documents.languages import question_language
-
-    language = question_language(query)
-    return None if language == settings.SEARCH_TEXT_CONFIG else language
-
-
-def _stop_terms(cursor, query: str, language: str) -> frozenset[str]:
-    """The library's lexemes (SEARCH_TEXT_CONFIG) of the question's words that are stop
-    words of its own language: "de", "die", "man" of a Dutch or German question are
-    function words there, but rare words of an English library, which a passage holding
-    them by chance ("de" of a locale) would rank by."""
-    cursor.execute(
-        "SELECT DISTINCT t.lexeme FROM ts_debug(%s::regconfig, %s) d"
-        " CROSS JOIN LATERAL unnest(to_tsvector(%s::regconfig, d.token)) t"
-        " WHERE d.lexemes = '{}'",
-        [language, query, settings.SEARCH_TEXT_CONFIG],
-    )
-    return frozenset(row[0] for row in cursor.fetchall())
 
 
 def _sql(mode: Mode, dims: int, docs: str) -> str:
@@ -494,11 +473,11 @@ def search(
     docs, params = _readable_sql(user, document_ids)
     limit = max(k, settings.RERANK_TOP_N) if rerank else k
     # A question in another language than the library's (documents.languages): its stop
-    # words out of the text leg's ranking (_stop_terms).
+    # words out of the text leg's ranking (languages.stop_lexemes).
     foreign = None
     if mode != "vector" and settings.SEARCH_FOREIGN_STOP_WORDS:
         started = time.perf_counter()
-        foreign = _foreign(query)
+        foreign = foreign_language(query)
         timings["language"] = (time.perf_counter() - started) * 1000
     params.update(
         {
@@ -532,7 +511,7 @@ def search(
                 "off" if exact else "on",
             ],
         )
-        unranked = _stop_terms(cursor, query, foreign) if foreign else frozenset()
+        unranked = stop_lexemes(cursor, query, foreign) if foreign else frozenset()
         cursor.execute(_terms_sql(docs), params)
         params.update(_term_params(cursor.fetchall(), unranked))
         cursor.execute(statement, params)

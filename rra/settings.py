@@ -500,7 +500,7 @@ SEARCH_VECTOR_WEIGHT = env.float("SEARCH_VECTOR_WEIGHT", 1.0, min=0)
 SEARCH_TEXT_WEIGHT = env.float("SEARCH_TEXT_WEIGHT", 0.7, min=0)
 # A question in another language than the library's (documents.languages): its words
 # that are stop words of that language ("de", "die") do not rank in the text leg
-# (documents/search.py, _stop_terms; bench/README.md: chosen on the library's tune split).
+# (documents/languages.py, stop_lexemes; bench/README.md: chosen on the library's tune split).
 SEARCH_FOREIGN_STOP_WORDS = env.bool("SEARCH_FOREIGN_STOP_WORDS", True)
 SEARCH_EF_SEARCH = env.int("SEARCH_EF_SEARCH", 100, min=1, max=1000)
 SEARCH_ITERATIVE_SCAN = env.str(
