@@ -218,12 +218,14 @@ async function render() {
       ? `No documents match ${filterText.value.trim() ? `“${filterText.value.trim()}”` : "this filter"}${filterStatus.value ? ` with the status “${LABELS[filterStatus.value]}”` : ""}.`
       : "No documents yet. Upload a manual to get started.";
   }
+  // Before the first await: the page's own "No documents yet" (rendered for browsers
+  // without scripts) and emptyBox must not both show while vlist.js loads.
+  listBox.hidden = !shown.length;
   if (!list) {
     const { createVirtualList } = await import("./vlist.js");
     listBox.replaceChildren();
     list = createVirtualList({ container: listBox, count: shown.length, estimateHeight: 56, overscan: 8, renderRow: (i) => row(currentRows[i]) });
   }
-  listBox.hidden = !shown.length;
   list.setCount(shown.length);
   list.refresh();
 }
