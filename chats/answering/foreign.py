@@ -31,8 +31,8 @@ def unmatched(question: str, passages: list[Passage], candidates: list) -> str:
     best = min(passages, key=lambda p: p.number)
     if ex.is_procedure_question(question):
         procedures = ex._procedures([best], lambda terms: 1.0)
-        if procedures:
-            return ex._procedure_answer(procedures[0])
+        if procedures:  # said to be the closest passage's too: it may not be the one asked for
+            return "\n\n".join([LEAD_IN, ex._procedure_answer(procedures[0])])
     chosen, words = [], 0
     for sentence, start, line, ends_line in ex._sentences_of(best):
         if words and words + len(sentence.split()) > FOREIGN_WORDS:

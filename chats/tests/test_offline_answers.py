@@ -387,5 +387,11 @@ def test_a_question_in_another_language_gets_the_best_passage_not_a_decline():
     steps = Passage(1, PROSE_PROCEDURE, "ref.md", "", "Tutorials › 1.1.11. An extra user account")
     answer = extractive_answer("Hoe maak ik een oefengebruiker aan?", [steps])
     assert "1. " in answer and "`# adduser fish`" in answer and "[1]" in answer
+    # Steps too are said to be the closest passage's: an unanswerable question in another
+    # language gets them as well (seen under make run: a Dutch question about a chuck the
+    # library did not cover got a conveyor's steps as "the steps from the documents").
+    assert answer.splitlines()[0] == (
+        "The passage closest to your question, in the manual's language:"
+    )
     # In the library's language the words still decide: an unrelated question declines.
     assert extractive_answer("How do I bake an apple pie?", [lookup]) == NOT_COVERED
