@@ -46,7 +46,7 @@ def answer_min_score(question: str = "") -> float:
     differently). A question in another language than the library's shares no words with
     its passages, so coverage cannot vouch for them: it gets the model's cross-lingual
     threshold (documents.languages tells the language)."""
-    from documents.languages import question_language
+    from documents.languages import foreign_language
 
     provider = get_provider()
     same = provider.answer_min_score
@@ -55,9 +55,7 @@ def answer_min_score(question: str = "") -> float:
     cross = provider.cross_lingual_min_score
     if cross is None or not question:
         return same
-    if question_language(question) == settings.SEARCH_TEXT_CONFIG:
-        return same
-    return cross
+    return same if foreign_language(question) is None else cross
 
 
 # --- What the library does not know --------------------------------------------------------
@@ -275,13 +273,13 @@ def guard(*, user, question: str, query: str, hits: list) -> list:
     than the library's, also one that stands out from the question's background over
     the library by CROSS_LINGUAL_MIN_Z (a cosine means something else for every question
     and model: relative to its own background it does not)."""
-    from documents.languages import question_language
+    from documents.languages import foreign_language
 
     if not hits or unknown_names(user=user, question=question):
         return []
     min_score = answer_min_score(question)
     relevant = [h for h in hits if is_relevant(h, min_score) or _answers_a_part(h, question)]
-    if question_language(question) == settings.SEARCH_TEXT_CONFIG:
+    if foreign_language(question) is None:
         return relevant
     spread = background(user=user, query=query)
     if spread is None:

@@ -60,8 +60,6 @@ def content_terms(text: str) -> set[str]:
 def in_another_language(question: str) -> bool:
     """Whether the question is written in another language than the library's
     (documents.languages tells; SEARCH_TEXT_CONFIG is the library's)."""
-    from django.conf import settings
+    from documents.languages import foreign_language
 
-    from documents.languages import question_language
-
-    return question_language(question) != settings.SEARCH_TEXT_CONFIG
+    return foreign_language(question) is not None
