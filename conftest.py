@@ -11,8 +11,9 @@ from django.core.cache import caches
 from rra.testing import pytest_plugin
 
 # Browser fixtures (browser, context, page, page_errors, live_server): rra/testing/browser.py;
-# a real S3 server (s3_server, s3_storage): rra/testing/s3_server.py
-pytest_plugins = ["rra.testing.browser", "rra.testing.s3_server"]
+# a real S3 server (s3_server, s3_storage): rra/testing/s3_server.py; a Redis of the test's
+# own to partition away (private_redis): rra/testing/redis_partition.py
+pytest_plugins = ["rra.testing.browser", "rra.testing.s3_server", "rra.testing.redis_partition"]
 
 PASSWORD = "correct horse battery staple 42"
 

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from accounts.backends import user_columns, user_from_row
 from accounts.models import USERS_CACHE, ApiToken, User, hash_token
 from rra.querycache import EVERYONE, Lookup, cached
 
@@ -55,6 +58,42 @@ def token_user(raw: str, *, view=None, request=None) -> tuple[User, ApiToken]:
         raise exceptions.AuthenticationFailed("This API token has expired.")
     _note_use(token)
     return user, token
+
+
+def token_user_with(
+    raw: str, rows_sql: str, rows_params: Sequence = ()
+) -> tuple[User, ApiToken, list[tuple]] | None:
+    """While Redis is unreachable (no token entry to read the page's with): token_user's
+    user and token and the rows of ``rows_sql`` (a SELECT naming the user's id as
+    ``u."id"``) in one statement, the use noted. None when the token is not active or
+    its user not: the caller leaves the request to DRF, which refuses it its way."""
+    columns, width = user_columns()
+    token_fields = ApiToken._meta.concrete_fields
+    token_columns = ", ".join(f't."{f.column}"' for f in token_fields)
+    # Column names from the models and the caller's SELECT; every value is a parameter.
+    sql = (
+        f"SELECT {columns}, {token_columns}, x.* "  # noqa: S608
+        'FROM "accounts_apitoken" t JOIN "accounts_user" u ON u."id" = t."user_id" '
+        f"LEFT JOIN LATERAL ({rows_sql}) x ON true "
+        'WHERE t."key_hash" = %s AND t."revoked_at" IS NULL '
+        'AND (t."expires_at" IS NULL OR t."expires_at" > %s)'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*rows_params, hash_token(raw), timezone.now()])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    user = user_from_row(rows[0])
+    if not user.is_active:
+        return None
+    end = width + len(token_fields)
+    token = ApiToken.from_db(
+        connection.alias, [f.attname for f in token_fields], rows[0][width:end]
+    )
+    token.user = user
+    _note_use(token)
+    found = [row[end:] for row in rows]
+    return user, token, [row for row in found if any(v is not None for v in row)]
 
 
 # When this process last wrote each token's last_used_at (the cached token keeps the

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import functools
+
 from django.contrib.auth.backends import ModelBackend
+from django.db import connection
 
 from accounts.models import USERS_CACHE, User
 from rra.querycache import EVERYONE, Lookup, cached
@@ -22,6 +25,25 @@ def cached_user(user_id) -> User | None:
         user_lookup(user_id),
         compute=lambda: User._default_manager.filter(pk=user_id).first(),
     ).value
+
+
+@functools.cache
+def _user_columns() -> tuple[tuple[str, ...], str]:
+    fields = User._meta.concrete_fields
+    return tuple(f.attname for f in fields), ", ".join(f'u."{f.column}"' for f in fields)
+
+
+def user_columns() -> tuple[str, int]:
+    """Every column of the user table as ``u."column"``, and how many, for a statement
+    that reads a user (as ``u``) with other rows; ``user_from_row`` makes the user."""
+    names, columns = _user_columns()
+    return columns, len(names)
+
+
+def user_from_row(row) -> User:
+    """The user whose columns (user_columns()) start this row."""
+    names, _ = _user_columns()
+    return User.from_db(connection.alias, names, row[: len(names)])
 
 
 class CachedModelBackend(ModelBackend):

@@ -19,19 +19,22 @@ the same remembered id lets one query read the session row and its user's row
 (``_get_session_from_db``), and the user goes to ``cached_user`` of this request
 (``querycache.hand_over``) instead of costing a second round trip; what decides is
 again the session as read (a session of another user, or without one, gets no user
-handed over, and Django's check of the user and its session hash runs as always).
+handed over, and Django's check of the user and its session hash runs as always). A view
+that reads rows of the user can have them in that statement too (``read_session_with``:
+the chat list's first page, chats/chat_list.py), used once that check has passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.models import Session
+from django.db import connection
 from django.utils import timezone
 
-from accounts.backends import user_lookup
-from accounts.models import User
+from accounts.backends import user_columns, user_from_row, user_lookup
 from rra import querycache, sessions
 
 _OWNERS: dict[str, int] = {}
@@ -57,27 +60,42 @@ class SessionStore(sessions.SessionStore):
         owner = _OWNERS.get(self.session_key) if self.session_key else None
         if owner is None or not querycache.unreachable(settings.SESSION_CACHE_ALIAS):
             return super()._get_session_from_db()
-        rows = list(
-            User._default_manager.raw(
-                'SELECT u.*, s.session_data AS "rra_session_data", '
-                's.expire_date AS "rra_session_expires" '
-                'FROM "django_session" s JOIN "accounts_user" u ON u.id = %s '
-                "WHERE s.session_key = %s AND s.expire_date > %s",
-                [owner, self.session_key, timezone.now()],
-            )
-        )
-        if not rows:  # no such session, or its user is gone: as Django reads it
+        found = self._with_user(owner)
+        if found is None:  # no such session, or its user is gone: as Django reads it
             return super()._get_session_from_db()
-        user = rows[0]
-        session = self.model(
-            session_key=self.session_key,
-            session_data=user.rra_session_data,
-            expire_date=user.rra_session_expires,
+        return found[0]
+
+    def _with_user(
+        self, owner: int, rows_sql: str = "", rows_params: Sequence = ()
+    ) -> tuple[Session, dict, list[tuple]] | None:
+        """The session row, its data, and (in the same statement) the row of the user
+        this process remembers for it, handed over to the request's cached_user when it
+        is the session's user, and the rows of ``rows_sql`` (a SELECT that names the
+        user's id as ``u."id"``; none when it finds none); None when there is no such
+        session or user."""
+        columns, width = user_columns()
+        lateral, extra = ("", "")
+        if rows_sql:
+            lateral, extra = f" LEFT JOIN LATERAL ({rows_sql}) x ON true", ", x.*"
+        # Column names from the models and the caller's SELECT; every value a parameter.
+        sql = (
+            f'SELECT s."session_data", s."expire_date", {columns}{extra} '  # noqa: S608
+            f'FROM "django_session" s JOIN "accounts_user" u ON u."id" = %s{lateral} '
+            'WHERE s."session_key" = %s AND s."expire_date" > %s'
         )
-        del user.rra_session_data, user.rra_session_expires
-        if str(self.decode(session.session_data).get(SESSION_KEY)) == str(owner):
-            querycache.hand_over(user_lookup(owner), user)
-        return session
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [owner, *rows_params, self.session_key, timezone.now()])
+            rows = cursor.fetchall()
+        if not rows:
+            return None
+        session = self.model(
+            session_key=self.session_key, session_data=rows[0][0], expire_date=rows[0][1]
+        )
+        data = self.decode(session.session_data)
+        if str(data.get(SESSION_KEY)) == str(owner):
+            querycache.hand_over(user_lookup(owner), user_from_row(rows[0][2:]))
+        found = [row[2 + width :] for row in rows] if rows_sql else []
+        return session, data, [row for row in found if any(v is not None for v in row)]
 
 
 def _remember(session_key: str, owner) -> None:
@@ -109,3 +127,34 @@ def read_ahead_session(
     owner = _OWNERS.get(session.session_key)
     lookups = [user_lookup(owner), *ahead(owner)] if owner is not None else []
     querycache.read_ahead(lookups, keys=[session.cache_key])
+
+
+def read_session_with(
+    request, rows_sql: str, rows_params: Sequence = ()
+) -> tuple[int | None, list[tuple]]:
+    """While Redis is unreachable: the request's session, its user and the rows of
+    ``rows_sql`` (a SELECT naming the user's id as ``u."id"``) in one statement, when
+    this process knows the session's user. The session is loaded from its row as
+    cached_db's load() would (so it is not read again), the user handed over to the
+    request's cached_user, and (that user's id, the rows) returned: rows of that user,
+    which the caller uses only once Django's own check of the session has found the
+    request's user to be that one. (None, []) when nothing was read: Redis answers, the
+    session is loaded already or not this engine's, its user not known, or no such
+    session (then it is read its usual way)."""
+    session = getattr(request, "session", None)
+    if (
+        not isinstance(session, SessionStore)
+        or session.session_key is None
+        or hasattr(session, "_session_cache")  # loaded already
+        or not querycache.unreachable(settings.SESSION_CACHE_ALIAS)
+    ):
+        return None, []
+    owner = _OWNERS.get(session.session_key)
+    found = session._with_user(owner, rows_sql, rows_params) if owner is not None else None
+    if found is None:
+        return None, []
+    _, data, rows = found
+    session._session_cache = data  # what load() returns
+    if data.get(SESSION_KEY) is not None:
+        _remember(session.session_key, data[SESSION_KEY])
+    return owner, rows

@@ -18,9 +18,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import ApiTokenAuthentication, bearer_secret, token_user
+from accounts.authentication import (
+    ApiTokenAuthentication,
+    bearer_secret,
+    token_user,
+    token_user_with,
+)
 from accounts.sessions import read_ahead_session
-from chats import answering
+from chats import answering, chat_list
+from chats.chat_list import ChatSearchSerializer, NewestFirst
 from chats.models import CHAT_DETAIL_CACHE, CHAT_LIST_CACHE, Chat, Citation, Message, Vote
 from chats.rendering import render_answer
 from chats.selectors import hide_unreadable_sources, own_chat, readable_chat
@@ -133,13 +139,6 @@ class MessageSerializer(serializers.ModelSerializer):
         }
 
 
-class NewestFirst(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 30
-    page_size_query_param = "page_size"
-    max_page_size = 100
-
-
 class OldestFirst(CursorPagination):
     ordering = ("created_at", "id")
     page_size = 50
@@ -156,13 +155,6 @@ class NewChatSerializer(serializers.Serializer):
 
     def validate_question(self, value: str) -> str:
         return QuestionSerializer().validate_question(value) if value else value
-
-
-class ChatSearchSerializer(serializers.Serializer):
-    """?q= of the chat list: words of a title (CharField refuses NUL characters, which
-    PostgreSQL text cannot hold, and trims)."""
-
-    q = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 
 class QuestionSerializer(serializers.Serializer):
@@ -238,9 +230,10 @@ class ChatListView(StreamingView):
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
         # The list most clients read again and again, with an API token, from the query
         # cache: answered here when it is a hit (_hit), with no DRF request wrapper or
-        # content negotiation around it. Everything else (a session, a miss, a token or
-        # a request the view's classes do not pass, any other method) goes through DRF,
-        # which decides and answers it as it always did.
+        # content negotiation around it; while Redis is unreachable, a first page from
+        # one statement (_without_redis). Everything else (a miss, a token or a request
+        # the view's classes do not pass, any other method) goes through DRF, which
+        # decides and answers it as it always did.
         return self._hit(request, kwargs) or super().dispatch(request, *args, **kwargs)
 
     def _hit(self, request: HttpRequest, kwargs: dict) -> HttpResponseBase | None:
@@ -258,7 +251,6 @@ class ChatListView(StreamingView):
         format_override = negotiation.settings.URL_FORMAT_OVERRIDE
         if (
             request.method != "GET"
-            or querycache.unreachable()  # no hit to find: DRF and the database answer
             or kwargs  # a format suffix
             or (format_override and format_override in request.GET)
             or not issubclass(negotiation, StreamNegotiation)  # never a 406
@@ -267,6 +259,8 @@ class ChatListView(StreamingView):
             or not issubclass(self.authentication_classes[0], ApiTokenAuthentication)
         ):
             return None
+        if querycache.unreachable():  # no hit to find
+            return self._without_redis(request, kwargs)
         try:
             secret = bearer_secret(request)
             if secret is None:  # a session, or nobody
@@ -278,18 +272,47 @@ class ChatListView(StreamingView):
         except AuthenticationFailed:
             return None
         found = querycache.cached(self._lookup_for(request, user.pk))  # a peek
-        if found is None:
+        if found is None or not self._passes(request, user, token, kwargs):
             return None
+        return self.finalize_response(request, _json_response(found))
+
+    def _without_redis(self, request: HttpRequest, kwargs: dict) -> HttpResponseBase | None:
+        """While Redis's circuit breaker is open: a first page (chats.chat_list) read in
+        one statement with the API token and its user (token_user_with), or with the
+        session and its user (read ahead by read_ahead_user), decided as _hit decides;
+        else None (DRF answers: a cursor, a bad query string, a token or session that
+        does not pass)."""
+        query = chat_list.page_query(request)
+        if query is None:
+            return None
+        try:
+            secret = bearer_secret(request)
+        except AuthenticationFailed:
+            return None
+        if secret is None:
+            user, token = self._session_user(request), None
+            rows = chat_list.rows_read_ahead(request, user, query) if user else None
+        else:
+            user, token, rows = token_user_with(secret, *query.sql()) or (None, None, None)
+        if rows is None or not self._passes(request, user, token, kwargs):
+            return None
+        body = _rendered(chat_list.page(request, query, rows))
+        found = querycache.Entry(body, hit=False, changed_at=None)  # as cached() computes it
+        return self.finalize_response(request, _json_response(found))
+
+    def _passes(self, request: HttpRequest, user, token, kwargs: dict) -> bool:
+        """The view's permission and throttle classes, with the user and token set on the
+        request as DRF's Request sets them (and put back when one refuses)."""
         before = request.user
-        request.user, request.auth = user, token  # as DRF's Request sets them
+        request.user, request.auth = user, token
         self.args, self.kwargs, self.request = (), kwargs, request
         if not all(p.has_permission(request, self) for p in self.get_permissions()) or not all(
             t.allow_request(request, self) for t in self.get_throttles()
         ):
             request.user, request.auth = before, None
-            return None
+            return False
         self.headers = self.default_response_headers
-        return self.finalize_response(request, _json_response(found))
+        return True
 
     def _session_user(self, request: HttpRequest):
         """The signed-in user of the request's session as DRF's SessionAuthentication
@@ -312,8 +335,13 @@ class ChatListView(StreamingView):
     @classmethod
     def read_ahead_user(cls, request: HttpRequest) -> None:
         """Before the session's user is loaded (RequestObservabilityMiddleware loads it
-        before the view): a GET's session, user and list in one round trip."""
-        if request.method == "GET":
+        before the view): a GET's session, user and list in one round trip, from Redis
+        or, while it is unreachable, from PostgreSQL (chats.chat_list)."""
+        if request.method != "GET":
+            return
+        if querycache.unreachable():
+            chat_list.read_with_session(request)
+        else:
             read_ahead_session(request, lambda user_id: [_chat_list_lookup(request, user_id)])
 
     def cache_ahead(self, request, user_id: int) -> list[querycache.Lookup]:

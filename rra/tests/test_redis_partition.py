@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import time
 
@@ -16,51 +15,11 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import ApiToken
-from chats.answering import transport
 from chats.models import Chat
 from conftest import PASSWORD
 from rra import redis_breaker
-from rra.testing import redis_server
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_url")]
-
-
-def _cache(url: str, *, ignore: bool) -> dict:
-    return {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": url,
-        "OPTIONS": {
-            "SOCKET_CONNECT_TIMEOUT": 0.5,
-            "SOCKET_TIMEOUT": 0.5,
-            "IGNORE_EXCEPTIONS": ignore,
-            "CONNECTION_POOL_KWARGS": {
-                "connection_class": redis_breaker.connection_class_for(url),
-            },
-        },
-    }
-
-
-@pytest.fixture
-def private_redis(settings):
-    """A redis-server of this test's own, serving the caches, the rate limits and the
-    answers' streams."""
-    server = redis_server.start(prefix="rra-partition-")
-    settings.CACHES = {
-        "default": _cache(server.url, ignore=True),
-        "ratelimit": _cache(server.url, ignore=False),
-    }
-    settings.REDIS_URL = server.url
-    settings.ANSWERS_IN_WORKER = True
-    settings.REDIS_BREAKER_S = 30
-    host, port = server.url.split("//", 1)[1].split("/", 1)[0].split(":")
-    try:
-        yield server, redis_breaker.breaker_for(f"{host}:{port}")
-    finally:
-        os.kill(server.process.pid, signal.SIGCONT)
-        server.process.kill()
-        server.process.wait(10)
-        shutil.rmtree(server.folder, ignore_errors=True)
-        transport._clients.pop(server.url, None)
 
 
 def test_a_partitioned_redis_opens_the_breaker_and_requests_stop_waiting(
@@ -180,11 +139,11 @@ def test_a_command_the_open_breaker_refused_is_not_logged_but_other_cache_errors
 def test_with_the_breaker_open_a_session_and_its_user_come_in_one_query(
     owner, member, private_redis
 ):
-    """While the breaker refuses, a browser's chat list reads its session row and its
-    user's row in one query (accounts/sessions.py), then the page: two round trips, as
-    an API token's (token with user, page). What decides is the session as read: a
-    wrong remembered owner gets no user handed over, and a password change still ends
-    the session."""
+    """While the breaker refuses, a browser's request reads its session row and its
+    user's row in one query (accounts/sessions.py; the chat list reads its page in the
+    same statement too: chats/tests/test_chat_list_db.py). What decides is the session
+    as read: a wrong remembered owner gets no user handed over, and a password change
+    still ends the session."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -202,15 +161,16 @@ def test_with_the_breaker_open_a_session_and_its_user_come_in_one_query(
     assert breaker.is_open
 
     with CaptureQueriesContext(connection) as queries:
-        listed = browser.get("/api/chats")
-    assert listed.status_code == 200
-    assert [c["title"] for c in listed.json()["results"]] == ["Owner's chat"]
+        me = browser.get("/api/me")
+    assert me.status_code == 200 and me.json()["email"] == owner.email
     tables = [q["sql"].split(" FROM ", 1)[1].split()[0] for q in queries.captured_queries]
-    assert tables == ['"django_session"', '"chats_chat"'], tables
+    assert tables == ['"django_session"'], tables
 
     # A remembered owner that is not the session's: the other user's row is read but
     # not used; the session's own user is looked up.
     key = browser.cookies["sessionid"].value
+    session_engine._OWNERS[key] = member.pk
+    assert browser.get("/api/me").json()["email"] == owner.email
     session_engine._OWNERS[key] = member.pk
     listed = browser.get("/api/chats")
     assert [c["title"] for c in listed.json()["results"]] == ["Owner's chat"]
@@ -219,4 +179,5 @@ def test_with_the_breaker_open_a_session_and_its_user_come_in_one_query(
     # The password changes (elsewhere): the session's hash no longer matches.
     owner.set_password("another password 123")
     owner.save()
+    assert browser.get("/api/me").status_code in (401, 403)
     assert browser.get("/api/chats").status_code in (401, 403)
