@@ -29,6 +29,14 @@ MAX_BLOCK_LINES = 8  # code or commands after a line that introduces them
 MAX_TABLE_ROWS = 10  # a longer table brings only the rows that share a question term
 # A line that introduces prose (not code) brings up to this many of the next lines.
 MAX_CONTINUATION = 2
+MAX_LIST_ITEMS = 8  # of a list that a line introduces ("... following questions:", bullets)
+# A bullet or numbered item of a list: "• Machine number on the type plate,", "- Bogies".
+_LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*+•▪●◦‣➢])\s+\S")
+_BULLET = re.compile(r"^\s*[-*+•▪●◦‣➢]\s+")
+# A condition that a step leads to: "If the distance = 35 mm (1⅜”):", "In that case:".
+_CONDITION = re.compile(
+    r"^(?:if|when|in that case|otherwise|subsequently)\b[^.!?]*:$", re.IGNORECASE
+)
 _ROW = re.compile(r"\S\s*\|\s*\S")  # "4 | KERN_WARNING | warning conditions"
 _CAPTION = re.compile(r"^\*\*Table\s+\d")  # "**Table 3.4. List of kernel error levels**"
 
@@ -46,7 +54,7 @@ class Candidate:
     score: float = 0.0
     line: int = -1  # its line of the passage's text (-1: unknown)
     ends_line: bool = False  # the last sentence of its line
-    kind: str = "sentence"  # or "command", "row" (of a table), "caption"
+    kind: str = "sentence"  # or "command", "row" (of a table), "caption", "item" (of a list)
     table: int = -1  # a row's table: the line its table starts at
 
 
@@ -131,18 +139,23 @@ def expand(
     table, brings the table's header and rows (only those that share a question term
     when it has more than MAX_TABLE_ROWS); a chosen sentence that ends its line brings the
     code or commands after it, and one ending with ":" (or "as the following.") up to
-    MAX_CONTINUATION lines of prose."""
+    MAX_CONTINUATION lines of prose or the list it announces (up to MAX_LIST_ITEMS items,
+    nested under it); a matched step followed by a condition ("If the distance = 35 mm:")
+    brings the condition and what it introduces (its outcome)."""
 
     split = {rank: lines_of(text) for rank, (_, text) in passages.items()}
     taken = {(c.passage_rank, c.line) for c in chosen if c.kind != "sentence"}
+    quoted = {(c.passage_rank, c.line) for c in chosen if c.kind == "sentence"}
     extra: list[Candidate] = []
 
     def add(rank: int, index: int, kind: str, table: int = -1) -> None:
-        if (rank, index) in taken:
-            return
+        if (rank, index) in taken or (kind != "command" and (rank, index) in quoted):
+            return  # a line whose sentences are quoted already is not quoted again
         taken.add((rank, index))
         lines, starts = split[rank]
         text = lines[index]
+        if kind in ("sentence", "item"):  # its own bullet: the list marker goes
+            text = _BULLET.sub("", text)
         extra.append(
             Candidate(
                 rank,
@@ -181,27 +194,56 @@ def expand(
             continue
         if not c.ends_line:
             continue
-        introduces = bool(_INTRODUCES.search(c.text))
-        prose, code = 0, False
-        for index in range(c.line + 1, min(len(lines), c.line + 1 + MAX_BLOCK_LINES)):
-            line = lines[index]
-            if not line:
-                continue
-            if _is_row(line) or line.startswith("**") or _is_heading(line, ""):
-                break  # a table, a caption or the next heading ("2.4.2. Verification ..."): no code
-            if _looks_like_command(line) or (introduces and _is_command(line)):
-                if prose or _ELLIPSIS.match(line):
-                    break
-                add(c.passage_rank, index, "command")
-                code = True
-            elif introduces and not code and prose < MAX_CONTINUATION:
-                add(c.passage_rank, index, "sentence")
-                prose += 1
-                if _INTRODUCES.search(line):
-                    break
-            else:
-                break
+        follows = c.line + 1
+        while follows < len(lines) and not lines[follows]:
+            follows += 1
+        # What a matched step leads to: the condition right after it and its outcome
+        # ("Measure the distance again." then "If the distance = 35 mm:" then
+        # "Calibration of the trolley was successful.").
+        if (
+            not _INTRODUCES.search(c.text)
+            and follows < len(lines)
+            and _CONDITION.match(lines[follows])
+            and not _is_heading(lines[follows], "")
+        ):
+            add(c.passage_rank, follows, "sentence")
+            _introduced(lines, follows, c.passage_rank, add)
+            continue
+        _introduced(lines, c.line, c.passage_rank, add)
     return extra
+
+
+def _introduced(lines: list[str], at: int, rank: int, add: Callable) -> None:
+    """Add the lines that line `at` brings: the code or commands after it, and when it
+    introduces them (ends with ":", "as the following."), up to MAX_CONTINUATION lines
+    of prose or a list of up to MAX_LIST_ITEMS items."""
+    introduces = bool(_INTRODUCES.search(lines[at]))
+    prose, items, code = 0, 0, False
+    for index in range(at + 1, min(len(lines), at + 1 + MAX_BLOCK_LINES + MAX_LIST_ITEMS)):
+        line = lines[index]
+        if not line:
+            continue
+        if _is_row(line) or line.startswith("**") or _is_heading(line, ""):
+            break  # a table, a caption or the next heading ("2.4.2. Verification ..."): no code
+        if introduces and not code and not prose and _LIST_ITEM.match(line):
+            if items >= MAX_LIST_ITEMS:
+                break
+            add(rank, index, "item")  # an item of the list the line announces
+            items += 1
+        elif items:
+            break  # the list has ended
+        elif _looks_like_command(line) or (introduces and _is_command(line)):
+            if prose or _ELLIPSIS.match(line) or index > at + MAX_BLOCK_LINES:
+                break
+            add(rank, index, "command")
+            code = True
+        elif introduces and not code and prose < MAX_CONTINUATION:
+            add(rank, index, "sentence")
+            prose += 1
+            if _INTRODUCES.search(line):
+                break
+        else:
+            break
 
 
 def render(items: list[Candidate]) -> list[str]:
@@ -234,6 +276,8 @@ def render(items: list[Candidate]) -> list[str]:
             flush()
         if item.kind == "command":
             bullets.append(f"- {_code(plain(item.text))} [{item.number}]")
+        elif item.kind == "item" and bullets:  # under the line that announces its list
+            bullets.append(f"  - {_quoted(item.text)} [{item.number}]")
         elif (
             item.kind == "sentence"
             and last is not None

@@ -168,3 +168,49 @@ def test_a_heading_after_a_quoted_sentence_is_not_taken_for_its_command():
     answer = extractive_answer("How do I verify installed package files?", [passage])
     assert "- `debsums -s` [1]" in answer
     assert "2.4.3" not in answer
+
+
+def test_a_line_announcing_a_list_brings_the_whole_list_nested_under_it():
+    text = (
+        "Create diagnostic data collection\n"
+        "Step 1. Advanced, Generate data collection\n"
+        "Step 2. Create data collection following the questions in the screen:\n"
+        "• Machine number on the type plate,\n"
+        "• Description of What went wrong,\n"
+        "• When did the problem start,\n"
+        "• Other information HGG might need\n"
+        "Send to HGG\n"
+        "You are now ready to send the information to HGG.\n"
+    )
+    passage = Passage(1, text, "faq.pdf", "p. 1", "Create diagnostic data collection")
+    answer = extractive_answer("What must I fill in when I create a data collection?", [passage])
+
+    assert "- Create data collection following the questions in the screen: [1]\n" in answer
+    assert "  - Machine number on the type plate, [1]\n" in answer
+    assert "  - When did the problem start, [1]\n" in answer  # the third item too
+    assert "  - Other information HGG might need [1]" in answer
+    assert "•" not in answer  # the list's own markers go
+    html = render_answer(answer)
+    assert html.count("<ul>") == 2  # the items nested under the line announcing them
+
+
+def test_a_matched_step_brings_the_condition_after_it_and_its_outcome():
+    text = (
+        "3.4 Calibration of the trolley\n"
+        "▪ Select Home trolley.\n"
+        "Subsequently, to make sure that the home position of the trolley is correct:\n"
+        "▪ Accurately measure the distance between the rear of the trolley and the hook again.\n"
+        "If the distance = 35 mm (1⅜”):\n"
+        "➢ Calibration of the trolley was successful.\n"
+        "▪ Select Return to home.\n"
+        "If the distance is ≠ 35 mm (1⅜”):\n"
+        "▪ Repeat the calibration procedure.\n"
+    )
+    passage = Passage(1, text, "cal.pdf", "p. 7", "3.4 Calibration of the trolley")
+    answer = extractive_answer(
+        "What distance between trolley and hook means the trolley calibration succeeded?",
+        [passage],
+    )
+    assert "- If the distance = 35 mm (1⅜”): [1]" in answer
+    assert "Calibration of the trolley was successful. [1]" in answer
+    assert answer.count("measure the distance") == 1  # the matched step once, not again
