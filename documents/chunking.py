@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from documents.types import Block, ChunkDraft, Extraction, Page
+from documents.types import INVISIBLE_MARKS, Block, ChunkDraft, Extraction, Page
 
 SECTION_SEPARATOR = " › "
 TITLE_MAX_CHARS = 120
@@ -410,13 +410,14 @@ def _page_offset(block: Block, offset: int, pages: dict[int, Page], *, is_start:
 
 
 def _map_through_whitespace(text: str, source: str, offset: int, *, is_start: bool) -> int | None:
-    """Where text[offset] is in source, if the two differ only in whitespace."""
+    """Where text[offset] is in source, if the two differ only in whitespace (and the
+    marks that block text leaves out, INVISIBLE_MARKS)."""
     i = j = 0
     while i < offset:
         if text[i].isspace():
             i += 1
             continue
-        while j < len(source) and source[j].isspace():
+        while j < len(source) and (source[j].isspace() or source[j] in INVISIBLE_MARKS):
             j += 1
         if j >= len(source) or source[j] != text[i]:
             return None

@@ -42,6 +42,7 @@ from django.core.cache import cache
 from documents import stored_files
 from documents.filetypes import PDF
 from documents.models import Chunk, Document
+from documents.types import INVISIBLE_MARKS
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +118,11 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 
 # Characters the search ignores: whitespace, soft hyphens (pdfium writes U+0002 for a
-# hyphen at a line break, chunk text drops it), the word joiner that follows characters
-# outside the BMP in PDF page text, and the Markdown heading and table marks that
-# chunk text drops ("## Setup", "| a | b |").
-_IGNORED = "\u00ad\u0002\u2060#|"
+# hyphen at a line break, chunk text drops it), the marks of PDF page text that chunk
+# text leaves out (documents.types.INVISIBLE_MARKS: U+FFFE inside a word hyphenated at
+# a line end, the word joiner after characters outside the BMP), and the Markdown
+# heading and table marks that chunk text drops ("## Setup", "| a | b |").
+_IGNORED = "\u00ad\u0002" + INVISIBLE_MARKS + "#|"
 _TOKEN = re.compile(rf"[^\s{_IGNORED}]+")
 ANCHOR_WORDS = 5
 _MAX_ANCHORS = 400

@@ -7,6 +7,13 @@ from typing import Literal
 
 BlockKind = Literal["heading", "paragraph", "list", "table"]
 
+# Characters a PDF page's text holds where pdfium has a character position but a reader
+# sees nothing: U+2060 after a character outside the BMP (see Page), and U+FFFE, pdfium's
+# mark for a word hyphenated at a line end (the hyphen and the line break dropped:
+# "instal\ufffelation"). Block text leaves them out, so a word split by TeX's
+# hyphenation is one word for both search legs; offsets are mapped past them.
+INVISIBLE_MARKS = "\u2060\ufffe"
+
 
 @dataclass
 class Page:

@@ -29,7 +29,7 @@ from documents.extraction.common import (
 from documents.filetypes import (
     PDF,
 )
-from documents.types import Block, BlockKind, Extraction, Page
+from documents.types import INVISIBLE_MARKS, Block, BlockKind, Extraction, Page
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ def _pdf_metadata(pdf, count: int) -> dict:
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 WORD_JOINER = "\u2060"
+_WITHOUT_MARKS = str.maketrans(dict.fromkeys(INVISIBLE_MARKS))
 
 
 def _pdf_page_text(textpage) -> str:
@@ -372,7 +373,7 @@ def _join_lines(run: list[_Line]) -> str:
             parts[-1] = parts[-1][:-1] + text
         else:
             parts.append(text)
-    return " ".join(parts).replace(WORD_JOINER, "")
+    return " ".join(parts).translate(_WITHOUT_MARKS)
 
 
 def _size_key(size: float) -> float:

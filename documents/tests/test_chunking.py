@@ -273,6 +273,33 @@ def test_it_maps_offsets_when_the_extractor_normalised_whitespace():
     assert page_text[drafts[1].start : drafts[1].end] == "Then   log\nthe value."
 
 
+def test_it_maps_offsets_past_the_marks_block_text_leaves_out():
+    # pdfium's hyphenation mark (U+FFFE) and the joiner after a non-BMP character are in
+    # the page text, not in the block's: a sentence after them keeps its exact offsets
+    # instead of a proportional estimate.
+    page_text = "Intro\nCheck the instal\ufffelation of disks\u2060. Then log the value.\nEnd"
+    start = page_text.index("Check")
+    end = page_text.index("value.") + len("value.")
+    block = Block(
+        page=1,
+        kind="paragraph",
+        text="Check the installation of disks. Then log the value.",
+        start=start,
+        end=end,
+    )
+    extraction = Extraction(mime="application/pdf", pages=[Page(1, page_text)], blocks=[block])
+    drafts = chunk(extraction, target=8)
+
+    assert [d.content for d in drafts] == [
+        "Check the installation of disks.",
+        "Then log the value.",
+    ]
+    assert (
+        page_text[drafts[0].start : drafts[0].end] == "Check the instal\ufffelation of disks\u2060."
+    )
+    assert page_text[drafts[1].start : drafts[1].end] == "Then log the value."
+
+
 def test_it_counts_each_sentence_once_and_is_fast():
     calls = 0
 

@@ -11,6 +11,7 @@ import signal
 import pypdfium2 as pdfium
 import pytest
 
+from documents.chunking import chunk_extraction
 from documents.extraction import (
     MAX_BLOCK_CHARS,
     ExtractionFailed,
@@ -161,6 +162,29 @@ def test_it_joins_the_lines_of_a_pdf_paragraph(manual_pdf):
         "from moving parts of the machine at all times."
     )
     assert "\n" in extraction.pages[0].text[wear.start : wear.end]  # two lines in the PDF
+
+
+def test_it_joins_a_word_hyphenated_at_a_line_end(tmp_path, closing_pdf):
+    # pdfium drops the hyphen and the line break of "instal-|lation" and leaves U+FFFE
+    # between the halves; half the pages of the R, Octave and gnuplot manuals have one.
+    # Block text must hold the word whole (both search legs read it), and a passage's
+    # offsets still land on pdfium's characters.
+    pdf_path = files.make_pdf(
+        tmp_path / "hyphen.pdf",
+        [["Run the tests as after a Unix-like instal-\nlation of the system, then move on."]],
+    )
+    extraction = extract_in_process(pdf_path, PDF)
+    page = extraction.pages[0]
+    assert "instal\ufffelation" in page.text
+    assert len(page.text) == closing_pdf(pdf_path)[0].get_textpage().count_chars()
+    (block,) = extraction.blocks
+    assert (
+        block.text == "Run the tests as after a Unix-like installation of the system, then move on."
+    )
+    (draft,) = chunk_extraction(extraction, target_tokens=200, overlap_tokens=0, count_tokens=len)
+    assert draft.content.endswith("Unix-like installation of the system, then move on.")
+    assert page.text[draft.start : draft.end].startswith("Run the tests")
+    assert page.text[draft.start : draft.end].endswith("then move on.")
 
 
 def test_it_marks_pdf_list_items(manual_pdf):

@@ -342,6 +342,10 @@ def test_find_quote_ignores_whitespace_hyphenation_and_case():
     assert text[start:end] == "Calibrate the main\x02 \ntenance tool\u2060 every 500 HOURS."
     assert pages.find_quote(text, "not on this page at all") is None
     assert pages.find_quote("", "anything") is None
+    # pdfium's mark inside a word hyphenated at a line end (chunk text: the word whole)
+    hyphenated = "Run it after a Unix-like instal\ufffelation of R. Then more."
+    start, end = pages.find_quote(hyphenated, "after a Unix-like installation of R.")
+    assert hyphenated[start:end] == "after a Unix-like instal\ufffelation of R."
 
 
 def test_find_quote_finds_the_part_of_a_passage_that_is_on_the_page():
