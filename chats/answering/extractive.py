@@ -1,7 +1,7 @@
 """Answers without a model: the sentences of the best passages that share the most
 content words with the question, each followed by its [n] citation, or a decline when
-those sentences hold less than MIN_COVERAGE of its (rarity-weighted) terms. It never
-writes a fact of its own."""
+those sentences hold less than MIN_COVERAGE of its (rarity-weighted) terms (of a
+follow-up's own terms, or with the question before it). It never writes a fact of its own."""
 
 from __future__ import annotations
 
@@ -459,7 +459,13 @@ def extractive_answer(
     # question: together they must hold most of its weight, not a word or two that every
     # passage shares.
     covered = set().union(*(c.terms | c.context for c in chosen)) & question_terms
-    if sum(weight[t] for t in covered) < MIN_COVERAGE * sum(weight.values()):
+    # A follow-up is answered when they address its own words, though not the question
+    # before it ("What key do I press to detach from it?" after a question about jobs
+    # dying on a remote box): that one's words are context, not what is asked.
+    own = question_terms - earlier
+    if _coverage(covered, question_terms, weight) < MIN_COVERAGE and not (
+        earlier and own and _coverage(covered, own, weight) >= MIN_COVERAGE
+    ):
         return unmatched(question, best_first, candidates)
     if is_procedure_question(question):
         # Every passage: a procedure's chunks may be several hits of its section.
@@ -484,6 +490,11 @@ def extractive_answer(
     chosen += expand(chosen, read, weigh)
     chosen.sort(key=lambda c: (c.passage_rank, c.position))  # reading order
     return "\n\n".join([LEAD_IN, *render(chosen)])
+
+
+def _coverage(covered: set[str], terms: set[str], weight: dict[str, float]) -> float:
+    """The share of the terms' weight that the covered terms hold."""
+    return sum(weight[t] for t in covered & terms) / (sum(weight[t] for t in terms) or 1.0)
 
 
 class ExtractiveLLM(LLMProvider):

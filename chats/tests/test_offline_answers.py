@@ -395,3 +395,33 @@ def test_a_question_in_another_language_gets_the_best_passage_not_a_decline():
     )
     # In the library's language the words still decide: an unrelated question declines.
     assert extractive_answer("How do I bake an apple pie?", [lookup]) == NOT_COVERED
+
+
+@pytest.mark.django_db  # a decline asks the question's language of PostgreSQL
+def test_a_follow_up_is_answered_when_its_own_words_are_covered_not_the_earlier_question_s():
+    """The question before it (jobs dying on a remote box) is context: the passage about
+    detaching screen answers what the follow-up asks, in none of that one's words."""
+    text = (
+        "9.1.2. The screen program\n"
+        "You may detach the screen session by any methods.\n"
+        "key binding | meaning\n"
+        "^A ? | show a help screen (display key bindings)\n"
+        "^A d | detach screen session from the terminal\n"
+        "^A DD | detach screen session and log out\n"
+    )
+    passage = Passage(1, text, "ref.md", "", "System tips › 9.1.2. The screen program")
+    history = [
+        Turn(
+            "user",
+            "My jobs on a remote box die whenever my Wi-Fi flakes out. How do I keep them alive?",
+        ),
+        Turn("assistant", "Run them inside screen and reattach later."),
+    ]
+    answer = extractive_answer("What key do I press to detach from it?", [passage], history=history)
+    assert answer != NOT_COVERED
+    assert "| ^A d | detach screen session from the terminal [1] |" in answer
+
+    # Without the conversation's words covered, a question standing on its own still
+    # needs its words covered.
+    unrelated = "Which key do I press to rotate the chuck by hand in the calibration menu?"
+    assert extractive_answer(unrelated, [passage]) == NOT_COVERED
