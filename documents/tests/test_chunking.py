@@ -254,19 +254,19 @@ def test_it_stays_within_the_target_with_mixed_blocks():
         assert_well_formed(extraction, drafts, target)
 
 
-def test_it_maps_offsets_when_the_extractor_normalised_whitespace():
-    page_text = "Intro\nCheck  the\nrail   carriage. Then   log\nthe value.\nEnd"
+def _two_sentences(page_text: str, block_text: str) -> list:
+    """The drafts of a page whose one block (from "Check" to "value.") the extractor
+    wrote as block_text, in chunks of two sentences' size."""
     start = page_text.index("Check")
     end = page_text.index("value.") + len("value.")
-    block = Block(
-        page=1,
-        kind="paragraph",
-        text="Check the rail carriage. Then log the value.",
-        start=start,
-        end=end,
-    )
+    block = Block(page=1, kind="paragraph", text=block_text, start=start, end=end)
     extraction = Extraction(mime="application/pdf", pages=[Page(1, page_text)], blocks=[block])
-    drafts = chunk(extraction, target=8)
+    return chunk(extraction, target=8)
+
+
+def test_it_maps_offsets_when_the_extractor_normalised_whitespace():
+    page_text = "Intro\nCheck  the\nrail   carriage. Then   log\nthe value.\nEnd"
+    drafts = _two_sentences(page_text, "Check the rail carriage. Then log the value.")
 
     assert [d.content for d in drafts] == ["Check the rail carriage.", "Then log the value."]
     assert page_text[drafts[0].start : drafts[0].end] == "Check  the\nrail   carriage."
@@ -278,17 +278,7 @@ def test_it_maps_offsets_past_the_marks_block_text_leaves_out():
     # the page text, not in the block's: a sentence after them keeps its exact offsets
     # instead of a proportional estimate.
     page_text = "Intro\nCheck the instal\ufffelation of disks\u2060. Then log the value.\nEnd"
-    start = page_text.index("Check")
-    end = page_text.index("value.") + len("value.")
-    block = Block(
-        page=1,
-        kind="paragraph",
-        text="Check the installation of disks. Then log the value.",
-        start=start,
-        end=end,
-    )
-    extraction = Extraction(mime="application/pdf", pages=[Page(1, page_text)], blocks=[block])
-    drafts = chunk(extraction, target=8)
+    drafts = _two_sentences(page_text, "Check the installation of disks. Then log the value.")
 
     assert [d.content for d in drafts] == [
         "Check the installation of disks.",
