@@ -59,6 +59,11 @@ def test_a_partitioned_redis_opens_the_breaker_and_requests_stop_waiting(
     other = type(client)()
     signin = other.post(reverse("accounts:login"), {"username": owner.email, "password": PASSWORD})
     assert signin.status_code == 503
+    # New chats and API tokens (CHAT_CREATE_RATE, TOKEN_CREATE_RATE) fail open too.
+    created = client.post("/api/chats", {"title": "During"}, content_type="application/json")
+    assert created.status_code == 201, created.content
+    issued = client.post("/api/tokens", {"name": "during"}, content_type="application/json")
+    assert issued.status_code == 201, issued.content
     assert breaker.attempts == attempts  # none of that waited on Redis either
 
     # Still stopped when the open period ends: the background PING gets no reply, and
