@@ -403,6 +403,22 @@ def publish_text(answer_id: str, text: str, *, chat_id) -> bool:
     return bool(pipe.execute()[1])
 
 
+def publish_texts(texts: list[tuple[str, object, str]]) -> list[bool]:
+    """Token events of many answers, (answer id, chat id, text) each, in one round trip,
+    each with its chat's stop flag read (chats/answering/publisher.py): whether stop was
+    asked, in the same order."""
+    pipe = client().pipeline(transaction=False)
+    for answer_id, chat_id, text in texts:
+        pipe.xadd(
+            events_key(answer_id),
+            {"event": "token", "data": json.dumps({"text": text}, ensure_ascii=False)},
+            maxlen=settings.ANSWER_STREAM_MAXLEN,
+            approximate=True,
+        )
+        pipe.exists(stop_key(chat_id))
+    return [bool(found) for found in pipe.execute()[1::2]]
+
+
 def valid_event_id(value: str | None) -> str:
     """A Last-Event-ID as a stream id ("0-0", the start, when missing or malformed)."""
     if value:
