@@ -5,7 +5,7 @@ connections open, nothing answers), then resumed.
 
     .venv/bin/python bench/redis_down.py [--seconds 10]
     .venv/bin/python bench/redis_down.py --in-process [--requests 200] [--rounds 5]
-                                         [--profile live|token|session|signin]
+                                         [--profile live|token|session|signin|chat|detail]
 
 GET /api/health/live, GET /api/chats (with an API token, and with a browser's session
 cookie) and the sign-in page every 100 ms, each on a new connection, for --seconds per
@@ -14,8 +14,8 @@ p50/p95/max per phase; the first request of the outage waits one socket timeout
 (REDIS_SOCKET_TIMEOUT), then the circuit breaker answers without Redis. Not a test.
 
 --in-process: no gunicorn, no sockets but Redis's and PostgreSQL's: the same four pages
-through the WSGI application in this process (bench/micro_api.py's way), --requests of
-each per block, alternating blocks with Redis up (every list a cache hit) and with it
+plus a chat's page (session) and its API (token), through the WSGI application in this
+process (bench/micro_api.py's way), --requests of each per block, alternating blocks with Redis up (every list a cache hit) and with it
 stopped and the breaker open (tripped by one request first, not counted), --rounds
 times. Prints wall and CPU (this thread's) milliseconds per request of each block, the
 medians and the best blocks with their stopped/up ratios: steadier figures than
@@ -122,7 +122,10 @@ def main() -> None:
             )
 
 
-PAGES = ("live", "token", "session", "signin")
+# Liveness, the chat list by API token and by session, the sign-in page; a chat's page
+# (HTML, session: the sidebar and the messages cached with Redis up) and its API
+# (token: the chat with its messages).
+PAGES = ("live", "token", "session", "signin", "chat", "detail")
 
 
 def in_process(args) -> None:
@@ -168,17 +171,21 @@ def _in_process_blocks(args, redis, token: str) -> list[tuple[dict, dict]]:
 
     from accounts.models import User
     from bench.micro_api import ACCEPT, per_request_ms
+    from chats.models import Chat
     from rra import redis_breaker
     from rra.wsgi import application
 
     browser = Client()
     browser.force_login(User.objects.get(email="hostile-bench-0@example.invalid"))
     cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
+    chat = Chat.objects.filter(owner__email="hostile-bench-0@example.invalid").first()
     plans = {
         "live": [("/api/health/live", ACCEPT)],
         "token": [("/api/chats", {**ACCEPT, "HTTP_AUTHORIZATION": f"Bearer {token}"})],
         "session": [("/api/chats", {**ACCEPT, "HTTP_COOKIE": cookie})],
         "signin": [("/accounts/login/", {"HTTP_ACCEPT": "text/html"})],
+        "chat": [(f"/c/{chat.pk}/", {"HTTP_ACCEPT": "text/html", "HTTP_COOKIE": cookie})],
+        "detail": [(f"/api/chats/{chat.pk}", {**ACCEPT, "HTTP_AUTHORIZATION": f"Bearer {token}"})],
     }
 
     def block() -> dict:
