@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from chats.answering.foreign import LEAD_IN as FOREIGN_LEAD_IN
 from chats.answering.foreign import unmatched
 from chats.answering.lines import (  # noqa: F401 (re-exported: units, tests)
     _BRACKETED_NUMBERS,
@@ -40,7 +41,7 @@ from chats.answering.lines import (  # noqa: F401 (re-exported: units, tests)
     _quoted,
     plain,
 )
-from chats.answering.terms import content_terms
+from chats.answering.terms import content_terms, shared_terms
 from chats.answering.types import LLMProvider, Passage, Token, Turn, Usage, count_tokens
 from chats.answering.units import ANSWER_WORDS, expand, paragraphs, render
 from chats.answering.units import Candidate as _Candidate
@@ -437,36 +438,45 @@ def extractive_answer(
     # Rarer terms weigh more (inverse frequency over the candidate sentences; a term no
     # sentence holds weighs most, so missing it counts against the answer).
     total = len(candidates)
-    weight = {
-        term: math.log(1 + total / (sum(term in c.terms for c in candidates) + 0.5))
-        * (EARLIER_WEIGHT if term in earlier else 1.0)
-        for term in question_terms
-    }
+    across: set[str] = set()
+    weight: dict[str, float] = {}
 
     def weigh(terms: set[str]) -> float:
         return sum(weight[t] for t in question_terms & terms)
 
-    for candidate in candidates:
-        candidate.score = weigh(candidate.terms)
-    best = max(c.score for c in candidates)
-    if best <= 0:
-        return unmatched(question, best_first, candidates)
-    chosen = sorted(
-        (c for c in candidates if c.score >= best * RELATIVE_THRESHOLD),
-        key=lambda c: (-c.score, c.passage_rank, c.position),
-    )[:MAX_SENTENCES]
-    # Decline unless the quoted sentences (with their sections' headings) address the
-    # question: together they must hold most of its weight, not a word or two that every
-    # passage shares.
-    covered = set().union(*(c.terms | c.context for c in chosen)) & question_terms
-    # A follow-up is answered when they address its own words, though not the question
-    # before it ("What key do I press to detach from it?" after a question about jobs
-    # dying on a remote box): that one's words are context, not what is asked.
-    own = question_terms - earlier
-    if _coverage(covered, question_terms, weight) < MIN_COVERAGE and not (
-        earlier and own and _coverage(covered, own, weight) >= MIN_COVERAGE
-    ):
-        return unmatched(question, best_first, candidates)
+    while True:
+        weight = {
+            term: math.log(1 + total / (sum(term in c.terms for c in candidates) + 0.5))
+            * (EARLIER_WEIGHT if term in earlier else 1.0)
+            for term in question_terms
+        }
+        for candidate in candidates:
+            candidate.score = weigh(candidate.terms)
+        best = max(c.score for c in candidates)
+        chosen = sorted(
+            (c for c in candidates if best > 0 and c.score >= best * RELATIVE_THRESHOLD),
+            key=lambda c: (-c.score, c.passage_rank, c.position),
+        )[:MAX_SENTENCES]
+        # Decline unless the quoted sentences (with their sections' headings) address the
+        # question: together they must hold most of its weight, not a word or two that
+        # every passage shares. A follow-up is answered when they address its own words,
+        # though not the question before it ("What key do I press to detach from it?"
+        # after a question about jobs dying on a remote box): that one's words are
+        # context, not what is asked.
+        covered = set().union(*(c.terms | c.context for c in chosen)) & question_terms
+        own = question_terms - earlier
+        if chosen and (
+            _coverage(covered, question_terms, weight) >= MIN_COVERAGE
+            or (earlier and own and _coverage(covered, own, weight) >= MIN_COVERAGE)
+        ):
+            break
+        # A question in another language is matched again by the words it shares with
+        # the passages when one of them is a name ("ifconfig", "dpkg"): its other words
+        # are no evidence either way.
+        held = set().union(*(c.terms | c.context for c in candidates))
+        if across or not (across := shared_terms(question, held)):
+            return unmatched(question, best_first, candidates)
+        question_terms = across | earlier
     if is_procedure_question(question):
         # Every passage: a procedure's chunks may be several hits of its section.
         procedures = _procedures([passage for _, passage in ranked], weigh)
@@ -489,7 +499,7 @@ def extractive_answer(
     chosen += paragraphs(chosen, candidates, ANSWER_WORDS * len(parts))
     chosen += expand(chosen, read, weigh)
     chosen.sort(key=lambda c: (c.passage_rank, c.position))  # reading order
-    return "\n\n".join([LEAD_IN, *render(chosen)])
+    return "\n\n".join([FOREIGN_LEAD_IN if across else LEAD_IN, *render(chosen)])
 
 
 def _coverage(covered: set[str], terms: set[str], weight: dict[str, float]) -> float:

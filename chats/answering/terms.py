@@ -63,3 +63,34 @@ def in_another_language(question: str) -> bool:
     from documents.languages import foreign_language
 
     return foreign_language(question) is not None
+
+
+# A word below this on wordfreq's Zipf scale in the question's language and the
+# library's names something ("ifconfig" 1.4, "dpkg" 1.4, "MTU" 2.7; "TCP" 3.1, "PDF" 3.8
+# are too common to pick sentences by). Chosen on bench/eval's tune split.
+NAME_ZIPF = 3.0
+
+
+def shared_terms(question: str, held: set[str]) -> set[str]:
+    """For a question in another language than the library's, its terms that the
+    passages hold too (`held`), when one of them names something (rare in both
+    languages: "Welke vervanger van ifconfig moet ik gebruiken?"): the words it shares
+    with the manual, by which sentences can be picked across languages. Empty for a
+    question in the library's language, or sharing no name."""
+    from django.conf import settings
+
+    from documents.languages import foreign_language, word_zipf
+
+    language = foreign_language(question)
+    if language is None:
+        return set()
+    own = settings.SEARCH_TEXT_CONFIG
+    shared = content_terms(question) & held
+    names = set().union(
+        *(
+            content_terms(word)
+            for word in _WORD.findall(question)
+            if max(word_zipf(word, language), word_zipf(word, own)) < NAME_ZIPF
+        )
+    )
+    return shared if shared & names else set()

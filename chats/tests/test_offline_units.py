@@ -214,3 +214,35 @@ def test_a_matched_step_brings_the_condition_after_it_and_its_outcome():
     assert "- If the distance = 35 mm (1⅜”): [1]" in answer
     assert "Calibration of the trolley was successful. [1]" in answer
     assert answer.count("measure the distance") == 1  # the matched step once, not again
+
+
+@pytest.mark.django_db  # the question's language: PostgreSQL's text search configurations
+def test_a_question_in_another_language_is_matched_by_the_name_it_shares_with_the_manual():
+    """ "ifconfig" is a word of no language: the sentences holding it answer the Dutch
+    question, not the start of the search's best passage."""
+    path = Passage(
+        1,
+        'The "$PATH" variable\nWhen you type a command into the shell, the shell searches '
+        "the command in the list of directories contained in the $PATH environment "
+        "variable.\nFor example, the ifconfig command needs to be issued with full path "
+        'as "/sbin/ifconfig".\n',
+        "ref.md",
+        "",
+        'The simple shell command › The "$PATH" variable',
+        score=0.835,
+    )
+    iproute = Passage(
+        2,
+        "Iproute2 commands\nThese are the translation from the obsolete net-tools:\n"
+        "obsolete net-tools | new iproute2 etc. | manipulation\n"
+        "ifconfig(8) | ip addr | protocol (IP or IPv6) address on a device\n"
+        "route(8) | ip route | routing table entry\n",
+        "ref.md",
+        "",
+        "Network setup › Iproute2 commands",
+        score=0.827,
+    )
+    answer = extractive_answer("Welke vervanger van ifconfig moet ik gebruiken?", [path, iproute])
+    assert answer.startswith("The passage closest to your question, in the manual's language:")
+    assert "| ifconfig(8) | ip addr | protocol (IP or IPv6) address on a device [2] |" in answer
+    assert "the shell searches" not in answer  # the passage's start says nothing of it
