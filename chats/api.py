@@ -439,17 +439,12 @@ class ChatDetailView(APIView):
         messages = chat.messages.prefetch_related("citations").annotate(
             up_votes=_vote_count(Vote.Value.UP), down_votes=_vote_count(Vote.Value.DOWN)
         )
+        if user_id:  # the viewer's own vote, in the same statement (one per message and user)
+            mine = Vote.objects.filter(message=OuterRef("pk"), user_id=user_id).values("value")
+            messages = messages.annotate(my_vote=Subquery(mine[:1]))
         paginator = OldestFirst()
         page = paginator.paginate_queryset(messages, request, view=self)
         hide_unreadable_sources(page, request.user)
-        if user_id:
-            mine = dict(
-                Vote.objects.filter(user_id=user_id, message__in=[m.pk for m in page]).values_list(
-                    "message_id", "value"
-                )
-            )
-            for message in page:
-                message.my_vote = mine.get(message.pk)
         data = ChatSerializer(chat, context={"request": request}).data
         data["messages"] = MessageSerializer(page, many=True).data
         data["next"] = paginator.get_next_link()
