@@ -9,7 +9,7 @@ from rest_framework import authentication, exceptions
 
 from accounts.backends import user_columns, user_from_row
 from accounts.models import USERS_CACHE, ApiToken, User, hash_token
-from rra.querycache import EVERYONE, Lookup, cached
+from rra.querycache import EVERYONE, Lookup, cached, unreachable
 
 # last_used_at is a hint for the owner, not an audit log: write it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -49,8 +49,13 @@ def bearer_secret(request) -> str | None:
 
 def token_user(raw: str, *, view=None, request=None) -> tuple[User, ApiToken]:
     """The user and token of an API token's secret, its use noted; AuthenticationFailed
-    unless the token is active and its user too. (view, request: see _active_token.)"""
-    token = _active_token(raw, view=view, request=request)
+    unless the token is active and its user too. (view, request: see _active_token.)
+    While Redis is unreachable there is no cached token to read: the token and its user
+    come from one statement written once, not one the ORM builds on every request."""
+    if unreachable():
+        token = _token_statement(raw)[0]
+    else:
+        token = _active_token(raw, view=view, request=request)
     user = token.user if token is not None else None
     if user is None or not user.is_active:
         raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
@@ -67,14 +72,30 @@ def token_user_with(
     user and token and the rows of ``rows_sql`` (a SELECT naming the user's id as
     ``u."id"``) in one statement, the use noted. None when the token is not active or
     its user not: the caller leaves the request to DRF, which refuses it its way."""
+    token, rows = _token_statement(raw, rows_sql, rows_params)
+    if token is None or not token.user.is_active:
+        return None
+    _note_use(token)
+    return token.user, token, rows
+
+
+def _token_statement(
+    raw: str, rows_sql: str = "", rows_params: Sequence = ()
+) -> tuple[ApiToken | None, list[tuple]]:
+    """The active token of this secret with its user (``token.user``), as
+    ``ApiToken.objects.active()`` finds it, and the rows of ``rows_sql`` (none when it
+    finds none), in one statement; (None, []) when there is no such token."""
     columns, width = user_columns()
     token_fields = ApiToken._meta.concrete_fields
     token_columns = ", ".join(f't."{f.column}"' for f in token_fields)
+    lateral, extra = ("", "")
+    if rows_sql:
+        lateral, extra = f"LEFT JOIN LATERAL ({rows_sql}) x ON true ", ", x.*"
     # Column names from the models and the caller's SELECT; every value is a parameter.
     sql = (
-        f"SELECT {columns}, {token_columns}, x.* "  # noqa: S608
+        f"SELECT {columns}, {token_columns}{extra} "  # noqa: S608
         'FROM "accounts_apitoken" t JOIN "accounts_user" u ON u."id" = t."user_id" '
-        f"LEFT JOIN LATERAL ({rows_sql}) x ON true "
+        f"{lateral}"
         'WHERE t."key_hash" = %s AND t."revoked_at" IS NULL '
         'AND (t."expires_at" IS NULL OR t."expires_at" > %s)'
     )
@@ -82,18 +103,14 @@ def token_user_with(
         cursor.execute(sql, [*rows_params, hash_token(raw), timezone.now()])
         rows = cursor.fetchall()
     if not rows:
-        return None
-    user = user_from_row(rows[0])
-    if not user.is_active:
-        return None
+        return None, []
     end = width + len(token_fields)
     token = ApiToken.from_db(
         connection.alias, [f.attname for f in token_fields], rows[0][width:end]
     )
-    token.user = user
-    _note_use(token)
-    found = [row[end:] for row in rows]
-    return user, token, [row for row in found if any(v is not None for v in row)]
+    token.user = user_from_row(rows[0])
+    found = [row[end:] for row in rows] if rows_sql else []
+    return token, [row for row in found if any(v is not None for v in row)]
 
 
 # When this process last wrote each token's last_used_at (the cached token keeps the
