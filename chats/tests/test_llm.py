@@ -3,6 +3,7 @@ the network), the choice of provider from settings, and the offline extractive a
 
 from __future__ import annotations
 
+import itertools
 import re
 import socket
 import threading
@@ -400,6 +401,51 @@ def test_it_waits_through_a_pause_shorter_than_the_read_timeout(server):
 
     assert "".join(t.text for t in tokens) == REPLY
     assert usage.finish_reason == "stop"
+
+
+def _reads(tokens: list[tuple[float, str]]) -> int:
+    """Reads that brought the tokens: a token after a gap came with a read of its own."""
+    return 1 + sum(b - a > 0.025 for (a, _), (b, _) in itertools.pairwise(tokens))
+
+
+def _timed(stream) -> tuple[list[tuple[float, str]], float]:
+    started = time.monotonic()
+    tokens = [(time.monotonic() - started, i.text) for i in stream if isinstance(i, Token)]
+    return tokens, time.monotonic() - started
+
+
+def test_it_reads_the_stream_once_per_interval_after_the_first_token(server):
+    """The worker's thread woke and read the socket for every chunk of every answer (at
+    200 answers, thousands of wake-ups a second, each taking the GIL): with a read
+    interval, one read takes every chunk that came meanwhile."""
+    server.reply = " ".join(f"w{n}" for n in range(40))
+    server.token_delay = 0.05  # 20 tokens/s: 2 s
+    provider = make_llm(server, read_interval=0.3)
+
+    tokens, seconds = _timed(ask(provider))
+    provider.close()
+
+    assert "".join(text for _, text in tokens) == server.reply
+    assert _reads(tokens) <= 15  # about 2 s / 0.3 s; one per token (40) without the interval
+    assert seconds < 2 + 1.5  # no slower than the model, give or take the last interval
+
+    # Without one, every token is read as it comes.
+    plain = make_llm(server)
+    tokens, _ = _timed(ask(plain))
+    plain.close()
+    assert _reads(tokens) > 30
+
+
+def test_its_first_token_is_read_at_once_also_on_the_next_stream_of_the_connection(server):
+    server.reply = "one two three"
+    server.token_delay = 0.1
+    provider = make_llm(server, read_interval=2.0)
+
+    for _ in range(2):  # the second reuses the pooled connection, given back unpaced
+        tokens, seconds = _timed(ask(provider))
+        assert [text for _, text in tokens] == ["one", " two", " three"]
+        assert tokens[0][0] < 1.5 <= seconds  # the first at once, the rest after 2 s
+    provider.close()
 
 
 def test_it_raises_on_an_error_event_in_the_stream(llm, server):
