@@ -149,7 +149,13 @@ def expand(
     extra: list[Candidate] = []
 
     def add(rank: int, index: int, kind: str, table: int = -1) -> None:
-        if (rank, index) in taken or (kind != "command" and (rank, index) in quoted):
+        if kind == "command" and (rank, index) in quoted:
+            # A command line quoted as a sentence already: quoted once, as the command.
+            line = next(c for c in chosen if (c.passage_rank, c.line) == (rank, index))
+            line.kind, line.text = "command", split[rank][0][index]
+            taken.add((rank, index))
+            return
+        if (rank, index) in taken or (rank, index) in quoted:
             return  # a line whose sentences are quoted already is not quoted again
         taken.add((rank, index))
         lines, starts = split[rank]

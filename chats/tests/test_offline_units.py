@@ -246,3 +246,19 @@ def test_a_question_in_another_language_is_matched_by_the_name_it_shares_with_th
     assert answer.startswith("The passage closest to your question, in the manual's language:")
     assert "| ifconfig(8) | ip addr | protocol (IP or IPv6) address on a device [2] |" in answer
     assert "the shell searches" not in answer  # the passage's start says nothing of it
+
+
+def test_a_command_line_matched_as_a_sentence_too_is_quoted_once_as_a_command():
+    text = (
+        "The MD5 sum\n"
+        "The md5sum command makes and checks files of MD5 sums.\n"
+        "$ md5sum foo bar >baz.md5\n"
+        "$ cat baz.md5\n"
+        "$ md5sum -c baz.md5\n"
+        "foo: OK\n"
+    )
+    passage = Passage(1, text, "ref.md", "", "Data recording › The MD5 sum")
+    answer = extractive_answer("Which md5sum command checks baz.md5?", [passage])
+    assert "- `$ md5sum -c baz.md5` [1]" in answer
+    for command in ("md5sum foo bar >baz.md5", "cat baz.md5", "md5sum -c baz.md5"):
+        assert answer.count(command) <= 1, answer
