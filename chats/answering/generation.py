@@ -185,30 +185,30 @@ def _citation_list(passages: list[Passage], hits: list) -> list[dict]:
 
 
 def _still_there(hits) -> tuple[set[int], set[int]]:
-    """The cited documents and chunks that still exist, locked (FOR NO KEY UPDATE) until
-    the answer commits: a document deleted or processed again while the answer was
-    being written waits for it, or is already gone and cited as a removed source,
-    instead of failing the answer's commit on a foreign key."""
+    """The cited documents and chunks that still exist, locked until the answer commits:
+    a document deleted or processed again while the answer was being written waits for
+    it, or is already gone and cited as a removed source, instead of failing the
+    answer's commit on a foreign key. FOR KEY SHARE, the lock a foreign key's check
+    takes: a delete or a reprocess (FOR UPDATE) waits for it, another answer citing the
+    same rows does not (FOR NO KEY UPDATE conflicted with itself: 200 answers citing one
+    manual saved one after another, 200-255 ms each at the end of a burst)."""
     hits = list(hits)
-    document_ids = {h.document_id for h in hits if h.document_id}
-    chunk_ids = {h.chunk_id for h in hits if h.chunk_id}
-    documents = set(
-        Document.objects.filter(pk__in=document_ids)
-        .order_by("pk")
-        .select_for_update(no_key=True)
-        .values_list("pk", flat=True)
-        if document_ids
-        else []
-    )
-    chunks = set(
-        Chunk.objects.filter(pk__in=chunk_ids)
-        .order_by("pk")
-        .select_for_update(no_key=True)
-        .values_list("pk", flat=True)
-        if chunk_ids
-        else []
-    )
+    documents = _key_share(Document, {h.document_id for h in hits if h.document_id})
+    chunks = _key_share(Chunk, {h.chunk_id for h in hits if h.chunk_id})
     return documents, chunks
+
+
+def _key_share(model, ids: set[int]) -> set[int]:
+    """Which of the rows `ids` of `model` exist, locked FOR KEY SHARE (in id order)."""
+    if not ids:
+        return set()
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE",  # noqa: S608
+            [sorted(ids)],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _citation(message, passage, hit, *, documents: set[int], chunks: set[int]) -> Citation:

@@ -4,12 +4,18 @@ on showing; and a duplicate upload never changes or misreports a document's visi
 
 from __future__ import annotations
 
+import threading
+import time
+from types import SimpleNamespace
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 
 from chats.answering import llm
+from chats.answering.generation import _still_there
 from chats.answering.llm import Token, Usage
 from chats.models import Chat, Citation, Message
 from chats.tests.conftest import MANUAL, events
@@ -79,6 +85,52 @@ def test_an_answer_whose_document_is_processed_again_mid_answer_keeps_its_docume
     assert citation.source_removed and citation.chunk_id is None
     assert citation.document_id == manual.pk  # the document is there: it still opens
     assert "spirit level" in citation.quote
+
+
+def test_answers_citing_one_document_save_without_waiting_for_each_other(manual):
+    """The cited rows were locked FOR NO KEY UPDATE, which conflicts with itself: 200
+    answers citing one manual saved one after another. FOR KEY SHARE does not conflict
+    with itself, and a delete of the document still waits for the answer."""
+    chunk = Chunk.objects.filter(document=manual).first()
+    hit = SimpleNamespace(document_id=manual.pk, chunk_id=chunk.pk)
+    held, release, deleted = threading.Event(), threading.Event(), threading.Event()
+
+    def in_thread(work):
+        def run():
+            try:
+                work()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def first_answer():
+        with transaction.atomic():
+            assert _still_there([hit]) == ({manual.pk}, {chunk.pk})
+            held.set()
+            release.wait(15)
+
+    def delete():
+        document_delete(document=Document.objects.get(pk=manual.pk))
+        deleted.set()
+
+    saving = in_thread(first_answer)
+    assert held.wait(15)
+    deleting = None
+    try:
+        started = time.monotonic()
+        with transaction.atomic():
+            assert _still_there([hit]) == ({manual.pk}, {chunk.pk})
+        assert time.monotonic() - started < 5  # not until the first answer commits
+        deleting = in_thread(delete)
+        assert not deleted.wait(1)  # the delete waits for the answer
+    finally:
+        release.set()
+        saving.join(15)
+    deleting.join(15)
+    assert deleted.is_set()
 
 
 def test_deleting_a_document_removes_its_text_from_the_citations_that_quote_it(
