@@ -270,6 +270,35 @@ def _drop_furniture(lines: list[_Line], page_count: int) -> list[_Line]:
     return kept
 
 
+# A line of a table of contents or an index: a title, a leader, a page number
+# ("1.2 Simple Examples . . . . . . 7", "Introduction ........ 2", "sort . . . . 420").
+_NAVIGATION_LINE = re.compile(r"(?:\.\s?){4,}\s*\d{1,4}\b|(?:\s\.){2,}\s*\d{1,4}\s*$")
+_CONTENTS_TITLE = re.compile(r"^(?:\d+\.?\s+)?(?:table of )?contents$", re.IGNORECASE)
+# A page is navigation when at least this many of its lines, and this share, are such lines.
+_NAVIGATION_MIN_LINES = 5
+_NAVIGATION_SHARE = 0.3
+
+
+def _drop_navigation(lines: list[_Line]) -> list[_Line]:
+    """Lines of the pages that are a table of contents or an index: on such a page the
+    "Contents" title and everything from its first leader line to its last. They list
+    every topic's name with a page number, so they matched many questions in both search
+    legs and were quoted as answers (bench/README.md: 662 of the evaluation library's
+    6,285 passages, octave.pdf's 364 of 2,316). A page with a few leader lines among its
+    text (a specification table) keeps them; the page text keeps everything."""
+    by_page: dict[int, list[int]] = {}
+    for i, line in enumerate(lines):
+        by_page.setdefault(line.page, []).append(i)
+    dropped: set[int] = set()
+    for indexes in by_page.values():
+        leaders = [i for i in indexes if _NAVIGATION_LINE.search(lines[i].text)]
+        if len(leaders) < _NAVIGATION_MIN_LINES or len(leaders) < _NAVIGATION_SHARE * len(indexes):
+            continue
+        dropped.update(range(leaders[0], leaders[-1] + 1))
+        dropped.update(i for i in indexes if _CONTENTS_TITLE.match(lines[i].text.strip()))
+    return [line for i, line in enumerate(lines) if i not in dropped]
+
+
 def _split_long_lines(lines: list[_Line], pages: list[Page]) -> list[_Line]:
     out = []
     for line in lines:
@@ -423,7 +452,7 @@ def _heading_levels(runs: list[list[_Line]]) -> dict[int, int]:
 
 
 def _pdf_blocks(pages: list[Page], lines: list[_Line]) -> list[Block]:
-    lines = _drop_furniture(lines, len(pages))
+    lines = _drop_navigation(_drop_furniture(lines, len(pages)))
     lines = _split_long_lines(lines, pages)
     weights: Counter[float] = Counter()
     for line in lines:

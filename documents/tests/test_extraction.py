@@ -187,6 +187,36 @@ def test_it_joins_a_word_hyphenated_at_a_line_end(tmp_path, closing_pdf):
     assert page.text[draft.start : draft.end].endswith("then move on.")
 
 
+def test_it_leaves_out_tables_of_contents_and_indexes(tmp_path):
+    # A page of "title . . . . page" lines (a table of contents, an index) gives no
+    # blocks: it named every topic and was found, and quoted, for many questions. A
+    # content page keeps its own leader lines (a specification list).
+    leader = " " + ". " * 30
+    contents = ["## Table of contents"] + [
+        f"{n}. {topic}{leader}{n + 1}"
+        for n, topic in enumerate(
+            ["Introduction", "Calibration", "Rails", "Belts", "Chuck", "Laser"], 1
+        )
+    ]
+    index = [
+        f"{word}{leader}{n}"
+        for n, word in enumerate(["belt", "chuck", "laser", "rail", "torch", "zero"], 2)
+    ]
+    pdf = files.make_pdf(
+        tmp_path / "manual.pdf",
+        [
+            contents,
+            ["# 1. Introduction", "The machine cuts profiles.", f"Cutting speed{leader}35"],
+            ["# Index", *index],
+        ],
+    )
+    blocks = extract_in_process(pdf, PDF).blocks
+    assert [b.page for b in blocks] == [2, 2, 2, 3]
+    assert blocks[0].text == "1. Introduction" and blocks[0].kind == "heading"
+    assert any(b.text.startswith("Cutting speed") and b.text.endswith("35") for b in blocks)
+    assert blocks[-1].text == "Index"  # its entries are gone
+
+
 def test_it_marks_pdf_list_items(manual_pdf):
     blocks = extract_in_process(manual_pdf, PDF).blocks
     items = [b.text for b in blocks if b.kind == "list"]
