@@ -392,15 +392,7 @@ def publish_text(answer_id: str, text: str, *, chat_id) -> bool:
     """Publish a token event and read the chat's stop flag in the same round trip (the
     worker writes an answer's tokens at most every ANSWER_TOKEN_FLUSH_MS: its stop
     check rides along instead of costing a read of its own). Whether stop was asked."""
-    pipe = client().pipeline(transaction=False)
-    pipe.xadd(
-        events_key(answer_id),
-        {"event": "token", "data": json.dumps({"text": text}, ensure_ascii=False)},
-        maxlen=settings.ANSWER_STREAM_MAXLEN,
-        approximate=True,
-    )
-    pipe.exists(stop_key(chat_id))
-    return bool(pipe.execute()[1])
+    return publish_texts([(answer_id, chat_id, text)])[0]
 
 
 def publish_texts(texts: list[tuple[str, object, str]]) -> list[bool]:
