@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken
 from chats.models import Chat
+from rra.testing.redis_partition import refusals_of_dead_tokens
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_url")]
 
@@ -136,12 +137,7 @@ def test_with_the_breaker_open_a_token_or_session_that_no_longer_passes_is_refus
     assert client.get("/api/chats", HTTP_AUTHORIZATION="Bearer rra_nonsense").status_code == 401
 
     # An expired token, a revoked one, a deactivated user, a changed password.
-    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert client.get("/api/chats", **bearer).status_code == 401
-    ApiToken.objects.filter(pk=token.pk).update(expires_at=None, revoked_at=timezone.now())
-    assert client.get("/api/chats", **bearer).status_code == 401
-    ApiToken.objects.filter(pk=token.pk).update(revoked_at=None)
-    assert client.get("/api/chats", **bearer).status_code == 200
+    refusals_of_dead_tokens(client, token, "/api/chats", **bearer)
     type(owner).objects.filter(pk=owner.pk).update(is_active=False)
     assert client.get("/api/chats", **bearer).status_code == 401
     assert owners.get("/api/chats").status_code in (401, 403)

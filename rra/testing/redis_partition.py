@@ -52,3 +52,25 @@ def private_redis(settings):
         server.process.wait(10)
         shutil.rmtree(server.folder, ignore_errors=True)
         transport._clients.pop(server.url, None)
+
+
+def refusals_of_dead_tokens(client, token, path: str, **bearer):
+    """Requests to `path` with the API token `token` expired, then revoked, then alive
+    again (while Redis is partitioned, the token is read from the database each time);
+    each answer is asserted (401, 401, 200) and the expired one returned for its
+    message."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import ApiToken
+
+    tokens = ApiToken.objects.filter(pk=token.pk)
+    tokens.update(expires_at=timezone.now() - timedelta(seconds=1))
+    expired = client.get(path, **bearer)
+    assert expired.status_code == 401
+    tokens.update(expires_at=None, revoked_at=timezone.now())
+    assert client.get(path, **bearer).status_code == 401
+    tokens.update(revoked_at=None)
+    assert client.get(path, **bearer).status_code == 200
+    return expired

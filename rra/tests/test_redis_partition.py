@@ -18,6 +18,7 @@ from accounts.models import ApiToken
 from chats.models import Chat
 from conftest import PASSWORD
 from rra import redis_breaker
+from rra.testing.redis_partition import refusals_of_dead_tokens
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_url")]
 
@@ -196,11 +197,8 @@ def test_with_the_breaker_open_an_api_token_is_read_by_one_written_statement(
     written once, instead of a query the ORM builds on each request (the chat's API cost
     2.6-2.8x its cached CPU, bench/README.md). A token that no longer passes is refused
     as before."""
-    from datetime import timedelta
-
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
-    from django.utils import timezone
 
     server, breaker = private_redis
     token, secret = ApiToken.issue(user=owner, name="partition")
@@ -219,13 +217,8 @@ def test_with_the_breaker_open_an_api_token_is_read_by_one_written_statement(
     assert client.get(f"/api/chats/{chat.pk}", **bearer).json()["title"] == "Read by token"
 
     refused = "Invalid or revoked API token."
-    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    answer = client.get("/api/me", **bearer)
-    assert answer.status_code == 401 and refused in answer.content.decode()
-    ApiToken.objects.filter(pk=token.pk).update(expires_at=None, revoked_at=timezone.now())
-    assert client.get("/api/me", **bearer).status_code == 401
-    ApiToken.objects.filter(pk=token.pk).update(revoked_at=None)
-    assert client.get("/api/me", **bearer).status_code == 200
+    answer = refusals_of_dead_tokens(client, token, "/api/me", **bearer)
+    assert refused in answer.content.decode()
     type(owner).objects.filter(pk=owner.pk).update(is_active=False)
     assert client.get("/api/me", **bearer).status_code == 401
     assert client.get("/api/me", HTTP_AUTHORIZATION="Bearer rra_nonsense").status_code == 401
