@@ -270,6 +270,47 @@ def test_on_a_phone_the_chat_list_folds_away_and_the_message_box_is_on_screen(
     assert not page_errors
 
 
+def test_a_long_chat_title_and_its_actions_leave_the_answer_the_screen(
+    live_server, context, page, page_errors, size, owner, two_exchanges
+):
+    """Seen by hand at 390 px: a chat's title wrapped over three lines and its three
+    buttons over two, a third of the phone's height above the conversation. The title
+    keeps one line (the whole of it in its tooltip) and the header stays within a
+    sixth of the screen at both sizes, actions still reachable and 36 px tall."""
+    title = "How do I calibrate the chuck rotation after replacing the front jaw assembly?"
+    # Shared: the share button's longest label ("Shared: anyone with the link").
+    Chat.objects.filter(pk=two_exchanges.pk).update(title=title, visibility=Chat.Visibility.PUBLIC)
+    sign_in(context, live_server, owner)
+    page.goto(f"{live_server.url}/c/{two_exchanges.pk}/")
+    heading = page.locator("#chat-title")
+    expect(heading).to_have_text(title)
+    expect(heading).to_have_attribute("title", title)
+    header = page.locator(".chat-header").bounding_box()
+    viewport = page.viewport_size["height"]
+    assert header["height"] <= viewport / 6, (header, viewport)
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#chat-title')).lineHeight)")
+    assert heading.bounding_box()["height"] <= line * 1.5, heading.bounding_box()
+    # On a phone the share button says "Shared"; its detail is the laptop's.
+    shared = "Shared" if size == "phone" else "Shared: anyone with the link"
+    for name in ("Rename", shared, "Delete"):
+        button = page.get_by_role("button", name=name, exact=True)
+        expect(button).to_be_visible()
+        box = button.bounding_box()
+        assert box["x"] + box["width"] <= _width(page) and box["height"] >= 36, (name, box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= _width(page)
+    screenshot(page, f"chat-long-title-{size}")
+    # The label follows the state when sharing stops and starts again in the page.
+    page.get_by_role("button", name=shared, exact=True).click()
+    page.get_by_role("button", name="Stop sharing").click()
+    expect(page.get_by_role("button", name="Share", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Share", exact=True).click()
+    page.get_by_role("button", name="Share with anyone who has the link").click()
+    page.get_by_role("button", name="Close").click()
+    expect(page.get_by_role("button", name=shared, exact=True)).to_be_visible()
+    assert page.locator(".chat-header").bounding_box()["height"] <= viewport / 6
+    assert not page_errors
+
+
 def test_the_documents_page_does_not_scroll_sideways(
     live_server, context, page, page_errors, size, owner, pdf_manual
 ):

@@ -2,6 +2,13 @@
 import { api, el, followEvents, streamEvents } from "./api.js";
 import { createVirtualList } from "./vlist.js";
 
+// The title keeps one line on a phone (CSS ellipsis); its tooltip holds the whole of it.
+function setTitle(title) {
+  const heading = document.getElementById("chat-title");
+  heading.textContent = title;
+  heading.title = title;
+}
+
 const app = document.querySelector(".chat-app");
 const conversation = document.getElementById("conversation");
 const form = document.getElementById("composer");
@@ -153,7 +160,7 @@ async function ask(text, { path, body, fromQueue = false } = {}) {
       chatId = data.id;
       app.dataset.chatId = chatId;
       history.replaceState(null, "", `/c/${chatId}/`);
-      document.getElementById("chat-title").textContent = data.title;
+      setTitle(data.title);
       addToSidebar(data);
     } else {
       bubble.onEvent(name, data, id);
@@ -428,7 +435,7 @@ renameForm?.addEventListener("submit", async (event) => {
   }
   try {
     const chat = await api(`/api/chats/${chatId}`, { method: "PATCH", body: { title } });
-    document.getElementById("chat-title").textContent = chat.title;
+    setTitle(chat.title);
     document.title = `${chat.title} · ${document.title.split(" · ").pop()}`;
     const entry = sideChats.find((c) => String(c.id) === String(chatId));
     if (entry) entry.title = chat.title;
@@ -468,7 +475,10 @@ function openShareDialog(button) {
       await api(`/api/chats/${chatId}`, { method: "PATCH", body: { visibility } });
       const isShared = visibility === "public";
       button.setAttribute("aria-pressed", String(isShared));
-      button.textContent = isShared ? "Shared: anyone with the link" : "Share";
+      // On a phone the detail is hidden (CSS) and the button reads "Shared".
+      button.replaceChildren(
+        ...(isShared ? ["Shared", el("span", { class: "share-detail" }, ": anyone with the link")] : ["Share"]),
+      );
       render(isShared);
       if (isShared) {
         await navigator.clipboard?.writeText(location.href).catch(() => {});
