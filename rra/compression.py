@@ -174,7 +174,7 @@ class CompressionMiddleware:
         body = response.content
         if len(body) < settings.COMPRESSION_MIN_BYTES:
             return response
-        encoding = preferred_encoding(request.headers.get("Accept-Encoding", ""))
+        encoding = preferred_encoding(request.META.get("HTTP_ACCEPT_ENCODING", ""))
         if encoding is None:
             return response
         compressed = _compressed(response, body, encoding)

@@ -15,6 +15,8 @@ from csp import middleware as csp_middleware
 from csp.constants import HEADER, HEADER_REPORT_ONLY
 from csp.utils import build_policy
 from django.conf import settings
+from django.contrib.messages import middleware as messages_middleware
+from django.contrib.messages.storage import default_storage
 from django.core.signals import setting_changed
 from django.db import connections
 from django.dispatch import receiver
@@ -111,7 +113,9 @@ class RequestObservabilityMiddleware:
             # allowed networks (metrics.scrape_allowed).
             return metrics.metrics_view(request)
         started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
+        # META, not request.headers: the same value, without building the headers'
+        # mapping of every request (nothing else on an API read needs it).
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         # A fresh id: 32 random hex digits (uuid4().hex's shape, without building a UUID).
         request_id = incoming if REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
         request.request_id = request_id
@@ -287,3 +291,23 @@ class CSPMiddleware(csp_middleware.CSPMiddleware):
         # As django-csp: a nonce asked for after the header was written is an error.
         request.csp_nonce = csp_middleware.CheckableLazyObject(self._csp_nonce_post_response)
         return response
+
+
+class MessageMiddleware(messages_middleware.MessageMiddleware):
+    """Django's messages middleware, with the request's message storage made when the
+    request first uses it (adds, reads or iterates its messages) instead of on every
+    request: an API call or a page without messages never does, and making it (the
+    cookie and session backends, a cookie signer) was most of what the middleware cost.
+    A storage never made holds nothing to store, as Django's update() of an unused
+    storage stores nothing; one that was made is updated as Django updates it."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        request._messages = SimpleLazyObject(lambda: default_storage(request))
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        storage = request.__dict__.get("_messages")
+        if isinstance(storage, SimpleLazyObject) and storage._wrapped is empty:
+            return response
+        return super().process_response(request, response)

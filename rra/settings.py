@@ -95,7 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Clear-Site-Data when the person behind a browser goes or changes (accounts/middleware.py).
     "accounts.middleware.SessionEndMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's, with the storage made on first use (rra/middleware.py).
+    "rra.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # ETag / 304 / Cache-Control for the views in HTTP_CACHE_MAX_AGE.
     "rra.conditional.ConditionalGetMiddleware",
