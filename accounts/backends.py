@@ -9,9 +9,12 @@ from accounts.models import USERS_CACHE, User
 from rra.querycache import EVERYONE, Lookup, cached
 
 
+@functools.lru_cache(maxsize=4096)
 def user_lookup(user_id: int) -> Lookup:
     """The query-cache entry of a user by id (what cached_user reads; a request that
-    knows the id early reads it ahead: accounts/sessions.py)."""
+    knows the id early reads it ahead: accounts/sessions.py). It depends on the id
+    alone, so each process names it once per user: its keys (a hash) are derived once,
+    not on every request that reads the user."""
     return Lookup(USERS_CACHE, scopes=(User.cache_scope(user_id),), viewer=EVERYONE)
 
 

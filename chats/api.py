@@ -224,6 +224,18 @@ def _chat_list_lookup(request, user_id: int) -> querycache.Lookup:
     )
 
 
+# The request attribute that keeps the list's lookup named when its session was read.
+_READ_AHEAD_LOOKUP = "_rra_chat_list_lookup"
+
+
+def _read_ahead_lookup(request, user_id: int) -> querycache.Lookup:
+    """The list's lookup named with the session's read, kept on the request for the view
+    (ChatListView._lookup_for)."""
+    lookup = _chat_list_lookup(request, user_id)
+    setattr(request, _READ_AHEAD_LOOKUP, lookup)
+    return lookup
+
+
 class ChatListView(StreamingView):
     _list_lookup: querycache.Lookup | None = None
 
@@ -342,7 +354,7 @@ class ChatListView(StreamingView):
         if querycache.unreachable():
             chat_list.read_with_session(request)
         else:
-            read_ahead_session(request, lambda user_id: [_chat_list_lookup(request, user_id)])
+            read_ahead_session(request, lambda user_id: [_read_ahead_lookup(request, user_id)])
 
     def cache_ahead(self, request, user_id: int) -> list[querycache.Lookup]:
         """The list's entry, read with the API token's (accounts.authentication)."""
@@ -352,9 +364,12 @@ class ChatListView(StreamingView):
         return [self._list_lookup]
 
     def _lookup_for(self, request, user_id: int) -> querycache.Lookup:
-        """The list's lookup for this user: the one read ahead with the token when it
-        was named for this user (it always is: a token never changes hands), else anew."""
-        lookup = self._list_lookup
+        """The list's lookup for this user: the one read ahead with the token, or with
+        the session (read_ahead_user), when it was named for this user (it always is: a
+        token never changes hands, and a session's user is the one read ahead or none),
+        else anew. Reused, its key (a hash of the request's query, host and scheme) is
+        not derived twice."""
+        lookup = self._list_lookup or getattr(request, _READ_AHEAD_LOOKUP, None)
         if lookup is None or lookup.viewer != user_id:
             lookup = _chat_list_lookup(request, user_id)
         return lookup

@@ -142,3 +142,27 @@ def test_with_redis_down_the_session_and_list_come_from_the_database(browser, ow
     assert titles(browser.get("/api/chats")) == ["Renamed"]
     assert browser.post(reverse("accounts:logout")).status_code == 302
     assert browser.get("/api/chats").status_code == 401
+
+
+def test_a_session_hit_names_the_list_and_the_user_once(browser, owner, monkeypatch):
+    """The list's lookup named when the session was read is the one the view reads (its
+    key, a hash, is derived once per request), and the user's lookup is named once per
+    process."""
+    from accounts.backends import user_lookup
+    from chats import api
+
+    Chat.objects.create(owner=owner, title="Calibration")
+    assert titles(browser.get("/api/chats")) == ["Calibration"]  # computed, then cached
+    named = []
+    real = api._chat_list_lookup
+    monkeypatch.setattr(
+        api,
+        "_chat_list_lookup",
+        lambda request, user_id: named.append(user_id) or real(request, user_id),
+    )
+    assert titles(browser.get("/api/chats")) == ["Calibration"]
+    assert named == [owner.pk]
+    assert user_lookup(owner.pk) is user_lookup(owner.pk)
+    # Still a read of what is current: a new chat shows at once.
+    Chat.objects.create(owner=owner, title="Alignment")
+    assert titles(browser.get("/api/chats")) == ["Alignment", "Calibration"]
