@@ -427,6 +427,7 @@ SYSTEMS = ["rra", "bm25", "vector", "rrf"]
 RRA_MODES = {"rra hybrid": "hybrid", "rra text leg": "text", "rra vector leg": "vector"}
 INDEX_SOURCES = [
     "documents/extraction",
+    "documents/filetypes.py",
     "documents/chunking.py",
     "documents/embeddings",
     "documents/services.py",

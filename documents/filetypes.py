@@ -37,6 +37,11 @@ UTF16_BOMS = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"
 
 _ATX_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
 _SETEXT_HEADING = re.compile(r"^ {0,3}\S[^\n]*\n {0,3}(?:={2,}|-{2,})[ \t]*$", re.MULTILINE)
+# A title underlined, to its own length, by a character Markdown never underlines a
+# heading with: an Info manual ("3.3.2.2 Safe File Name Handling" over dots, chapters
+# over "*") or reStructuredText ("~", "^", "+"). Markdown would keep only its "=" and "-"
+# headings, two levels of four (find.txt's passages lost their subsections).
+_PLAIN_UNDERLINE = re.compile(r"^(\S[^\n]*?)[ \t]*\n([.*~^+])\2{2,}[ \t]*$", re.MULTILINE)
 # C0 controls other than tab, newline, vertical tab, form feed, carriage return and escape.
 _BINARY_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 
@@ -103,9 +108,16 @@ def detect(fileobj: BinaryIO, *, name: str = "", max_zip_entries: int = ZIP_MAX_
 
 
 def is_markdown(text: str, *, name: str = "") -> bool:
-    """Markdown when the name says so or the text has ATX or setext headings."""
+    """Markdown when the name says so or the text has ATX or setext headings, unless it
+    underlines headings as plain text does (Info, reStructuredText: `_PLAIN_UNDERLINE`),
+    which the plain-text reader turns into every level of headings."""
     if name.lower().endswith(MARKDOWN_SUFFIXES):
         return True
+    if any(
+        len(m.group(0).split("\n")[1].rstrip()) == len(m.group(1))
+        for m in _PLAIN_UNDERLINE.finditer(text)
+    ):
+        return False
     return bool(_ATX_HEADING.search(text) or _SETEXT_HEADING.search(text))
 
 

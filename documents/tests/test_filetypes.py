@@ -132,6 +132,33 @@ def test_it_detects_markdown_by_setext_heading():
     assert detect_bytes(b"Calibration\n-----------\nText.\n") == MARKDOWN
 
 
+def test_an_info_manual_or_restructured_text_is_plain_text_whose_headings_keep_their_levels():
+    """find.txt (GNU findutils' Info manual) went to the Markdown reader for its "=" and
+    "-" headings, which dropped its chapters ("*") and subsubsections ("."): the passage
+    of "3.3.2.2 Safe File Name Handling" said "3.3 Run Commands > 3.3.2 Multiple Files"."""
+    from documents.extraction.text import extract_text
+
+    info = (
+        "GNU Findutils\n*************\n\n3 Actions\n*********\n\n3.3 Run Commands\n"
+        "================\n\n3.3.2 Multiple Files\n--------------------\n\nUse xargs.\n\n"
+        "3.3.2.2 Safe File Name Handling\n...............................\n\n"
+        "Use 'find -print0' with 'xargs --null'.\n\n# not a heading in a plain text\n"
+    )
+    assert detect_bytes(info.encode(), "find.txt") == TEXT
+    last = extract_text(info).blocks[-2]
+    assert last.headings == [
+        "3 Actions",
+        "3.3 Run Commands",
+        "3.3.2 Multiple Files",
+        "3.3.2.2 Safe File Name Handling",
+    ]
+    rst = b"Setup\n=====\n\nInstall\n-------\n\nDetails\n~~~~~~~\n\nText.\n"
+    assert detect_bytes(rst, "guide.txt") == TEXT
+    # Markdown's own: a thematic break, a dotted line that underlines nothing of its length.
+    assert detect_bytes(b"Title\n=====\n\nText\n\n***\n\nMore\n...\n", "a.txt") == MARKDOWN
+    assert detect_bytes(b"Notes\n.....\n", "notes.md") == MARKDOWN
+
+
 def test_it_does_not_take_a_hash_without_space_for_a_heading():
     assert detect_bytes(b"#include <stdio.h>\nint main;\n") == TEXT
 
