@@ -2,7 +2,7 @@
 next to the raw rates of extraction alone and embedding alone, measured in the same run.
 
     .venv/bin/python bench/ingest.py [FOLDER ...] [--repeat N] [--workers 1 2]
-                                     [--threads 1] [--as-text] [--e2e-only]
+                                     [--threads 1] [--as-text] [--e2e-only] [--fifo]
 
 Defaults to ../shared/sample-docs when it exists. Uses production-like settings
 (DEBUG off) on the configured database (embedded by default), as user
@@ -10,11 +10,19 @@ bench@example.invalid whose documents are replaced on every run. Prints numbers;
 not a test.
 
 --workers 1 2 runs the end-to-end phase once per count: the same documents uploaded
-afresh, then that many `manage.py worker --batch` processes started together drain the
+afresh, then that many `manage.py worker` processes started together drain the
 queue (each with EMBEDDINGS_THREADS=--threads, default 1, so N processes use N cores).
 --as-text ingests each file's extracted text as a plain-text document instead of the
 file itself, so that the work is embedding-bound (extraction of text costs nearly
 nothing).
+--fifo starts each worker under `chrt -f 1` (SCHED_FIFO, needs root): on a shared
+machine the workers, and only they, then get a whole core each whatever else runs
+(the kernel still leaves other processes 5 % of every core, sched_rt_runtime_us).
+
+"embedding alone" embeds the very texts the workers embed (the pipeline's own chunking
+of what is uploaded, each passage with its document's title: services.document_passages
+and chunking.index_text), and is given in CPU seconds as well as wall time, so that
+the workers' chunks per CPU-second compare with it on a loaded machine.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -58,6 +67,9 @@ def main() -> None:
     )
     parser.add_argument("--as-text", action="store_true", help="ingest the extracted text")
     parser.add_argument("--e2e-only", action="store_true", help="skip the raw rates")
+    parser.add_argument(
+        "--fifo", action="store_true", help="run the workers under chrt -f 1 (SCHED_FIFO)"
+    )
     args = parser.parse_args()
     folders = args.folders or [ROOT.parent / "shared" / "sample-docs"]
     os.environ["EMBEDDINGS_THREADS"] = str(args.threads)
@@ -65,7 +77,6 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.conf import settings
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -73,7 +84,7 @@ def main() -> None:
     from django.core.files import File
     from django.core.files.base import ContentFile
 
-    from documents.chunking import chunk_extraction
+    from documents.chunking import index_text
     from documents.embeddings import get_provider
     from documents.extraction import extract_file
     from documents.filetypes import TEXT
@@ -81,6 +92,7 @@ def main() -> None:
     from documents.services import (
         document_create,
         document_delete,
+        document_passages,
         document_validate_upload,
         extraction_limits,
     )
@@ -117,30 +129,35 @@ def main() -> None:
     provider = get_provider()
     provider.embed_documents(["warm-up"])
     if not args.e2e_only:
-        # 2. Embedding alone (model loaded first, as a running worker has it).
-        drafts = [
-            d
-            for e in extractions
-            for d in chunk_extraction(
-                e,
-                target_tokens=settings.CHUNK_TARGET_TOKENS,
-                overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
-                count_tokens=provider.count_tokens,
-            )
-        ]
-        started = time.perf_counter()
-        texts = [d.content for d in drafts]
+        # 2. Embedding alone (model loaded first, as a running worker has it): the texts
+        # the workers will embed, one copy of each upload.
+        texts: list[str] = []
+        with tempfile.TemporaryDirectory() as scratch:
+            for name, content, mime in uploads:
+                path = Path(scratch) / "upload"
+                path.write_bytes(content)
+                title, drafts = document_passages(
+                    name=name, extraction=extract_file(path, mime, limits=limits), provider=provider
+                )
+                texts.extend(index_text(title, d.content) for d in drafts)
+        tokens = sum(provider.count_tokens(t) for t in texts)
+        started, cpu_started = time.perf_counter(), time.process_time()
         for i in range(0, len(texts), provider.batch_size):
             provider.embed_documents(texts[i : i + provider.batch_size])
         embed_s = time.perf_counter() - started
-        chunks = len(drafts)
+        embed_cpu_s = time.process_time() - cpu_started
+        chunks = len(texts)
         print(
-            f"files: {len(files)} x {args.repeat}  pages: {pages}  chunks: {chunks}  "
+            f"files: {len(files)} x {args.repeat}  pages: {pages}  "
             f"model: {provider.model_id}  threads/process: {args.threads}"
         )
         print(f"extraction alone : {extract_s:7.2f} s  {pages / extract_s:8.1f} pages/s")
-        print(f"embedding alone  : {embed_s:7.2f} s  {chunks / embed_s:8.1f} chunks/s")
-        print(f"raw sum          : {extract_s + embed_s:7.2f} s")
+        print(
+            f"embedding alone  : {embed_s:7.2f} s  {chunks / embed_s:8.1f} chunks/s  "
+            f"{chunks / embed_cpu_s:8.2f} chunks per CPU-second  ({chunks} chunks of one "
+            f"copy, {tokens / chunks:.0f} tokens each on average)"
+        )
+        print(f"raw sum          : {extract_s + embed_s * args.repeat:7.2f} s")
 
     # 3. End to end: upload, then real worker processes drain the queue.
     user, _ = get_user_model().objects.get_or_create(email="bench@example.invalid")
@@ -157,11 +174,13 @@ def main() -> None:
         # The workers first, each waited for until its model is loaded and it polls the
         # queue, so that what is timed is the work, not the start-up.
         started = time.perf_counter()
-        workers = [_Worker(f"bench-{count}-{k}", env) for k in range(count)]
+        prefix = ["chrt", "-f", "1"] if args.fifo else []
+        workers = [_Worker(f"bench-{count}-{k}", env, prefix) for k in range(count)]
         for worker in workers:
             worker.ready.wait()
         warm_s = time.perf_counter() - started
         cpu_before = sum(w.cpu_s() for w in workers)
+        load_before = os.getloadavg()
         for n in range(args.repeat):
             for name, content, mime in uploads:
                 marker = f"\n%bench-copy-{n}\n".encode() if n else b""
@@ -200,21 +219,34 @@ def main() -> None:
             f"  {cpu_s / span_s:.2f} cores busy on average"
         )
         if not args.e2e_only:
-            raw_s = extract_s + embed_s
+            raw_s = extract_s + embed_s * args.repeat
             print(f"  pipeline overhead: {100 * (span_s - raw_s) / raw_s:6.1f} % over the raw sum")
+            print(
+                f"  CPU per chunk    : {cpu_s / e2e_chunks / (embed_cpu_s / chunks):6.2f} x "
+                "embedding alone's"
+            )
         print(f"  worker peak RSS  : {peak_mb:7.1f} MB (largest child process)")
-        print(f"  statuses         : {dict(statuses)}  load average: {os.getloadavg()}")
+        print(
+            f"  statuses         : {dict(statuses)}  load average (1, 5, 15 min) before "
+            f"{_load(load_before)}, after {_load(os.getloadavg())}"
+            + ("  (workers under SCHED_FIFO)" if args.fifo else "")
+        )
+
+
+def _load(average: tuple[float, float, float]) -> str:
+    return " ".join(f"{x:.2f}" for x in average)
 
 
 class _Worker:
     """A `manage.py worker` process whose output is read by a thread: `ready` is set once
     it has loaded the model and polls the queue."""
 
-    def __init__(self, worker_id: str, env: dict[str, str]) -> None:
+    def __init__(self, worker_id: str, env: dict[str, str], prefix: list[str]) -> None:
         self.ready = threading.Event()
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [
+                *prefix,  # chrt execs the worker: same process, whose CPU is read below
                 sys.executable,
                 "manage.py",
                 "worker",

@@ -218,7 +218,7 @@ def extraction_limits():
 def document_ingest(*, document_id: int) -> str:
     """Extract, chunk, embed and store one document. Idempotent: a re-run replaces the
     document's chunks and embeddings in one transaction. Returns what happened."""
-    from documents.chunking import chunk_extraction, document_title, index_text
+    from documents.chunking import index_text
     from documents.embeddings import EmbeddingError, TransientEmbeddingError, get_provider
     from documents.extraction import ExtractionFailed, extract_file
 
@@ -265,19 +265,8 @@ def document_ingest(*, document_id: int) -> str:
             pages_total=extraction.page_count,
         )
         provider = get_provider()
-        title = document_title(
-            document.name, extraction.metadata, heading=_first_heading(extraction)
-        )
-        drafts = chunk_extraction(
-            extraction,
-            # Never past what the model reads with the title before it (index_text): the
-            # rest would be silently cut off.
-            target_tokens=min(
-                settings.CHUNK_TARGET_TOKENS,
-                max(provider.max_input_tokens - provider.count_tokens(title) - 1, 32),
-            ),
-            overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
-            count_tokens=provider.count_tokens,
+        title, drafts = document_passages(
+            name=document.name, extraction=extraction, provider=provider
         )
         telemetry.ingest_step("chunk", chunks=len(drafts))
         if not drafts:
@@ -306,6 +295,27 @@ def document_ingest(*, document_id: int) -> str:
     except Exception as exc:
         log.exception("document=%s failed unexpectedly", document_id)
         return _fail(run, f"Processing failed unexpectedly ({type(exc).__name__}).")
+
+
+def document_passages(*, name: str, extraction, provider) -> tuple[str, list]:
+    """The document's title and its chunks (ChunkDrafts) as ingestion makes them for
+    provider's model; what is embedded is index_text(title, draft.content) of each
+    (bench/ingest.py embeds the same texts to time the model alone)."""
+    from documents.chunking import chunk_extraction, document_title
+
+    title = document_title(name, extraction.metadata, heading=_first_heading(extraction))
+    drafts = chunk_extraction(
+        extraction,
+        # Never past what the model reads with the title before it (index_text): the
+        # rest would be silently cut off.
+        target_tokens=min(
+            settings.CHUNK_TARGET_TOKENS,
+            max(provider.max_input_tokens - provider.count_tokens(title) - 1, 32),
+        ),
+        overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+        count_tokens=provider.count_tokens,
+    )
+    return title, drafts
 
 
 def _first_heading(extraction) -> str:
