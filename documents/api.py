@@ -6,6 +6,7 @@ import json
 from django.conf import settings
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.http import http_date
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -70,13 +71,18 @@ class DocumentSerializer(serializers.ModelSerializer):
         return annotated if annotated is not None else document.chunks_total
 
     def get_progress(self, document: Document) -> dict:
+        now = timezone.now()
+        rate = document.rate(now)
         return {
             "fraction": round(document.progress, 3),
             "pages_done": document.pages_done,
             "pages_total": document.pages_total,
             "chunks_embedded": document.chunks_embedded,
             "chunks_total": document.chunks_total,
-            "eta_seconds": document.eta_seconds(),
+            "eta_seconds": document.eta_seconds(now),
+            # pages/s while extracting, passages/s while embedding (None: not yet known)
+            "rate_per_second": rate[0] if rate else None,
+            "rate_unit": rate[1] if rate else None,
         }
 
     def update(self, instance: Document, validated_data: dict) -> Document:

@@ -181,6 +181,23 @@ class Document(models.Model):
         elapsed = ((now or timezone.now()) - self.processing_started_at).total_seconds()
         return round(max(0.0, elapsed * (1 - progress) / progress), 1)
 
+    def rate(self, now=None) -> tuple[float, str] | None:
+        """(per second, unit) so far: pages read while extracting, passages embedded
+        while embedding, over the time since processing started (None before the first
+        is done)."""
+        if self.status not in self.IN_PROGRESS or not self.processing_started_at:
+            return None
+        if self.status == self.Status.EMBEDDING:
+            done, unit = self.chunks_embedded, "passages"
+        elif self.status == self.Status.EXTRACTING:
+            done, unit = self.pages_done, "pages"
+        else:
+            return None
+        elapsed = ((now or timezone.now()) - self.processing_started_at).total_seconds()
+        if done <= 0 or elapsed <= 0:
+            return None
+        return round(done / elapsed, 2), unit
+
 
 class DocumentContent(models.Model):
     """The extracted text, one entry per page."""

@@ -80,6 +80,27 @@ def test_the_detail_shows_progress_and_an_eta_while_processing(owner_client, own
     assert progress["fraction"] == pytest.approx(0.65)
     assert progress["chunks_embedded"] == 20 and progress["chunks_total"] == 40
     assert progress["eta_seconds"] == pytest.approx(50 * 0.35 / 0.65, abs=1.5)
+    # The rate so far: 20 passages in the 50 s since processing started.
+    assert progress["rate_unit"] == "passages"
+    assert progress["rate_per_second"] == pytest.approx(20 / 50, abs=0.02)
+
+
+def test_the_rate_counts_pages_while_extracting_and_is_unknown_before_the_first(
+    owner_client, owner, media
+):
+    document = make_document(owner)
+    Document.objects.filter(pk=document.pk).update(
+        status=Document.Status.EXTRACTING,
+        processing_started_at=timezone.now() - timedelta(seconds=10),
+        pages_done=0,
+        pages_total=40,
+    )
+    progress = owner_client.get(f"/api/documents/{document.pk}").json()["progress"]
+    assert progress["rate_per_second"] is None and progress["rate_unit"] is None
+    Document.objects.filter(pk=document.pk).update(pages_done=30)
+    progress = owner_client.get(f"/api/documents/{document.pk}").json()["progress"]
+    assert progress["rate_unit"] == "pages"
+    assert progress["rate_per_second"] == pytest.approx(3.0, abs=0.2)
 
 
 def test_a_failed_document_shows_its_reason(owner_client, owner, media):
@@ -89,6 +110,7 @@ def test_a_failed_document_shows_its_reason(owner_client, owner, media):
     body = owner_client.get(f"/api/documents/{document.pk}").json()
     assert body["failure_reason"] == "The PDF is password protected."
     assert body["progress"]["eta_seconds"] is None
+    assert body["progress"]["rate_per_second"] is None
 
 
 def test_delete_removes_the_file_chunks_and_embeddings(

@@ -164,6 +164,20 @@ function eta(seconds) {
   return seconds < 90 ? `about ${Math.round(seconds)} s left` : `about ${Math.round(seconds / 60)} min left`;
 }
 
+// "20 of 40 passages · 3.2 per second · about 6 s left": what the worker got through,
+// how fast, and the ETA, each once known.
+function progressText(p) {
+  const parts = [];
+  if (p.rate_unit === "passages" && p.chunks_total) parts.push(`${p.chunks_embedded} of ${p.chunks_total} passages`);
+  else if (p.rate_unit === "pages" && p.pages_total) parts.push(`${p.pages_done} of ${p.pages_total} pages`);
+  if (p.rate_per_second != null) {
+    const rate = p.rate_per_second;
+    parts.push(`${rate >= 10 ? Math.round(rate) : rate.toFixed(1)} per second`);
+  }
+  if (p.eta_seconds != null) parts.push(eta(p.eta_seconds));
+  return parts.join(" · ");
+}
+
 function row(doc) {
   const status = el("span", { class: `status status-${doc.status}`, text: LABELS[doc.status] || doc.status });
   const name = doc.status === "ready"
@@ -176,7 +190,7 @@ function row(doc) {
     status);
   if (PROCESSING.has(doc.status)) {
     item.append(el("progress", { max: 100, value: Math.round(doc.progress.fraction * 100), "aria-label": `Progress of ${doc.name}` }),
-      el("small", { class: "muted", text: eta(doc.progress.eta_seconds) }));
+      el("small", { class: "muted doc-progress", text: progressText(doc.progress) }));
   } else if (doc.status === "failed") {
     item.append(el("span", { class: "field-error", text: doc.failure_reason }));
   } else if (doc.status === "ready") {
