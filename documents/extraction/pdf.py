@@ -272,7 +272,11 @@ def _drop_furniture(lines: list[_Line], page_count: int) -> list[_Line]:
 
 # A line of a table of contents or an index: a title, a leader, a page number
 # ("1.2 Simple Examples . . . . . . 7", "Introduction ........ 2", "sort . . . . 420").
-_NAVIGATION_LINE = re.compile(r"(?:\.\s?){4,}\s*\d{1,4}\b|(?:\s\.){2,}\s*\d{1,4}\s*$")
+_NAVIGATION_LINE = re.compile(
+    r"(?:\.\s?){4,}\s*\d{1,4}\b|(?:\s\.){2,}\s*\d{1,4}\s*$"
+    # an entry of a LaTeX book's index (makeindex): "fillstyle, 65–68, 125, 177"
+    r"|^[^\d\s][^,]{0,60},\s*\d{1,4}(?:\s*[–-]\s*\d{1,4})?(?:,\s*\d{1,4}(?:\s*[–-]\s*\d{1,4})?)*\s*$"
+)
 _CONTENTS_TITLE = re.compile(r"^(?:\d+\.?\s+)?(?:table of )?contents$", re.IGNORECASE)
 # A page is navigation when at least this many of its lines, and this share, are such lines.
 _NAVIGATION_MIN_LINES = 5

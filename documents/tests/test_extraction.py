@@ -208,13 +208,25 @@ def test_it_leaves_out_tables_of_contents_and_indexes(tmp_path):
             contents,
             ["# 1. Introduction", "The machine cuts profiles.", f"Cutting speed{leader}35"],
             ["# Index", *index],
+            # A LaTeX book's index (makeindex): entries and their pages, no leaders
+            # (gnuplot.pdf: 17 passages). Prose that lists numbers keeps its lines.
+            [
+                "# Index",
+                *[
+                    f"{w}, {n}, {n + 40}-{n + 42}"
+                    for n, w in enumerate(["errorbars", "fit", "FIT LOG", "fill", "fonts"], 3)
+                ],
+            ],
+            ["# 2. Rails", "Set the three gauges to 1, 2", "and 3, then start.", "Use rails 4, 5"],
         ],
     )
     blocks = extract_in_process(pdf, PDF).blocks
-    assert [b.page for b in blocks] == [2, 2, 2, 3]
+    assert [b.page for b in blocks] == [2, 2, 2, 3, 4, 5, 5, 5, 5]
     assert blocks[0].text == "1. Introduction" and blocks[0].kind == "heading"
     assert any(b.text.startswith("Cutting speed") and b.text.endswith("35") for b in blocks)
-    assert blocks[-1].text == "Index"  # its entries are gone
+    assert blocks[3].text == "Index" and blocks[4].text == "Index"  # their entries are gone
+    rails = " ".join(b.text for b in blocks[5:])
+    assert "Set the three gauges to 1, 2" in rails and "rails 4, 5" in rails
 
 
 def test_it_marks_pdf_list_items(manual_pdf):
