@@ -1,38 +1,28 @@
 from __future__ import annotations
 
-import hashlib
-
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
-from django.utils.http import http_date
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import AuthenticationFailed, NotAcceptable, NotFound
-from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import (
-    ApiTokenAuthentication,
-    bearer_secret,
-    token_user,
-    token_user_with,
-)
+from accounts.authentication import bearer_secret, token_user, token_user_with
 from accounts.sessions import read_ahead_session
-from chats import answering, chat_list
+from chats import answering, chat_detail, chat_list
+from chats.chat_detail import OldestFirst
 from chats.chat_list import ChatSearchSerializer, NewestFirst
+from chats.direct import DirectGet, StreamNegotiation, json_response, rendered
 from chats.models import CHAT_DETAIL_CACHE, CHAT_LIST_CACHE, Chat, Citation, Message, Vote
 from chats.rendering import render_answer
 from chats.selectors import hide_unreadable_sources, own_chat, readable_chat
 from rra import querycache, telemetry
 from rra.api import json_error
-from rra.compression import brotli_form, with_compressed
 from rra.ratelimit import limit_request, too_many_requests_json
 
 
@@ -139,13 +129,6 @@ class MessageSerializer(serializers.ModelSerializer):
         }
 
 
-class OldestFirst(CursorPagination):
-    ordering = ("created_at", "id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
 class NewChatSerializer(serializers.Serializer):
     """POST /api/chats: an optional title and an optional first question (the title is
     checked again by ChatSerializer, the question by QuestionSerializer's rules)."""
@@ -168,17 +151,6 @@ class QuestionSerializer(serializers.Serializer):
         return value
 
 
-class StreamNegotiation(DefaultContentNegotiation):
-    """Answer endpoints stream text/event-stream; anything they answer as a document
-    (validation errors, 429) is JSON whatever the Accept header asked for."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        try:
-            return super().select_renderer(request, renderers, format_suffix)
-        except NotAcceptable:
-            return renderers[0], renderers[0].media_type
-
-
 class StreamingView(APIView):
     content_negotiation_class = StreamNegotiation
 
@@ -195,24 +167,6 @@ def _vote_count(value: int) -> Coalesce:
         .values("n")
     )
     return Coalesce(Subquery(votes), 0)
-
-
-def _rendered(data) -> tuple[bytes, str, bytes | None]:
-    """A cached API body: the JSON, its ETag and its brotli form, so a hit costs neither
-    serialization, hashing nor compression."""
-    body = JSONRenderer().render(data)
-    return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"', brotli_form(body)
-
-
-def _json_response(found: querycache.Entry) -> HttpResponse:
-    """The response of a cached body: the body, its ETag and its brotli form (made once
-    when the entry was computed, so a hit is not compressed again)."""
-    body, etag, br = found.value
-    response = HttpResponse(body, content_type="application/json")
-    response["ETag"] = etag
-    if found.changed_at is not None:
-        response["Last-Modified"] = http_date(found.changed_at.timestamp())
-    return with_compressed(response, br)
 
 
 def _chat_list_lookup(request, user_id: int) -> querycache.Lookup:
@@ -236,7 +190,7 @@ def _read_ahead_lookup(request, user_id: int) -> querycache.Lookup:
     return lookup
 
 
-class ChatListView(StreamingView):
+class ChatListView(DirectGet, StreamingView):
     _list_lookup: querycache.Lookup | None = None
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
@@ -250,33 +204,21 @@ class ChatListView(StreamingView):
 
     def _hit(self, request: HttpRequest, kwargs: dict) -> HttpResponseBase | None:
         """The answer DRF would give to a GET with an API token or a session whose list
-        is in the query cache, or None. What decides is the view's own DRF classes, as
-        APIView.initial runs them: the token by the view's first authenticator's
-        functions (one that fails is left to DRF, which refuses it with its 401); without
-        a token header, the session when the second authenticator is DRF's
-        SessionAuthentication (_session_user); then every permission and throttle class
-        of the view; one that does not pass leaves the request to DRF, which asks them
-        again and answers its way. Negotiation is skipped only when it cannot refuse
-        (StreamNegotiation, no ?format=, no format suffix) and there is no versioning;
-        else DRF answers."""
-        negotiation = self.content_negotiation_class
-        format_override = negotiation.settings.URL_FORMAT_OVERRIDE
-        if (
-            request.method != "GET"
-            or kwargs  # a format suffix
-            or (format_override and format_override in request.GET)
-            or not issubclass(negotiation, StreamNegotiation)  # never a 406
-            or self.versioning_class is not None
-            or not self.authentication_classes
-            or not issubclass(self.authentication_classes[0], ApiTokenAuthentication)
-        ):
+        is in the query cache, or None, decided by the view's own DRF classes
+        (chats.direct): the token by the view's first authenticator's functions (one
+        that fails is left to DRF, which refuses it with its 401); without a token
+        header, the session when the second authenticator is DRF's
+        SessionAuthentication; then every permission and throttle class of the view;
+        one that does not pass leaves the request to DRF, which asks them again and
+        answers its way."""
+        if not self.direct(request, kwargs):
             return None
         if querycache.unreachable():  # no hit to find
             return self._without_redis(request, kwargs)
         try:
             secret = bearer_secret(request)
             if secret is None:  # a session, or nobody
-                user, token = self._session_user(request), None
+                user, token = self.session_user(request), None
                 if user is None:
                     return None
             else:
@@ -284,9 +226,9 @@ class ChatListView(StreamingView):
         except AuthenticationFailed:
             return None
         found = querycache.cached(self._lookup_for(request, user.pk))  # a peek
-        if found is None or not self._passes(request, user, token, kwargs):
+        if found is None or not self.passes(request, user, token, kwargs):
             return None
-        return self.finalize_response(request, _json_response(found))
+        return self.answer(request, found)
 
     def _without_redis(self, request: HttpRequest, kwargs: dict) -> HttpResponseBase | None:
         """While Redis's circuit breaker is open: a first page (chats.chat_list) read in
@@ -302,47 +244,15 @@ class ChatListView(StreamingView):
         except AuthenticationFailed:
             return None
         if secret is None:
-            user, token = self._session_user(request), None
+            user, token = self.session_user(request), None
             rows = chat_list.rows_read_ahead(request, user, query) if user else None
         else:
             user, token, rows = token_user_with(secret, *query.sql()) or (None, None, None)
-        if rows is None or not self._passes(request, user, token, kwargs):
+        if rows is None or not self.passes(request, user, token, kwargs):
             return None
-        body = _rendered(chat_list.page(request, query, rows))
-        found = querycache.Entry(body, hit=False, changed_at=None)  # as cached() computes it
-        return self.finalize_response(request, _json_response(found))
-
-    def _passes(self, request: HttpRequest, user, token, kwargs: dict) -> bool:
-        """The view's permission and throttle classes, with the user and token set on the
-        request as DRF's Request sets them (and put back when one refuses)."""
-        before = request.user
-        request.user, request.auth = user, token
-        self.args, self.kwargs, self.request = (), kwargs, request
-        if not all(p.has_permission(request, self) for p in self.get_permissions()) or not all(
-            t.allow_request(request, self) for t in self.get_throttles()
-        ):
-            request.user, request.auth = before, None
-            return False
-        self.headers = self.default_response_headers
-        return True
-
-    def _session_user(self, request: HttpRequest):
-        """The signed-in user of the request's session as DRF's SessionAuthentication
-        would find it (Django's request.user: the session checked by
-        django.contrib.auth.get_user), or None. The session, the user and the list's
-        entry are read in one round trip (accounts.sessions.read_ahead_session). A GET
-        passes SessionAuthentication's CSRF check by definition (a safe method); every
-        other method goes through DRF."""
-        classes = self.authentication_classes
-        if (
-            len(classes) < 2
-            or not issubclass(classes[1], SessionAuthentication)
-            or settings.SESSION_COOKIE_NAME not in request.COOKIES
-        ):
-            return None
-        self.read_ahead_user(request)  # done already when the middleware called it
-        user = getattr(request, "user", None)
-        return user if user is not None and user.is_authenticated and user.is_active else None
+        body = rendered(chat_list.page(request, query, rows))
+        # As cached() computes it without Redis: no write time known.
+        return self.answer(request, querycache.Entry(body, hit=False, changed_at=None))
 
     @classmethod
     def read_ahead_user(cls, request: HttpRequest) -> None:
@@ -389,7 +299,7 @@ class ChatListView(StreamingView):
             ).data
 
         lookup = self._lookup_for(request, request.user.pk)
-        return _json_response(querycache.cached(lookup, compute=lambda: _rendered(compute())))
+        return json_response(querycache.cached(lookup, compute=lambda: rendered(compute())))
 
     def post(self, request: Request):
         new = NewChatSerializer(data=request.data)
@@ -431,10 +341,53 @@ class ChatListView(StreamingView):
         return response
 
 
-class ChatDetailView(APIView):
+class ChatDetailView(DirectGet, APIView):
     def get_permissions(self):
         # A public chat is readable by anyone with its link.
         return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
+        # While Redis is unreachable, a first page from one statement (_without_redis);
+        # everything else goes through DRF, which decides and answers it as always.
+        return self._without_redis(request, kwargs) or super().dispatch(request, *args, **kwargs)
+
+    def _without_redis(self, request: HttpRequest, kwargs: dict) -> HttpResponseBase | None:
+        """While Redis's circuit breaker is open: the chat and its first page of messages
+        (chats.chat_detail) read in one statement with the API token and its user
+        (token_user_with), or with the session and its user (read ahead by
+        read_ahead_user), or alone without either (a public chat), decided by the view's
+        own DRF classes (chats.direct); else None (DRF answers: a cursor, a chat the
+        viewer may not read or that does not exist, a token or session that does not
+        pass, an Accept header it refuses)."""
+        if not querycache.unreachable() or not self.direct(request, kwargs):
+            return None
+        query = chat_detail.detail_query(request, kwargs.get("chat_id"))
+        if query is None:
+            return None
+        try:
+            secret = bearer_secret(request)
+        except AuthenticationFailed:
+            return None
+        if secret is not None:
+            user, token, rows = token_user_with(secret, *query.sql()) or (None, None, None)
+        elif settings.SESSION_COOKIE_NAME in request.COOKIES:
+            user, token = self.session_user(request), None
+            rows = chat_detail.rows_read_ahead(request, user, query) if user else None
+        else:  # as DRF finds nobody: no token header, no session
+            user, token, rows = AnonymousUser(), None, chat_detail.anonymous_rows(query)
+        if not rows or not self.passes(request, user, token, kwargs):
+            return None
+        body = rendered(chat_detail.detail(request, user, query, rows))
+        # As cached() computes it without Redis: no write time known.
+        return self.answer(request, querycache.Entry(body, hit=False, changed_at=None))
+
+    @classmethod
+    def read_ahead_user(cls, request: HttpRequest) -> None:
+        """Before the session's user is loaded (RequestObservabilityMiddleware loads it
+        before the view), while Redis is unreachable: a GET's session, user and chat in
+        one statement (chats.chat_detail)."""
+        if request.method == "GET" and querycache.unreachable():
+            chat_detail.read_with_session(request)
 
     def get(self, request: Request, chat_id) -> HttpResponse:
         # Access first, from the database (inside the cache, before anything goes out);
@@ -445,9 +398,9 @@ class ChatDetailView(APIView):
             viewer=request.user,
             request=request,
             access=lambda: readable_chat(request.user, chat_id),
-            compute=lambda chat: _rendered(self._detail(request, chat)),
+            compute=lambda chat: rendered(self._detail(request, chat)),
         )
-        return _json_response(entry)
+        return json_response(entry)
 
     def _detail(self, request: Request, chat: Chat) -> dict:
         user_id = request.user.pk if request.user.is_authenticated else None

@@ -87,6 +87,24 @@ def page_query(request) -> PageQuery | None:
     return PageQuery(page_size=page_size, q=q)
 
 
+def first_page(paginator: CursorPagination, request, items: list[dict]) -> tuple[list, str | None]:
+    """A first page (no cursor) as DRF's cursor pagination makes it of ``items``, dicts in
+    the paginator's order holding its ordering's fields, one more than its page_size
+    when there is a next page: the page's items and the next link
+    (CursorPagination.paginate_queryset and get_next_link)."""
+    size = paginator.page_size
+    paginator.base_url = request.build_absolute_uri()
+    paginator.cursor = None
+    paginator.page = items[:size]
+    paginator.has_previous = False
+    paginator.has_next = len(items) > size
+    if paginator.has_next:
+        paginator.next_position = paginator._get_position_from_instance(
+            items[size], paginator.ordering
+        )
+    return paginator.page, paginator.get_next_link()
+
+
 def page(request, query: PageQuery, rows: list[tuple]) -> dict:
     """The body DRF's path makes of this page (ChatListView.get): NewestFirst's next and
     previous links around ChatSerializer's fields of each chat."""
@@ -97,17 +115,9 @@ def page(request, query: PageQuery, rows: list[tuple]) -> dict:
     )
     paginator = NewestFirst()
     paginator.page_size = query.page_size
-    paginator.base_url = request.build_absolute_uri()
-    paginator.cursor = None
-    paginator.page = chats[: query.page_size]
-    paginator.has_previous = False
-    paginator.has_next = len(chats) > query.page_size
-    if paginator.has_next:
-        paginator.next_position = paginator._get_position_from_instance(
-            chats[query.page_size], paginator.ordering
-        )
+    shown, next_link = first_page(paginator, request, chats)
     return {
-        "next": paginator.get_next_link(),
+        "next": next_link,
         "previous": None,
         "results": [
             {
@@ -118,7 +128,7 @@ def page(request, query: PageQuery, rows: list[tuple]) -> dict:
                 "created_at": _DATETIME.to_representation(chat["created_at"]),
                 "updated_at": _DATETIME.to_representation(chat["updated_at"]),
             }
-            for chat in paginator.page
+            for chat in shown
         ],
     }
 
