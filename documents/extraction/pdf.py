@@ -251,9 +251,20 @@ def _furniture_key(text: str) -> str:
     return " ".join(re.sub(r"\d+", "#", text.casefold()).split())
 
 
+# A band line that starts or ends with a page number: "Chapter 2: Installing R 16".
+_NUMBERED_BAND_LINE = re.compile(r"^\d{1,4}\s+\S.*|.*\S\s+\d{1,4}$")
+# ... is a running header when its text (digits aside) is on this many pages (a chapter
+# of two or three pages has its header on one or two).
+_CHAPTER_HEADER_PAGES = 2
+
+
 def _drop_furniture(lines: list[_Line], page_count: int) -> list[_Line]:
     """Lines that are running headers/footers: in the top/bottom band and either a page
-    number or the same text (digits aside) on at least half of the pages."""
+    number, the same text (digits aside) on at least half of the pages, or a chapter's
+    running header: a page number at its start or end and the same text on at least
+    two pages (a Texinfo manual's odd pages: "Chapter 2: Installing R under
+    Unix-alikes 16", one chapter's pages only; 1,200 of the evaluation library's
+    passages carried one in the middle of their text, quoted by offline answers)."""
     pages_per_key: dict[str, set[int]] = {}
     for line in lines:
         if line.band and len(line.text) <= 150:
@@ -264,7 +275,10 @@ def _drop_furniture(lines: list[_Line], page_count: int) -> list[_Line]:
         if line.band and len(line.text) <= 150:
             if _PAGE_NUMBER.match(line.text):
                 continue
-            if len(pages_per_key[_furniture_key(line.text)]) >= threshold:
+            pages = len(pages_per_key[_furniture_key(line.text)])
+            if pages >= threshold:
+                continue
+            if pages >= _CHAPTER_HEADER_PAGES and _NUMBERED_BAND_LINE.match(line.text.strip()):
                 continue
         kept.append(line)
     return kept

@@ -17,7 +17,7 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 MB = 1024 * 1024
@@ -55,7 +55,7 @@ def make_pdf(
     pages: Sequence[Sequence[str]] = DEFAULT_PDF_PAGES,
     *,
     headings: dict[int, float] | None = None,
-    header: str | None = None,
+    header: str | Callable[[int], str] | None = None,
     footer: str | None = None,
     title: str | None = None,
     author: str | None = None,
@@ -71,7 +71,8 @@ def make_pdf(
 
     `header`/`footer` are drawn on every page (repeated page furniture); "{page}" and
     "{pages}" in them are replaced by the page number and the page count, e.g.
-    footer="Page {page}/{pages} version 0.0 | 29-3-2024". `title`/`author` go into the
+    footer="Page {page}/{pages} version 0.0 | 29-3-2024"; a callable `header` gives each
+    page's (a page number -> its text, e.g. a chapter's running header). `title`/`author` go into the
     document information dictionary. With `encrypt_password` the file is RC4-encrypted
     and needs that password to open. Text must be Latin-1 (core fonts).
     """
@@ -84,7 +85,9 @@ def make_pdf(
             if header:
                 self.set_font("helvetica", size=9)
                 self.set_y(30)
-                self.cell(0, 12, header.format(page=self.page_no(), pages=len(pages)))
+                page = self.page_no()
+                text = header(page) if callable(header) else header
+                self.cell(0, 12, text.format(page=page, pages=len(pages)))
                 self.set_y(72)
 
         def footer(self):

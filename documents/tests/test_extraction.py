@@ -301,6 +301,30 @@ def test_it_drops_repeated_page_furniture_from_blocks_but_not_from_page_text(man
         assert f"Page {page.number}/3 version 0.0 | 29-3-2024" in page.text
 
 
+def test_it_drops_a_chapters_running_header_with_its_page_number(tmp_path):
+    """Texinfo manuals (R's, Octave's) head odd pages with the chapter and the page
+    number: each chapter's header is on its own pages only, far below half of the
+    pages, and it stood in the middle of passages ("... run cd tests ## followed by one
+    of / Chapter 2: Installing R under Unix-alikes 16 / ../bin/R CMD make check")."""
+    chapters = ["Calibration", "Rails", "Belts", "Index"]
+
+    def header(page: int) -> str:
+        return f"Chapter {(page - 1) // 3 + 1}: {chapters[(page - 1) // 3]} {page + 10}"
+
+    words = ["level", "chuck", "rail", "belt", "torch", "laser", "gauge", "clamp", "nozzle"]
+    pages = [[f"Check the {word} before the next cut."] for word in words]
+    pages[0].append("Safety 3")  # body text that ends with a number, once: kept
+    pages.append(["Check the rails again."])  # a chapter of one page: its header stays
+    pdf = files.make_pdf(tmp_path / "texinfo.pdf", pages, header=header)
+    extraction = extract_in_process(pdf, PDF)
+    texts = " ".join(b.text for b in extraction.blocks)
+    assert "Chapter" not in texts.replace("Chapter 4: Index 20", ""), texts
+    assert "Chapter 4: Index 20" in texts
+    assert all(f"Check the {word} before" in texts for word in words)
+    assert "Safety 3" in texts
+    assert "Chapter 2: Rails 14" in extraction.pages[3].text  # the page text keeps it
+
+
 def test_it_reads_pdf_metadata(manual_pdf):
     extraction = extract_in_process(manual_pdf, PDF)
     assert extraction.metadata == {"page_count": 3, "title": "Maintenance", "author": "HGG"}
