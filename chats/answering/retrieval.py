@@ -92,7 +92,8 @@ def unknown_names(*, user, question: str) -> list[str]:
             rare.append(word)
     if not rare:
         return []
-    params = {"docs": _readable_ids(user)}
+    docs = _readable_ids(user)
+    params = {"docs": docs}
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT w FROM unnest(%(words)s::text[]) AS w
@@ -106,7 +107,7 @@ def unknown_names(*, user, question: str) -> list[str]:
     rare = [w for w in rare if w.lower() not in mentioned]
     if not rare or len(rare) * 2 > len(words):
         return []
-    joined = _joined_in_library(user, rare)
+    joined = _joined_in_library(docs, rare)
     return [word for word in rare if word not in joined]
 
 
@@ -124,11 +125,12 @@ def _readable_ids(user) -> list[int]:
     return list(Document.objects.readable_by(user).ready().values_list("pk", flat=True))
 
 
-def _joined_in_library(user, words: list[str]) -> set[str]:
-    """Those of words that the library writes hyphenated ("feed-through") or one letter
-    apart ("feedtrough", a manual's typo): the same word, not an unknown name."""
+def _joined_in_library(docs: list[int], words: list[str]) -> set[str]:
+    """Those of words that the library's documents `docs` write hyphenated
+    ("feed-through") or one letter apart ("feedtrough", a manual's typo): the same word,
+    not an unknown name."""
     splits = {f"{w[:i]}-{w[i:]}": w for w in words for i in range(2, len(w) - 1)}
-    params = {"docs": _readable_ids(user)}
+    params = {"docs": docs}
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT c FROM unnest(%(candidates)s::text[]) AS c
