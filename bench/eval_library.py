@@ -829,13 +829,16 @@ def tune(
     reuse: bool = False,
     only_docs: list[str] | None = None,
     kinds: list[str] | None = None,
+    answers: Path | None = None,
 ) -> None:
     """RRA's search on the TUNE split only, once per combination of settings
     (NAME=v1,v2,...; read by search() at call time), on the index eval built (or, with
     `docs`, on that folder's files, e.g. ../shared/sample-docs for roborail.jsonl).
     `reuse`: search the database's index as it is, without ingesting (no writes);
     `only_docs`: only the files matching these patterns, and their questions; `kinds`:
-    only the questions of these kinds (a setting that changes only theirs)."""
+    only the questions of these kinds (a setting that changes only theirs); `answers`:
+    also the answer path's passages of the tune questions (unanswerable ones too) written
+    there and the offline answers over them counted (replay), with the settings as set."""
     import fnmatch
     import itertools
 
@@ -853,11 +856,17 @@ def tune(
     names = set(ready.values_list("name", flat=True))
     document_ids = list(ready.values_list("pk", flat=True))
     print(f"searching {len(names)} documents: {', '.join(sorted(names))}")
-    cases = [
+    tuned = [
         c
         for c in load_questions(questions)
-        if c.answerable and c.doc in names and c.split == "tune" and (not kinds or c.kind in kinds)
+        if (not c.answerable or c.doc in names)
+        and c.split == "tune"
+        and (not kinds or c.kind in kinds)
     ]
+    cases = [c for c in tuned if c.answerable]
+    if answers:
+        dump_answers(tuned, answers)
+        replay(answers, None)
     axes = []
     for item in grid:
         name, _, values = item.partition("=")
@@ -872,6 +881,113 @@ def tune(
         row = f"{label:<48}{_cell(groups['all']):>20}"
         row += "".join(f"{groups[f'all/{k}'].hit_at_5:>11.2f}" for k in kinds)
         print(row, flush=True)
+
+
+# ===================================================================== answers (tune)
+
+
+def dump_answers(cases: list, path: Path) -> None:
+    """The passages the answer path keeps for each case (retrieve(): search, guard and
+    neighbouring chunks, on every ready document as a chat does) written to `path` as
+    JSON, so that the offline answerer can be changed and run again over the same
+    passages without the database (`replay`). Reads the index, never writes it."""
+    from dataclasses import asdict
+
+    from documents.evaluation import _retrieve
+    from documents.models import EVERY_DOCUMENT
+
+    rows = []
+    for case in cases:
+        passages, _ = _retrieve(user=EVERY_DOCUMENT, case=case)
+        rows.append({"case": asdict(case), "passages": [asdict(p) for p in passages]})
+    path.write_text(json.dumps(rows))
+    print(f"wrote the passages of {len(rows)} tune questions to {path}")
+
+
+def _missing_kind(case, passages: list, answer: str) -> str:
+    """Why an answered question lacks a fact, when the answer's passages hold them: the
+    line holding a missing fact was quoted but cut ("truncated"), or was not quoted
+    ("not quoted"); "split" when no one passage holds every fact."""
+    from documents.evaluation import _normalized, _passage_holds
+
+    body = _normalized(answer.replace("\\[", "[").replace("\\]", "]"))
+    missing = [f for f in case.facts if _normalized(f) not in body]
+    for fact in missing:
+        for passage in passages:
+            for line in passage.text.split("\n"):
+                norm = _normalized(line)
+                if _normalized(fact) in norm:
+                    head = norm[: max(1, norm.find(_normalized(fact)))][:40]
+                    if len(head) > 12 and head in body:
+                        return "truncated"
+    return "not quoted" if any(_passage_holds(p, case) for p in passages) else "split"
+
+
+def replay(path: Path, show: str | None) -> None:
+    """The offline answerer over the passages `dump_answers` wrote: unanswerable declined,
+    every fact, and the misses by kind: no passage (declined by the guard), facts not in
+    the answer's passages (not retrieved), declined by the answerer, and answered without
+    a fact (truncated, not quoted, split over passages). `show`: print the answers of
+    these outcomes (comma-separated: the kinds above, "ok", "all")."""
+    from chats.answering.extractive import NOT_COVERED, extractive_answer
+    from chats.answering.types import Passage, Turn
+    from documents.evaluation import Case, _passage_holds, holds_facts
+
+    shown = {s.strip() for s in (show or "").split(",") if s.strip()}
+    counts: dict[str, int] = {}
+    words = []
+    unanswerable = declined = answerable = 0
+    for row in json.loads(path.read_text()):
+        fields = dict(row["case"])
+        for key in ("pages", "facts"):
+            fields[key] = tuple(fields[key])
+        fields["history"] = tuple(tuple(t) for t in fields["history"])
+        case = Case(**fields)
+        passages = [
+            Passage(**{**p, "chunks": tuple(tuple(c) for c in p["chunks"])})
+            for p in row["passages"]
+        ]
+        history = [Turn(role=r, content=c) for r, c in case.history]
+        answer = (
+            extractive_answer(case.question, passages, history=history) if passages else NOT_COVERED
+        )
+        if answer != NOT_COVERED:
+            words.append(len(answer.split()))
+        if not case.answerable:
+            unanswerable += 1
+            declined += answer == NOT_COVERED
+            outcome = "declined" if answer == NOT_COVERED else "answered unanswerable"
+        else:
+            answerable += 1
+            if not passages:
+                outcome = "no passage"
+            elif not any(_passage_holds(p, case) for p in passages) and not holds_facts(
+                "\n".join(p.text for p in passages), case.facts
+            ):
+                outcome = "not retrieved"
+            elif answer == NOT_COVERED:
+                outcome = "declined by the answerer"
+            elif holds_facts(answer.replace("\\[", "[").replace("\\]", "]"), case.facts):
+                outcome = "ok"
+            else:
+                outcome = _missing_kind(case, passages, answer)
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if "all" in shown or outcome in shown:
+            print(f"\n=== [{outcome}] line {case.line} ({case.kind}): {case.question}")
+            if case.history:
+                print(f"    after: {case.history[0][1]}")
+            print(f"    facts: {list(case.facts)}  doc: {case.doc} {case.pages} {case.section}")
+            for p in passages:
+                print(f"    [{p.number}] {p.document} {p.pages} {p.section} score={p.score:.3f}")
+            print(answer)
+    words.sort()
+    print(
+        f"\nanswerable {answerable}: every fact {counts.get('ok', 0)}; "
+        f"unanswerable declined offline {declined}/{unanswerable}; words (median / p90) "
+        + (f"{words[len(words) // 2]} / {words[int(len(words) * 0.9)]}" if words else "-")
+    )
+    for outcome, n in sorted(counts.items(), key=lambda item: -item[1]):
+        print(f"  {outcome:<28}{n:>5}")
 
 
 # ===================================================================== main
@@ -921,6 +1037,19 @@ def main() -> None:
         help="a setting and its values to try (repeatable: every combination)",
     )
     p_tune.add_argument("--kinds", help="only the questions of these kinds (e.g. dutch,german)")
+    p_tune.add_argument(
+        "--answers",
+        type=Path,
+        help="also write the answer path's passages of the tune questions here and count the"
+        " offline answers over them (see replay)",
+    )
+    p_replay = sub.add_parser(
+        "replay", help="the offline answerer over passages that tune --answers wrote"
+    )
+    p_replay.add_argument("passages", type=Path)
+    p_replay.add_argument(
+        "--show", help="print these outcomes' answers (e.g. 'not quoted,truncated', 'all')"
+    )
     args = parser.parse_args()
     if args.command == "build":
         build(args.dest.resolve())
@@ -940,7 +1069,11 @@ def main() -> None:
             args.reuse,
             args.only_docs,
             [k.strip() for k in (args.kinds or "").split(",") if k.strip()],
+            args.answers,
         )
+    elif args.command == "replay":
+        django_setup()
+        replay(args.passages, args.show)
     elif args.command == "eval":
         django_setup()
         formats = [f.strip() for f in args.formats.split(",") if f.strip()]
