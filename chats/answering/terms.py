@@ -34,15 +34,24 @@ _SUFFIXES = (
 )
 
 
+_DOUBLED = re.compile(r"([b-df-hj-km-np-rtv-y])\1$")  # "cutt", "sett", "stopp"; not ll/ss/zz
+
+
 def _stem(word: str) -> str:
     """A crude, deterministic stem, enough for "calibrate", "calibrated", "calibrating"
-    and "calibration" (calibrat), "belt"/"belts" or "battery"/"batteries" to meet."""
+    and "calibration" (calibrat), "belt"/"belts" or "battery"/"batteries" to meet, and
+    "file"/"files" (fil), "type"/"types", "cut"/"cutting", "set"/"settings"."""
     if not word.endswith("ss"):
         for suffix, replacement in _SUFFIXES:
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 word = word[: -len(suffix)] + replacement
+                # A consonant doubled before -ing or -ed ("cutting", "stopped") is one,
+                # as in the word itself; a word that ends doubled ("add") keeps it.
+                if suffix in ("ings", "ing", "ed") and len(word) >= 4:
+                    word = _DOUBLED.sub(r"\1", word)
                 break
-    if word.endswith("e") and len(word) > 4:
+    # The silent e goes, so the singular meets its plural ("file", "files": fil).
+    if word.endswith("e") and len(word) > 3:
         word = word[:-1]
     return word
 

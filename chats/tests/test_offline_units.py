@@ -262,3 +262,39 @@ def test_a_command_line_matched_as_a_sentence_too_is_quoted_once_as_a_command():
     assert "- `$ md5sum -c baz.md5` [1]" in answer
     for command in ("md5sum foo bar >baz.md5", "cat baz.md5", "md5sum -c baz.md5"):
         assert answer.count(command) <= 1, answer
+
+
+def test_a_plural_meets_its_singular_when_the_word_ends_in_a_silent_e():
+    """ "file types" in the question, "Cutting files such as: ... (.pcd)" in the manual:
+    "file"/"files" and "type"/"types" were different terms (file/fil), so the line that
+    lists the types scored below the lines around it and was left out."""
+    text = (
+        "3.2 Diagnostic data collection\n"
+        "In addition to the measurement results, HGG needs a download of relevant files.\n"
+        "▪ In the Advanced menu: select Generate data collection (extension .7z).\n"
+        "▪ In the Description box: enter the machine number and what went wrong.\n"
+        "▪ In the Additional files box: add additional cutting files* from external "
+        "applications.\n"
+        "* Cutting files such as: ProCAM project (.pcd) | DSTV files (.dstv) | NC Data (.nc1)\n"
+        "▪ Use the Add button and select the files with which there is a cutting problem.\n"
+        "▪ Select Create Collection.\n"
+        "▪ Collect drawings of the material with which there is a cutting problem.\n"
+        "▪ Make an even more extensive description of the cutting problem.\n"
+        "Please do not send your files by email: most emails have a data limit of 10 MB.\n"
+        "▪ Send the collected file to the HGG technical service department.\n"
+    )
+    other = (
+        "Create diagnostic data collection\n"
+        "Create data collection following the questions in the screen:\n"
+        "Advanced, Generate data collection\n"
+        "Add additional cutting files from external applications\n"
+        "Most recent data collection file, e.g.: 2024_02_25- 12_13_24_341_.7z\n"
+    )
+    passages = [
+        Passage(1, text, "measurement.pdf", "pp. 8–9", "3.2 Diagnostic data collection", 0.87),
+        Passage(2, other, "data collection.pdf", "p. 1", "Create data collection", 0.86),
+    ]
+    answer = extractive_answer(
+        "Which cutting file types can I add to the data collection?", passages
+    )
+    assert "(.pcd)" in answer and "(.dstv)" in answer and "(.nc1)" in answer, answer
