@@ -91,13 +91,21 @@ def _sentences_of(passage: Passage) -> list[tuple[str, int, int, bool]]:
         if sentence == section or SECTION_SEPARATOR.strip() in sentence:
             continue
         sentence = re.sub(r"^(?:[-*•▪●]|#+)\s+", "", sentence)  # list marker or heading
-        if len(sentence.split()) < MIN_SENTENCE_WORDS or _TOC_LINE.search(sentence):
+        if (
+            len(sentence.split()) < MIN_SENTENCE_WORDS and not _LABEL.match(sentence)
+        ) or _TOC_LINE.search(sentence):
             continue
         if _is_heading(sentence, passage.section):
             continue
         ends_line = not text[end:].split("\n", 1)[0].strip()
         sentences.append((sentence, start, text.count("\n", 0, start), ends_line))
     return sentences
+
+
+# A field of its section: a short label, a colon and its value, on this line or the next
+# ("Necessary tool: Spirit level", "Necessary tools:" then "Wrench 24"). It names what a
+# "which tool ..." question asks for, but not what it is for: that is its section's.
+_LABEL = re.compile(r"^[A-Z][\w-]*(?:\s[\w-]+){0,3}:(?:\s+\S+){0,4}$")
 
 
 # "3.1 Calibration of chuck rotation", "2. Troubleshooting": a numbered title line.
@@ -406,6 +414,8 @@ def extractive_answer(
     if not passages:
         return NOT_COVERED
     ranked = sorted(enumerate(passages), key=lambda item: (-item[1].score, item[0]))
+    earlier = _earlier_terms(question, history)
+    question_terms = content_terms(question) | earlier
     candidates: list[_Candidate] = []
     seen: set[str] = set()
     for rank, (_, passage) in enumerate(ranked[:MAX_PASSAGES]):
@@ -415,13 +425,17 @@ def extractive_answer(
             if key in seen:  # overlapping chunks repeat sentences
                 continue
             seen.add(key)
+            terms = content_terms(sentence)
+            if _LABEL.match(sentence):  # a field: about what its section is about
+                label = content_terms(sentence.split(":", 1)[0])
+                terms |= context if label & question_terms else set()
             candidates.append(
                 _Candidate(
                     rank,
                     start,
                     passage.number,
                     sentence,
-                    content_terms(sentence),
+                    terms,
                     context,
                     line=line,
                     ends_line=ends_line,
@@ -430,8 +444,6 @@ def extractive_answer(
     if not candidates:
         return NOT_COVERED
 
-    earlier = _earlier_terms(question, history)
-    question_terms = content_terms(question) | earlier
     best_first = [passage for _, passage in ranked]
     if not question_terms:
         return unmatched(question, best_first, candidates)

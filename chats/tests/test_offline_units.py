@@ -298,3 +298,44 @@ def test_a_plural_meets_its_singular_when_the_word_ends_in_a_silent_e():
         "Which cutting file types can I add to the data collection?", passages
     )
     assert "(.pcd)" in answer and "(.dstv)" in answer and "(.nc1)" in answer, answer
+
+
+def test_a_field_of_its_section_answers_which_tool_the_section_needs():
+    """ "Necessary tool: Spirit level" holds only "tool" of the question: what the tool is
+    for is the section's heading. A field (a short label, a colon, its value on the line
+    or the lines after it) whose label the question names is about its section."""
+    text = (
+        "3. Calibration procedures › 3.1 Calibration of chuck rotation\n"
+        "3.1 Calibration of chuck rotation\n"
+        "Calibration of the chuck rotation makes sure that the home position of both "
+        "chucks is level. If one the chucks is not level, it can have a negative effect on "
+        "the cutting quality.\n"
+        "This calibration procedure applies to the front and rear chuck.\n"
+        "Necessary tool: Spirit level\n"
+        "▪ In the Calibration menu: select the button Chuck rotation calibration.\n"
+        "▪ Select Home chucks to put the chucks at their home position.\n"
+        "▪ Manually turn the chuck until it is level.\n"
+    )
+    aligning = (
+        "Alignment calibration of the chucks\n"
+        "You must do this calibration if the laser value changes more than 2 (mm).\n"
+        "Necessary tools:\n"
+        "Allen key 3 mm Some versions of the machine have larger Allen screws.\n"
+        "Wrench 24\n"
+        "To align the chucks, do the procedure that follows: remove the cover of the "
+        "trolley.\n"
+        "▪ Loosen the 4 bolts slightly with the wrench.\n"
+        "▪ Slightly move the rear chuck to get it aligned with the front chuck.\n"
+        "The preferred movement is to slide the rear chuck; if you must turn the chuck to "
+        "align it, turn the chuck carefully.\n"
+    )
+    section = "3. Calibration procedures › 3.1 Calibration of chuck rotation"
+    rotation = Passage(1, text, "calibration.pdf", "p. 6", section, 0.90)
+    answer = extractive_answer(
+        "Which tool do I need for the calibration of the chuck rotation?", [rotation]
+    )
+    assert "- Necessary tool: Spirit level [1]" in answer, answer
+
+    align = Passage(1, aligning, "alignment.pdf", "p. 1", "Alignment calibration of the chucks")
+    answer = extractive_answer("Which tools do I need to align the chucks?", [align])
+    assert "Allen key 3 mm" in answer and "Wrench 24" in answer, answer
