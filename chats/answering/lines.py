@@ -21,15 +21,20 @@ _NUMBERED_TITLE = re.compile(r"^(?:§\s*)?\d+(?:\.\d+)*\.?\s+\S")
 _HEADING_MAX_WORDS = 10
 
 
+# "5.3 How can add-on packages be used?": an FAQ's question, numbered as a section.
+_NUMBERED_QUESTION = re.compile(r"^\d+(?:\.\d+)+\.?\s+[A-Z][^?]*\?$")
+
+
 def _is_heading(line: str, section: str) -> bool:
-    """A heading repeated in the text (one of its section path's headings, or a short
-    numbered title without a sentence's end): never an answer on its own."""
+    """A heading repeated in the text (one of its section path's headings, a short
+    numbered title without a sentence's end, or an FAQ's numbered question): never an
+    answer on its own."""
     if any(line == part.strip() for part in section.split(SECTION_SEPARATOR.strip())):
         return True
-    return (
-        bool(_NUMBERED_TITLE.match(line))
-        and len(line.split()) <= _HEADING_MAX_WORDS
-        and not line.rstrip().endswith((".", ":", "?", "!", ")"))
+    if len(line.split()) > _HEADING_MAX_WORDS:
+        return False
+    return bool(_NUMBERED_QUESTION.match(line.strip())) or (
+        bool(_NUMBERED_TITLE.match(line)) and not line.rstrip().endswith((".", ":", "?", "!", ")"))
     )
 
 

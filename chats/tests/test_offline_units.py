@@ -339,3 +339,18 @@ def test_a_field_of_its_section_answers_which_tool_the_section_needs():
     align = Passage(1, aligning, "alignment.pdf", "p. 1", "Alignment calibration of the chucks")
     answer = extractive_answer("Which tools do I need to align the chucks?", [align])
     assert "Allen key 3 mm" in answer and "Wrench 24" in answer, answer
+
+
+def test_an_faq_s_numbered_question_is_a_heading_not_a_quote():
+    text = (
+        "5 R Add-On Packages\n"
+        "5.3 How can add-on packages be used?\n"
+        "To find out which additional packages are available on your system, type "
+        "library() at the R prompt.\n"
+        "5.4 How can add-on packages be removed?\n"
+        "Use remove.packages() to remove add-on packages from a library.\n"
+    )
+    passage = Passage(1, text, "R-FAQ.pdf", "p. 30", "5 R Add-On Packages")
+    answer = extractive_answer("How can add-on packages be used?", [passage])
+    assert "library() at the R prompt. [1]" in answer, answer
+    assert "5.3 How can" not in answer and "5.4 How can" not in answer, answer
