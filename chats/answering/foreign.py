@@ -8,6 +8,8 @@ numbered steps, else its first sentences, in the library's language and said to 
 
 from __future__ import annotations
 
+import math
+
 from chats.answering.terms import in_another_language
 from chats.answering.types import Passage
 
@@ -24,7 +26,7 @@ def unmatched(question: str, passages: list[Passage], candidates: list) -> str:
     with the tables and commands they introduce. `candidates` is unused (kept for the
     callers)."""
     from chats.answering import extractive as ex
-    from chats.answering.units import Candidate, expand, render
+    from chats.answering.units import Candidate, expand, paragraphs, render
 
     if not in_another_language(question) or not passages:
         return ex.NOT_COVERED
@@ -33,6 +35,13 @@ def unmatched(question: str, passages: list[Passage], candidates: list) -> str:
         procedures = ex._procedures([best], lambda terms: 1.0)
         if procedures:  # said to be the closest passage's too: it may not be the one asked for
             return "\n\n".join([LEAD_IN, ex._procedure_answer(procedures[0])])
+    chosen, candidates = _closest_sentences(question, passages)
+    if chosen:
+        read = {p.number: (p.number, p.text) for p in passages}
+        chosen += paragraphs(chosen, candidates)  # a sentence's paragraph comes with it
+        chosen += expand(chosen, read, lambda terms: 1.0)
+        chosen.sort(key=lambda c: (c.passage_rank, c.position))
+        return "\n\n".join([LEAD_IN, *render(chosen)])
     chosen, words = [], 0
     for sentence, start, line, ends_line in ex._sentences_of(best):
         if words and words + len(sentence.split()) > FOREIGN_WORDS:
@@ -46,3 +55,53 @@ def unmatched(question: str, passages: list[Passage], candidates: list) -> str:
     chosen += expand(chosen, {0: (best.number, best.text)}, lambda terms: 1.0)
     chosen.sort(key=lambda c: c.position)
     return "\n\n".join([LEAD_IN, *render(chosen)])
+
+
+FOREIGN_SENTENCES = 4  # the sentences closest in meaning, of the best passages
+FOREIGN_PASSAGES = 4
+
+
+def _closest_sentences(question: str, passages: list[Passage]) -> tuple[list, list]:
+    """With a multilingual embedding model (one whose cross-lingual threshold is set: e5),
+    the FOREIGN_SENTENCES sentences of the search's best FOREIGN_PASSAGES passages that
+    the model finds closest to the question, across languages: the fact a Dutch question
+    asks for is often not in the first 120 words of the best passage, or in another one.
+    Returns them and every sentence read; none without such a model (or when it fails):
+    the caller quotes the best passage."""
+    from chats.answering import extractive as ex
+    from chats.answering.units import Candidate
+    from documents.embeddings import EmbeddingError, get_provider
+
+    provider = get_provider()
+    if provider.cross_lingual_min_score is None:
+        return [], []
+    candidates = []
+    seen = set()
+    for passage in sorted(passages, key=lambda p: p.number)[:FOREIGN_PASSAGES]:
+        for sentence, start, line, ends_line in ex._sentences_of(passage):
+            if sentence.lower() in seen:
+                continue
+            seen.add(sentence.lower())
+            candidates.append(
+                Candidate(
+                    passage.number,
+                    start,
+                    passage.number,
+                    sentence,
+                    set(),
+                    line=line,
+                    ends_line=ends_line,
+                )
+            )
+    if not candidates:
+        return [], []
+    try:
+        query = provider.embed_query(question)
+        vectors = provider.embed_documents([c.text for c in candidates])
+    except EmbeddingError:
+        return [], []
+    q = math.sqrt(sum(a * a for a in query)) or 1.0
+    for candidate, vector in zip(candidates, vectors, strict=True):
+        dot = sum(a * b for a, b in zip(query, vector, strict=True))
+        candidate.score = dot / (q * (math.sqrt(sum(b * b for b in vector)) or 1.0))
+    return sorted(candidates, key=lambda c: -c.score)[:FOREIGN_SENTENCES], candidates

@@ -354,3 +354,36 @@ def test_an_faq_s_numbered_question_is_a_heading_not_a_quote():
     answer = extractive_answer("How can add-on packages be used?", [passage])
     assert "library() at the R prompt. [1]" in answer, answer
     assert "5.3 How can" not in answer and "5.4 How can" not in answer, answer
+
+
+@pytest.mark.django_db  # the question's language: PostgreSQL's text search configurations
+def test_a_question_in_another_language_gets_the_sentences_closest_in_meaning():
+    """The multilingual model picks the sentences across languages: the fact is past the
+    first 120 words of the search's best passage, which used to be quoted from its start."""
+    intro = (
+        "The system logging daemon writes messages of the kernel and of the services to "
+        "files under the log directory. Each service may have its own file, and the "
+        "daemon may rotate them every week, keeping a few compressed copies of the older "
+        "ones. Messages are sorted by facility and priority, as its configuration file "
+        "says, and some of them are also sent to the console or to remote hosts when the "
+        "administrator asks for it. The journal of systemd keeps a binary copy of the same "
+        "messages that journalctl reads, with their metadata, and it may be kept in "
+        "memory only or on the disk. Old messages are removed when the journal reaches "
+        "its size limit, which its configuration file sets for the whole system and for "
+        "each user separately.\n"
+    )
+    text = (
+        "Clearing file contents\n"
+        + intro
+        + "In order to clear the contents of a file such as a log file, do not use rm to "
+        "delete the file and then create a new empty file, because the file may still be "
+        "accessed in the interval between commands. The following is the safe way to "
+        "clear the contents of the file.\n"
+        "$ :>file_to_be_cleared\n"
+    )
+    passage = Passage(1, text, "ref.md", "", "Clearing file contents", score=0.83)
+    answer = extractive_answer(
+        "Hoe maak ik een logbestand leeg zonder het te verwijderen?", [passage]
+    )
+    assert answer.startswith("The passage closest to your question, in the manual's language:")
+    assert "`$ :>file_to_be_cleared`" in answer, answer
