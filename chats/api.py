@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import bearer_secret, token_user, token_user_with
 from accounts.sessions import read_ahead_session
-from chats import answering, chat_detail, chat_list
+from chats import answering, chat_detail, chat_list, direct
 from chats.chat_detail import OldestFirst
 from chats.chat_list import ChatSearchSerializer, NewestFirst
 from chats.direct import DirectGet, StreamNegotiation, json_response, rendered
@@ -245,7 +245,7 @@ class ChatListView(DirectGet, StreamingView):
             return None
         if secret is None:
             user, token = self.session_user(request), None
-            rows = chat_list.rows_read_ahead(request, user, query) if user else None
+            rows = direct.rows_read_ahead(request, user, query) if user else None
         else:
             user, token, rows = token_user_with(secret, *query.sql()) or (None, None, None)
         if rows is None or not self.passes(request, user, token, kwargs):
@@ -262,7 +262,7 @@ class ChatListView(DirectGet, StreamingView):
         if request.method != "GET":
             return
         if querycache.unreachable():
-            chat_list.read_with_session(request)
+            direct.read_with_session(request, chat_list.page_query(request))
         else:
             read_ahead_session(request, lambda user_id: [_read_ahead_lookup(request, user_id)])
 
@@ -372,7 +372,7 @@ class ChatDetailView(DirectGet, APIView):
             user, token, rows = token_user_with(secret, *query.sql()) or (None, None, None)
         elif settings.SESSION_COOKIE_NAME in request.COOKIES:
             user, token = self.session_user(request), None
-            rows = chat_detail.rows_read_ahead(request, user, query) if user else None
+            rows = direct.rows_read_ahead(request, user, query) if user else None
         else:  # as DRF finds nobody: no token header, no session
             user, token, rows = AnonymousUser(), None, chat_detail.anonymous_rows(query)
         if not rows or not self.passes(request, user, token, kwargs):
@@ -387,7 +387,7 @@ class ChatDetailView(DirectGet, APIView):
         before the view), while Redis is unreachable: a GET's session, user and chat in
         one statement (chats.chat_detail)."""
         if request.method == "GET" and querycache.unreachable():
-            chat_detail.read_with_session(request)
+            direct.read_with_session(request, chat_detail.request_query(request))
 
     def get(self, request: Request, chat_id) -> HttpResponse:
         # Access first, from the database (inside the cache, before anything goes out);

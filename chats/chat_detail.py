@@ -35,7 +35,6 @@ from django.db import connection
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 
-from accounts.sessions import read_session_with
 from chats.chat_list import first_page
 from chats.models import Chat, Citation, Message, Vote
 from chats.rendering import render_answer
@@ -259,23 +258,7 @@ def _citation(
     }
 
 
-def read_with_session(request) -> None:
-    """Before the session's user is loaded, while Redis is unreachable: the session, its
-    user and the chat's first page the request asks for in one statement
-    (accounts.sessions.read_session_with), kept on the request for ``rows_read_ahead``."""
+def request_query(request) -> DetailQuery | None:
+    """The chat's first page the request asks for (its URL's chat), or None."""
     match = getattr(request, "resolver_match", None)
-    query = detail_query(request, match.kwargs.get("chat_id")) if match else None
-    if query is None:
-        return
-    owner, rows = read_session_with(request, *query.sql())
-    if owner is not None:
-        request._rra_chat_detail_rows = (owner, query, rows)
-
-
-def rows_read_ahead(request, user, query: DetailQuery) -> list[tuple] | None:
-    """The rows read with the session (read_with_session) when they are this user's and
-    this query's; else None. Once."""
-    read = request.__dict__.pop("_rra_chat_detail_rows", None)
-    if read is None or read[0] != user.pk or read[1] != query:
-        return None
-    return read[2]
+    return detail_query(request, match.kwargs.get("chat_id")) if match else None

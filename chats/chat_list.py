@@ -23,7 +23,6 @@ from django.db import connection
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 
-from accounts.sessions import read_session_with
 from chats.models import Chat
 
 
@@ -131,24 +130,3 @@ def page(request, query: PageQuery, rows: list[tuple]) -> dict:
             for chat in shown
         ],
     }
-
-
-def read_with_session(request) -> None:
-    """Before the session's user is loaded, while Redis is unreachable: the session, its
-    user and the first page the request asks for in one statement
-    (accounts.sessions.read_session_with), kept on the request for ``rows_read_ahead``."""
-    query = page_query(request)
-    if query is None:
-        return
-    owner, rows = read_session_with(request, *query.sql())
-    if owner is not None:
-        request._rra_chat_rows = (owner, query, rows)
-
-
-def rows_read_ahead(request, user, query: PageQuery) -> list[tuple] | None:
-    """The page read with the session (read_with_session) when it is this user's and
-    this query's; else None. Once."""
-    read = request.__dict__.pop("_rra_chat_rows", None)
-    if read is None or read[0] != user.pk or read[1] != query:
-        return None
-    return read[2]

@@ -28,6 +28,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 
 from accounts.authentication import ApiTokenAuthentication
+from accounts.sessions import read_session_with
 from rra import querycache
 from rra.compression import brotli_form, with_compressed
 
@@ -125,3 +126,24 @@ class DirectGet:
         """The response DRF's path gives for this body (json_response, then the view's
         headers as finalize_response adds them)."""
         return self.finalize_response(request, json_response(found))
+
+
+def read_with_session(request: HttpRequest, query) -> None:
+    """Before the session's user is loaded, while Redis is unreachable: the session, its
+    user and `query`'s rows (a page of the chat list or of a chat, with its ``sql()``)
+    in one statement (accounts.sessions.read_session_with), kept on the request for
+    ``rows_read_ahead``. Nothing when there is no query."""
+    if query is None:
+        return
+    owner, rows = read_session_with(request, *query.sql())
+    if owner is not None:
+        request._rra_direct_rows = (owner, query, rows)
+
+
+def rows_read_ahead(request: HttpRequest, user, query) -> list[tuple] | None:
+    """The rows read with the session (read_with_session) when they are this user's and
+    this query's; else None. Once."""
+    read = request.__dict__.pop("_rra_direct_rows", None)
+    if read is None or read[0] != user.pk or read[1] != query:
+        return None
+    return read[2]
