@@ -288,7 +288,9 @@ def test_a_long_chat_title_and_its_actions_leave_the_answer_the_screen(
     header = page.locator(".chat-header").bounding_box()
     viewport = page.viewport_size["height"]
     assert header["height"] <= viewport / 6, (header, viewport)
-    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#chat-title')).lineHeight)")
+    line = page.evaluate(
+        "parseFloat(getComputedStyle(document.querySelector('#chat-title')).lineHeight)"
+    )
     assert heading.bounding_box()["height"] <= line * 1.5, heading.bounding_box()
     # On a phone the share button says "Shared"; its detail is the laptop's.
     shared = "Shared" if size == "phone" else "Shared: anyone with the link"
