@@ -9,7 +9,7 @@ import logging
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chats.answering.foreign import LEAD_IN as FOREIGN_LEAD_IN
 from chats.answering.foreign import unmatched
@@ -40,6 +40,7 @@ from chats.answering.lines import (  # noqa: F401 (re-exported: units, tests)
     _looks_like_command,
     _quoted,
     plain,
+    unwrapped,
 )
 from chats.answering.terms import content_terms, shared_terms
 from chats.answering.types import LLMProvider, Passage, Token, Turn, Usage, count_tokens
@@ -413,6 +414,7 @@ def extractive_answer(
     counts too, at EARLIER_WEIGHT."""
     if not passages:
         return NOT_COVERED
+    passages = [_unwrapped_passage(p) for p in passages]
     ranked = sorted(enumerate(passages), key=lambda item: (-item[1].score, item[0]))
     earlier = _earlier_terms(question, history)
     question_terms = content_terms(question) | earlier
@@ -512,6 +514,15 @@ def extractive_answer(
     chosen += expand(chosen, read, weigh)
     chosen.sort(key=lambda c: (c.passage_rank, c.position))  # reading order
     return "\n\n".join([FOREIGN_LEAD_IN if across else LEAD_IN, *render(chosen)])
+
+
+def _unwrapped_passage(passage: Passage) -> Passage:
+    """The passage with a hard-wrapped text's paragraphs on one line each (lines.unwrapped)."""
+    return replace(
+        passage,
+        text=unwrapped(passage.text),
+        chunks=tuple((index, unwrapped(text)) for index, text in passage.chunks),
+    )
 
 
 def _coverage(covered: set[str], terms: set[str], weight: dict[str, float]) -> float:

@@ -134,3 +134,40 @@ def _code(command: str) -> str:
     fence = "`" * (longest + 1)
     pad = " " if command.startswith("`") or command.endswith("`") else ""
     return f"{fence}{pad}{command}{pad}{fence}"
+
+
+# Hard-wrapped text (Info manuals, plain-text files filled at 72 columns): every line of
+# a paragraph is a fragment of its sentences. A passage is wrapped when no line is longer
+# than WRAP_MAX_COLUMNS and WRAP_MIN_LINES lines fill WRAP_FULL columns or more and break
+# off mid-sentence.
+WRAP_MAX_COLUMNS = 80
+WRAP_FULL = 55
+WRAP_MIN_LINES = 4
+_WRAP_ENDS = (".", "!", "?", ":")  # a line ending its sentence is not continued
+
+
+def unwrapped(text: str) -> str:
+    """A hard-wrapped passage's sentences on one line each: a full line (WRAP_FULL
+    columns or more) that does not end its sentence (nor with ":") goes on with the next
+    unless that one starts a list item or step. Text that is not wrapped (Markdown, PDF paragraphs) is returned
+    as it is."""
+    lines = text.split("\n")
+    body = [line for line in lines if SECTION_SEPARATOR not in line]  # not the heading path
+    if max((len(line) for line in body), default=0) > WRAP_MAX_COLUMNS:
+        return text
+    if sum(_runs_on(line) for line in body) < WRAP_MIN_LINES:
+        return text
+    out: list[str] = []
+    joining = False
+    for line in lines:
+        if joining and line.strip() and not _STEP.match(line):
+            out[-1] = f"{out[-1].rstrip()} {line.strip()}"
+        else:
+            out.append(line)
+        joining = _runs_on(line)
+    return "\n".join(out)
+
+
+def _runs_on(line: str) -> bool:
+    """A full line that breaks off mid-sentence."""
+    return len(line.rstrip()) >= WRAP_FULL and not line.rstrip().endswith(_WRAP_ENDS)

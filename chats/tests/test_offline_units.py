@@ -387,3 +387,24 @@ def test_a_question_in_another_language_gets_the_sentences_closest_in_meaning():
     )
     assert answer.startswith("The passage closest to your question, in the manual's language:")
     assert "`$ :>file_to_be_cleared`" in answer, answer
+
+
+def test_a_hard_wrapped_paragraph_is_quoted_from_the_start_of_its_sentence():
+    """An Info manual as plain text, filled at 72 columns: each line was read as a
+    sentence, so a quote began mid-sentence ("increase the amount of buffer space ...")."""
+    text = (
+        "3 Actions › 3.3 Multiple Files › 3.3.2 Limiting Command Size\n"
+        "3.3.2 Limiting Command Size\n"
+        "'xargs' gives you control over how many arguments it passes to the\n"
+        "command each time it executes it.  By default, it uses up to\n"
+        "'ARG_MAX' - 2k, or 128k, whichever is smaller, characters per command.\n"
+        "It uses as many lines and arguments as fit within that limit.  You can\n"
+        "use the '-s' option to increase the amount of buffer space that xargs\n"
+        "uses, and you can also limit the number of arguments it passes to a\n"
+        "command with the '-n' option.\n"
+    )
+    section = "3 Actions › 3.3 Multiple Files › 3.3.2 Limiting Command Size"
+    passage = Passage(1, text, "find.txt", "", section)
+    answer = extractive_answer("How do I increase the buffer space xargs uses?", [passage])
+    assert "You can use the '-s' option to increase the amount of buffer space" in answer, answer
+    assert "- use the" not in answer and "- uses, and" not in answer
