@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
@@ -12,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import bearer_secret, token_user, token_user_with
+from accounts.authentication import bearer_secret, token_user
 from accounts.sessions import read_ahead_session
 from chats import answering, chat_detail, chat_list, direct
 from chats.chat_detail import OldestFirst
@@ -237,17 +236,10 @@ class ChatListView(DirectGet, StreamingView):
         else None (DRF answers: a cursor, a bad query string, a token or session that
         does not pass)."""
         query = chat_list.page_query(request)
-        if query is None:
+        found = self.caller_rows(request, query) if query is not None else None
+        if found is None:
             return None
-        try:
-            secret = bearer_secret(request)
-        except AuthenticationFailed:
-            return None
-        if secret is None:
-            user, token = self.session_user(request), None
-            rows = direct.rows_read_ahead(request, user, query) if user else None
-        else:
-            user, token, rows = token_user_with(secret, *query.sql()) or (None, None, None)
+        user, token, rows = found
         if rows is None or not self.passes(request, user, token, kwargs):
             return None
         body = rendered(chat_list.page(request, query, rows))
@@ -364,17 +356,11 @@ class ChatDetailView(DirectGet, APIView):
         query = chat_detail.detail_query(request, kwargs.get("chat_id"))
         if query is None:
             return None
-        try:
-            secret = bearer_secret(request)
-        except AuthenticationFailed:
+        # Without a token header or a session: as DRF finds nobody (a public chat).
+        found = self.caller_rows(request, query, nobody=lambda: chat_detail.anonymous_rows(query))
+        if found is None:
             return None
-        if secret is not None:
-            user, token, rows = token_user_with(secret, *query.sql()) or (None, None, None)
-        elif settings.SESSION_COOKIE_NAME in request.COOKIES:
-            user, token = self.session_user(request), None
-            rows = direct.rows_read_ahead(request, user, query) if user else None
-        else:  # as DRF finds nobody: no token header, no session
-            user, token, rows = AnonymousUser(), None, chat_detail.anonymous_rows(query)
+        user, token, rows = found
         if not rows or not self.passes(request, user, token, kwargs):
             return None
         body = rendered(chat_detail.detail(request, user, query, rows))

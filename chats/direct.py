@@ -19,15 +19,16 @@ import hashlib
 from types import SimpleNamespace
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.http import http_date
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotAcceptable
+from rest_framework.exceptions import AuthenticationFailed, NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 
-from accounts.authentication import ApiTokenAuthentication
+from accounts.authentication import ApiTokenAuthentication, bearer_secret, token_user_with
 from accounts.sessions import read_session_with
 from rra import querycache
 from rra.compression import brotli_form, with_compressed
@@ -121,6 +122,25 @@ class DirectGet:
         self.read_ahead_user(request)  # done already when the middleware called it
         user = getattr(request, "user", None)
         return user if user is not None and user.is_authenticated and user.is_active else None
+
+    def caller_rows(self, request: HttpRequest, query, nobody=None) -> tuple | None:
+        """While Redis is unreachable: (user, token, rows) of `query` (a page of the chat
+        list or of a chat, with its ``sql()``) for the request's caller as DRF would find
+        it: an API token's, in one statement with its user (token_user_with); a
+        session's, the rows read ahead with it (rows_read_ahead; rows None when they were
+        not); without either and with `nobody`, an anonymous reader and nobody()'s rows.
+        None when DRF must answer: a malformed token header, a token or session that
+        finds no active user."""
+        try:
+            secret = bearer_secret(request)
+        except AuthenticationFailed:
+            return None
+        if secret is not None:
+            return token_user_with(secret, *query.sql())
+        if nobody is not None and settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return AnonymousUser(), None, nobody()
+        user = self.session_user(request)
+        return (user, None, rows_read_ahead(request, user, query)) if user else None
 
     def answer(self, request: HttpRequest, found: querycache.Entry) -> HttpResponseBase:
         """The response DRF's path gives for this body (json_response, then the view's
