@@ -9,8 +9,6 @@ serializers it cost 2.5-2.8x that, bench/README.md "redis_down.py".)"""
 
 from __future__ import annotations
 
-import os
-import signal
 import uuid
 from datetime import timedelta
 
@@ -23,7 +21,7 @@ from django.utils import timezone
 from accounts.models import ApiToken
 from chats.models import Chat, Citation, Message, Vote
 from documents.models import Document
-from rra.testing.redis_partition import refusals_of_dead_tokens
+from rra.testing.redis_partition import partition, refusals_of_dead_tokens
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_url")]
 
@@ -110,13 +108,6 @@ def chats(owner, member):
     return made
 
 
-def _partition(server, breaker, client, **headers) -> None:
-    os.kill(server.process.pid, signal.SIGSTOP)  # open sockets, no answers
-    assert client.get("/api/health/live").status_code == 200
-    client.get("/api/chats", **headers)  # waits one socket timeout, trips the breaker
-    assert breaker.is_open
-
-
 def _same(response, expected) -> None:
     assert response.status_code == expected.status_code, response.content
     assert response.content == expected.content
@@ -173,7 +164,7 @@ def test_with_the_breaker_open_a_chat_is_one_statement_and_the_bytes_drf_gives(
     ]
     assert expected["member's token", f"/api/chats/{chats['empty'].pk}"].status_code == 404
     assert expected["nobody", f"/api/chats/{chats[Chat.Visibility.PRIVATE].pk}"].status_code == 404
-    _partition(server, breaker, client, **readers["owner's token"][1])
+    partition(server, breaker, client, **readers["owner's token"][1])
 
     for reader, (browser, headers) in readers.items():
         for path in paths:
@@ -219,7 +210,7 @@ def test_with_the_breaker_open_a_reader_who_may_not_read_the_chat_is_refused(
         "member": members.get(private),
     }
     assert members.get("/api/chats").status_code == 200  # the session's user remembered
-    _partition(server, breaker, client, **bearer)
+    partition(server, breaker, client, **bearer)
 
     # A deleted token: DRF's 401, the same body.
     gone[0].delete()

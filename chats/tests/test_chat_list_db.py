@@ -7,8 +7,6 @@ cost 3-4x that, bench/README.md "One statement for the chat list".)"""
 
 from __future__ import annotations
 
-import os
-import signal
 from datetime import timedelta
 
 import pytest
@@ -19,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken
 from chats.models import Chat
-from rra.testing.redis_partition import refusals_of_dead_tokens
+from rra.testing.redis_partition import partition, refusals_of_dead_tokens
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_url")]
 
@@ -49,13 +47,6 @@ def chats(owner, member):
     Chat.objects.create(owner=member, title="Member's calibration")
 
 
-def _partition(server, breaker, client, **headers) -> None:
-    os.kill(server.process.pid, signal.SIGSTOP)  # open sockets, no answers
-    assert client.get("/api/health/live").status_code == 200
-    client.get("/api/chats", **headers)  # waits one socket timeout, trips the breaker
-    assert breaker.is_open
-
-
 def _same(response, expected) -> None:
     assert response.status_code == 200, response.content
     assert response.content == expected.content
@@ -79,7 +70,7 @@ def test_with_the_breaker_open_the_list_is_one_statement_and_the_bytes_drf_gives
     for path in ASKED:
         _same(by_session[path], by_token[path])
     assert client.get("/api/chats", **bearer).json()["next"]  # 36 chats: a second page
-    _partition(server, breaker, client, **bearer)
+    partition(server, breaker, client, **bearer)
 
     for path in ASKED:
         with CaptureQueriesContext(connection) as token_queries:
@@ -117,7 +108,7 @@ def test_with_the_breaker_open_a_token_or_session_that_no_longer_passes_is_refus
     members.force_login(member)
     for browser in (owners, members):
         assert browser.get("/api/chats").status_code == 200  # the session's user remembered
-    _partition(server, breaker, client, **bearer)
+    partition(server, breaker, client, **bearer)
 
     # Each sees their own list only.
     member_list = client.get("/api/chats", HTTP_AUTHORIZATION=f"Bearer {member_secret}").json()

@@ -54,6 +54,16 @@ def private_redis(settings):
         transport._clients.pop(server.url, None)
 
 
+def partition(server, breaker, client, **headers) -> None:
+    """The private Redis stopped (SIGSTOP: open sockets, no answers) and the breaker
+    tripped by one chat-list request with `headers` (it waits one socket timeout);
+    liveness answers meanwhile."""
+    os.kill(server.process.pid, signal.SIGSTOP)
+    assert client.get("/api/health/live").status_code == 200
+    client.get("/api/chats", **headers)
+    assert breaker.is_open
+
+
 def refusals_of_dead_tokens(client, token, path: str, **bearer):
     """Requests to `path` with the API token `token` expired, then revoked, then alive
     again (while Redis is partitioned, the token is read from the database each time);
