@@ -14,8 +14,12 @@ the first seconds, and samples GET /api/chats and GET /api/health/live every 100
 meanwhile. Prints: answers completed, tokens per answer, time to first token, and
 p50/p95/max of both probes, plus CPU used by the web workers and the task worker, and
 the most connections each web worker held at once (a worker holding more than its
-threads makes answers wait for a thread). A list of --streams runs the bursts one after
-another on the same servers.
+threads makes answers wait for a thread), and where the time to first token went: the
+servers log each answer's phases (LOG_DEBUG=chats.answering.timing: the request entered
+the view, its slot reserved, the question saved, the job queued; the worker read the
+job, a thread took it, a database slot, retrieval, citations and first token
+published), joined here by the answer's id with the client's start and first token. A
+list of --streams runs the bursts one after another on the same servers.
 Not a test; see bench/README.md.
 """
 
@@ -156,6 +160,71 @@ def fmt_ms(values: list[float]) -> str:
     )
 
 
+# The phases of an answer's time to first token, as (label, from, to): "start" and
+# "first" are the client's, the others the servers' phase timings (chats.answering.timing).
+PHASES = [
+    ("request reaches the view", "start", "entered"),
+    ("rate limit + slot reserved", "entered", "reserved"),
+    ("question saved", "reserved", "prepared"),
+    ("job queued (XADD)", "prepared", "queued"),
+    ("queued -> dispatcher read it", "queued", "read"),
+    ("read -> a thread has it", "read", "taken"),
+    ("thread -> DB slot (meta, rows)", "taken", "loading"),
+    ("rows loaded + 2nd DB slot", "loading", "retrieving"),
+    ("history + retrieval -> citations", "retrieving", "cited"),
+    ("citations -> first token published", "cited", "first_token"),
+    ("published -> client has it", "first_token", "first"),
+]
+
+
+def phase_times(results: list[dict], logs: list[Path]) -> dict[str, dict]:
+    """Each answer's phase times (Unix seconds) by answer id: the client's start and
+    first token, joined with the servers' timing lines for it in `logs`."""
+    found = {
+        r["answer"]: {"start": r["start"], "first": r["first"]} for r in results if r["answer"]
+    }
+    for path in logs:
+        if not path.exists():
+            continue
+        with path.open(errors="replace") as lines:
+            for line in lines:
+                if "chats.answering.timing" not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                times = found.get(record.get("answer"))
+                if times is not None:
+                    times.update(
+                        (k, v) for k, v in record.items() if isinstance(v, float) and v > 1e9
+                    )
+    return found
+
+
+def print_phases(found: dict[str, dict]) -> None:
+    """p50/p95 of each phase over all answers, and the mean of each over the slowest
+    tenth by time to first token (where the tail waits)."""
+    complete = [t for t in found.values() if t.get("first") and t.get("start")]
+    if not complete:
+        print("  phases: no timings (LOG_DEBUG=chats.answering.timing not in the logs?)")
+        return
+    complete.sort(key=lambda t: t["first"] - t["start"])
+    tail = complete[-max(1, len(complete) // 10) :]
+    print(f"  where the first token waited ({len(complete)} answers; tail = slowest {len(tail)}):")
+    print(f"    {'phase':<38} {'p50':>8} {'p95':>8} {'max':>8} {'tail mean':>10}")
+    for label, a, b in PHASES:
+        spans = [t[b] - t[a] for t in complete if t.get(a) and t.get(b)]
+        tails = [t[b] - t[a] for t in tail if t.get(a) and t.get(b)]
+        if not spans:
+            continue
+        mean = sum(tails) / len(tails) if tails else float("nan")
+        print(
+            f"    {label:<38} {percentile(spans, 50) * 1000:6.0f}ms {percentile(spans, 95) * 1000:6.0f}ms"
+            f" {max(spans) * 1000:6.0f}ms {mean * 1000:8.0f}ms"
+        )
+
+
 class Probe(threading.Thread):
     """GET a path every interval on one keep-alive connection; records each latency."""
 
@@ -187,6 +256,7 @@ async def one_stream(port: int, token: str, delay: float, timeout: float) -> dic
     await asyncio.sleep(delay)
     started = time.perf_counter()
     result = {"ok": False, "tokens": 0, "events": 0, "ttft": None, "status": None, "error": ""}
+    result |= {"answer": None, "start": time.time(), "first": None}
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         body = json.dumps({"question": QUESTION}).encode()
@@ -209,6 +279,7 @@ async def one_stream(port: int, token: str, delay: float, timeout: float) -> dic
             buffer += chunk
             if result["ttft"] is None and b"event: token" in buffer:
                 result["ttft"] = time.perf_counter() - started
+                result["first"] = time.time()
             if b"event: done" in buffer or b"event: error" in buffer:
                 break
         # Words of the answer as the reader got them (the worker joins tokens that come
@@ -220,6 +291,11 @@ async def one_stream(port: int, token: str, delay: float, timeout: float) -> dic
             if b"event: token" in block and b"data: " in block
         )
         result["ok"] = b"event: done" in buffer
+        head = buffer.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+        for line in head.split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "x-answer-id":
+                result["answer"] = value.strip()
         if b"event: error" in buffer:
             result["error"] = buffer[buffer.index(b"event: error") :][:200].decode(errors="replace")
         writer.close()
@@ -362,6 +438,7 @@ def run(args, stops: list) -> None:
         RATELIMIT_ENABLE="false",
         ANSWER_MAX_CONCURRENT_PER_USER="100000",
         ANSWER_WORKER_THREADS=str(args.answer_threads),
+        LOG_DEBUG="chats.answering.timing",
     )
     py = sys.executable
 
@@ -485,6 +562,8 @@ def burst(args, count: int, *, port: int, web, web_env: dict, tokens: list, work
         print(f"  GET {probe.path:<17} idle {fmt_ms(before)}")
         print(f"  GET {probe.path:<17} load {fmt_ms(during)}  failures {len(probe.failures)}")
     print(f"  CPU: web {web_cpu:.1f} s, task workers {worker_cpu:.1f} s over {elapsed:.1f} s")
+    work = ROOT / "var" / "bench-streams"
+    print_phases(phase_times(results, [work / "gunicorn.log", *sorted(work.glob("worker-*.log"))]))
     print(f"  load average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
 
 

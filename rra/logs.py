@@ -121,8 +121,11 @@ def logging_config(
     batch_size: int = 500,
     flush_interval: float = 2.0,
     timeout: float = 5.0,
+    debug: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
-    """The dictConfig for LOG_LEVEL, LOG_FORMAT and the optional LOG_ENDPOINT."""
+    """The dictConfig for LOG_LEVEL, LOG_FORMAT, the optional LOG_ENDPOINT and LOG_DEBUG
+    (loggers written at DEBUG whatever LOG_LEVEL says, e.g. an answer's phase timings
+    for bench/streams.py)."""
     handlers: dict[str, Any] = {
         "console": {"class": "logging.StreamHandler", "formatter": fmt},
     }
@@ -147,6 +150,8 @@ def logging_config(
     loggers["gunicorn.access"] = {"handlers": [], "level": "WARNING", "propagate": False}
     # The caches' swallowed Redis errors, but not each command the open breaker refused.
     loggers["rra.cache"] = {"filters": ["redis_circuit_open"]}
+    for name in debug:
+        loggers.setdefault(name, {})["level"] = "DEBUG"
     return {
         "version": 1,
         "disable_existing_loggers": False,

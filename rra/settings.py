@@ -747,6 +747,9 @@ COMPRESSION_MIN_BYTES = env.int("COMPRESSION_MIN_BYTES", 1024, min=0)
 LOG_LEVEL = env.str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 # json: one JSON object per line (production); console: readable (development).
 LOG_FORMAT = env.str("LOG_FORMAT", "console" if DEBUG else "json", choices=("json", "console"))
+# Loggers written at DEBUG whatever LOG_LEVEL is (comma-separated names), e.g.
+# chats.answering.timing: each answer's phases, which bench/streams.py reads.
+LOG_DEBUG = env.list("LOG_DEBUG")
 # Optional HTTP endpoint that receives the JSON lines as JSON-array batches (POST) from a
 # background thread; a full queue or a down endpoint drops lines, never waits.
 LOG_ENDPOINT = env.url("LOG_ENDPOINT")
@@ -770,6 +773,7 @@ LOGGING = logs.logging_config(
     batch_size=LOG_ENDPOINT_BATCH_SIZE,
     flush_interval=LOG_ENDPOINT_FLUSH_S,
     timeout=LOG_ENDPOINT_TIMEOUT,
+    debug=LOG_DEBUG,
 )
 
 # RELEASE, else the git commit (rra@<sha>), else the version in pyproject.toml.

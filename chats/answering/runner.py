@@ -10,6 +10,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 import redis
@@ -30,6 +31,7 @@ from chats.answering.transport import (
     publish_text,
     release,
     running_key,
+    timing,
 )
 from chats.models import Chat, Message
 
@@ -42,14 +44,17 @@ DISPATCH_BLOCK_MS = 5_000
 DISPATCH_BATCH = 32
 
 
-def generate(answer_id: str) -> None:
-    """Run one answer and publish its events (in the worker, or in tests)."""
+def generate(answer_id: str, *, read_at: float | None = None) -> None:
+    """Run one answer and publish its events (in the worker, or in tests). read_at: when
+    the dispatcher read its job (for the phase timings)."""
+    phases = {"read": read_at, "taken": time.time()}
     info = meta(answer_id)
     if info is None:
         logger.warning("answer %s expired before it started", answer_id)
         return
     try:
         with _prepare_slots():
+            phases["loading"] = time.time()
             chat = Chat.objects.filter(pk=info["chat"]).first()
             user = User.objects.filter(pk=info["user"]).first()
             question = Message.objects.filter(pk=info["question"]).first()
@@ -72,9 +77,11 @@ def generate(answer_id: str) -> None:
             # many answers starting at once queue here instead of timing out on the
             # connection pool. answer_events gives its connection back before the model.
             with _prepare_slots():
+                phases["retrieving"] = time.time()
                 name, data = next(events)
             publish(answer_id, name, data, first=True)
-            _publish_coalesced(answer_id, events, chat_id=chat.pk, stop=stop)
+            phases["cited"] = time.time()
+            _publish_coalesced(answer_id, events, chat_id=chat.pk, stop=stop, phases=phases)
         finally:
             events.close()
     except Exception:
@@ -87,6 +94,10 @@ def generate(answer_id: str) -> None:
     finally:
         _finish(answer_id, info)
         close_old_connections()
+        if timing.isEnabledFor(logging.DEBUG):
+            timing.debug(
+                "answer ended", extra={"answer": answer_id, **phases, "ended": time.time()}
+            )
 
 
 class _StopSeen:
@@ -99,7 +110,9 @@ class _StopSeen:
         return self.requested
 
 
-def _publish_coalesced(answer_id: str, events, *, chat_id, stop: _StopSeen) -> None:
+def _publish_coalesced(
+    answer_id: str, events, *, chat_id, stop: _StopSeen, phases: dict | None = None
+) -> None:
     """Publish the rest of the answer's events. The first token goes at once (the
     reader's time to first token); later tokens go to the process's one writer of text
     (chats/answering/publisher.py), which writes every answer's text that gathered
@@ -117,6 +130,8 @@ def _publish_coalesced(answer_id: str, events, *, chat_id, stop: _StopSeen) -> N
             if name == "token":
                 if not sent_token or not window:
                     stop.requested = publish_text(answer_id, data["text"], chat_id=chat_id)
+                    if not sent_token and phases is not None:
+                        phases["first_token"] = time.time()
                     sent_token = True
                 else:
                     writer.add(text, data["text"])
@@ -218,7 +233,7 @@ class AnswerRunner:
                         self._release(1)
                         self._end_unstarted(r, entry_id, answer_id)
                         continue
-                    self._jobs.put((entry_id, answer_id))
+                    self._jobs.put((entry_id, answer_id, time.time()))
         finally:
             for _ in range(self.threads):
                 self._jobs.put(None)
@@ -242,10 +257,10 @@ class AnswerRunner:
     def _loop(self) -> None:
         r = client()
         while (job := self._jobs.get()) is not None:
-            entry_id, answer_id = job
+            entry_id, answer_id, read_at = job
             self.running.add(answer_id)
             try:
-                generate(answer_id)
+                generate(answer_id, read_at=read_at)
             finally:
                 self.running.discard(answer_id)
                 self._free.release()

@@ -12,6 +12,8 @@ from Redis (transport); without Redis, or with ANSWERS_IN_WORKER off, in the req
 from __future__ import annotations
 
 import itertools
+import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import redis
@@ -97,6 +99,7 @@ def answer_response(
     (after head(question)'s events, if any); or the refusal: 429 past CHAT_RATE or
     ANSWER_MAX_CONCURRENT_PER_USER, 503 when Redis does not answer. A slot taken is
     given back if prepare() fails."""
+    entered = time.time()
     limited = limit_request(request, group="chat", rate=settings.CHAT_RATE)
     if limited:
         return too_many_requests_json(limited, "messages")
@@ -111,6 +114,7 @@ def answer_response(
             return response
         except redis.RedisError:
             return answers_unavailable()
+    reserved = time.time()
     try:
         question = prepare()
     except BaseException:
@@ -121,10 +125,16 @@ def answer_response(
     chat = question.chat
     if answer_id is None:
         return event_stream(itertools.chain(first, _written_here(chat, user, question)))
+    prepared = time.time()
     try:
         transport.start(answer_id=answer_id, chat=chat, user=user, user_message=question)
     except redis.RedisError:
         return answers_unavailable()
+    if transport.timing.isEnabledFor(logging.DEBUG):
+        phases = {"entered": entered, "reserved": reserved, "prepared": prepared}
+        transport.timing.debug(
+            "answer queued", extra={"answer": answer_id, **phases, "queued": time.time()}
+        )
     reader = transport.enter(user_id=user.pk, answer_id=answer_id, check=False)
     response = event_stream(
         itertools.chain(first, transport.read_events(answer_id, reader=reader)),

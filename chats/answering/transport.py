@@ -35,6 +35,11 @@ from django.conf import settings
 from rra import redis_breaker
 
 logger = logging.getLogger(__name__)
+# One line per answer, at DEBUG, with the time (Unix seconds) of each of its phases: the
+# request's (entered the view, slot reserved, question saved, job queued) and the
+# worker's (job read, a thread has it, citations and first token published). Off unless
+# LOG_DEBUG names it (bench/streams.py does): then it costs one isEnabledFor per answer.
+timing = logging.getLogger("chats.answering.timing")
 
 JOBS = "rra:answers:jobs"
 GROUP = "answer-runners"

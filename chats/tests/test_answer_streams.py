@@ -495,3 +495,46 @@ def test_the_stop_flag_is_read_with_each_write_of_text_not_on_its_own(
 
 def _read_all(client, answer_id: str):
     return events(client.get(f"/api/answers/{answer_id}/events"))
+
+
+def test_each_answer_logs_its_phases_at_debug_for_the_burst_bench(
+    owner_client, owner, runner, monkeypatch, caplog
+):
+    """bench/streams.py joins these lines by answer id to find where a burst's first
+    token waits: the request's phases (entered, slot reserved, question saved, queued)
+    and the worker's (job read, thread, database slots, citations, first token), each a
+    time in order. Off (the default level), nothing is logged."""
+    SlowModel(words=3, delay=0).install(monkeypatch)
+    quiet_chat = Chat.objects.create(owner=owner)
+    assert events(_ask(owner_client, quiet_chat))[-1][0] == "done"
+    deadline = time.monotonic() + 10
+    while answers.running_in(quiet_chat.pk) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the worker thread is past its (silent) timing line
+    assert not [r for r in caplog.records if r.name == "chats.answering.timing"]
+
+    caplog.set_level("DEBUG", logger="chats.answering.timing")
+    response = _ask(owner_client, Chat.objects.create(owner=owner))
+    assert events(response)[-1][0] == "done"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the worker thread logs after the done event
+        lines = [
+            r
+            for r in caplog.records
+            if r.name == "chats.answering.timing"
+            and getattr(r, "answer", None) == response["X-Answer-Id"]
+        ]
+        if len(lines) == 2:
+            break
+        time.sleep(0.01)
+    queued, ended = sorted(lines, key=lambda r: r.getMessage() != "answer queued")
+    assert queued.getMessage() == "answer queued" and ended.getMessage() == "answer ended"
+    assert queued.answer == ended.answer == response["X-Answer-Id"]
+    web = ["entered", "reserved", "prepared", "queued"]
+    worker = ["read", "taken", "loading", "retrieving", "cited", "first_token", "ended"]
+    web_times = [getattr(queued, k) for k in web]
+    worker_times = [getattr(ended, k) for k in worker]
+    # Each side in order; the dispatcher may read the job before the request has the
+    # reply of its XADD.
+    assert web_times == sorted(web_times) and worker_times == sorted(worker_times)
+    assert time.time() - 30 < web_times[0] <= web_times[2] <= worker_times[0]

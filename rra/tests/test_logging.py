@@ -192,6 +192,11 @@ def test_settings_route_every_logger_through_one_formatter(settings):
     assert logging.getLogger("gunicorn.access").level == logging.WARNING
     console = logs.logging_config(level="DEBUG", fmt="console")
     assert console["handlers"]["console"]["formatter"] == "console"
+    # LOG_DEBUG: named loggers at DEBUG whatever the level (bench/streams.py's timings).
+    timed = logs.logging_config(level="WARNING", fmt="json", debug=["chats.answering.timing"])
+    assert timed["loggers"]["chats.answering.timing"]["level"] == "DEBUG"
+    assert timed["root"]["level"] == "WARNING"
+    assert "chats.answering.timing" not in config["loggers"]
     record = logging.LogRecord("rra.test", logging.INFO, __file__, 1, "hello %s", ("you",), None)
     text = logs.console_formatter().format(record)
     assert "hello you" in text and not text.startswith("{")
