@@ -24,7 +24,7 @@ eval: ingests DEST/docs once into its own database (EMBEDDED_DB_NAME=rra_eval_li
 through RRA's pipeline (extraction, chunking, embedding, storage), keyed by an index
 fingerprint (the source of extraction, chunking and embeddings, and the chunking and model
 settings): a re-run with the same fingerprint reuses it. Then prints hit@1 / hit@5 / MRR@10
-per split (tune, held-out, fresh, fresh2, fresh3, fresh4, fresh5) and per kind for RRA (hybrid, and its two legs) and the
+per split (tune, held-out, fresh, fresh2, fresh3, fresh4, fresh5, fresh6) and per kind for RRA (hybrid, and its two legs) and the
 baselines of bench/eval_baselines.py (plain BM25 over 1000-character chunks of the raw
 text, MiniLM over 1000/100-character chunks with exact cosine, and their reciprocal rank
 fusion), then what the answer path does (documents.evaluation.evaluate_answers).

@@ -18,7 +18,7 @@ One JSON object per line:
 - ``kind``: free text (lookup, paraphrase, multi, table, dutch, ...); ``unanswerable``
   (no ``doc``) marks a question the documents do not answer.
 - ``split``: ``tune`` (default), ``held-out``, ``fresh``, ``fresh2``, ``fresh3``,
-  ``fresh4`` or ``fresh5`` (each written after the last tuning choice by its own writer); each is
+  ``fresh4``, ``fresh5`` or ``fresh6`` (each written after the last tuning choice by its own writer); each is
   reported on its own, tune on the first only.
 
 Retrieval: hit@1, hit@5 and MRR@k of each search mode, per split and kind.
@@ -41,7 +41,7 @@ from documents.models import EVERY_DOCUMENT
 from documents.search import search
 
 UNANSWERABLE = "unanswerable"
-SPLITS = ("tune", "held-out", "fresh", "fresh2", "fresh3", "fresh4", "fresh5")
+SPLITS = ("tune", "held-out", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6")
 ROLES = ("user", "assistant")
 
 

@@ -157,7 +157,7 @@ def test_it_rejects_an_unanswerable_question_with_a_document(tmp_path):
     bad.write_text('{"question": "x?", "doc": "a.md", "split": "test"}\n')
     with pytest.raises(
         CommandError,
-        match=r"'split' must be one of tune, held-out, fresh, fresh2, fresh3, fresh4, fresh5$",
+        match=r"'split' must be one of tune, held-out, fresh, fresh2, fresh3, fresh4, fresh5, fresh6$",
     ):
         call_command("evaluate_retrieval", str(bad))
 
