@@ -24,7 +24,7 @@ class RraConfig(AppConfig):
     verbose_name = "RRA platform"
 
     def ready(self) -> None:
-        from rra import slow_queries
+        from rra import checks, slow_queries  # noqa: F401 - checks registers deploy checks
 
         _start_private_redis()
         from rra.querycache import CacheScoped, on_instance_change

@@ -220,9 +220,12 @@ class SecurityHeadersMiddleware(SecurityMiddleware):
     that pass through them, and some are answered before: /metrics by
     RequestObservabilityMiddleware, static files by whitenoise. This one reuses
     SecurityMiddleware's response half (HSTS on HTTPS, nosniff, Referrer-Policy,
-    Cross-Origin-Opener-Policy) and adds what Django has no setting for. The HTTPS
-    redirect stays with SecurityMiddleware further down, where it is observed (logged
-    and counted). Headers a view set itself are kept.
+    Cross-Origin-Opener-Policy), XFrameOptionsMiddleware's X-Frame-Options (kept off a
+    response marked xframe_options_exempt) and adds what Django has no setting for.
+    Neither of Django's two is listed as well: each was one more layer per request
+    setting the same headers again (rra/checks.py keeps `check --deploy`'s checks of
+    their settings). The HTTPS redirect is HTTPSRedirectMiddleware's, further down,
+    where it is observed (logged and counted). Headers a view set itself are kept.
     """
 
     def process_request(self, request: HttpRequest) -> None:
@@ -235,8 +238,28 @@ class SecurityHeadersMiddleware(SecurityMiddleware):
         response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
         response.headers.setdefault("X-DNS-Prefetch-Control", "off")
         if not getattr(response, "xframe_options_exempt", False):
-            response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
+            # As XFrameOptionsMiddleware writes the setting: upper case.
+            response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS.upper())
         return response
+
+
+class HTTPSRedirectMiddleware:
+    """SecurityMiddleware's request half alone: a plain-HTTP request is redirected (301)
+    to HTTPS when SECURE_SSL_REDIRECT is on, to SECURE_SSL_HOST if set, except paths
+    matching SECURE_REDIRECT_EXEMPT (health probes, /metrics), as Django's
+    SecurityMiddleware.process_request decides it (it is called for that). Listed below
+    RequestObservabilityMiddleware, so a redirect is logged and counted; the response
+    headers are SecurityHeadersMiddleware's, on every response. A plain middleware, not
+    Django's whole SecurityMiddleware: that one set the same headers again on every
+    response, in a layer of its own."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        # Reads its settings when made, as Django's own does.
+        self._redirect = SecurityMiddleware(get_response).process_request
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return self._redirect(request) or self.get_response(request)
 
 
 # The policies' headers of a response that changes nothing of them (no nonce used, no

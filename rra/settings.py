@@ -83,8 +83,9 @@ MIDDLEWARE = [
     "rra.middleware.RequestObservabilityMiddleware",
     # What the query cache reads ahead for a request lives for that request only.
     "rra.querycache.RequestScopeMiddleware",
-    # The HTTPS redirect (its headers are SecurityHeadersMiddleware's too).
-    "django.middleware.security.SecurityMiddleware",
+    # The HTTPS redirect: Django's SecurityMiddleware's request half (its headers, and
+    # XFrameOptionsMiddleware's, are SecurityHeadersMiddleware's; rra/checks.py).
+    "rra.middleware.HTTPSRedirectMiddleware",
     # Above everything that makes or changes a body; below the metrics, so its time
     # counts. Streams (whitenoise's files, SSE answers) pass untouched.
     "rra.compression.CompressionMiddleware",
@@ -97,10 +98,16 @@ MIDDLEWARE = [
     "accounts.middleware.SessionEndMiddleware",
     # Django's, with the storage made on first use (rra/middleware.py).
     "rra.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # ETag / 304 / Cache-Control for the views in HTTP_CACHE_MAX_AGE.
     "rra.conditional.ConditionalGetMiddleware",
 ]
+
+# Django's SecurityMiddleware and XFrameOptionsMiddleware are not listed: their headers
+# are SecurityHeadersMiddleware's and the redirect HTTPSRedirectMiddleware's, above. Their
+# "not in MIDDLEWARE" warnings are silenced; rra/checks.py runs Django's deploy checks of
+# their settings (HSTS, nosniff, the redirect, Referrer-Policy, COOP, X-Frame-Options)
+# instead, and warns when a stack has neither Django's nor RRA's middleware.
+SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002"]
 
 ROOT_URLCONF = "rra.urls"
 WSGI_APPLICATION = "rra.wsgi.application"
@@ -356,7 +363,7 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0, min=0, max=5)
 
 if not REDIS_URL:
     # Local memory is per process: allowed only while one process serves the site.
-    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # --- API (Django REST framework) ---------------------------------------------------
 

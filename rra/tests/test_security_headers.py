@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
 
 import pytest
+import structlog
 from django.conf import settings
 from django.templatetags.static import static
 from django.test import Client
+
+from rra import logs
 
 pytestmark = pytest.mark.django_db
 
@@ -251,3 +257,155 @@ def test_a_view_with_its_own_policy_still_gets_it(rf):
     assert "https://example.org" in policy(updated)["img-src"]
     plain = CSPMiddleware(lambda request: HttpResponse("ok"))(rf.get("/x"))
     assert policy(plain) == POLICY
+
+
+def test_a_view_exempt_from_x_frame_options_gets_none_and_a_view_s_own_is_kept(rf, settings):
+    """X-Frame-Options is SecurityHeadersMiddleware's (Django's XFrameOptionsMiddleware is
+    not listed): the setting, in upper case as Django writes it, unless the view is
+    @xframe_options_exempt or set its own."""
+    from django.http import HttpResponse
+    from django.views.decorators.clickjacking import (
+        xframe_options_exempt,
+        xframe_options_sameorigin,
+    )
+
+    from rra.middleware import SecurityHeadersMiddleware
+
+    settings.X_FRAME_OPTIONS = "deny"
+    plain = SecurityHeadersMiddleware(lambda request: HttpResponse("ok"))(rf.get("/x"))
+    assert plain["X-Frame-Options"] == "DENY"
+    exempt = xframe_options_exempt(lambda request: HttpResponse("ok"))
+    assert "X-Frame-Options" not in SecurityHeadersMiddleware(exempt)(rf.get("/x"))
+    own = xframe_options_sameorigin(lambda request: HttpResponse("ok"))
+    assert SecurityHeadersMiddleware(own)(rf.get("/x"))["X-Frame-Options"] == "SAMEORIGIN"
+
+
+# --- the HTTPS redirect ------------------------------------------------------------------
+
+HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.fixture
+def access_lines():
+    """The access lines (rra.access) written during the test, as JSON (as
+    rra/tests/test_logging.py reads the lines)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.json_formatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+
+    def read() -> list[dict]:
+        lines = [json.loads(line) for line in stream.getvalue().splitlines() if line]
+        return [line for line in lines if line["logger"] == "rra.access"]
+
+    yield read
+    root.removeHandler(handler)
+    root.setLevel(level)
+    structlog.contextvars.clear_contextvars()
+
+
+def test_neither_of_django_s_security_middleware_is_a_layer_of_its_own():
+    """Their headers are SecurityHeadersMiddleware's; the redirect is below the access
+    line and metrics, so that a redirect is observed."""
+    stack = settings.MIDDLEWARE
+    assert "django.middleware.security.SecurityMiddleware" not in stack
+    assert "django.middleware.clickjacking.XFrameOptionsMiddleware" not in stack
+    assert stack.index("rra.middleware.RequestObservabilityMiddleware") < stack.index(
+        "rra.middleware.HTTPSRedirectMiddleware"
+    )
+
+
+def test_plain_http_is_redirected_to_https_with_the_headers_and_an_access_line(
+    settings, access_lines
+):
+    settings.SECURE_SSL_REDIRECT = True
+    response = Client().get("/accounts/login/?next=/c/")
+    assert response.status_code == 301
+    assert response["Location"] == "https://testserver/accounts/login/?next=/c/"
+    assert_security_headers(response)
+    assert HEX_ID.fullmatch(response["X-Request-ID"])
+    [line] = access_lines()
+    assert line["status"] == 301 and line["path"] == "/accounts/login/"
+    assert line["request_id"] == response["X-Request-ID"]
+
+
+def test_https_is_served_with_hsts_and_the_redirect_goes_to_secure_ssl_host(settings):
+    settings.SECURE_SSL_REDIRECT = True
+    secure = Client().get("/accounts/login/", secure=True)
+    assert secure.status_code == 200
+    assert_security_headers(secure, secure=True)
+    settings.SECURE_SSL_HOST = "secure.example.com"
+    moved = Client().get("/accounts/login/")
+    assert moved.status_code == 301
+    assert moved["Location"] == "https://secure.example.com/accounts/login/"
+
+
+def test_probes_and_scrapes_are_not_redirected_nor_anything_when_the_setting_is_off(settings):
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()
+    assert client.get("/api/health/live").status_code == 200
+    assert client.get("/metrics").status_code == 200
+    settings.SECURE_SSL_REDIRECT = False
+    assert Client().get("/accounts/login/").status_code == 200
+
+
+# --- check --deploy ----------------------------------------------------------------------
+
+
+def _deploy_warnings() -> set[str]:
+    from django.core import checks
+
+    found = checks.run_checks(include_deployment_checks=True, tags=[checks.Tags.security])
+    return {message.id for message in found if not message.is_silenced()}
+
+
+HEADER_CHECKS = {
+    "security.W004",  # HSTS
+    "security.W006",  # nosniff
+    "security.W008",  # the redirect
+    "security.W019",  # X-Frame-Options
+    "security.W022",  # Referrer-Policy
+}
+
+
+def test_check_deploy_still_checks_the_settings_of_the_headers_and_the_redirect(settings):
+    """Django checks these settings only while its middleware is listed (rra/checks.py
+    runs the same checks for RRA's), and its 'not in MIDDLEWARE' warnings are silenced."""
+    settings.SECURE_SSL_REDIRECT = True
+    assert not _deploy_warnings() & (
+        HEADER_CHECKS | {"security.W001", "security.W002", "rra.W001", "rra.W002"}
+    )
+    settings.SECURE_HSTS_SECONDS = 0
+    settings.SECURE_CONTENT_TYPE_NOSNIFF = False
+    settings.SECURE_SSL_REDIRECT = False
+    settings.X_FRAME_OPTIONS = "SAMEORIGIN"
+    settings.SECURE_REFERRER_POLICY = None
+    assert _deploy_warnings() >= HEADER_CHECKS
+    settings.SECURE_REFERRER_POLICY = "nonsense"
+    settings.SECURE_CROSS_ORIGIN_OPENER_POLICY = "nonsense"
+    assert _deploy_warnings() >= {"security.E023", "security.E024"}
+
+
+def test_check_deploy_warns_about_a_stack_without_the_security_middleware(settings):
+    settings.MIDDLEWARE = [
+        m
+        for m in settings.MIDDLEWARE
+        if m
+        not in (
+            "rra.middleware.SecurityHeadersMiddleware",
+            "rra.middleware.HTTPSRedirectMiddleware",
+        )
+    ]
+    assert _deploy_warnings() >= {"rra.W001", "rra.W002"}
+    settings.MIDDLEWARE = [
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        *settings.MIDDLEWARE,
+    ]
+    settings.SECURE_HSTS_SECONDS = 0
+    warnings = _deploy_warnings()
+    assert not warnings & {"rra.W001", "rra.W002"}
+    assert "security.W004" in warnings  # Django's own check, once
