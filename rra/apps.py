@@ -38,3 +38,9 @@ class RraConfig(AppConfig):
 
         # Every database connection, in any process, times its queries.
         slow_queries.connect()
+        # ... and counts them into the request it runs for (the access line, metrics).
+        from django.db.backends.signals import connection_created
+
+        from rra.middleware import install_query_counter
+
+        connection_created.connect(install_query_counter, dispatch_uid="rra.request_queries")

@@ -18,7 +18,6 @@ from django.conf import settings
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.messages.storage import default_storage
 from django.core.signals import setting_changed
-from django.db import connections
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase, HttpResponseServerError
 from django.middleware.security import SecurityMiddleware
@@ -60,13 +59,15 @@ def _count_query(execute, sql, params, many, context):
         stats.seconds += time.perf_counter() - started
 
 
-def _install_query_counter() -> None:
-    # The wrapper stays on this thread's connection objects for good; it is put first
-    # so that a `with connection.execute_wrapper(...)` around a request (which pops the
-    # last wrapper on exit) still removes its own.
-    for connection in connections.all():
-        if _count_query not in connection.execute_wrappers:
-            connection.execute_wrappers.insert(0, _count_query)
+def install_query_counter(sender=None, connection=None, **kwargs) -> None:
+    """connection_created receiver (RraConfig.ready): the request's query counter goes on
+    each database connection when it connects, in any thread, instead of being looked for
+    on every connection of the thread at every request. It stays on the connection object
+    for good (counting only inside a request) and is put first, so that a
+    `with connection.execute_wrapper(...)` around a request (which pops the last wrapper
+    on exit) still removes its own."""
+    if _count_query not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, _count_query)
 
 
 def _resolved_user_id(request: HttpRequest) -> int | None:
@@ -122,7 +123,6 @@ class RequestObservabilityMiddleware:
         logs.bind_request(request_id=request_id, method=request.method, path=request.path)
         stats = _DbStats()
         _db_stats.set(stats)
-        _install_query_counter()
         metrics.REQUESTS_IN_PROGRESS.inc()
         try:
             response = self.get_response(request)

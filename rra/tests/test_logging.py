@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import re
+import threading
 import time
 
 import pytest
@@ -98,6 +99,40 @@ def test_library_lines_during_a_request_carry_its_context_and_user(owner_client,
     later = _access(log_lines()[client_lines_before:])[0]
     assert later["request_id"] != request_id
     assert later["level"] == "debug"  # probes are quiet
+
+
+def test_the_access_line_counts_the_queries_of_a_connection_made_in_the_request_s_thread(
+    log_lines, settings
+):
+    """The counter goes on each connection when it connects (connection_created), in
+    any thread: a worker thread's first request is counted like any other, once."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from rra.middleware import _count_query
+
+    seen = {}
+
+    def serve() -> None:
+        try:
+            with CaptureQueriesContext(connection) as queries:  # connects this thread's
+                client = Client()
+                client.cookies[settings.SESSION_COOKIE_NAME] = "no-such-session"
+                seen["status"] = client.get("/api/documents/999999").status_code
+            seen["queries"] = len(queries)
+            seen["counters"] = connection.execute_wrappers.count(_count_query)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join()
+    [access] = _access(log_lines())
+    assert seen["status"] in (401, 403, 404)
+    assert seen["queries"] >= 1  # the unknown session, looked up in the database
+    assert access["db_queries"] == seen["queries"]
+    assert seen["counters"] == 1
 
 
 def test_perf_lines_for_search_and_an_api_token_user(client, owner, log_lines, settings):
