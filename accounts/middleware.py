@@ -13,6 +13,7 @@ itself, so nothing of the previous person is shown to the next on a shared brows
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -25,8 +26,13 @@ CLEAR_SITE_DATA = '"cache", "storage"'
 
 
 def viewer_id(user) -> str:
+    return _viewer_id(settings.SECRET_KEY, user.pk)
+
+
+@functools.lru_cache(maxsize=4096)  # a signed-in browser's every request asks again
+def _viewer_id(secret_key: str, user_id) -> str:
     return hmac.new(
-        settings.SECRET_KEY.encode(), f"rra-viewer:{user.pk}".encode(), hashlib.sha256
+        secret_key.encode(), f"rra-viewer:{user_id}".encode(), hashlib.sha256
     ).hexdigest()[:24]
 
 

@@ -34,6 +34,21 @@ def test_a_signed_in_browser_is_marked_with_an_opaque_viewer_id(owner, member):
     assert "Clear-Site-Data" not in client.get(reverse("home"))
 
 
+def test_the_viewer_id_is_the_hmac_of_the_user_under_the_secret_key(owner, member, settings):
+    """Remembered per process (every signed-in request asks for it), by key and user."""
+    import hashlib
+    import hmac
+
+    def expected() -> str:
+        key, message = settings.SECRET_KEY.encode(), f"rra-viewer:{owner.pk}".encode()
+        return hmac.new(key, message, hashlib.sha256).hexdigest()[:24]
+
+    assert viewer_id(owner) == viewer_id(owner) == expected() != viewer_id(member)
+    before = viewer_id(owner)
+    settings.SECRET_KEY = "another-secret-key-of-at-least-fifty-characters-0123456789"
+    assert viewer_id(owner) == expected() != before
+
+
 def test_signing_out_on_the_site_clears_the_browser(owner):
     client = _signed_in(owner)
     response = client.post(reverse("accounts:logout"))
