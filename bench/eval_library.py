@@ -908,9 +908,9 @@ def _missing_kind(case, passages: list, answer: str) -> str:
     """Why an answered question lacks a fact, when the answer's passages hold them: the
     line holding a missing fact was quoted but cut ("truncated"), or was not quoted
     ("not quoted"); "split" when no one passage holds every fact."""
-    from documents.evaluation import _normalized, _passage_holds
+    from documents.evaluation import _normalized, _passage_holds, answer_text
 
-    body = _normalized(answer.replace("\\[", "[").replace("\\]", "]"))
+    body = _normalized(answer_text(answer))
     missing = [f for f in case.facts if _normalized(f) not in body]
     for fact in missing:
         for passage in passages:
@@ -931,7 +931,7 @@ def replay(path: Path, show: str | None) -> None:
     these outcomes (comma-separated: the kinds above, "ok", "all")."""
     from chats.answering.extractive import NOT_COVERED, extractive_answer
     from chats.answering.types import Passage, Turn
-    from documents.evaluation import Case, _passage_holds, holds_facts
+    from documents.evaluation import Case, _passage_holds, answer_text, holds_facts
 
     shown = {s.strip() for s in (show or "").split(",") if s.strip()}
     counts: dict[str, int] = {}
@@ -967,7 +967,7 @@ def replay(path: Path, show: str | None) -> None:
                 outcome = "not retrieved"
             elif answer == NOT_COVERED:
                 outcome = "declined by the answerer"
-            elif holds_facts(answer.replace("\\[", "[").replace("\\]", "]"), case.facts):
+            elif holds_facts(answer_text(answer), case.facts):
                 outcome = "ok"
             else:
                 outcome = _missing_kind(case, passages, answer)

@@ -131,6 +131,16 @@ def load_cases(path: Path) -> list[Case]:
     return cases
 
 
+# What the offline answerer escapes so that a quote stays text in Markdown: "\[4\]", a
+# leading "1\.", "\#", "\>", "\-" (chats/answering/lines._quoted). A reader sees them plain.
+_ESCAPED = re.compile(r"\\([\[\]#>.)+*-])")
+
+
+def answer_text(answer: str) -> str:
+    """An answer's Markdown as its reader sees the text: escapes undone."""
+    return _ESCAPED.sub(r"\1", answer)
+
+
 def _normalized(text: str) -> str:
     return " ".join(text.split()).lower()
 
@@ -332,6 +342,6 @@ def evaluate_answers(cases: list[Case], *, user=None) -> AnswerReport:
             report.wrong.append({"line": case.line, "question": case.question, "as": "declined"})
         if offline:
             report.offline_answered[split] = report.offline_answered.get(split, 0) + 1
-            if holds_facts(answer.replace("\\[", "[").replace("\\]", "]"), case.facts):
+            if holds_facts(answer_text(answer), case.facts):
                 report.offline_facts[split] = report.offline_facts.get(split, 0) + 1
     return report

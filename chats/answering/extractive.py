@@ -327,6 +327,22 @@ def _last_sentences(line: str, words: int) -> str:
     return " ".join(" ".join(kept).split())
 
 
+# A labelled paragraph: a label of a few words, then a sentence of its own ("Header line
+# We recommend that you specify the header argument explicitly, ..."), as a manual's
+# numbered list of issues or options reads once its label lines are joined to their text.
+_LABELLED = re.compile(r"^[A-Z][\w-]*(?:\s+[a-z][\w./-]*){0,4}\s+[A-Z][a-z]*\s+[a-z]")
+LABELLED_MIN_WORDS = 25  # a step is a sentence or two; a labelled paragraph is longer
+
+
+def _labelled(steps: list[str]) -> bool:
+    """Whether most (two thirds) of a list's items are labelled paragraphs: a list of
+    things to consider ("Encoding", "Header line", "Separator"), not steps to follow."""
+    labelled = sum(
+        bool(_LABELLED.match(step)) and len(step.split()) >= LABELLED_MIN_WORDS for step in steps
+    )
+    return labelled * 3 >= len(steps) * 2
+
+
 def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Procedure | None:
     items, kinds = _command_steps(lines)
     steps = [i for i, (_, step, _) in enumerate(items) if step]
@@ -343,6 +359,8 @@ def _run_procedure(lines: list[tuple[int, str]], section: str, weigh) -> _Proced
     # Two steps make a procedure; one command is one too ("You can change it by the
     # following: `update-alternatives --config editor`").
     if not steps or len(steps) < (1 if kinds[steps[0]] == "command" else 2):
+        return None
+    if kinds[steps[0]] == "list" and _labelled([items[i][2] for i in steps]):
         return None
     first, last = steps[0], steps[-1]
     body = items[first : last + 1]
@@ -378,11 +396,14 @@ def _procedures(passages: list[Passage], weigh) -> list[_Procedure]:
     return [procedure for procedure in found if procedure is not None]
 
 
-def _procedure_answer(procedure: _Procedure) -> str:
+def _procedure_answer(procedure: _Procedure, lead_in: str = PROCEDURE_LEAD_IN) -> str:
     """Numbered steps, each cited; the lines between steps (conditions such as "If the
-    chuck is level:", results) as their own paragraphs, so numbering goes on after them."""
+    chuck is level:", results) as their own paragraphs, so numbering goes on after them.
+    One lead-in: `lead_in` (another language's says the steps are the closest passage's)
+    with the procedure's section."""
     section = procedure.section.split(SECTION_SEPARATOR)[-1].strip()
-    head = f"{PROCEDURE_LEAD_IN} ({_quoted(section)}):" if section else f"{PROCEDURE_LEAD_IN}:"
+    lead_in = lead_in.removesuffix(":")
+    head = f"{lead_in} ({_quoted(section, block=False)}):" if section else f"{lead_in}:"
     blocks = [head] + [f"{_quoted(line)} [{n}]" for n, line in procedure.intro]
     count, items = 0, []
     for n, step, text in procedure.lines:

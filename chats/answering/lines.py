@@ -54,14 +54,27 @@ def plain(sentence: str) -> str:
     return _MD_LINK.sub(lambda m: f"{m[1]} ({m[2]})" if m[2] else m[1], sentence)
 
 
-def _quoted(sentence: str, limit: int = MAX_SENTENCE_WORDS) -> str:
+def _quoted(sentence: str, limit: int = MAX_SENTENCE_WORDS, *, block: bool = True) -> str:
+    """A sentence quoted as plain text in Markdown, cut at `limit` words; `block`: it
+    opens a block (a bullet's or a paragraph's text), where a leading "1." or "#" is
+    escaped too."""
     sentence = plain(sentence)
     words = sentence.split(" ")
     if len(words) > limit:
         sentence = " ".join(words[:limit]) + " …"
     # A "[4]" of the document itself must not read as a citation: escaped for Markdown,
     # it still shows as [4].
-    return _BRACKETED_NUMBERS.sub(r"\\[\1\\]", sentence)
+    sentence = _BRACKETED_NUMBERS.sub(r"\\[\1\\]", sentence)
+    # A quote is text: its own "1. Encoding ...", "# comment" or "> prompt" at the start
+    # would make a list, a heading or a block quote of it inside the answer's bullet.
+    if not block:
+        return sentence
+    sentence = _ORDERED_START.sub(r"\1\\\2", sentence)
+    return _BLOCK_START.sub(r"\\", sentence)
+
+
+_ORDERED_START = re.compile(r"^(\d{1,9})([.)])(?=\s)")
+_BLOCK_START = re.compile(r"^(?=#{1,6}(?:\s|$)|>|[-+*]\s)")
 
 
 # A line that introduces what follows it: "If the laser value increases:", "... create a

@@ -302,7 +302,7 @@ def render(items: list[Candidate]) -> list[str]:
 
 
 def _markdown_table(rows: list[Candidate]) -> str:
-    cells = [[_quoted(cell.strip()) for cell in row.text.split("|")] for row in rows]
+    cells = [[_quoted(cell.strip(), block=False) for cell in row.text.split("|")] for row in rows]
     width = max(len(r) for r in cells)
     lines = []
     for i, (row, item) in enumerate(zip(cells, rows, strict=True)):

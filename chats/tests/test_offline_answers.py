@@ -12,6 +12,7 @@ from chats.answering.llm import reset_llm
 from chats.answering.retrieval import is_follow_up, search_query
 from chats.answering.types import Passage, Turn
 from chats.models import Chat, Message
+from chats.rendering import render_answer
 from chats.tests.conftest import events
 from documents.models import Document
 from documents.services import document_ingest
@@ -390,9 +391,12 @@ def test_a_question_in_another_language_gets_the_best_passage_not_a_decline():
     # Steps too are said to be the closest passage's: an unanswerable question in another
     # language gets them as well (seen under make run: a Dutch question about a chuck the
     # library did not cover got a conveyor's steps as "the steps from the documents").
+    # One lead-in, not the closest passage's and then "Here are the steps ..." too.
     assert answer.splitlines()[0] == (
-        "The passage closest to your question, in the manual's language:"
-    )
+        "The steps closest to your question, in the manual's language "
+        "(1.1.11. An extra user account):"
+    ), answer
+    assert "Here are the steps" not in answer and "passage closest" not in answer
     # In the library's language the words still decide: an unrelated question declines.
     assert extractive_answer("How do I bake an apple pie?", [lookup]) == NOT_COVERED
 
@@ -425,3 +429,44 @@ def test_a_follow_up_is_answered_when_its_own_words_are_covered_not_the_earlier_
     # needs its words covered.
     unrelated = "Which key do I press to rotate the chuck by hand in the calibration menu?"
     assert extractive_answer(unrelated, [passage]) == NOT_COVERED
+
+
+def test_a_numbered_list_of_labelled_paragraphs_is_no_procedure():
+    """R-data's "Variations on read.table" numbers the issues to consider ("1. Encoding",
+    "2. Header line", ...), each a label and a paragraph: seen under make run, "How do I
+    read a spreadsheet file into R?" got them as numbered "steps". They are quoted as
+    sentences; a list of real steps in the same shape stays a procedure."""
+    text = (
+        "2 Spreadsheet-like data › 2.1 Variations on read.table\n"
+        "The function read.table is the most convenient way to read in a rectangular grid "
+        "of data from a spreadsheet file. Some of the issues to consider are:\n"
+        "1. Encoding If the file contains non-ASCII character fields, ensure that it is "
+        "read in the correct encoding. This is mainly an issue for reading Latin-1 files in "
+        "a UTF-8 locale, which can be done by something like read.table with fileEncoding.\n"
+        "2. Header line We recommend that you specify the header argument explicitly. "
+        "Conventionally the header line has entries only for the columns and not for the "
+        "row labels, so is one field shorter than the remaining lines of the file.\n"
+        "3. Separator Normally looking at the file will determine the field separator to be "
+        "used, but with white-space separated files there may be a choice between the "
+        "default and a tab. Note that the choice of separator affects quoted strings.\n"
+    )
+    section = "2 Spreadsheet-like data › 2.1 Variations on read.table"
+    passage = Passage(1, text, "R-data.pdf", "p. 9", section)
+    answer = extractive_answer("How do I read a spreadsheet file into R?", [passage])
+    assert answer != NOT_COVERED
+    assert not answer.startswith("Here are the steps"), answer
+    assert not re.search(r"^\d\. ", answer, re.MULTILINE), answer
+    assert "read.table is the most convenient way to read in a rectangular grid" in answer
+    # The items are quoted as text: "1. Encoding" inside a bullet would be a numbered list.
+    assert "<ol" not in render_answer(answer) and "1\\. Encoding If the file" in answer, answer
+
+    steps = (
+        "Calibration\n"
+        "1. Select Home chucks to put the chucks at their home position.\n"
+        "2. Put a spirit level in the middle of the chucks.\n"
+        "3. Select Done to save the home position.\n"
+    )
+    answer = extractive_answer(
+        "How do I calibrate the chucks?", [Passage(1, steps, "cal.pdf", "p. 6", "Calibration")]
+    )
+    assert answer.startswith("Here are the steps") and "2. Put a spirit level" in answer, answer

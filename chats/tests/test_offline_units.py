@@ -408,3 +408,51 @@ def test_a_hard_wrapped_paragraph_is_quoted_from_the_start_of_its_sentence():
     answer = extractive_answer("How do I increase the buffer space xargs uses?", [passage])
     assert "You can use the '-s' option to increase the amount of buffer space" in answer, answer
     assert "- use the" not in answer and "- uses, and" not in answer
+
+
+@pytest.mark.django_db  # the question's language: PostgreSQL's text search configurations
+def test_another_language_embeds_a_budget_of_sentences_once_never_a_footnote(monkeypatch):
+    """The cross-language answer embeds the passages' sentences per question: at most
+    FOREIGN_MAX_SENTENCES of them, the passages in turn; a sentence embedded for an
+    earlier question is not embedded again; a PDF's footnote ("1 This is normally ...")
+    and the end of a sentence cut by a page break ("missing and cannot be converted.1")
+    never open a quote (seen under make run: a Dutch CSV question's first quote)."""
+    from chats.answering import foreign
+    from documents.embeddings import get_provider
+
+    embedded: list[str] = []
+    real = type(get_provider()).embed_documents
+
+    def counting(self, texts):  # the real model, its inputs noted
+        embedded.extend(texts)
+        return real(self, texts)
+
+    monkeypatch.setattr(type(get_provider()), "embed_documents", counting)
+    foreign._vectors.clear()
+    csv = (
+        "Convenience functions read.csv and read.delim provide arguments to read.table "
+        "appropriate for CSV files exported from spreadsheets.\n"
+        "missing and cannot be converted.1\n"
+        "1 This is normally fast as looking at the first entry rules out most of the "
+        "possibilities.\n"
+    )
+    filler = "".join(
+        f"Paragraph {n} of the manual says something about reading data number {n}.\n"
+        for n in range(40)
+    )
+    passages = [
+        Passage(1, csv + filler, "R-data.pdf", "p. 9", "2.1 Variations on read.table", 0.85),
+        Passage(2, filler, "R-data.pdf", "p. 10", "2.2 Fixed-width-format files", 0.84),
+    ]
+    question = "Hoe lees ik een bestand met kommagescheiden waarden in?"  # no shared name
+    answer = extractive_answer(question, passages)
+    assert answer.startswith("The passage closest to your question"), answer
+    assert 0 < len(embedded) <= foreign.FOREIGN_MAX_SENTENCES
+    assert "read.csv and read.delim" in embedded[0] and "read.csv" in answer
+    assert not any(t.startswith(("1 This", "missing and")) for t in embedded), embedded
+    first = answer.split("\n\n")[1]
+    assert not first.startswith(("- 1 This", "- missing")), answer
+
+    embedded.clear()
+    assert extractive_answer(question, passages) == answer
+    assert embedded == []  # every sentence's vector was kept from the first time
