@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from documents import filetypes
 from documents.models import Document
+from documents.neighbours import section_context
 from documents.search import cached_search, clean_query
 from documents.services import (
     FileTooLarge,
@@ -271,10 +272,12 @@ class SearchQuerySerializer(serializers.Serializer):
     documents = serializers.CharField(required=False, allow_blank=True)
     mode = serializers.ChoiceField(choices=["hybrid", "vector", "text"], required=False)
     # Extra fields per result: "content" adds each passage's whole text (for clients
-    # that use RRA as a retriever; the snippet is a few highlighted fragments).
+    # that use RRA as a retriever; the snippet is a few highlighted fragments);
+    # "context" the text of its section just before and after it (a fact that spans two
+    # passages reads whole: documents.neighbours).
     include = serializers.CharField(required=False, allow_blank=True)
 
-    INCLUDES = ("content",)
+    INCLUDES = ("content", "context")
 
     def validate_include(self, value: str) -> set[str]:
         parts = {part.strip() for part in value.split(",") if part.strip()}
@@ -309,7 +312,7 @@ class SearchQuerySerializer(serializers.Serializer):
         return ids
 
 
-def _hit_json(hit, *, content: bool = False) -> dict:
+def _hit_json(hit, *, content: bool = False, context: dict | None = None) -> dict:
     data = {
         "chunk_id": hit.chunk_id,
         "document": {"id": hit.document_id, "name": hit.document_name},
@@ -329,6 +332,8 @@ def _hit_json(hit, *, content: bool = False) -> dict:
     }
     if content:
         data["content"] = hit.content
+    if context is not None:
+        data["context"] = context.get(hit.chunk_id, {"before": "", "after": ""})
     return data
 
 
@@ -347,6 +352,10 @@ class SearchView(APIView):
             document_ids=params.validated_data.get("documents"),
             mode=params.validated_data.get("mode", "hybrid"),
         )
+        include = params.validated_data.get("include", ())
+        # The neighbours come from the hits' own documents (readable as the hits are), read
+        # after the cache: one query, and a cached result stays the search's own.
+        context = section_context(result.hits) if "context" in include else None
         body = {
             "query": result.query,
             "truncated": truncated,
@@ -354,8 +363,7 @@ class SearchView(APIView):
             "reranked": result.reranked,
             "timings_ms": result.timings,
             "results": [
-                _hit_json(h, content="content" in params.validated_data.get("include", ()))
-                for h in result.hits
+                _hit_json(h, content="content" in include, context=context) for h in result.hits
             ],
         }
         # The ETag leaves out "cached": the same results are the same representation.

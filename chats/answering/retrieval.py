@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
 
 from chats.answering.extractive import (
     content_terms,
@@ -20,7 +19,8 @@ from chats.answering.extractive import (
 )
 from chats.answering.types import Passage, Turn
 from documents.embeddings import get_provider
-from documents.models import Chunk, Document
+from documents.models import Document
+from documents.neighbours import neighbourhoods
 from documents.search import search
 
 _CITATIONS = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
@@ -202,70 +202,6 @@ def is_relevant(hit, min_score: float | None = None) -> bool:
     return (hit.coverage or 0.0) >= settings.ANSWER_MIN_COVERAGE or (
         hit.vector_score or 0.0
     ) >= min_score
-
-
-def _body(content: str, section: str) -> str:
-    """A chunk's text without the section line it starts with."""
-    if section and content.startswith(section):
-        return content[len(section) :].lstrip("\n")
-    return content
-
-
-def neighbourhoods(hits: list, span: int) -> dict[int, tuple[str, list[tuple[int, str]]]]:
-    """chunk id -> (the section line its content starts with, or "", and [(chunk index,
-    text without the section line)] of the hit's chunk with up to `span` chunks before
-    and after it from the same document and section (its parent), in reading order).
-    Chunks that are hits themselves are not repeated in another hit's neighbourhood."""
-    if not hits:
-        return {}
-    own = {
-        c["id"]: c
-        for c in Chunk.objects.filter(id__in=[h.chunk_id for h in hits]).values(
-            "id", "document_id", "index", "section"
-        )
-    }
-    around: dict[tuple[int, int], str] = {}
-    if span >= 1 and own:
-        wanted = Q()
-        for c in own.values():
-            wanted |= Q(
-                document_id=c["document_id"],
-                section=c["section"],
-                index__range=(c["index"] - span, c["index"] + span),
-            )
-        around = {
-            (n["document_id"], n["index"]): _body(n["content"], n["section"])
-            for n in Chunk.objects.filter(wanted)
-            .exclude(id__in=own)
-            .values("document_id", "index", "content", "section")
-        }
-    found = {}
-    for hit in hits:
-        c = own.get(hit.chunk_id)
-        if c is None:
-            continue
-        key, index = c["document_id"], c["index"]
-        pieces = [
-            (i, around[(key, i)])
-            for i in range(index - span, index + span + 1)
-            if i != index and (key, i) in around
-        ]
-        pieces.append((index, _body(hit.content, c["section"])))
-        head = c["section"] if c["section"] and hit.content.startswith(c["section"]) else ""
-        found[hit.chunk_id] = (head, sorted(pieces))
-    return found
-
-
-def with_neighbours(hits: list, span: int) -> dict[int, str]:
-    """chunk id -> the hit's text with its neighbourhood (neighbourhoods()), the section
-    line first as in a chunk's content."""
-    texts = {h.chunk_id: h.content for h in hits}
-    if span < 1:
-        return texts
-    for chunk_id, (head, pieces) in neighbourhoods(hits, span).items():
-        body = "\n".join(text for _, text in pieces if text)
-        texts[chunk_id] = f"{head}\n{body}" if head else body
-    return texts
 
 
 def guard(*, user, question: str, query: str, hits: list) -> list:

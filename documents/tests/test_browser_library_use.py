@@ -13,6 +13,7 @@ from chats.tests.test_browser_layout import SIZES, pdf_manual  # noqa: F401 - fi
 from documents.models import Document
 from documents.services import document_ingest
 from documents.tests.conftest import MANUAL_MD, make_document
+from documents.tests.test_search import PRESS_MD
 from rra.testing.browser import screenshot, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,6 +48,32 @@ def library(owner, media, pdf_manual):  # noqa: F811 - the fixture above
         assert document_ingest(document_id=document.pk) == "ready"
         documents[key] = document
     return documents
+
+
+def test_a_search_result_reads_whole_in_its_section(
+    live_server, context, page, page_errors, size, owner, media, settings
+):
+    # A step cut across passages: the result shows its section's text around it, as text.
+    settings.CHUNK_TARGET_TOKENS = 40
+    document = make_document(owner, name="press.md", content=PRESS_MD)
+    assert document_ingest(document_id=document.pk) == "ready"
+    sign_in(context, live_server, owner)
+    page.goto(live_server.url + "/documents/")
+    page.get_by_label("Words to find in your manuals").fill("tachometer port catch tray")
+    page.keyboard.press("Enter")
+    hit = page.locator("#search-results li").first
+    expect(hit.locator(".hit-snippet mark").first).to_be_visible()
+    around = hit.locator("details.hit-context")
+    expect(around.locator(".hit-around").first).to_be_hidden()  # closed until asked for
+    around.get_by_text("Read it in its section").click()
+    expect(around.locator(".hit-passage")).to_contain_text("tachometer port into the catch tray")
+    texts = around.locator(".hit-around").all_inner_texts()
+    assert len(texts) == 2
+    assert "bleed screw on the cylinder head" in " ".join(texts[0].split())
+    assert "twelve newton metres" in " ".join(texts[1].split())
+    assert "grey drawer" not in around.inner_text()
+    assert around.locator("mark, a, img").count() == 0
+    screenshot(page, f"library-search-context-{size}")
 
 
 def _row(page, name: str):

@@ -33,6 +33,28 @@ Then select Done on the remote control.
 When the PMAC controller has no communication, check the Ethernet cable to the switch.
 """
 
+# One section long enough for several passages at CHUNK_TARGET_TOKENS = 40, then another.
+PRESS_MD = (
+    "# Press manual\n\n## Bleeding the press\n\n"
+    + "\n\n".join(
+        f"Step {n}: {text}"
+        for n, text in enumerate(
+            [
+                "close the blue valve behind the left guard and wait until the gauge "
+                "reads zero before touching any hose of the press.",
+                "open the bleed screw on the cylinder head by half a turn with the "
+                "seventeen millimetre spanner from the tool board.",
+                "pump the hand lever slowly until the oil runs clear of bubbles from "
+                "the tachometer port into the catch tray.",
+                "tighten the bleed screw to twelve newton metres and wipe the cylinder "
+                "head dry with a lint free cloth.",
+            ],
+            1,
+        )
+    )
+    + "\n\n## Storage\n\nKeep the spare seals in the grey drawer away from sunlight.\n"
+).encode()
+
 
 def _ready(owner, name, content, **fields):
     document = make_document(owner, name=name, content=content, **fields)
@@ -241,6 +263,43 @@ class TestApi:
         assert plain["ETag"] != response["ETag"]
         bad = owner_client.get("/api/search", {"q": "spirit level", "include": "content,secrets"})
         assert bad.status_code == 400 and "include" in bad.json()["error"]["fields"]
+
+    def test_include_context_brings_the_section_around_each_passage(
+        self, owner, owner_client, media, settings
+    ):
+        # One section cut into several passages: a fact that spans two of them reads whole
+        # in the result's context; another section's text never comes in.
+        settings.CHUNK_TARGET_TOKENS = 40
+        document = _ready(owner, "press.md", PRESS_MD)
+        chunks = list(document.chunks.order_by("index").values_list("section", "content"))
+        bleeding = [c for section, c in chunks if section.endswith("Bleeding the press")]
+        assert len(bleeding) >= 3, chunks  # the test needs a passage with one on each side
+
+        response = owner_client.get(
+            "/api/search", {"q": "tachometer port catch tray", "include": "context", "k": 1}
+        )
+        assert response.status_code == 200
+        (hit,) = response.json()["results"]
+        assert "tachometer" in hit["snippet"] and "content" not in hit
+        before, after = hit["context"]["before"], hit["context"]["after"]
+        assert "bleed screw on the cylinder head" in " ".join(before.split())
+        assert "twelve newton metres" in " ".join(after.split())
+        assert "tachometer" not in before + after  # the passage itself is not repeated
+        assert "grey drawer" not in before + after  # the next section is not its context
+        assert not before.startswith("Press manual")  # no section line in the text
+
+        # The first passage of the section has nothing before it.
+        first = owner_client.get(
+            "/api/search", {"q": "blue valve gauge reads zero", "include": "context", "k": 1}
+        ).json()["results"][0]
+        assert "<mark>gauge</mark>" in first["snippet"] and first["context"]["before"] == ""
+        assert "bleed screw" in first["context"]["after"]
+        # Without include=context the results do not carry it.
+        plain = owner_client.get("/api/search", {"q": "tachometer port", "k": 1}).json()
+        assert "context" not in plain["results"][0]
+        bad = owner_client.get("/api/search", {"q": "tachometer", "include": "neighbours"})
+        assert bad.status_code == 400
+        assert "content, context" in str(bad.json()["error"]["fields"]["include"])
 
     @pytest.mark.parametrize(
         ("params", "field"),

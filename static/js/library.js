@@ -337,6 +337,19 @@ function snippetNodes(html) {
     ? el("mark", { text: node.textContent }) : document.createTextNode(node.textContent)));
 }
 
+// The passage whole, between the text of its section just before and after it (a fact
+// that spans two passages reads whole), behind a disclosure: plain text, never markup.
+function sectionContext(hit) {
+  const context = hit.context || { before: "", after: "" };
+  if (!context.before && !context.after) return [];
+  let text = hit.content || "";
+  if (hit.section && text.startsWith(hit.section)) text = text.slice(hit.section.length).trimStart();
+  const part = (value, cls) => (value ? [el("p", { class: cls, text: value })] : []);
+  return [el("details", { class: "hit-context" },
+    el("summary", { text: "Read it in its section" }),
+    ...part(context.before, "hit-around"), ...part(text, "hit-passage"), ...part(context.after, "hit-around"))];
+}
+
 searchForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const q = searchInput.value.trim();
@@ -345,7 +358,8 @@ searchForm.addEventListener("submit", async (event) => {
     searchInput.focus();
     return;
   }
-  const params = new URLSearchParams({ q, k: "20", mode: "text" }); // full text: passages holding the words
+  // Full text: passages holding the words, each with its section's text around it.
+  const params = new URLSearchParams({ q, k: "20", mode: "text", include: "content,context" });
   if (scope) params.set("documents", scope.id);
   searchStatus.textContent = "Searching…";
   searchResults.replaceChildren();
@@ -366,7 +380,8 @@ searchForm.addEventListener("submit", async (event) => {
       });
       searchResults.append(el("li", {},
         el("div", { class: "hit-head" }, open, el("span", { class: "muted", text: hit.location || hit.pages.label || "" })),
-        el("p", { class: "hit-snippet" }, ...snippetNodes(hit.snippet))));
+        el("p", { class: "hit-snippet" }, ...snippetNodes(hit.snippet)),
+        ...sectionContext(hit)));
     }
   } catch (error) {
     searchStatus.textContent = error.message;
