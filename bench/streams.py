@@ -199,6 +199,9 @@ def phase_times(results: list[dict], logs: list[Path]) -> dict[str, dict]:
                     times.update(
                         (k, v) for k, v in record.items() if isinstance(v, float) and v > 1e9
                     )
+                    if "cpu_s" in record:  # the thread's CPU in the web or the worker
+                        side = "cpu_web" if "queued" in record else "cpu_worker"
+                        times[side] = record["cpu_s"]
     return found
 
 
@@ -223,6 +226,19 @@ def print_phases(found: dict[str, dict]) -> None:
             f"    {label:<38} {percentile(spans, 50) * 1000:6.0f}ms {percentile(spans, 95) * 1000:6.0f}ms"
             f" {max(spans) * 1000:6.0f}ms {mean * 1000:8.0f}ms"
         )
+    for label, key in [
+        ("CPU of the request's view (thread)", "cpu_web"),
+        ("CPU of the worker thread to 1st token", "cpu_worker"),
+    ]:
+        spans = [t[key] for t in complete if key in t]
+        tails = [t[key] for t in tail if key in t]
+        if spans:
+            mean = sum(tails) / len(tails) if tails else float("nan")
+            print(
+                f"    {label:<38} {percentile(spans, 50) * 1000:6.0f}ms"
+                f" {percentile(spans, 95) * 1000:6.0f}ms {max(spans) * 1000:6.0f}ms"
+                f" {mean * 1000:8.0f}ms  (sum {sum(spans):.1f} s)"
+            )
 
 
 class Probe(threading.Thread):
@@ -379,6 +395,14 @@ def main() -> None:
         help="gunicorn on CPU 0, everything else (task workers, fake LLM, this client) on "
         "CPU 1: the web instance's latency without the load generators beside it",
     )
+    parser.add_argument(
+        "--gate",
+        type=Path,
+        default=None,
+        help="before its k-th burst (from 1), wait until this file holds a number >= k: a "
+        "script holding the bench lock alternates the bursts of two versions, each set "
+        "up beforehand (setting up takes minutes on a loaded machine)",
+    )
     parser.add_argument("--fake-llm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fake_llm:
@@ -497,9 +521,20 @@ def run(args, stops: list) -> None:
             break
     log(f"gunicorn on {port} (2 workers, threads {args.threads or 'default'}); worker up")
 
-    for count in args.streams:
+    for k, count in enumerate(args.streams, start=1):
+        if args.gate is not None:
+            log(f"waiting for {args.gate} to reach {k}")
+            while not _gate_open(args.gate, k):
+                time.sleep(0.2)
         burst(args, count, port=port, web=web, web_env=web_env, tokens=tokens, workers=worker_pids)
         time.sleep(args.pause)
+
+
+def _gate_open(path: Path, k: int) -> bool:
+    try:
+        return int(path.read_text().strip() or 0) >= k
+    except (OSError, ValueError):
+        return False
 
 
 def burst(args, count: int, *, port: int, web, web_env: dict, tokens: list, workers: list) -> None:

@@ -48,6 +48,7 @@ def generate(answer_id: str, *, read_at: float | None = None) -> None:
     """Run one answer and publish its events (in the worker, or in tests). read_at: when
     the dispatcher read its job (for the phase timings)."""
     phases = {"read": read_at, "taken": time.time()}
+    cpu = time.thread_time()
     info = meta(answer_id)
     if info is None:
         logger.warning("answer %s expired before it started", answer_id)
@@ -95,6 +96,9 @@ def generate(answer_id: str, *, read_at: float | None = None) -> None:
         _finish(answer_id, info)
         close_old_connections()
         if timing.isEnabledFor(logging.DEBUG):
+            # This thread's CPU from taking the job to its first token published.
+            if "first_token_cpu" in phases:
+                phases["cpu_s"] = phases.pop("first_token_cpu") - cpu
             timing.debug(
                 "answer ended", extra={"answer": answer_id, **phases, "ended": time.time()}
             )
@@ -132,6 +136,7 @@ def _publish_coalesced(
                     stop.requested = publish_text(answer_id, data["text"], chat_id=chat_id)
                     if not sent_token and phases is not None:
                         phases["first_token"] = time.time()
+                        phases["first_token_cpu"] = time.thread_time()
                     sent_token = True
                 else:
                     writer.add(text, data["text"])

@@ -99,7 +99,7 @@ def answer_response(
     (after head(question)'s events, if any); or the refusal: 429 past CHAT_RATE or
     ANSWER_MAX_CONCURRENT_PER_USER, 503 when Redis does not answer. A slot taken is
     given back if prepare() fails."""
-    entered = time.time()
+    entered, cpu = time.time(), time.thread_time()
     limited = limit_request(request, group="chat", rate=settings.CHAT_RATE)
     if limited:
         return too_many_requests_json(limited, "messages")
@@ -132,9 +132,8 @@ def answer_response(
         return answers_unavailable()
     if transport.timing.isEnabledFor(logging.DEBUG):
         phases = {"entered": entered, "reserved": reserved, "prepared": prepared}
-        transport.timing.debug(
-            "answer queued", extra={"answer": answer_id, **phases, "queued": time.time()}
-        )
+        phases |= {"queued": time.time(), "cpu_s": time.thread_time() - cpu}
+        transport.timing.debug("answer queued", extra={"answer": answer_id, **phases})
     reader = transport.enter(user_id=user.pk, answer_id=answer_id, check=False)
     response = event_stream(
         itertools.chain(first, transport.read_events(answer_id, reader=reader)),

@@ -538,3 +538,6 @@ def test_each_answer_logs_its_phases_at_debug_for_the_burst_bench(
     # reply of its XADD.
     assert web_times == sorted(web_times) and worker_times == sorted(worker_times)
     assert time.time() - 30 < web_times[0] <= web_times[2] <= worker_times[0]
+    # The CPU of the request's thread until the job was queued, and of the worker's
+    # thread until the first token was published.
+    assert 0 < queued.cpu_s < 30 and 0 < ended.cpu_s < 30
