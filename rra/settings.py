@@ -552,6 +552,10 @@ ANSWER_STREAM_MAXLEN = env.int("ANSWER_STREAM_MAXLEN", 20000, min=100)
 # Tokens that arrive within this many ms of the last write are sent as one event (the
 # first token goes at once): fewer Redis writes and reader wake-ups per answer; 0: each.
 ANSWER_TOKEN_FLUSH_MS = env.int("ANSWER_TOKEN_FLUSH_MS", 100, min=0, max=2000)
+# The reads of the models' streams a worker process makes per second, shared by the
+# answers it streams (past their first token): each is read every ANSWER_TOKEN_FLUSH_MS,
+# or less often when more answers stream than this allows; 0: no cap.
+ANSWER_MODEL_READS_PER_S = env.float("ANSWER_MODEL_READS_PER_S", 500.0, min=0)
 # A reader gives up (error event) when no worker has started the answer after this long.
 ANSWER_START_TIMEOUT_S = env.float("ANSWER_START_TIMEOUT_S", 60.0, min=1)
 # Readers of answers' event streams (GET /api/answers/<id>/events): per user and per

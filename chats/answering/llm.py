@@ -82,6 +82,7 @@ class ChatCompletionsLLM(LLMProvider):
         max_tokens: int = 1024,
         history_token_budget: int = 2000,
         read_interval: float = 0.0,
+        reads_per_second: float = 0.0,
         key_setting: str = "LLM_API_KEY",
         url_setting: str = "LLM_BASE_URL",
         model_setting: str = "LLM_MODEL",
@@ -99,6 +100,7 @@ class ChatCompletionsLLM(LLMProvider):
         self.max_tokens = max_tokens
         self.history_token_budget = history_token_budget
         self.read_interval = read_interval
+        self.reads_per_second = reads_per_second
         self.key_setting = key_setting
         self.url_setting = url_setting
         self.model_setting = model_setting
@@ -148,7 +150,7 @@ class ChatCompletionsLLM(LLMProvider):
         usage: dict | None = None
         model = self.model
         finish_reason: str | None = None
-        paced = _PacedReads.install(response, self.read_interval)
+        paced = _PacedReads.install(response, self.read_interval, self.reads_per_second)
         try:
             for line in response.iter_lines():
                 if not line.startswith("data:"):
@@ -295,32 +297,54 @@ class _PacedReads:
     answer's text once per ANSWER_TOKEN_FLUSH_MS anyway (chats/answering/publisher.py),
     which is the interval it is given; at 200 answers of 20 tokens/s this cut the
     worker's CPU per token by about a third (bench/stream_cpu.py), more for faster
-    models. Wraps the `read` of the response's network stream (httpcore's
-    "network_stream" extension, the object its HTTP/1.1 connection reads from) for as
-    long as the response is read, and gives it back before the connection returns to
-    the pool."""
+    models.
 
-    def __init__(self, network: Any, interval: float) -> None:
+    With `reads_per_second` (ANSWER_MODEL_READS_PER_S), the streams this process reads
+    at once share that many reads a second: each is read every max(interval, streams /
+    reads_per_second). At 200 answers and 100 ms, 2,000 thread wake-ups a second each
+    took the GIL in turn, and an answer starting waited seconds for it at every step
+    (bench/README.md, answer bursts, 2026-12-08).
+
+    Wraps the `read` of the response's network stream (httpcore's "network_stream"
+    extension, the object its HTTP/1.1 connection reads from) for as long as the
+    response is read, and gives it back before the connection returns to the pool."""
+
+    _streams = 0  # paced streams being read in this process
+    _count_lock = threading.Lock()
+
+    def __init__(self, network: Any, interval: float, reads_per_second: float = 0.0) -> None:
         self.network = network
         self.interval = interval
+        self.reads_per_second = reads_per_second
         self.active = False
         self.last = 0.0
         self._read = network.read
         network.read = self.read
+        self._counted = True
+        with _PacedReads._count_lock:
+            _PacedReads._streams += 1
 
     @classmethod
-    def install(cls, response: Any, interval: float) -> _PacedReads | None:
+    def install(
+        cls, response: Any, interval: float, reads_per_second: float = 0.0
+    ) -> _PacedReads | None:
         network = getattr(response, "http_response", response).extensions.get("network_stream")
         if interval <= 0 or network is None or not hasattr(network, "read"):
             return None
         try:
-            return cls(network, interval)
+            return cls(network, interval, reads_per_second)
         except AttributeError:  # a stream whose read cannot be wrapped: read as it comes
             return None
 
+    def pace(self) -> float:
+        """Seconds between two reads of this stream now."""
+        if self.reads_per_second <= 0:
+            return self.interval
+        return max(self.interval, _PacedReads._streams / self.reads_per_second)
+
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if self.active:
-            wait = self.last + self.interval - time.monotonic()
+            wait = self.last + self.pace() - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
         try:
@@ -329,6 +353,10 @@ class _PacedReads:
             self.last = time.monotonic()
 
     def remove(self) -> None:
+        if self._counted:
+            self._counted = False
+            with _PacedReads._count_lock:
+                _PacedReads._streams -= 1
         if self.network.__dict__.get("read") == self.read:
             del self.network.read
 
@@ -395,6 +423,7 @@ def _build_llm() -> LLMProvider:
         "max_tokens": settings.LLM_MAX_TOKENS,
         "history_token_budget": settings.HISTORY_TOKEN_BUDGET,
         "read_interval": settings.ANSWER_TOKEN_FLUSH_MS / 1000,
+        "reads_per_second": settings.ANSWER_MODEL_READS_PER_S,
     }
     if settings.XAI_API_KEY:
         return ChatCompletionsLLM(

@@ -12,6 +12,7 @@ import time
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from chats.answering import llm as llm_module
 from chats.answering.llm import (
     ChatCompletionsLLM,
     ExtractiveLLM,
@@ -434,6 +435,45 @@ def test_it_reads_the_stream_once_per_interval_after_the_first_token(server):
     tokens, _ = _timed(ask(plain))
     plain.close()
     assert _reads(tokens) > 30
+
+
+def test_streams_read_at_once_share_the_reads_per_second(server):
+    """At 200 answers each read every 100 ms, the worker's threads woke 2,000 times a
+    second, each taking the GIL in turn, and an answer starting waited seconds for it
+    (bench/README.md, answer bursts, 2026-12-08): with ANSWER_MODEL_READS_PER_S the
+    streams of a process share that many reads, so each is read less often the more
+    there are; the first token of each still comes at once, and no text is lost."""
+    server.reply = " ".join(f"w{n}" for n in range(40))
+    server.token_delay = 0.05  # 20 tokens/s: 2 s
+    provider = make_llm(server, read_interval=0.05, reads_per_second=4)
+    results: list[tuple[list[tuple[float, str]], float]] = []
+
+    def one() -> None:
+        results.append(_timed(ask(provider)))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    provider.close()
+
+    assert len(results) == 4
+    for tokens, seconds in results:
+        assert "".join(text for _, text in tokens) == server.reply
+        assert tokens[0][0] < 0.5  # the first token unpaced
+        # 4 streams sharing 4 reads a second: one read a second each (about 3 in 2 s),
+        # not one per 50 ms (40, a read per token).
+        assert _reads(tokens) <= 8
+        assert seconds < 2 + 2.5
+    assert llm_module._PacedReads._streams == 0  # every stream counted out
+
+    # Alone, it has the 4 reads a second to itself (40 tokens over 4 s: about 16).
+    provider = make_llm(server, read_interval=0.05, reads_per_second=4)
+    server.token_delay = 0.1
+    tokens, _ = _timed(ask(provider))
+    provider.close()
+    assert _reads(tokens) > 8
 
 
 def test_its_first_token_is_read_at_once_also_on_the_next_stream_of_the_connection(server):
