@@ -266,6 +266,13 @@ class AnswerRunner:
             self.running.add(answer_id)
             try:
                 generate(answer_id, read_at=read_at)
+            except Exception:
+                # Outside the answer's own events (its meta read, its slot given back):
+                # Redis timed out under load. The thread lives on; the job stays pending
+                # and the sweep ends the answer (error event, slot). Before, the thread
+                # died and the jobs handed to the dead thread were never started.
+                logger.exception("answer %s failed outside its events", answer_id)
+                continue
             finally:
                 self.running.discard(answer_id)
                 self._free.release()

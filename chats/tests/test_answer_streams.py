@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import redis
 from django.db import connection
 from django.test import Client
 
@@ -541,3 +542,46 @@ def test_each_answer_logs_its_phases_at_debug_for_the_burst_bench(
     # The CPU of the request's thread until the job was queued, and of the worker's
     # thread until the first token was published.
     assert 0 < queued.cpu_s < 30 and 0 < ended.cpu_s < 30
+
+
+def test_an_answer_thread_outlives_redis_failing_before_its_answer_starts(
+    owner_client, owner, in_worker, monkeypatch, settings
+):
+    """In a burst on a loaded machine Redis timed out reading answers' meta; the error
+    left generate() and ended the answer thread: each dead thread took the jobs later
+    handed to it along. The thread now logs it and takes the next job; the failed one
+    stays pending for the sweep."""
+    settings.ANSWER_START_TIMEOUT_S = 5
+    SlowModel(words=2, delay=0).install(monkeypatch)
+    real_meta = answer_runner.meta
+    failures = [redis.TimeoutError("Timeout reading from socket")]
+
+    def flaky_meta(answer_id):
+        if failures:
+            raise failures.pop()
+        return real_meta(answer_id)
+
+    monkeypatch.setattr(answer_runner, "meta", flaky_meta)
+    stop = threading.Event()
+    threads = answer_runner.AnswerRunner(threads=1, stop=stop).start()
+    try:
+        first = _ask(owner_client, Chat.objects.create(owner=owner))
+        deadline = time.monotonic() + 10
+        while failures and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not failures  # the one thread took the first job and failed on it
+        second = events(_ask(owner_client, Chat.objects.create(owner=owner)))
+        assert second[-1][0] == "done" and _tokens(second) == "word0 word1 "
+        r = answers.client()
+        deadline = time.monotonic() + 10  # the second is acknowledged after its done
+        while time.monotonic() < deadline:
+            pending = r.xpending(answer_runner.JOBS, answer_runner.GROUP)["pending"]
+            if pending <= 1:
+                break
+            time.sleep(0.01)
+        assert pending == 1  # the first, for the sweep to end
+        first.close()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
