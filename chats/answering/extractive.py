@@ -5,6 +5,7 @@ follow-up's own terms, or with the question before it). It never writes a fact o
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -524,17 +525,44 @@ def extractive_answer(
             if top.score >= best and top.steps_score >= best:
                 return _procedure_answer(top)
     parts = question_parts(question)
-    for part in parts if len(parts) > 1 else ():
-        # Every part gets its best sentence (by the part's terms, then overall).
-        terms = content_terms(part) & question_terms
-        top = max(candidates, key=lambda c: (weigh(c.terms & terms), c.score, -c.passage_rank))
-        if weigh(top.terms & terms) > 0 and not any(top is c for c in chosen):
+    for top in _part_answers(parts, candidates, question_terms, weigh) if len(parts) > 1 else ():
+        if not any(top is c for c in chosen):
             chosen.append(top)
     read = {rank: (p.number, p.text) for rank, (_, p) in enumerate(ranked[:MAX_PASSAGES])}
     chosen += paragraphs(chosen, candidates, ANSWER_WORDS * len(parts))
     chosen += expand(chosen, read, weigh)
     chosen.sort(key=lambda c: (c.passage_rank, c.position))  # reading order
     return "\n\n".join([FOREIGN_LEAD_IN if across else LEAD_IN, *render(chosen)])
+
+
+PART_CHOICES = 5  # each part's best sentences among which the parts' answers are chosen
+
+
+def _part_answers(parts: list[str], candidates: list, question_terms: set[str], weigh) -> list:
+    """A sentence for every part, a different one for each: of each part's PART_CHOICES
+    best (by the part's terms, then overall), the combination whose weights for their
+    parts add up most ("Which directories under /var can I leave out ..., and where do
+    user crontabs live?": the crontab line, holding "var" and "directory" too, was the
+    best of both parts, so the first part had no sentence of its own)."""
+    options = []
+    for part in parts:
+        terms = content_terms(part) & question_terms
+        order = sorted(
+            (c for c in candidates if weigh(c.terms & terms) > 0),
+            key=lambda c: (-weigh(c.terms & terms), -c.score, c.passage_rank),
+        )[:PART_CHOICES]
+        # None: the part goes without (it shares its only sentences with other parts).
+        options.append([(c, weigh(c.terms & terms)) for c in order] + [(None, 0.0)])
+    best, best_total = [], -1.0
+    for combo in itertools.product(*options):
+        chosen = [c for c, _ in combo if c is not None]
+        # One paragraph answers one part: its sentences are quoted together anyway.
+        if len({(c.passage_rank, c.line) if c.line >= 0 else id(c) for c in chosen}) < len(chosen):
+            continue
+        total = sum(w for _, w in combo)
+        if total > best_total:  # the first of equals: each part's better-ranked sentences
+            best, best_total = chosen, total
+    return best
 
 
 def _unwrapped_passage(passage: Passage) -> Passage:

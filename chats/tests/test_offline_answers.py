@@ -470,3 +470,31 @@ def test_a_numbered_list_of_labelled_paragraphs_is_no_procedure():
         "How do I calibrate the chucks?", [Passage(1, steps, "cal.pdf", "p. 6", "Calibration")]
     )
     assert answer.startswith("Here are the steps") and "2. Put a spirit level" in answer, answer
+
+
+def test_each_part_of_a_question_gets_a_sentence_of_its_own():
+    """The crontab line holds "var" too, so it was the best sentence of both parts and the
+    first part ("which directories under /var can I leave out") got none: a sentence
+    that two parts share stays with the part it matches more; the other takes its next."""
+    text = (
+        "10.2.1. Backup and recovery policy\n"
+        "There are 3 key factors which determine actual backup and recovery policy.\n"
+        "1. Knowing what to backup and recover.\n"
+        '- Data files directly created by you: data in "~/"\n'
+        '- Data files created by applications used by you: data in "/var/" (except '
+        '"/var/cache/", "/var/run/", and "/var/tmp/")\n'
+        '- System configuration files: data in "/etc/"\n'
+        '- Cron job as a user process: files in "/var/spool/cron/crontabs" directory and '
+        "restart cron(8).\n"
+        '- Systemd timer jobs as user processes: files in "~/.config/systemd/user" '
+        "directory.\n"
+        '- Autostart jobs as user processes: files in "~/.config/autostart" directory.\n'
+    )
+    passage = Passage(1, text, "ref.md", "", "10.2. Backup and recovery › 10.2.1. Policy")
+    answer = extractive_answer(
+        "Which directories under /var can I leave out of my backups, and where do user "
+        "crontabs live that I should keep?",
+        [passage],
+    )
+    assert "/var/spool/cron/crontabs" in answer, answer
+    assert "/var/cache/" in answer, answer
