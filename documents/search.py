@@ -289,27 +289,20 @@ def _sql(mode: Mode, dims: int, docs: str, *, broad: bool = False) -> str:
         FROM vec
     ),"""
     # BM25 from the stored postings (ChunkTerm: a term's weight in a chunk without its
-    # idf; per term, weight order is score order), exact top k in two rounds (the
-    # threshold algorithm with MaxScore's fallback; bench/README, search.py):
+    # idf; per term, weight order is score order), in two rounds (MaxScore):
     # 1. each selecting term (_selecting_terms) brings its SEARCH_TEXT_POSTINGS readable
-    #    postings of highest weight. A chunk not among them holds the term at most at the
-    #    weight of the last one read: idf times it is the term's tail (0 when every
-    #    posting was read). The SHORTLIST chunks of highest sum (in hybrid mode with the
-    #    vector leg's candidates) are scored over all the question's terms; theta is the
-    #    k-th score.
-    # 2. A chunk can reach theta only if its bound does: the parts read, plus the tails of
-    #    the selecting terms it was not read for, plus idf times the highest weight of each
-    #    other term ("others"). Seen chunks (read for some term) whose bound reaches
-    #    theta are scored. A chunk read for no term is bounded by the sum of all tails:
-    #    when that reaches theta, either some term t must hold it above the weight that
-    #    the other tails leave to it (theta - others - the other tails, over idf), and
-    #    only that weight range of t's postings is read (an index range); or, when no
-    #    term must, every posting of the terms whose tails, smallest first, no longer
-    #    stay under theta (MaxScore's essential terms), and the chunks whose sum plus the
-    #    other terms' tails can still reach theta are scored.
-    # So the top k is exact among the chunks holding a selecting term (a chunk holding
-    # none is left to the vector leg, as are ties at theta); round 2 reads nothing when
-    # round 1 settles it. SEARCH_TEXT_POSTINGS=0 reads every posting in round 1.
+    #    postings of highest weight (the top of the (term, weight desc) index), summed per
+    #    chunk; the SHORTLIST chunks of highest sum (in hybrid mode with the vector leg's
+    #    candidates) are scored over all the question's terms. Theta: the k-th score.
+    # 2. A chunk of round 2 scores at most the sum, over the terms, of idf times the
+    #    term's highest weight (its bound). Selecting terms are taken by bound, lowest
+    #    first, while the bounds taken plus those of the other terms stay under theta: a
+    #    chunk holding only those cannot reach the top k. Every posting of the remaining
+    #    ("essential") selecting terms is read; the chunks whose sum plus the bounds of
+    #    the terms not read can still reach theta are scored too.
+    # So the top k is exact (a chunk holding no selecting term is left to the vector
+    # leg, as are ties at theta); round 2 reads nothing when round 1 settles it.
+    # SEARCH_TEXT_POSTINGS=0 reads every posting in round 1 (bench/README, search.py).
     also_vec = "UNION SELECT chunk_id FROM vec" if mode == "hybrid" else ""
     # Round 1's access check. For a `broad` reader a hashed lookup per posting (IS TRUE
     # keeps it from becoming a join), so the index is read in weight order and stops
@@ -326,10 +319,9 @@ def _sql(mode: Mode, dims: int, docs: str, *, broad: bool = False) -> str:
     # per candidate, the primary key's (chunk, term) entries of the question's terms (a
     # LATERAL, so the planner cannot turn it into a read of every posting of every term,
     # which it did when it estimated a term's postings at a few rows: 96k postings
-    # hashed to score 250 candidates, bench/README). Round 2's candidates (thousands on
-    # real text: the weights are flat, so the tails prune little) by one read of the
-    # terms' postings, hashed: a primary-key probe each made the slowest 100k questions
-    # 1.5x slower (bench/README). A candidate holding none of the terms has no row.
+    # hashed to score 250 candidates, bench/README). Round 2's candidates (up to tens of
+    # thousands) by one read of the terms' postings, hashed: cheaper than a primary-key
+    # probe each. A candidate holding none of the terms has no row.
     score_all = """
         SELECT ct.chunk_id, sum(i.idf * ct.weight) AS rank_score
         FROM documents_chunkterm ct
@@ -348,7 +340,7 @@ def _sql(mode: Mode, dims: int, docs: str, *, broad: bool = False) -> str:
         WHERE s.rank_score IS NOT NULL"""
     text_leg = f"""
     txt_read AS MATERIALIZED (
-        SELECT i.term, p.chunk_id, i.idf * p.weight AS part
+        SELECT p.chunk_id, sum(i.idf * p.weight) AS partial
         FROM idf i
         CROSS JOIN LATERAL (
             SELECT ct.chunk_id, ct.weight
@@ -358,83 +350,44 @@ def _sql(mode: Mode, dims: int, docs: str, *, broad: bool = False) -> str:
             LIMIT NULLIF(%(postings)s, 0)
         ) p
         WHERE i.term = ANY(%(selecting)s)
-    ),
-    txt_tail AS MATERIALIZED (
-        SELECT i.term, i.idf,
-               CASE WHEN %(postings)s = 0 OR count(r.chunk_id) < %(postings)s THEN 0
-                    ELSE min(r.part) END AS tail
-        FROM idf i
-        LEFT JOIN txt_read r ON r.term = i.term
-        WHERE i.term = ANY(%(selecting)s)
-        GROUP BY i.term, i.idf
-    ),
-    txt_seen AS MATERIALIZED (
-        SELECT r.chunk_id, sum(r.part) AS partial, sum(t.tail) AS seen_tail
-        FROM txt_read r
-        JOIN txt_tail t ON t.term = r.term
-        GROUP BY r.chunk_id
+        GROUP BY p.chunk_id
     ),
     txt_cand AS MATERIALIZED (
-        (SELECT chunk_id FROM txt_seen ORDER BY partial DESC, chunk_id
+        (SELECT chunk_id FROM txt_read ORDER BY partial DESC, chunk_id
          LIMIT NULLIF(%(shortlist)s, 0))
         {also_vec}
     ),
     txt_first AS MATERIALIZED ({score.format(chunks="txt_cand")}
     ),
+    txt_bound AS MATERIALIZED (
+        SELECT i.term, i.term = ANY(%(selecting)s) AS selecting,
+               i.idf * COALESCE((
+                   SELECT ct.weight FROM documents_chunkterm ct
+                   WHERE ct.term = i.term AND ct.document_id IN (SELECT id FROM docs)
+                   ORDER BY ct.weight DESC LIMIT 1), 0) AS bound
+        FROM idf i
+        WHERE i.df > 0 AND %(postings)s > 0
+    ),
     txt_theta AS MATERIALIZED (
         SELECT (SELECT rank_score FROM txt_first ORDER BY rank_score DESC
                 OFFSET %(limit)s - 1 LIMIT 1) AS theta,
-               (SELECT COALESCE(sum(tail), 0) FROM txt_tail) AS tails,
-               (SELECT COALESCE(sum(i.idf * (
-                    SELECT ct.weight FROM documents_chunkterm ct
-                    WHERE ct.term = i.term AND ct.document_id IN (SELECT id FROM docs)
-                    ORDER BY ct.weight DESC LIMIT 1)), 0)
-                FROM idf i
-                WHERE i.df > 0 AND i.term <> ALL(%(selecting)s)) AS others
-    ),
-    txt_more_seen AS MATERIALIZED (
-        SELECT s.chunk_id
-        FROM txt_seen s, txt_theta t
-        WHERE s.partial + t.tails - s.seen_tail + t.others >= t.theta
-        EXCEPT SELECT chunk_id FROM txt_cand
-    ),
-    txt_need AS MATERIALIZED (
-        SELECT u.term, u.need / u.idf - 1e-9 AS low, u.tail / u.idf + 1e-9 AS high
-        FROM (SELECT tt.term, tt.idf, tt.tail, t.theta - t.others - (t.tails - tt.tail) AS need
-              FROM txt_tail tt, txt_theta t
-              WHERE tt.tail > 0 AND t.tails + t.others >= t.theta) u
-        WHERE u.need > 0
-        ORDER BY u.need / u.tail DESC, u.term
-        LIMIT 1
-    ),
-    txt_more_need AS MATERIALIZED (
-        SELECT ct.chunk_id
-        FROM txt_need n
-        JOIN documents_chunkterm ct
-             ON ct.term = n.term AND ct.weight >= n.low AND ct.weight <= n.high
-             AND ct.document_id IN (SELECT id FROM docs)
-        EXCEPT (SELECT chunk_id FROM txt_seen UNION SELECT chunk_id FROM txt_cand)
+               (SELECT COALESCE(sum(bound), 0) FROM txt_bound WHERE NOT selecting) AS others
     ),
     txt_essential AS MATERIALIZED (
-        SELECT b.term, b.tail
-        FROM (SELECT term, tail, sum(tail) OVER (ORDER BY tail, term) AS running
-              FROM txt_tail WHERE tail > 0) b, txt_theta t
-        WHERE t.others + b.running >= t.theta AND NOT EXISTS (SELECT 1 FROM txt_need)
+        SELECT b.term, b.bound
+        FROM (SELECT term, bound, sum(bound) OVER (ORDER BY bound, term) AS running
+              FROM txt_bound WHERE selecting) b, txt_theta t
+        WHERE t.others + b.running >= t.theta
     ),
-    txt_more_all AS MATERIALIZED (
+    txt_more AS MATERIALIZED (
         SELECT ct.chunk_id
         FROM txt_essential e
         JOIN idf i ON i.term = e.term
         JOIN documents_chunkterm ct ON ct.term = e.term AND ct.document_id IN (SELECT id FROM docs)
         GROUP BY ct.chunk_id
-        HAVING sum(i.idf * ct.weight) + (SELECT tails + others FROM txt_theta)
-               - (SELECT sum(tail) FROM txt_essential) >= (SELECT theta FROM txt_theta)
-        EXCEPT (SELECT chunk_id FROM txt_seen UNION SELECT chunk_id FROM txt_cand)
-    ),
-    txt_more AS MATERIALIZED (
-        SELECT chunk_id FROM txt_more_seen
-        UNION ALL SELECT chunk_id FROM txt_more_need
-        UNION ALL SELECT chunk_id FROM txt_more_all
+        HAVING sum(i.idf * ct.weight)
+               + (SELECT sum(bound) FROM txt_bound) - sum(e.bound) >= (SELECT theta FROM txt_theta)
+        EXCEPT SELECT chunk_id FROM txt_first
     ),
     txt_all AS MATERIALIZED (
         SELECT * FROM txt_first
