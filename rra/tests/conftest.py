@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import io
+import json
+import logging
 
+import pytest
+import structlog
+
+from rra import logs
 from rra.testing.fakes import FakeOpenAI
 
 # The query-count and query-plan tests search with small fake vectors.
@@ -25,3 +31,23 @@ def fake_embeddings(settings):
         reset_providers()
         yield server
     reset_providers()
+
+
+@pytest.fixture
+def log_lines():
+    """JSON lines written during the test, at DEBUG and up, through the real formatter."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.json_formatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+
+    def read() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines() if line]
+
+    yield read
+    root.removeHandler(handler)
+    root.setLevel(level)
+    structlog.contextvars.clear_contextvars()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -19,26 +18,6 @@ from rra.testing.redis_server import free_port
 pytestmark = pytest.mark.django_db
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
-
-
-@pytest.fixture
-def log_lines():
-    """JSON lines written during the test, at DEBUG and up, through the real formatter."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.json_formatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-
-    def read() -> list[dict]:
-        return [json.loads(line) for line in stream.getvalue().splitlines() if line]
-
-    yield read
-    root.removeHandler(handler)
-    root.setLevel(level)
-    structlog.contextvars.clear_contextvars()
 
 
 def _access(lines: list[dict]) -> list[dict]:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import json
-import logging
 import re
 
 import pytest
-import structlog
 from django.conf import settings
 from django.templatetags.static import static
 from django.test import Client
-
-from rra import logs
 
 pytestmark = pytest.mark.django_db
 
@@ -286,25 +280,9 @@ HEX_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @pytest.fixture
-def access_lines():
-    """The access lines (rra.access) written during the test, as JSON (as
-    rra/tests/test_logging.py reads the lines)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.json_formatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-
-    def read() -> list[dict]:
-        lines = [json.loads(line) for line in stream.getvalue().splitlines() if line]
-        return [line for line in lines if line["logger"] == "rra.access"]
-
-    yield read
-    root.removeHandler(handler)
-    root.setLevel(level)
-    structlog.contextvars.clear_contextvars()
+def access_lines(log_lines):
+    """The access lines (rra.access) written during the test, as JSON."""
+    return lambda: [line for line in log_lines() if line["logger"] == "rra.access"]
 
 
 def test_neither_of_django_s_security_middleware_is_a_layer_of_its_own():
