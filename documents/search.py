@@ -18,7 +18,6 @@ per-transaction HNSW knobs, the question's terms with their idf, then the search
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import re
@@ -30,11 +29,11 @@ from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 
-from documents.chunking import SECTION_SEPARATOR
 from documents.embeddings import get_provider
 from documents.languages import foreign_language, stop_lexemes
 from documents.models import Document, location_label, pages_label
 from documents.rerank import RerankError, rerank_hits
+from documents.snippets import SNIPPET_OPTIONS, SNIPPET_TEXT, snippet_html, without_headings
 from documents.vector_index import distance_sql
 from rra import telemetry
 from rra.querycache import Namespace, bump, cached
@@ -43,13 +42,6 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "vector", "text"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "text")
-# ts_headline does not escape the text: mark with control characters, escape, then
-# turn the marks into <mark> tags (see _snippet_html).
-_START, _STOP = "\x02", "\x03"
-SNIPPET_OPTIONS = (
-    f"StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=15, "
-    'MaxFragments=2, FragmentDelimiter=" … "'
-)
 
 
 # Words of how a question is asked, not of what it is about (lexemes of the english
@@ -67,60 +59,6 @@ SHORTLIST = 4
 # A user who may read at least this share of the stored vectors has the vector leg's
 # access check as a hashed lookup per candidate instead of a join (_sql's `broad`).
 BROAD_SHARE = 0.25
-
-
-# The snippet's text: the chunk's content without its first line, the section path
-# (chunking.py puts it there for the embedding and the text leg), which the hit names
-# apart (location) and whose headings the text itself starts with; a snippet showed
-# "Manual › Calibration Manual Calibration Put a ..." (_without_headings drops the
-# headings at the start of the text).
-_SNIPPET_TEXT = (
-    "CASE WHEN c.section <> '' AND starts_with(c.content, c.section || chr(10))"
-    " THEN substr(c.content, char_length(c.section) + 2) ELSE c.content END"
-)
-
-
-def _strip_line(raw: str, line: str) -> str | None:
-    """raw without a first line equal to `line` (the snippet's marks skipped while
-    comparing), or None when it does not start with it."""
-    i = 0
-    for char in f"{line}\n":
-        while i < len(raw) and raw[i] in (_START, _STOP):
-            i += 1
-        if i >= len(raw) or raw[i] != char:
-            return None
-        i += 1
-    while i < len(raw) and raw[i] == _STOP:
-        i += 1
-    return raw[i:]
-
-
-def _without_headings(raw: str, section: str) -> str:
-    """The snippet without the headings of its section that the chunk's text starts
-    with (the hit names its section apart)."""
-    headings = {h.strip() for h in section.split(SECTION_SEPARATOR) if h.strip()}
-    rest = raw
-    while True:
-        for heading in headings:
-            shorter = _strip_line(rest.lstrip(" "), heading)
-            if shorter is not None:
-                rest = shorter
-                break
-        else:
-            break
-    return rest if rest.replace(_START, "").replace(_STOP, "").strip() else raw
-
-
-def _snippet_html(raw: str) -> str:
-    return (
-        html.escape(
-            raw.replace(_START, "").replace(_STOP, "")
-            if raw.count(_START) != raw.count(_STOP)
-            else raw
-        )
-        .replace(_START, "<mark>")
-        .replace(_STOP, "</mark>")
-    )
 
 
 @dataclass
@@ -458,7 +396,7 @@ def _sql(mode: Mode, dims: int, docs: str, *, broad: bool = False) -> str:
         LIMIT %(limit)s
     )
     SELECT f.chunk_id, c.document_id, d.name, c.first_page, c.last_page, c.section,
-           ts_headline(%(config)s::regconfig, {_SNIPPET_TEXT}, q.query, %(headline)s) AS snippet,
+           ts_headline(%(config)s::regconfig, {SNIPPET_TEXT}, q.query, %(headline)s) AS snippet,
            c.content, f.score, f.vector_rank, f.vector_score, f.text_rank, f.text_score,
            (SELECT COALESCE(sum(i.cover), 0) FROM idf i
             WHERE i.df > 0 AND i.term = ANY(tsvector_to_array(c.search_vector)))
@@ -555,7 +493,7 @@ def search(
             first_page=r[3],
             last_page=r[4],
             section=r[5],
-            snippet=_snippet_html(_without_headings(r[6], r[5])),
+            snippet=snippet_html(without_headings(r[6], r[5])),
             content=r[7],
             score=float(r[8]),
             vector_rank=r[9],
